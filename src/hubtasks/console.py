@@ -1,0 +1,104 @@
+"""Everything a person sees. Progress goes to stderr, results to stdout, secrets nowhere.
+
+Every write passes through `redact`, so a token that slips into a daemon message, an error or
+a build log is replaced by `<hidden>` before it reaches the terminal.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any, TextIO
+
+HIDDEN = "<hidden>"
+
+
+class Console:
+    def __init__(
+        self,
+        *,
+        out: TextIO | None = None,
+        err: TextIO | None = None,
+        secrets: Iterable[str] = (),
+    ) -> None:
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self._secrets: set[str] = set()
+        self._pushed_layers: set[str] = set()
+        self._partial = False
+        for secret in secrets:
+            self.add_secret(secret)
+
+    def add_secret(self, secret: str | None) -> None:
+        # Very short values would redact ordinary words; tokens are long.
+        if secret and len(secret) >= 4:
+            self._secrets.add(secret)
+
+    def redact(self, text: str) -> str:
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            text = text.replace(secret, HIDDEN)
+        return text
+
+    def _write(self, stream: TextIO, text: str) -> None:
+        stream.write(self.redact(text))
+        stream.flush()
+
+    def _end_partial(self) -> None:
+        if self._partial:
+            self._write(self.err, "\n")
+            self._partial = False
+
+    def stage(self, stage: str, message: str) -> None:
+        """One status line: `[stage] message`."""
+        self._end_partial()
+        self._write(self.err, f"[{stage}] {message}\n")
+
+    def warn(self, message: str) -> None:
+        self._end_partial()
+        self._write(self.err, f"warning: {message}\n")
+
+    def build_output(self, text: str) -> None:
+        """Daemon build output, passed through as it arrives (it may end mid-line)."""
+        self._write(self.err, text)
+        self._partial = not text.endswith("\n")
+
+    def push_progress(self, line: Mapping[str, Any]) -> None:
+        """One line per layer when it is done; byte-level progress is left to issue #6."""
+        status = str(line.get("status") or "")
+        layer = str(line.get("id") or "")
+        done = status in ("Pushed", "Layer already exists") or status.startswith("Mounted from")
+        if layer and done and layer not in self._pushed_layers:
+            self._pushed_layers.add(layer)
+            self.stage("push", f"  layer {layer}: {status[0].lower()}{status[1:]}")
+
+    def reset_layers(self) -> None:
+        self._pushed_layers.clear()
+
+    def result(self, line: str) -> None:
+        """A final result, on stdout so that scripts can capture it."""
+        self._end_partial()
+        self._write(self.out, line + "\n")
+
+
+class Stopwatch:
+    """Seconds per named stage, for the summary and the JSON result."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+
+    def time(self, stage: str) -> _Timer:
+        return _Timer(self, stage)
+
+
+class _Timer:
+    def __init__(self, watch: Stopwatch, stage: str) -> None:
+        self.watch, self.stage = watch, stage
+
+    def __enter__(self) -> _Timer:
+        self.start = time.monotonic()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        elapsed = time.monotonic() - self.start
+        self.watch.timings[self.stage] = self.watch.timings.get(self.stage, 0.0) + elapsed

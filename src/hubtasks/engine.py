@@ -1,0 +1,349 @@
+"""The only module that imports `docker`: login, build, tag, push, remote digest.
+
+It turns the Docker SDK's many failure shapes (exceptions, HTTP 500s carrying a registry's 401,
+error lines inside a 200 stream) into the `HubError` subclasses the rest of hubtasks speaks.
+`docker` is imported on first use so that `inv --list` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from .errors import AuthError, BuildError, DaemonError, PushError, RegistryError
+from .references import Repository
+
+# Pushes of large layers can keep a single read waiting for minutes.
+DEFAULT_TIMEOUT = 600
+_DEFAULT_HOST = "unix:///var/run/docker.sock"
+_AUTH_MARKERS = ("unauthorized", "authentication required", "denied", "401", "403")
+_BUILDKIT_HINT = (
+    "; hubtasks builds through the Docker API's classic builder, which has no BuildKit "
+    "features (RUN --mount, # syntax=, multi-platform)"
+)
+
+OutputHandler = Callable[[str], None]
+ProgressHandler = Callable[[Mapping[str, Any]], None]
+
+
+def _short(error: BaseException) -> str:
+    """The most useful single line of a Docker SDK or requests error."""
+    explanation = getattr(error, "explanation", None)
+    text = str(explanation or error).strip()
+    return " ".join(text.split())
+
+
+def _is_auth_failure(message: str) -> bool:
+    lowered = message.lower()
+    return any(marker in lowered for marker in _AUTH_MARKERS)
+
+
+def context_includes(context: Path, path: Path) -> bool:
+    """Whether `path` would be sent in the build context, honouring `.dockerignore`."""
+    from docker.utils.build import PatternMatcher
+
+    try:
+        relative = path.resolve().relative_to(context.resolve())
+    except ValueError:
+        return False
+    patterns: list[str] = []
+    ignore_file = context / ".dockerignore"
+    if ignore_file.is_file():
+        lines = ignore_file.read_text(encoding="utf-8", errors="replace").splitlines()
+        patterns = [line.strip() for line in lines if line.strip() and line.strip()[0] != "#"]
+    return not PatternMatcher(patterns).matches(str(relative))
+
+
+class Engine:
+    """A connection to one Docker daemon, configured like the docker CLI (DOCKER_HOST, …)."""
+
+    def __init__(self, environment: Mapping[str, str], *, timeout: int = DEFAULT_TIMEOUT):
+        self.host = environment.get("DOCKER_HOST") or _DEFAULT_HOST
+        with self._daemon_errors("connect to"):
+            import docker
+
+            self._docker = docker
+            self.client = docker.from_env(environment=dict(environment), timeout=timeout)
+
+    @contextmanager
+    def _daemon_errors(self, action: str) -> Iterator[None]:
+        """Translate connection-level failures into one `DaemonError` naming the host."""
+        import requests
+
+        try:
+            yield
+        except requests.exceptions.RequestException as error:
+            raise DaemonError(self._unreachable(action, error)) from None
+        except Exception as error:
+            if type(error).__name__ in ("DockerException", "TLSParameterError"):
+                raise DaemonError(self._unreachable(action, error)) from None
+            raise
+
+    def _unreachable(self, action: str, error: BaseException) -> str:
+        detail = _short(error)
+        if "FileNotFoundError" in detail or "No such file" in detail:
+            reason = "no daemon is listening there"
+        elif "Connection refused" in detail or "ConnectionRefused" in detail:
+            reason = "connection refused"
+        elif "PermissionError" in detail or "Permission denied" in detail:
+            reason = "permission denied on the socket (add your user to the docker group)"
+        else:
+            reason = detail
+        return (
+            f"cannot {action} the Docker daemon at {self.host}: {reason}; "
+            "start Docker or point DOCKER_HOST at a running daemon"
+        )
+
+    def _credential_store_error(self, error: BaseException) -> str:
+        return (
+            f"the Docker credential helper failed: {_short(error)}; fix or remove "
+            "'credsStore'/'credHelpers' in your Docker config (~/.docker/config.json)"
+        )
+
+    def version(self) -> Mapping[str, Any]:
+        with self._daemon_errors("query"):
+            return self.client.version()
+
+    def login(self, repository: Repository, username: str, token: str) -> None:
+        """Check the credentials with the registry itself, never a cached answer."""
+        errors = self._docker.errors
+        from docker.credentials.errors import StoreError
+
+        registry = repository.auth_key
+        with self._daemon_errors("log in through"):
+            try:
+                self.client.login(
+                    username=username, password=token, registry=registry, reauth=True
+                )
+            except StoreError as error:
+                raise DaemonError(self._credential_store_error(error)) from None
+            except errors.APIError as error:
+                message = _short(error)
+                if _is_auth_failure(message):
+                    raise AuthError(
+                        f"registry {repository.registry} rejected the credentials of user "
+                        f"'{username}'; check HUB_USERNAME and HUB_TOKEN"
+                    ) from None
+                raise RegistryError(
+                    f"cannot log in to registry {repository.registry}: {message}; check "
+                    "HUB_REGISTRY and that the registry is up"
+                ) from None
+
+    def build(
+        self,
+        *,
+        context: Path,
+        dockerfile: Path,
+        ref: str,
+        build_args: Mapping[str, str],
+        labels: Mapping[str, str] | None = None,
+        on_output: OutputHandler,
+    ) -> str:
+        """Build and tag `ref`, streaming the daemon's output; return the image ID."""
+        errors = self._docker.errors
+        from docker.credentials.errors import StoreError
+
+        step = None
+        image_id = None
+        with self._daemon_errors("build with"):
+            try:
+                lines = self.client.api.build(
+                    path=str(context),
+                    dockerfile=str(dockerfile.resolve()),
+                    tag=ref,
+                    buildargs=dict(build_args),
+                    labels=dict(labels or {}),
+                    rm=True,
+                    forcerm=True,
+                    decode=True,
+                )
+                for line in lines:
+                    text = line.get("stream")
+                    if text:
+                        if text.startswith("Step "):
+                            step = text.strip()
+                        on_output(text)
+                    elif "error" in line or "errorDetail" in line:
+                        detail = line.get("errorDetail") or {}
+                        message = " ".join(
+                            str(detail.get("message") or line.get("error") or "").split()
+                        )
+                        where = f" at {step}" if step else ""
+                        hint = _BUILDKIT_HINT if "buildkit" in message.lower() else ""
+                        raise BuildError(f"build of {ref} failed{where}: {message}{hint}")
+                    elif line.get("status"):
+                        on_output(f"{line['status']} {line.get('progress', '')}".rstrip() + "\n")
+                    aux = line.get("aux")
+                    if isinstance(aux, Mapping) and aux.get("ID"):
+                        image_id = str(aux["ID"])
+            except StoreError as error:
+                raise DaemonError(self._credential_store_error(error)) from None
+            except errors.APIError as error:
+                message = _short(error)
+                hint = _BUILDKIT_HINT if "buildkit" in message.lower() else ""
+                raise BuildError(f"build of {ref} failed: {message}{hint}") from None
+        if image_id is None:
+            image_id = self.image_id(ref)
+        if image_id is None:
+            raise BuildError(f"build of {ref} ended without producing an image")
+        return image_id
+
+    def image_id(self, ref: str) -> str | None:
+        """The local image ID for `ref`, or None when there is no such image."""
+        errors = self._docker.errors
+        with self._daemon_errors("inspect images with"):
+            try:
+                return str(self.client.api.inspect_image(ref)["Id"])
+            except errors.ImageNotFound:
+                return None
+            except errors.APIError as error:
+                if error.status_code == 404:
+                    return None
+                raise DaemonError(f"cannot inspect image {ref}: {_short(error)}") from None
+
+    def tag(self, image: str, repository: Repository, tag: str) -> None:
+        errors = self._docker.errors
+        with self._daemon_errors("tag with"):
+            try:
+                self.client.api.tag(image, repository.local_name, tag)
+            except errors.APIError as error:
+                raise DaemonError(
+                    f"cannot tag {image} as {repository.ref(tag)}: {_short(error)}"
+                ) from None
+
+    def push(
+        self,
+        repository: Repository,
+        tag: str,
+        auth_config: Mapping[str, str],
+        *,
+        on_progress: ProgressHandler,
+    ) -> str:
+        """Push one explicit tag, read the whole stream, and return the manifest digest."""
+        errors = self._docker.errors
+        ref = repository.ref(tag)
+        digest = None
+        with self._daemon_errors("push with"):
+            try:
+                lines = self.client.api.push(
+                    repository.local_name,
+                    tag=tag,
+                    stream=True,
+                    decode=True,
+                    auth_config=dict(auth_config),
+                )
+                for line in lines:
+                    if "error" in line or "errorDetail" in line:
+                        detail = line.get("errorDetail") or {}
+                        message = " ".join(
+                            str(detail.get("message") or line.get("error") or "").split()
+                        )
+                        raise self._push_failure(repository, tag, message)
+                    aux = line.get("aux")
+                    if isinstance(aux, Mapping) and aux.get("Digest"):
+                        digest = str(aux["Digest"])
+                    on_progress(line)
+            except errors.APIError as error:
+                raise self._push_failure(repository, tag, _short(error)) from None
+        if digest is None:
+            raise PushError(f"push of {ref} ended without a digest from the registry")
+        return digest
+
+    def _push_failure(self, repository: Repository, tag: str, message: str) -> Exception:
+        target = repository.canonical(tag)
+        if _is_auth_failure(message):
+            return AuthError(
+                f"registry {repository.registry} refused the push of {target}: {message}; "
+                "check HUB_USERNAME, HUB_TOKEN and that the token may push to this repository"
+            )
+        return PushError(f"push of {target} failed: {message}")
+
+    def remote_digest(
+        self, repository: Repository, tag: str, auth_config: Mapping[str, str]
+    ) -> str | None:
+        """The registry's manifest digest for `tag`, or None when the tag is not there."""
+        errors = self._docker.errors
+        with self._daemon_errors("query the registry through"):
+            try:
+                data = self.client.images.get_registry_data(
+                    repository.ref(tag), auth_config=dict(auth_config)
+                )
+            except errors.NotFound:
+                return None
+            except errors.APIError as error:
+                message = _short(error)
+                if "manifest unknown" in message.lower() or error.status_code == 404:
+                    return None
+                if _is_auth_failure(message):
+                    raise AuthError(
+                        f"registry {repository.registry} refused to show "
+                        f"{repository.canonical(tag)}: {message}"
+                    ) from None
+                raise RegistryError(
+                    f"cannot read {repository.canonical(tag)} from the registry: {message}"
+                ) from None
+        return str(data.id)
+
+
+
+def docker_config_path(environment: Mapping[str, str]) -> Path:
+    """Where the docker CLI keeps its config: $DOCKER_CONFIG/config.json or ~/.docker."""
+    folder = environment.get("DOCKER_CONFIG") or os.path.join(Path.home(), ".docker")
+    return Path(folder) / "config.json"
+
+
+def save_credentials(
+    repository: Repository, username: str, token: str, environment: Mapping[str, str]
+) -> str:
+    """Store credentials as `docker login` does; return where they went.
+
+    The registry's credential helper (`credHelpers`, else `credsStore`) gets them through its
+    stdin; without one they go to the config file's `auths`, written with mode 0600.
+    """
+    import base64
+    import json
+    import tempfile
+
+    from docker.credentials import Store
+    from docker.credentials.errors import StoreError
+
+    path = docker_config_path(environment)
+    try:
+        config = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (OSError, ValueError) as error:
+        raise DaemonError(f"cannot read the Docker config {path}: {_short(error)}") from None
+    if not isinstance(config, dict):
+        raise DaemonError(f"the Docker config {path} is not a JSON object; fix or remove it")
+    key = repository.auth_key
+    helper = (config.get("credHelpers") or {}).get(key) or config.get("credsStore")
+    if helper:
+        store = Store(helper, environment=dict(environment))
+        if store.exe is None:
+            raise DaemonError(
+                f"the credential helper docker-credential-{helper} named in {path} is not "
+                "installed; install it or remove it from the config"
+            )
+        try:
+            store.store(server=key, username=username, secret=token)
+        except StoreError as error:
+            raise DaemonError(
+                f"docker-credential-{helper} could not store the credentials: {_short(error)}"
+            ) from None
+        return f"docker-credential-{helper}"
+    auths = config.setdefault("auths", {})
+    encoded = base64.b64encode(f"{username}:{token}".encode()).decode("ascii")
+    auths[key] = {"auth": encoded}
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=".config.json.")
+    try:
+        os.fchmod(handle, 0o600)
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            json.dump(config, stream, indent="\t")
+        os.replace(temp_name, path)
+    except OSError as error:
+        Path(temp_name).unlink(missing_ok=True)
+        raise DaemonError(f"cannot write the Docker config {path}: {_short(error)}") from None
+    return str(path)

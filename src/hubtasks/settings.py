@@ -1,0 +1,294 @@
+"""Settings: one resolver for every source, validated before any side effect.
+
+Precedence, highest first: command-line flags > process environment > `.env` in the current
+directory > Invoke config (`hub.*`, e.g. `invoke.yaml`) > defaults. Nothing here talks to
+Docker; `Settings.require` says what a stage still lacks.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ConfigError
+from .references import (
+    DOCKER_HUB,
+    Repository,
+    normalize_registry,
+    parse_repository,
+    validate_tag,
+)
+
+ENV_FILE_NAME = ".env"
+DEFAULT_TAG = "latest"
+
+
+@dataclass(frozen=True)
+class Key:
+    """One setting: its config name, environment variable, flag and default."""
+
+    name: str
+    flag: str | None
+    default: object
+    help: str
+
+    @property
+    def env(self) -> str:
+        return f"HUB_{self.name.upper()}"
+
+
+KEYS: tuple[Key, ...] = (
+    Key("registry", "--registry", DOCKER_HUB, "Registry host[:port]; docker.io is Docker Hub."),
+    Key("username", None, None, "Registry user name; also the namespace of a bare repository."),
+    Key("token", None, None, "Password or access token. Never give it as a flag."),
+    Key("repository", "--repository", None, "namespace/name; a bare name means USERNAME/name."),
+    Key("tags", "--tag", None, "Tags to build and push, comma or space separated."),
+    Key("dockerfile", "--dockerfile", "Dockerfile", "Dockerfile path, relative to the cwd."),
+    Key("context", "--context", ".", "Build context folder, relative to the cwd."),
+    Key("build_args", "--build-arg", None, "Build arguments: space separated KEY=VALUE."),
+)
+KEYS_BY_NAME = {key.name: key for key in KEYS}
+
+_BUILD_ARG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def config_defaults() -> dict[str, object]:
+    """Every `hub.*` key with its default, for `Collection.configure`."""
+    return {key.name: key.default for key in KEYS}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything a stage needs, already validated. Build it with `resolve_settings`."""
+
+    registry: str = DOCKER_HUB
+    username: str | None = None
+    token: str | None = field(default=None, repr=False)
+    repository: Repository | None = None
+    tags: tuple[str, ...] = ()
+    dockerfile: Path = Path("Dockerfile")
+    context: Path = Path(".")
+    build_args: Mapping[str, str] = field(default_factory=dict)
+    env_file: Path | None = None
+    docker_env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    def source_of(self, name: str) -> str:
+        return self.sources.get(name, KEYS_BY_NAME[name].env)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return (self.token,) if self.token else ()
+
+    @property
+    def auth_config(self) -> dict[str, str]:
+        """Credentials in the form the Docker API takes, for an explicit push or lookup."""
+        if not (self.username and self.token and self.repository):
+            raise ConfigError("internal: credentials requested before Settings.require('login')")
+        return {
+            "username": self.username,
+            "password": self.token,
+            "serveraddress": self.repository.auth_key,
+        }
+
+    def require(self, *stages: str) -> None:
+        """Raise `ConfigError` naming every setting the given stages need but lack."""
+        missing: list[str] = []
+        needs_repository = any(s in ("build", "tag", "push", "release") for s in stages)
+        needs_credentials = any(s in ("login", "push", "release") for s in stages)
+        if needs_repository and self.repository is None:
+            missing.append("HUB_REPOSITORY (or --repository)")
+        if needs_credentials and not self.username:
+            missing.append("HUB_USERNAME")
+        if needs_credentials and not self.token:
+            missing.append("HUB_TOKEN")
+        if missing:
+            raise ConfigError(
+                f"missing setting{'s' if len(missing) > 1 else ''}: {', '.join(missing)}; "
+                "set them in .env (see .env.example) or the environment"
+            )
+        if any(s in ("build", "release") for s in stages):
+            if not self.context.is_dir():
+                raise ConfigError(
+                    f"build context '{self.context}' ({self.source_of('context')}) is not a "
+                    "folder; set HUB_CONTEXT or --context to the folder to build"
+                )
+            if not self.dockerfile.is_file():
+                raise ConfigError(
+                    f"Dockerfile '{self.dockerfile}' ({self.source_of('dockerfile')}) not found; "
+                    "set HUB_DOCKERFILE or --dockerfile to its path"
+                )
+
+    def describe(self) -> list[tuple[str, str, str]]:
+        """(key, value, source) rows for display; the token shows only as <hidden>."""
+        rows = []
+        for key in KEYS:
+            value = getattr(self, key.name)
+            if key.name == "token":
+                shown = "<hidden>" if value else "<empty>"
+            elif key.name == "tags":
+                shown = ",".join(value)
+            elif key.name == "build_args":
+                shown = " ".join(f"{k}={v}" for k, v in value.items())
+            else:
+                shown = "" if value is None else str(value)
+            rows.append((key.env, shown, self.source_of(key.name)))
+        return rows
+
+
+def read_env_file(path: Path) -> dict[str, str | None]:
+    """Read a `.env` file without touching `os.environ` (python-dotenv, imported lazily)."""
+    from dotenv import dotenv_values
+
+    try:
+        return dict(dotenv_values(path))
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"cannot read {path}: {error}") from None
+
+
+def load_settings(
+    flags: Mapping[str, object] | None = None,
+    config: Mapping[str, object] | None = None,
+    *,
+    cwd: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Resolve settings from the real sources: os.environ and `./.env`."""
+    cwd = Path.cwd() if cwd is None else cwd
+    env_path = cwd / ENV_FILE_NAME
+    dotenv = read_env_file(env_path) if env_path.is_file() else {}
+    return resolve_settings(
+        flags=flags or {},
+        environ=os.environ if environ is None else environ,
+        dotenv=dotenv,
+        config=config or {},
+        cwd=cwd,
+        env_file=env_path if env_path.is_file() else None,
+    )
+
+
+def _given(value: object) -> bool:
+    if value is None:
+        return False
+    if isinstance(value, str | list | tuple | dict):
+        return len(value) > 0
+    return True
+
+
+def _pick(
+    key: Key,
+    flags: Mapping[str, object],
+    environ: Mapping[str, str],
+    dotenv: Mapping[str, str | None],
+    config: Mapping[str, object],
+) -> tuple[object, str]:
+    """The winning value of one key and a description of where it came from."""
+    if _given(flags.get(key.name)):
+        return flags[key.name], key.flag or key.name
+    if _given(environ.get(key.env)):
+        return environ[key.env], f"{key.env} in the environment"
+    if _given(dotenv.get(key.env)):
+        return dotenv[key.env], f"{key.env} in .env"
+    if _given(config.get(key.name)):
+        return config[key.name], f"hub.{key.name} in Invoke config"
+    return key.default, "default"
+
+
+def _as_list(value: object, *, split: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        if split == "shell":
+            try:
+                return shlex.split(value)
+            except ValueError as error:
+                raise ConfigError(f"cannot split '{value}': {error}") from None
+        return [item for item in re.split(r"[\s,]+", value) if item]
+    if isinstance(value, Mapping):
+        return [f"{k}={v}" for k, v in value.items()]
+    if isinstance(value, Iterable):
+        items: list[str] = []
+        for item in value:
+            items.extend(_as_list(item, split=split) if split != "shell" else [str(item)])
+        return items
+    return [str(value)]
+
+
+def _parse_build_args(items: list[str], source: str) -> dict[str, str]:
+    args: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not _BUILD_ARG_NAME.fullmatch(name):
+            raise ConfigError(
+                f"{source}: '{item}' is not a build argument; write it as NAME=VALUE"
+            )
+        args[name] = value
+    return args
+
+
+def _dedupe(items: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(items))
+
+
+def resolve_settings(
+    *,
+    flags: Mapping[str, object],
+    environ: Mapping[str, str],
+    dotenv: Mapping[str, str | None],
+    config: Mapping[str, object],
+    cwd: Path,
+    env_file: Path | None = None,
+) -> Settings:
+    """Merge the sources by precedence and validate each value. Pure: no I/O."""
+    picked = {key.name: _pick(key, flags, environ, dotenv, config) for key in KEYS}
+    sources = {name: source for name, (_, source) in picked.items()}
+
+    def text(name: str) -> str | None:
+        value = picked[name][0]
+        return None if value is None else str(value).strip() or None
+
+    registry_text = text("registry") or DOCKER_HUB
+    registry = normalize_registry(registry_text, source=sources["registry"])
+    registry_explicit = sources["registry"] != "default"
+    username = text("username")
+    token = picked["token"][0]
+    token = str(token).strip() if _given(token) else None
+
+    repository = None
+    if text("repository"):
+        repository = parse_repository(
+            text("repository") or "",
+            registry=registry if registry_explicit else None,
+            username=username,
+            source=sources["repository"],
+        )
+        registry = repository.registry
+
+    tags = _dedupe(
+        validate_tag(tag, source=sources["tags"])
+        for tag in _as_list(picked["tags"][0], split="words")
+    )
+    build_args = _parse_build_args(
+        _as_list(picked["build_args"][0], split="shell"), sources["build_args"]
+    )
+
+    docker_env = {k: v for k, v in dotenv.items() if k.startswith("DOCKER_") and v is not None}
+    docker_env.update(environ)
+
+    return Settings(
+        registry=registry,
+        username=username,
+        token=token,
+        repository=repository,
+        tags=tags or (DEFAULT_TAG,),
+        dockerfile=cwd / (text("dockerfile") or "Dockerfile"),
+        context=cwd / (text("context") or "."),
+        build_args=build_args,
+        env_file=env_file,
+        docker_env=docker_env,
+        sources=sources,
+    )

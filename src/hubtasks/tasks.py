@@ -1,0 +1,143 @@
+"""Publish a Docker image: log in, build, tag, push and verify.
+
+Settings come from flags, then the environment, then `.env`, then Invoke config (`hub.*`),
+then defaults. See .env.example for every key.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from invoke import Collection, Context, Exit, task
+
+from . import api
+from .console import Console
+from .errors import HubError
+from .settings import Settings, config_defaults, load_settings
+
+T = TypeVar("T")
+
+_FLAG_HELP = {
+    "tag": "Tag to build or push; repeat for more (default: HUB_TAGS, else latest).",
+    "repository": "Repository as namespace/name, or a bare name meaning USERNAME/name "
+    "(default: HUB_REPOSITORY).",
+    "registry": "Registry host[:port] (default: HUB_REGISTRY, else docker.io).",
+    "dockerfile": "Path of the Dockerfile (default: HUB_DOCKERFILE, else Dockerfile).",
+    "context": "Build context folder (default: HUB_CONTEXT, else .).",
+    "build_arg": "Build argument NAME=VALUE; repeat for more (default: HUB_BUILD_ARGS).",
+}
+
+
+def _help(*names: str, **extra: str) -> dict[str, str]:
+    return {**{name: _FLAG_HELP[name] for name in names}, **extra}
+
+
+def _config(c: Context) -> Mapping[str, Any]:
+    """Our `hub.*` config, whatever shape it arrived in (see invoke #782)."""
+    try:
+        section = c.config.get("hub")
+    except AttributeError:
+        section = None
+    if not isinstance(section, Mapping):
+        return {}
+    return {key: section[key] for key in section}
+
+
+def _settings(c: Context, **flags: Any) -> Settings:
+    renamed = {"tags": flags.pop("tag", None), "build_args": flags.pop("build_arg", None)}
+    return load_settings({**flags, **renamed}, _config(c))
+
+
+def _run(action: Callable[[], T], console: Console | None = None) -> T:
+    """Run one task body: a `HubError` becomes one line on stderr and its exit code."""
+    console = console or Console()
+    try:
+        return action()
+    except HubError as error:
+        raise Exit(console.redact(f"hubtasks: {error}"), code=error.exit_code) from None
+    except KeyboardInterrupt:
+        raise Exit("hubtasks: interrupted", code=130) from None
+    except Exception as error:
+        if os.environ.get("HUB_DEBUG"):
+            raise
+        message = f"hubtasks: unexpected {type(error).__name__}: {error}"
+        raise Exit(
+            console.redact(message) + " (set HUB_DEBUG=1 for a traceback and report it)",
+            code=1,
+        ) from None
+
+
+
+def _prepare(c: Context, **flags: Any) -> tuple[Settings, Console]:
+    console = Console()
+    settings = _run(lambda: _settings(c, **flags), console)
+    for secret in settings.secrets:
+        console.add_secret(secret)
+    return settings, console
+
+
+@task(help={"save": "Store the credentials like `docker login` (credential helper, else "
+            "~/.docker/config.json); without it nothing is written.",
+            **_help("registry", "repository")})
+def login(c, save=False, registry=None, repository=None):
+    """Check HUB_USERNAME/HUB_TOKEN against the registry (never a cached answer)."""
+    settings, console = _prepare(c, registry=registry, repository=repository)
+    _run(lambda: api.login(settings, save=save, console=console), console)
+
+
+@task(
+    iterable=["tag", "build_arg"],
+    help=_help("tag", "repository", "registry", "dockerfile", "context", "build_arg"),
+)
+def build(c, tag=None, repository=None, registry=None, dockerfile=None, context=None,
+          build_arg=None):
+    """Build the image with live output and give it every requested tag."""
+    settings, console = _prepare(c, tag=tag, repository=repository, registry=registry,
+                                 dockerfile=dockerfile, context=context, build_arg=build_arg)
+    _run(lambda: api.build(settings, console=console), console)
+
+
+@task(
+    name="tag",
+    iterable=["tag"],
+    help=_help(
+        "tag", "repository", "registry",
+        source="Local image to tag: a tag of the repository, a reference or an image ID "
+        "(default: latest).",
+    ),
+)
+def tag_(c, source="latest", tag=None, repository=None, registry=None):
+    """Add tags to an image that already exists locally, without rebuilding."""
+    settings, console = _prepare(c, tag=tag, repository=repository, registry=registry)
+    _run(lambda: api.tag(settings, source, console=console), console)
+
+
+@task(iterable=["tag"], help=_help("tag", "repository", "registry"))
+def push(c, tag=None, repository=None, registry=None):
+    """Push each tag explicitly and print its manifest digest."""
+    settings, console = _prepare(c, tag=tag, repository=repository, registry=registry)
+    pushed = _run(lambda: api.push(settings, console=console), console)
+    for item in pushed:
+        console.result(item.reference)
+
+
+@task(
+    iterable=["tag", "build_arg"],
+    help=_help("tag", "repository", "registry", "dockerfile", "context", "build_arg"),
+)
+def release(c, tag=None, repository=None, registry=None, dockerfile=None, context=None,
+            build_arg=None):
+    """Validate, log in, build, tag, push and verify; print REGISTRY/REPO:TAG@DIGEST per tag."""
+    settings, console = _prepare(c, tag=tag, repository=repository, registry=registry,
+                                 dockerfile=dockerfile, context=context, build_arg=build_arg)
+    result = _run(lambda: api.release(settings, console=console), console)
+    total = sum(result.timings.values())
+    console.stage("release", f"done in {total:.1f}s")
+    for item in result.pushed:
+        console.result(item.reference)
+
+
+ns = Collection("hub", login, build, tag_, push, release)
+ns.configure({"hub": config_defaults()})
