@@ -179,6 +179,10 @@ def _given(value: object) -> bool:
     return True
 
 
+def _from_flag(source: str, key: Key) -> bool:
+    return source == (key.flag or key.name)
+
+
 def _pick(
     key: Key,
     flags: Mapping[str, object],
@@ -268,10 +272,13 @@ def resolve_settings(
         )
         registry = repository.registry
 
-    tags = _dedupe(
-        validate_tag(tag, source=sources["tags"])
-        for tag in _as_list(picked["tags"][0], split="words")
-    )
+    # A flag is one tag as typed; a setting may list several, comma or space separated.
+    tag_items = picked["tags"][0]
+    if _from_flag(sources["tags"], KEYS_BY_NAME["tags"]) and isinstance(tag_items, list | tuple):
+        raw_tags = [str(item).strip() for item in tag_items]
+    else:
+        raw_tags = _as_list(tag_items, split="words")
+    tags = _dedupe(validate_tag(tag, source=sources["tags"]) for tag in raw_tags)
     build_args = _parse_build_args(
         _as_list(picked["build_args"][0], split="shell"), sources["build_args"]
     )

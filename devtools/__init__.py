@@ -1,0 +1,1 @@
+"""Development helpers: a throwaway Docker daemon and registry for tests, demo and benchmarks."""

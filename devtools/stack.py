@@ -1,0 +1,308 @@
+"""A private Docker daemon and an htpasswd-protected registry, started and stopped on demand.
+
+Both listen only on a private unix socket and 127.0.0.1; the daemon runs without a network
+bridge. Used by the test suite, `scripts/demo` and the benchmarks:
+
+    with Stack() as stack:
+        env = stack.env()          # DOCKER_HOST=unix:///…/docker.sock
+        stack.registry             # "127.0.0.1:PORT"
+        stack.username, stack.password
+
+`python -m devtools.stack up` starts one and waits; Ctrl-C stops it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+BASE_IMAGE = "busybox:local"
+_BUSYBOX_TOOLS = ("sh", "echo", "cat", "ls", "true", "false", "mkdir", "env", "sleep", "wc",
+                  "head", "dd", "seq", "yes", "rm")
+REQUIRED_BINARIES = {
+    "dockerd": "docker.io",
+    "docker-registry": "docker-registry",
+    "htpasswd": "apache2-utils",
+    "busybox": "busybox-static",
+}
+
+
+class StackError(RuntimeError):
+    pass
+
+
+def missing_packages() -> list[str]:
+    """Debian packages whose programs are not on PATH (or in /usr/sbin)."""
+    search = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
+    return sorted(
+        {pkg for exe, pkg in REQUIRED_BINARIES.items() if not shutil.which(exe, path=search)}
+    )
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait(predicate, timeout: float, what: str, log: Path | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    tail = ""
+    if log and log.exists():
+        tail = "\n" + "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+    raise StackError(f"{what} did not start within {timeout:.0f}s{tail}")
+
+
+class Registry:
+    """One `docker-registry serve` process with htpasswd auth on 127.0.0.1."""
+
+    def __init__(self, root: Path, username: str, password: str, port: int | None = None):
+        self.root, self.username, self.password = root, username, password
+        self.port = port or free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        htpasswd = self.root / "htpasswd"
+        if not htpasswd.exists():
+            # -i reads the password from stdin, so it never shows in the process list.
+            out = subprocess.run(
+                ["htpasswd", "-niB", self.username], input=self.password + "\n",
+                capture_output=True, text=True, check=True,
+            ).stdout
+            htpasswd.write_text(out)
+        config = self.root / "config.yml"
+        config.write_text(
+            "version: 0.1\n"
+            "log:\n  level: warn\n  accesslog:\n    disabled: true\n"
+            f"storage:\n  filesystem:\n    rootdirectory: {self.root / 'data'}\n"
+            "  delete:\n    enabled: true\n"
+            f"http:\n  addr: {self.address}\n"
+            f"auth:\n  htpasswd:\n    realm: hubtasks-test\n    path: {htpasswd}\n"
+        )
+        log = self.root / "registry.log"
+        self.process = subprocess.Popen(
+            ["docker-registry", "serve", str(config)],
+            stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        _wait(self.ready, 20, f"registry on {self.address}", log)
+
+    def ready(self) -> bool:
+        try:
+            urllib.request.urlopen(f"http://{self.address}/v2/", timeout=1)
+        except urllib.error.HTTPError as error:
+            return error.code == 401
+        except OSError:
+            return False
+        return False
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    # --- the registry's HTTP API, for checking what arrived -------------------------------
+    def request(self, path: str, *, method: str = "GET", accept: str | None = None):
+        token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+        req = urllib.request.Request(f"http://{self.address}{path}", method=method)
+        req.add_header("Authorization", f"Basic {token}")
+        if accept:
+            req.add_header("Accept", accept)
+        return urllib.request.urlopen(req, timeout=10)
+
+    def tags(self, repository: str) -> list[str]:
+        try:
+            with self.request(f"/v2/{repository}/tags/list") as resp:
+                return sorted(json.load(resp).get("tags") or [])
+        except urllib.error.HTTPError as error:
+            if error.code == 404:
+                return []
+            raise
+
+    def manifest_digest(self, repository: str, tag: str) -> str | None:
+        accept = ", ".join([
+            "application/vnd.docker.distribution.manifest.v2+json",
+            "application/vnd.docker.distribution.manifest.list.v2+json",
+            "application/vnd.oci.image.manifest.v1+json",
+            "application/vnd.oci.image.index.v1+json",
+        ])
+        try:
+            with self.request(f"/v2/{repository}/manifests/{tag}", method="HEAD",
+                              accept=accept) as resp:
+                return resp.headers.get("Docker-Content-Digest")
+        except urllib.error.HTTPError as error:
+            if error.code == 404:
+                return None
+            raise
+
+
+class Daemon:
+    """One `dockerd` on a private unix socket: no bridge, no iptables, its own data dir."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def socket(self) -> Path:
+        return self.root / "docker.sock"
+
+    @property
+    def host(self) -> str:
+        return f"unix://{self.socket}"
+
+    def start(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        log = self.root / "dockerd.log"
+        dockerd = shutil.which("dockerd", path=os.environ.get("PATH", "") + ":/usr/sbin")
+        if not dockerd:
+            raise StackError("dockerd not found; apt-get install docker.io")
+        self.process = subprocess.Popen(
+            [dockerd, "-H", self.host, "--data-root", str(self.root / "data"),
+             "--exec-root", str(self.root / "x"), "--pidfile", str(self.root / "docker.pid"),
+             "--bridge=none", "--iptables=false", "--ip-masq=false"],
+            stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        _wait(self.ready, 60, f"dockerd at {self.host}", log)
+
+    def ready(self) -> bool:
+        if self.process and self.process.poll() is not None:
+            raise StackError(
+                f"dockerd exited with {self.process.returncode}:\n"
+                + (self.root / "dockerd.log").read_text(errors="replace")[-2000:]
+            )
+        if not self.socket.exists():
+            return False
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(2)
+            try:
+                sock.connect(str(self.socket))
+                sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+                return b"OK" in sock.recv(4096)
+            except OSError:
+                return False
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.process = None
+
+
+def make_base_image(docker_host: str, name: str = BASE_IMAGE) -> None:
+    """Import a tiny busybox image (no pulls are possible here) so that `RUN` works."""
+    import docker
+
+    client = docker.DockerClient(base_url=docker_host, timeout=120)
+    try:
+        client.images.get(name)
+        return
+    except docker.errors.ImageNotFound:
+        pass
+    busybox = shutil.which("busybox") or "/bin/busybox"
+    with tempfile.TemporaryDirectory() as tmp:
+        rootfs = Path(tmp) / "rootfs"
+        (rootfs / "bin").mkdir(parents=True)
+        (rootfs / "tmp").mkdir()
+        shutil.copy2(busybox, rootfs / "bin" / "busybox")
+        for tool in _BUSYBOX_TOOLS:
+            (rootfs / "bin" / tool).symlink_to("busybox")
+        archive = Path(tmp) / "rootfs.tar"
+        subprocess.run(["tar", "-C", str(rootfs), "-cf", str(archive), "."], check=True)
+        repo, _, tag = name.partition(":")
+        client.api.import_image_from_file(str(archive), repository=repo, tag=tag or "latest")
+    client.close()
+
+
+class Stack:
+    """A daemon plus a registry in one temporary folder; a context manager."""
+
+    def __init__(self, root: Path | None = None, username: str = "hubuser",
+                 password: str | None = None):
+        self._own_root = root is None
+        self.root = Path(root or tempfile.mkdtemp(prefix="hub-", dir="/tmp"))
+        self.username = username
+        self.password = password or base64.b32encode(os.urandom(15)).decode().lower()
+        self.daemon = Daemon(self.root / "d")
+        self.registry_server = Registry(self.root / "r", self.username, self.password)
+
+    @property
+    def registry(self) -> str:
+        return self.registry_server.address
+
+    def env(self) -> dict[str, str]:
+        return {"DOCKER_HOST": self.daemon.host}
+
+    def start(self) -> Stack:
+        missing = missing_packages()
+        if missing:
+            raise StackError(f"missing programs; apt-get install {' '.join(missing)}")
+        try:
+            self.registry_server.start()
+            self.daemon.start()
+            make_base_image(self.daemon.host)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        self.daemon.stop()
+        self.registry_server.stop()
+        if self._own_root:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=["up"])
+    parser.parse_args()
+    with Stack() as stack:
+        print(f"export DOCKER_HOST={stack.daemon.host}")
+        print(f"HUB_REGISTRY={stack.registry} HUB_USERNAME={stack.username} (password in "
+              f"{stack.root}/r/password)")
+        (stack.root / "r" / "password").write_text(stack.password)
+        os.chmod(stack.root / "r" / "password", 0o600)
+        try:
+            signal.pause()
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""The collection nested in a consumer's own, and configured through Invoke config."""
+
+from __future__ import annotations
+
+from .conftest import assert_clean_failure
+
+NESTED_TASKS = """\
+from invoke import Collection, task
+import hubtasks
+
+@task
+def hello(c):
+    print("hello from the consumer")
+
+ns = Collection(hello)
+ns.add_collection(Collection.from_module(hubtasks), "hub")
+{configure}
+"""
+
+
+def test_nested_release_uses_root_config(project, stack):
+    """Invoke #782: a root `ns.configure({'hub': …})` must not lose our other defaults."""
+    name = project.repository.split("/")[1]
+    env_text = project.path.joinpath(".env").read_text()
+    project.write(".env", "\n".join(
+        line for line in env_text.splitlines() if not line.startswith("HUB_REPOSITORY")
+    ) + "\n")
+    project.write("tasks.py", NESTED_TASKS.format(
+        configure=f'ns.configure({{"hub": {{"repository": "{name}"}}}})'
+    ))
+    listing = project.inv("--list")
+    assert "hub.release" in listing.stdout and "hello" in listing.stdout
+
+    result = project.inv("hub.release", "--tag", "v1")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().startswith(f"{stack.registry}/{project.repository}:v1@sha256:")
+    assert project.tags() == ["v1"]
+
+
+def test_invoke_yaml_is_lowest_precedence(project, stack):
+    """invoke.yaml sets the repository and tags; .env and flags still win over it."""
+    project.write("invoke.yaml", "hub:\n  repository: fromyaml\n  tags: [yaml1]\n")
+    result = project.inv("build")  # .env sets HUB_REPOSITORY, which beats invoke.yaml
+    assert result.returncode == 0, result.stderr
+    assert f"{project.repository}:yaml1" in result.stderr
+
+    env_text = project.path.joinpath(".env").read_text()
+    project.write(".env", "\n".join(
+        line for line in env_text.splitlines() if not line.startswith("HUB_REPOSITORY")
+    ) + "\n")
+    result = project.inv("build", "--tag", "flag1")
+    assert result.returncode == 0, result.stderr
+    assert f"{stack.username}/fromyaml:flag1" in result.stderr
+
+
+def test_nested_failure_is_clean(project):
+    project.write("tasks.py", NESTED_TASKS.format(configure=""))
+    result = project.inv("hub.release", "--tag", "-bad")
+    assert_clean_failure(result, project)
