@@ -57,3 +57,28 @@ def test_nested_failure_is_clean(project):
     project.write("tasks.py", NESTED_TASKS.format(configure=""))
     result = project.inv("hub.release", "--tag", "-bad")
     assert_clean_failure(result, project)
+
+
+def test_repository_own_tasks_release_the_demo_image(stack, client, tmp_path):
+    """We eat our own cooking: the repo's tasks.py and invoke.yaml release demo/."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "DOCKER_"))}
+    env.update(stack.env(), DOCKER_CONFIG=str(tmp_path / "docker-config"),
+               HUB_REGISTRY=stack.registry, HUB_USERNAME=stack.username,
+               HUB_TOKEN=stack.password, HUB_BUILD_ARGS="BASE=busybox:local GREETING=dogfood")
+    listing = subprocess.run([sys.executable, "-m", "invoke", "--list"], cwd=root, env=env,
+                             capture_output=True, text=True)
+    for name in ("release", "build", "test", "demo"):
+        assert f"  {name} " in listing.stdout
+    result = subprocess.run([sys.executable, "-m", "invoke", "release", "--tag", "dogfood"],
+                            cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    image = f"{stack.registry}/{stack.username}/hubtasks-demo:dogfood"
+    assert result.stdout.startswith(image + "@sha256:")
+    assert stack.registry_server.tags(f"{stack.username}/hubtasks-demo") == ["dogfood"]
+    assert client.containers.run(image, remove=True, network_mode="none").strip() == b"dogfood"
