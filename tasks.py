@@ -1,7 +1,7 @@
 """hubtasks' own tasks: we publish our demo image with hubtasks, plus development tasks.
 
-    inv release --tag v1     release demo/ (settings from .env or the environment, see invoke.yaml)
-    inv test / inv demo      the README's two commands
+inv release --tag v1     release demo/ (settings from .env or the environment, see invoke.yaml)
+inv test / inv demo      the README's two commands
 """
 
 from invoke import Collection, task

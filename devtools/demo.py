@@ -50,7 +50,8 @@ def main() -> int:
         _say("inv release --tag v1 --tag latest")
         release = subprocess.run(
             [sys.executable, "-m", "invoke", "release", "--tag", "v1", "--tag", "latest"],
-            cwd=project, env=env,
+            cwd=project,
+            env=env,
         )
         if release.returncode != 0:
             return release.returncode

@@ -27,8 +27,23 @@ import urllib.request
 from pathlib import Path
 
 BASE_IMAGE = "busybox:local"
-_BUSYBOX_TOOLS = ("sh", "echo", "cat", "ls", "true", "false", "mkdir", "env", "sleep", "wc",
-                  "head", "dd", "seq", "yes", "rm")
+_BUSYBOX_TOOLS = (
+    "sh",
+    "echo",
+    "cat",
+    "ls",
+    "true",
+    "false",
+    "mkdir",
+    "env",
+    "sleep",
+    "wc",
+    "head",
+    "dd",
+    "seq",
+    "yes",
+    "rm",
+)
 REQUIRED_BINARIES = {
     "dockerd": "docker.io",
     "docker-registry": "docker-registry",
@@ -85,8 +100,11 @@ class Registry:
         if not htpasswd.exists():
             # -i reads the password from stdin, so it never shows in the process list.
             out = subprocess.run(
-                ["htpasswd", "-niB", self.username], input=self.password + "\n",
-                capture_output=True, text=True, check=True,
+                ["htpasswd", "-niB", self.username],
+                input=self.password + "\n",
+                capture_output=True,
+                text=True,
+                check=True,
             ).stdout
             htpasswd.write_text(out)
         config = self.root / "config.yml"
@@ -101,7 +119,9 @@ class Registry:
         log = self.root / "registry.log"
         self.process = subprocess.Popen(
             ["docker-registry", "serve", str(config)],
-            stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         _wait(self.ready, 20, f"registry on {self.address}", log)
 
@@ -143,15 +163,18 @@ class Registry:
             raise
 
     def manifest_digest(self, repository: str, tag: str) -> str | None:
-        accept = ", ".join([
-            "application/vnd.docker.distribution.manifest.v2+json",
-            "application/vnd.docker.distribution.manifest.list.v2+json",
-            "application/vnd.oci.image.manifest.v1+json",
-            "application/vnd.oci.image.index.v1+json",
-        ])
+        accept = ", ".join(
+            [
+                "application/vnd.docker.distribution.manifest.v2+json",
+                "application/vnd.docker.distribution.manifest.list.v2+json",
+                "application/vnd.oci.image.manifest.v1+json",
+                "application/vnd.oci.image.index.v1+json",
+            ]
+        )
         try:
-            with self.request(f"/v2/{repository}/manifests/{tag}", method="HEAD",
-                              accept=accept) as resp:
+            with self.request(
+                f"/v2/{repository}/manifests/{tag}", method="HEAD", accept=accept
+            ) as resp:
                 return resp.headers.get("Docker-Content-Digest")
         except urllib.error.HTTPError as error:
             if error.code == 404:
@@ -181,10 +204,23 @@ class Daemon:
         if not dockerd:
             raise StackError("dockerd not found; apt-get install docker.io")
         self.process = subprocess.Popen(
-            [dockerd, "-H", self.host, "--data-root", str(self.root / "data"),
-             "--exec-root", str(self.root / "x"), "--pidfile", str(self.root / "docker.pid"),
-             "--bridge=none", "--iptables=false", "--ip-masq=false"],
-            stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                dockerd,
+                "-H",
+                self.host,
+                "--data-root",
+                str(self.root / "data"),
+                "--exec-root",
+                str(self.root / "x"),
+                "--pidfile",
+                str(self.root / "docker.pid"),
+                "--bridge=none",
+                "--iptables=false",
+                "--ip-masq=false",
+            ],
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         _wait(self.ready, 60, f"dockerd at {self.host}", log)
 
@@ -244,8 +280,9 @@ def make_base_image(docker_host: str, name: str = BASE_IMAGE) -> None:
 class Stack:
     """A daemon plus a registry in one temporary folder; a context manager."""
 
-    def __init__(self, root: Path | None = None, username: str = "hubuser",
-                 password: str | None = None):
+    def __init__(
+        self, root: Path | None = None, username: str = "hubuser", password: str | None = None
+    ):
         self._own_root = root is None
         self.root = Path(root or tempfile.mkdtemp(prefix="hub-", dir="/tmp"))
         self.username = username
@@ -294,8 +331,10 @@ def main() -> None:
     parser.parse_args()
     with Stack() as stack:
         print(f"export DOCKER_HOST={stack.daemon.host}")
-        print(f"HUB_REGISTRY={stack.registry} HUB_USERNAME={stack.username} (password in "
-              f"{stack.root}/r/password)")
+        print(
+            f"HUB_REGISTRY={stack.registry} HUB_USERNAME={stack.username} (password in "
+            f"{stack.root}/r/password)"
+        )
         (stack.root / "r" / "password").write_text(stack.password)
         os.chmod(stack.root / "r" / "password", 0o600)
         try:

@@ -115,9 +115,7 @@ class Engine:
         registry = repository.auth_key
         with self._daemon_errors("log in through"):
             try:
-                self.client.login(
-                    username=username, password=token, registry=registry, reauth=True
-                )
+                self.client.login(username=username, password=token, registry=registry, reauth=True)
             except StoreError as error:
                 raise DaemonError(self._credential_store_error(error)) from None
             except errors.APIError as error:
@@ -286,7 +284,6 @@ class Engine:
                     f"cannot read {repository.canonical(tag)} from the registry: {message}"
                 ) from None
         return str(data.id)
-
 
 
 def docker_config_path(environment: Mapping[str, str]) -> Path:

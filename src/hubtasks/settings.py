@@ -227,9 +227,7 @@ def _parse_build_args(items: list[str], source: str) -> dict[str, str]:
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not _BUILD_ARG_NAME.fullmatch(name):
-            raise ConfigError(
-                f"{source}: '{item}' is not a build argument; write it as NAME=VALUE"
-            )
+            raise ConfigError(f"{source}: '{item}' is not a build argument; write it as NAME=VALUE")
         args[name] = value
     return args
 

@@ -69,7 +69,6 @@ def _run(action: Callable[[], T], console: Console | None = None) -> T:
         ) from None
 
 
-
 def _prepare(c: Context, **flags: Any) -> tuple[Settings, Console]:
     console = Console()
     settings = _run(lambda: _settings(c, **flags), console)
@@ -78,9 +77,13 @@ def _prepare(c: Context, **flags: Any) -> tuple[Settings, Console]:
     return settings, console
 
 
-@task(help={"save": "Store the credentials like `docker login` (credential helper, else "
-            "~/.docker/config.json); without it nothing is written.",
-            **_help("registry", "repository")})
+@task(
+    help={
+        "save": "Store the credentials like `docker login` (credential helper, else "
+        "~/.docker/config.json); without it nothing is written.",
+        **_help("registry", "repository"),
+    }
+)
 def login(c, save=False, registry=None, repository=None):
     """Check HUB_USERNAME/HUB_TOKEN against the registry (never a cached answer)."""
     settings, console = _prepare(c, registry=registry, repository=repository)
@@ -91,11 +94,19 @@ def login(c, save=False, registry=None, repository=None):
     iterable=["tag", "build_arg"],
     help=_help("tag", "repository", "registry", "dockerfile", "context", "build_arg"),
 )
-def build(c, tag=None, repository=None, registry=None, dockerfile=None, context=None,
-          build_arg=None):
+def build(
+    c, tag=None, repository=None, registry=None, dockerfile=None, context=None, build_arg=None
+):
     """Build the image with live output and give it every requested tag."""
-    settings, console = _prepare(c, tag=tag, repository=repository, registry=registry,
-                                 dockerfile=dockerfile, context=context, build_arg=build_arg)
+    settings, console = _prepare(
+        c,
+        tag=tag,
+        repository=repository,
+        registry=registry,
+        dockerfile=dockerfile,
+        context=context,
+        build_arg=build_arg,
+    )
     _run(lambda: api.build(settings, console=console), console)
 
 
@@ -103,7 +114,9 @@ def build(c, tag=None, repository=None, registry=None, dockerfile=None, context=
     name="tag",
     iterable=["tag"],
     help=_help(
-        "tag", "repository", "registry",
+        "tag",
+        "repository",
+        "registry",
         source="Local image to tag: a tag of the repository, a reference or an image ID "
         "(default: latest).",
     ),
@@ -127,11 +140,19 @@ def push(c, tag=None, repository=None, registry=None):
     iterable=["tag", "build_arg"],
     help=_help("tag", "repository", "registry", "dockerfile", "context", "build_arg"),
 )
-def release(c, tag=None, repository=None, registry=None, dockerfile=None, context=None,
-            build_arg=None):
+def release(
+    c, tag=None, repository=None, registry=None, dockerfile=None, context=None, build_arg=None
+):
     """Validate, log in, build, tag, push and verify; print REGISTRY/REPO:TAG@DIGEST per tag."""
-    settings, console = _prepare(c, tag=tag, repository=repository, registry=registry,
-                                 dockerfile=dockerfile, context=context, build_arg=build_arg)
+    settings, console = _prepare(
+        c,
+        tag=tag,
+        repository=repository,
+        registry=registry,
+        dockerfile=dockerfile,
+        context=context,
+        build_arg=build_arg,
+    )
     result = _run(lambda: api.release(settings, console=console), console)
     total = sum(result.timings.values())
     console.stage("release", f"done in {total:.1f}s")

@@ -53,8 +53,7 @@ class Project:
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {
-            k: v for k, v in os.environ.items()
-            if not k.startswith(("HUB_", "DOCKER_", "INVOKE_"))
+            k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "DOCKER_", "INVOKE_"))
         }
         env.update(self.stack.env())
         env["DOCKER_CONFIG"] = str(self.docker_config)
@@ -64,7 +63,10 @@ class Project:
     def inv(self, *args: str, timeout: float = 300, **extra_env: str):
         return subprocess.run(
             [sys.executable, "-m", "invoke", *args],
-            cwd=self.path, env=self.env(**extra_env), capture_output=True, text=True,
+            cwd=self.path,
+            env=self.env(**extra_env),
+            capture_output=True,
+            text=True,
             timeout=timeout,
         )
 
@@ -90,7 +92,7 @@ def project(tmp_path, stack) -> Project:
     proj.write(
         "Dockerfile",
         f"FROM {BASE_IMAGE}\nARG GREETING=hello\n"
-        f"RUN echo \"$GREETING from {name}\" > /greeting\nCMD [\"cat\", \"/greeting\"]\n",
+        f'RUN echo "$GREETING from {name}" > /greeting\nCMD ["cat", "/greeting"]\n',
     )
     proj.write(".dockerignore", ".env\n")
     proj.write(

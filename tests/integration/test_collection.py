@@ -22,12 +22,15 @@ def test_nested_release_uses_root_config(project, stack):
     """Invoke #782: a root `ns.configure({'hub': …})` must not lose our other defaults."""
     name = project.repository.split("/")[1]
     env_text = project.path.joinpath(".env").read_text()
-    project.write(".env", "\n".join(
-        line for line in env_text.splitlines() if not line.startswith("HUB_REPOSITORY")
-    ) + "\n")
-    project.write("tasks.py", NESTED_TASKS.format(
-        configure=f'ns.configure({{"hub": {{"repository": "{name}"}}}})'
-    ))
+    project.write(
+        ".env",
+        "\n".join(line for line in env_text.splitlines() if not line.startswith("HUB_REPOSITORY"))
+        + "\n",
+    )
+    project.write(
+        "tasks.py",
+        NESTED_TASKS.format(configure=f'ns.configure({{"hub": {{"repository": "{name}"}}}})'),
+    )
     listing = project.inv("--list")
     assert "hub.release" in listing.stdout and "hello" in listing.stdout
 
@@ -45,9 +48,11 @@ def test_invoke_yaml_is_lowest_precedence(project, stack):
     assert f"{project.repository}:yaml1" in result.stderr
 
     env_text = project.path.joinpath(".env").read_text()
-    project.write(".env", "\n".join(
-        line for line in env_text.splitlines() if not line.startswith("HUB_REPOSITORY")
-    ) + "\n")
+    project.write(
+        ".env",
+        "\n".join(line for line in env_text.splitlines() if not line.startswith("HUB_REPOSITORY"))
+        + "\n",
+    )
     result = project.inv("build", "--tag", "flag1")
     assert result.returncode == 0, result.stderr
     assert f"{stack.username}/fromyaml:flag1" in result.stderr
@@ -68,15 +73,31 @@ def test_repository_own_tasks_release_the_demo_image(stack, client, tmp_path):
 
     root = Path(__file__).resolve().parents[2]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "DOCKER_"))}
-    env.update(stack.env(), DOCKER_CONFIG=str(tmp_path / "docker-config"),
-               HUB_REGISTRY=stack.registry, HUB_USERNAME=stack.username,
-               HUB_TOKEN=stack.password, HUB_BUILD_ARGS="BASE=busybox:local GREETING=dogfood")
-    listing = subprocess.run([sys.executable, "-m", "invoke", "--list"], cwd=root, env=env,
-                             capture_output=True, text=True)
+    env.update(
+        stack.env(),
+        DOCKER_CONFIG=str(tmp_path / "docker-config"),
+        HUB_REGISTRY=stack.registry,
+        HUB_USERNAME=stack.username,
+        HUB_TOKEN=stack.password,
+        HUB_BUILD_ARGS="BASE=busybox:local GREETING=dogfood",
+    )
+    listing = subprocess.run(
+        [sys.executable, "-m", "invoke", "--list"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     for name in ("release", "build", "test", "demo"):
         assert f"  {name} " in listing.stdout
-    result = subprocess.run([sys.executable, "-m", "invoke", "release", "--tag", "dogfood"],
-                            cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "invoke", "release", "--tag", "dogfood"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     image = f"{stack.registry}/{stack.username}/hubtasks-demo:dogfood"
     assert result.stdout.startswith(image + "@sha256:")

@@ -49,7 +49,9 @@ def test_release_pushes_verified_runnable_image(project, client, stack):
 
 
 def test_build_arg_flag_overrides_env_setting(project, client, stack):
-    project.write(".env", project.path.joinpath(".env").read_text() + "HUB_BUILD_ARGS=GREETING=env\n")
+    project.write(
+        ".env", project.path.joinpath(".env").read_text() + "HUB_BUILD_ARGS=GREETING=env\n"
+    )
     result = project.inv("release", "--tag", "v1", "--build-arg", "GREETING=flag")
     assert result.returncode == 0, result.stderr
     image = f"{stack.registry}/{project.repository}:v1"
@@ -65,7 +67,10 @@ def test_build_streams_output_live(project):
     )
     proc = subprocess.Popen(
         [os.sys.executable, "-m", "invoke", "build", "--tag", "live"],
-        cwd=project.path, env=project.env(), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+        cwd=project.path,
+        env=project.env(),
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
         text=True,
     )
     seen_at = None
@@ -143,7 +148,10 @@ def test_saved_login_lets_plain_docker_push(project, stack):
     assert project.inv("login", "--save").returncode == 0
     ref = f"{stack.registry}/{project.repository}:cli"
     pushed = subprocess.run(
-        [docker_cli, "push", ref], env=project.env(), capture_output=True, text=True,
+        [docker_cli, "push", ref],
+        env=project.env(),
+        capture_output=True,
+        text=True,
         timeout=120,
     )
     assert pushed.returncode == 0, pushed.stderr
@@ -166,12 +174,22 @@ def test_env_leak_is_refused_before_anything_happens(project):
         (["--tag", "v1"], {"HUB_REPOSITORY": "Bad/Name"}, "lowercase"),
         (["--tag", "v1"], {"HUB_TOKEN": "wrong-token-value"}, "rejected the credentials"),
         (["--tag", "v1"], {"HUB_REGISTRY": "127.0.0.1:9"}, "127.0.0.1:9"),
-        (["--tag", "v1"], {"DOCKER_HOST": "unix:///nonexistent/docker.sock"},
-         "/nonexistent/docker.sock"),
+        (
+            ["--tag", "v1"],
+            {"DOCKER_HOST": "unix:///nonexistent/docker.sock"},
+            "/nonexistent/docker.sock",
+        ),
         (["--tag", "v1", "--build-arg", "NOEQUALS"], {}, "NAME=VALUE"),
     ],
-    ids=["bad-tag", "no-dockerfile", "bad-repository", "wrong-token", "registry-down",
-         "daemon-down", "bad-build-arg"],
+    ids=[
+        "bad-tag",
+        "no-dockerfile",
+        "bad-repository",
+        "wrong-token",
+        "registry-down",
+        "daemon-down",
+        "bad-build-arg",
+    ],
 )
 def test_release_failures_are_one_clean_line_and_push_nothing(project, args, env, mentions):
     result = project.inv("release", *args, **env)
