@@ -1,7 +1,8 @@
 """The public Python API: plain functions that take a `Settings` and know nothing of Invoke.
 
 Each function validates what it needs before its first side effect. `release` validates
-everything (settings, Dockerfile, context, daemon, credentials) before it builds or pushes.
+everything (settings, tags, Dockerfile, context, daemon, credentials, the registry's current
+tags) before it pushes anything.
 """
 
 from __future__ import annotations
@@ -9,11 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import plan as planning
 from .console import Console, Stopwatch
 from .engine import Engine, context_includes, save_credentials
-from .errors import ConfigError, ContextLeakError, HubError, VerifyError
+from .errors import ConfigError, ContextLeakError, HubError, ReleaseRefused, VerifyError
+from .gitinfo import GitState, read_git
+from .plan import Plan, Remote
 from .references import Repository, validate_tag
+from .registry import RegistryClient
 from .settings import Settings, read_env_file
+from .versions import parse_version
 
 
 @dataclass(frozen=True)
@@ -21,6 +27,7 @@ class BuiltImage:
     repository: Repository
     image_id: str
     tags: tuple[str, ...]
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -37,11 +44,19 @@ class PushedTag:
 
 @dataclass
 class Release:
-    """What a release did: the image, each pushed tag with its digest, seconds per stage."""
+    """What a release did (or, with dry_run, would do)."""
 
-    image: BuiltImage
-    pushed: list[PushedTag] = field(default_factory=list)
+    repository: Repository
+    plan: Plan
+    image: BuiltImage | None = None
+    published: list[PushedTag] = field(default_factory=list)  # every tag now at this image
     timings: dict[str, float] = field(default_factory=dict)
+    commands: list[str] = field(default_factory=list)
+    dry_run: bool = False
+
+    @property
+    def digest(self) -> str | None:
+        return self.published[0].digest if self.published else None
 
 
 def _repository(settings: Settings) -> Repository:
@@ -77,6 +92,46 @@ def _holds_token(path: Path) -> bool:
     return bool(read_env_file(path).get("HUB_TOKEN"))
 
 
+def resolve_tags(
+    settings: Settings, git: GitState | None, *, allow_dirty: bool = False
+) -> tuple[str, ...]:
+    """The tags to publish: as given, else from git (exact tag at HEAD, else sha-<short>);
+    then fanned out with `semver` and `latest`."""
+    if settings.tags:
+        base = list(settings.tags)
+    else:
+        if git is None:
+            raise ConfigError(
+                f"no tag given and {settings.cwd} is not in a git work tree: pass --tag or set "
+                "HUB_TAGS"
+            )
+        default = git.exact_tag or f"sha-{git.short}"
+        validate_tag(default, source="the git tag at HEAD")
+        if git.dirty and not allow_dirty:
+            raise ConfigError(
+                f"the work tree has uncommitted changes, so the default tag '{default}' would "
+                "not name what is built; commit them, pass --tag, or pass --allow-dirty"
+            )
+        base = [default]
+    if settings.semver and not any(parse_version(t) for t in base):
+        raise ConfigError(
+            f"--semver (HUB_SEMVER) needs a version tag like v1.2.3; got {', '.join(base)}"
+        )
+    return tuple(planning.expand_tags(base, semver=settings.semver, latest=settings.latest))
+
+
+def labels_for(settings: Settings, git: GitState | None, tags: tuple[str, ...]) -> dict[str, str]:
+    repository = _repository(settings)
+    return planning.image_labels(
+        title=repository.path.rsplit("/", 1)[-1],
+        tags=tags,
+        revision=git.revision if git else None,
+        source=git.remote_url if git else None,
+        created_epoch=settings.source_date_epoch or (git.commit_time if git else None),
+        extra=settings.labels,
+    )
+
+
 def login(
     settings: Settings,
     *,
@@ -106,16 +161,23 @@ def login(
 def build(
     settings: Settings,
     *,
+    tags: tuple[str, ...] | None = None,
+    labels: dict[str, str] | None = None,
+    allow_dirty: bool = False,
     engine: Engine | None = None,
     console: Console | None = None,
 ) -> BuiltImage:
-    """Build the image, streaming the log, and give it every configured tag."""
+    """Build the image with OCI labels, streaming the log, and give it every tag."""
     settings.require("build")
     repository = _repository(settings)
     check_context(settings)
+    if tags is None or labels is None:
+        git = read_git(settings.cwd)
+        tags = tags or resolve_tags(settings, git, allow_dirty=allow_dirty)
+        labels = labels if labels is not None else labels_for(settings, git, tags)
     console = console or Console(secrets=settings.secrets)
     engine = engine or open_engine(settings)
-    first, *others = settings.tags
+    first, *others = tags
     console.stage(
         "build",
         f"building {repository.canonical(first)} from {settings.dockerfile} "
@@ -126,18 +188,20 @@ def build(
         dockerfile=settings.dockerfile,
         ref=repository.ref(first),
         build_args=settings.build_args,
+        labels=labels,
         on_output=console.build_output,
     )
-    for tag in others:
-        engine.tag(image_id, repository, tag)
-    console.stage("build", f"built {image_id[:19]} tagged {', '.join(settings.tags)}")
-    return BuiltImage(repository=repository, image_id=image_id, tags=settings.tags)
+    for name in others:
+        engine.tag(image_id, repository, name)
+    console.stage("build", f"built {image_id[:19]} tagged {', '.join(tags)}")
+    return BuiltImage(repository=repository, image_id=image_id, tags=tags, labels=labels)
 
 
 def tag(
     settings: Settings,
     source: str = "latest",
     *,
+    allow_dirty: bool = False,
     engine: Engine | None = None,
     console: Console | None = None,
 ) -> BuiltImage:
@@ -147,6 +211,7 @@ def tag(
     """
     settings.require("tag")
     repository = _repository(settings)
+    tags = resolve_tags(settings, read_git(settings.cwd), allow_dirty=allow_dirty)
     console = console or Console(secrets=settings.secrets)
     engine = engine or open_engine(settings)
     candidates = [repository.ref(source)] if _is_tag(source) else []
@@ -157,10 +222,10 @@ def tag(
             f"no local image '{source}' (looked for {' and '.join(dict.fromkeys(candidates))}); "
             "build it first or pass --source with an existing tag, reference or image ID"
         )
-    for name in settings.tags:
+    for name in tags:
         engine.tag(image_id, repository, name)
-    console.stage("tag", f"{image_id[:19]} tagged {', '.join(settings.tags)}")
-    return BuiltImage(repository=repository, image_id=image_id, tags=settings.tags)
+    console.stage("tag", f"{image_id[:19]} tagged {', '.join(tags)}")
+    return BuiltImage(repository=repository, image_id=image_id, tags=tags)
 
 
 def _is_tag(text: str) -> bool:
@@ -171,33 +236,29 @@ def _is_tag(text: str) -> bool:
     return True
 
 
-def push(
-    settings: Settings,
-    *,
-    engine: Engine | None = None,
-    console: Console | None = None,
-    checked_login: bool = False,
-) -> list[PushedTag]:
-    """Push each configured tag explicitly and return its manifest digest.
+def _registry(settings: Settings) -> RegistryClient:
+    return RegistryClient(_repository(settings), settings.username, settings.token)
 
-    Every tag must exist locally and the credentials must be accepted before the first push.
-    If a push fails, the error names the tags that made it.
-    """
-    settings.require("push")
+
+def _read_remote(registry: RegistryClient, tags: tuple[str, ...]) -> dict[str, Remote | None]:
+    return {name: registry.manifest(name) for name in tags}
+
+
+def _refuse(plan: Plan, repository: Repository) -> ReleaseRefused:
+    details = "; ".join(f"{repository.canonical(d.tag)} {d.reason}" for d in plan.refused)
+    return ReleaseRefused(f"refusing to release, nothing was pushed: {details}")
+
+
+def _push_tags(
+    settings: Settings,
+    tags: list[str],
+    *,
+    engine: Engine,
+    console: Console,
+) -> list[PushedTag]:
     repository = _repository(settings)
-    console = console or Console(secrets=settings.secrets)
-    engine = engine or open_engine(settings)
-    missing = [t for t in settings.tags if engine.image_id(repository.ref(t)) is None]
-    if missing:
-        names = ", ".join(repository.ref(t) for t in missing)
-        raise ConfigError(
-            f"no local image {names}; build it first (inv build --tag {missing[0]}) "
-            "or tag an existing image (inv tag)"
-        )
-    if not checked_login:
-        login(settings, engine=engine, console=console)
     pushed: list[PushedTag] = []
-    for name in settings.tags:
+    for name in tags:
         console.stage("push", f"pushing {repository.canonical(name)}")
         console.reset_layers()
         try:
@@ -209,6 +270,55 @@ def push(
         pushed.append(PushedTag(repository, name, digest))
         console.stage("push", f"pushed {repository.canonical(name)} {digest}")
     return pushed
+
+
+def push(
+    settings: Settings,
+    *,
+    force: bool = False,
+    allow_dirty: bool = False,
+    engine: Engine | None = None,
+    console: Console | None = None,
+) -> list[PushedTag]:
+    """Push each tag explicitly and return its manifest digest.
+
+    Every tag must exist locally and the credentials must be accepted before the first push.
+    A tag the registry already holds for the same image is skipped; a version tag it holds for
+    another image is refused unless `force`. If a push fails, the error names what made it.
+    """
+    settings.require("push")
+    repository = _repository(settings)
+    tags = resolve_tags(settings, read_git(settings.cwd), allow_dirty=allow_dirty)
+    console = console or Console(secrets=settings.secrets)
+    engine = engine or open_engine(settings)
+    local = {name: engine.image_id(repository.ref(name)) for name in tags}
+    missing = [name for name, image_id in local.items() if image_id is None]
+    if missing:
+        names = ", ".join(repository.ref(t) for t in missing)
+        raise ConfigError(
+            f"no local image {names}; build it first (inv build --tag {missing[0]}) "
+            "or tag an existing image (inv tag)"
+        )
+    login(settings, engine=engine, console=console)
+    remote = _read_remote(_registry(settings), tags)
+    decisions = [
+        planning.decide(
+            [name], image_id=local[name], remote=remote, published=[], force=force
+        ).decisions[0]
+        for name in tags
+    ]
+    plan = Plan(tuple(decisions))
+    if plan.refused:
+        raise _refuse(plan, repository)
+    _report_plan(plan, repository, console)
+    pushed = _push_tags(settings, [d.tag for d in plan.to_push], engine=engine, console=console)
+    skipped = [
+        PushedTag(repository, d.tag, d.remote.digest)
+        for d in plan.decisions
+        if d.action == planning.SKIP and d.remote
+    ]
+    by_tag = {p.tag: p for p in pushed + skipped}
+    return [by_tag[name] for name in tags if name in by_tag]
 
 
 def _with_progress(error: HubError, pushed: list[PushedTag]) -> HubError:
@@ -243,25 +353,95 @@ def verify(
         console.stage("verify", f"{item.reference} is in the registry")
 
 
+def _report_plan(plan: Plan, repository: Repository, console: Console) -> None:
+    words = {
+        planning.CREATE: "create",
+        planning.MOVE: "move",
+        planning.SKIP: "unchanged, skip",
+        planning.HOLD: "hold back",
+        planning.REFUSE: "REFUSE",
+        planning.CHECK: "check",
+    }
+    for d in plan.decisions:
+        console.stage("plan", f"{repository.canonical(d.tag)}: {words[d.action]} ({d.reason})")
+
+
 def release(
     settings: Settings,
     *,
+    dry_run: bool = False,
+    force: bool = False,
+    allow_dirty: bool = False,
     engine: Engine | None = None,
     console: Console | None = None,
 ) -> Release:
-    """validate → login → build → tag → push → verify; returns what was published."""
+    """validate → login → read the registry → build → plan → tag → push → verify.
+
+    With `dry_run`, stop after the plan: nothing is built, tagged or pushed. The plan compares
+    with the local image of the first tag when one exists with the same labels.
+    """
     settings.require("release")
     check_context(settings)
+    repository = _repository(settings)
+    git = read_git(settings.cwd)
+    tags = resolve_tags(settings, git, allow_dirty=allow_dirty)
+    labels = labels_for(settings, git, tags)
     console = console or Console(secrets=settings.secrets)
     watch = Stopwatch()
     with watch.time("connect"):
         engine = engine or open_engine(settings)
     with watch.time("login"):
         login(settings, engine=engine, console=console)
+    with watch.time("plan"):
+        registry = _registry(settings)
+        published = registry.tags()
+        remote = _read_remote(registry, tags)
+
+    if dry_run:
+        image_id = engine.image_id(repository.ref(tags[0]))
+        current = engine.image_labels(image_id) if image_id else {}
+        if image_id is not None and any(current.get(k) != v for k, v in labels.items()):
+            image_id = None  # built from something else; the real build decides
+        plan = planning.decide(
+            list(tags), image_id=image_id, remote=remote, published=published, force=force
+        )
+        commands = planning.equivalent_commands(
+            registry=repository.registry,
+            username=settings.username or "",
+            local_name=repository.local_name,
+            plan=plan,
+            dockerfile=str(settings.dockerfile.relative_to(settings.cwd))
+            if settings.dockerfile.is_relative_to(settings.cwd)
+            else str(settings.dockerfile),
+            context=str(settings.context.relative_to(settings.cwd))
+            if settings.context.is_relative_to(settings.cwd)
+            else str(settings.context),
+            build_args=settings.build_args,
+            labels=labels,
+        )
+        return Release(repository, plan, timings=watch.timings, commands=commands, dry_run=True)
+
     with watch.time("build"):
-        image = build(settings, engine=engine, console=console)
+        image = build(settings, tags=tags[:1], labels=labels, engine=engine, console=console)
+    plan = planning.decide(
+        list(tags), image_id=image.image_id, remote=remote, published=published, force=force
+    )
+    _report_plan(plan, repository, console)
+    if plan.refused:
+        raise _refuse(plan, repository)
+    with watch.time("tag"):
+        for decision in plan.decisions[1:]:
+            if decision.action in (planning.CREATE, planning.MOVE, planning.SKIP):
+                engine.tag(image.image_id, repository, decision.tag)
     with watch.time("push"):
-        pushed = push(settings, engine=engine, console=console, checked_login=True)
+        pushed = _push_tags(settings, [d.tag for d in plan.to_push], engine=engine, console=console)
     with watch.time("verify"):
         verify(settings, pushed, engine=engine, console=console)
-    return Release(image=image, pushed=pushed, timings=watch.timings)
+    skipped = [
+        PushedTag(repository, d.tag, d.remote.digest)
+        for d in plan.decisions
+        if d.action == planning.SKIP and d.remote
+    ]
+    by_tag = {p.tag: p for p in pushed + skipped}
+    published_now = [by_tag[t] for t in tags if t in by_tag]
+    return Release(repository, plan, image=image, published=published_now, timings=watch.timings)

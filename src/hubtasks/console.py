@@ -80,6 +80,17 @@ class Console:
         self._end_partial()
         self._write(self.out, line + "\n")
 
+    def render_plan(self, release: Any) -> None:
+        """A dry run's result on stdout: one row per tag, then the equivalent commands."""
+        repository = release.repository
+        self.result(f"plan for {repository} (dry run, nothing changed):")
+        width = max(len(d.tag) for d in release.plan.decisions)
+        for d in release.plan.decisions:
+            self.result(f"  {d.tag:<{width}}  {d.action:<6}  {d.reason}")
+        self.result("equivalent docker commands:")
+        for command in release.commands:
+            self.result(f"  {command}")
+
 
 class Stopwatch:
     """Seconds per named stage, for the summary and the JSON result."""

@@ -202,6 +202,15 @@ class Engine:
                     return None
                 raise DaemonError(f"cannot inspect image {ref}: {_short(error)}") from None
 
+    def image_labels(self, image: str) -> dict[str, str]:
+        errors = self._docker.errors
+        with self._daemon_errors("inspect images with"):
+            try:
+                config = self.client.api.inspect_image(image).get("Config") or {}
+            except errors.APIError:
+                return {}
+        return dict(config.get("Labels") or {})
+
     def tag(self, image: str, repository: Repository, tag: str) -> None:
         errors = self._docker.errors
         with self._daemon_errors("tag with"):

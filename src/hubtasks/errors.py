@@ -49,3 +49,7 @@ class PushError(HubError):
 
 class VerifyError(HubError):
     """The registry does not hold what was pushed."""
+
+
+class ReleaseRefused(HubError):
+    """The plan would overwrite an immutable tag; nothing was pushed."""

@@ -24,7 +24,6 @@ from .references import (
 )
 
 ENV_FILE_NAME = ".env"
-DEFAULT_TAG = "latest"
 
 
 @dataclass(frozen=True)
@@ -46,14 +45,20 @@ KEYS: tuple[Key, ...] = (
     Key("username", None, None, "Registry user name; also the namespace of a bare repository."),
     Key("token", None, None, "Password or access token. Never give it as a flag."),
     Key("repository", "--repository", None, "namespace/name; a bare name means USERNAME/name."),
-    Key("tags", "--tag", None, "Tags to build and push, comma or space separated."),
+    Key("tags", "--tag", None, "Tags, comma or space separated (default: from git)."),
     Key("dockerfile", "--dockerfile", "Dockerfile", "Dockerfile path, relative to the cwd."),
     Key("context", "--context", ".", "Build context folder, relative to the cwd."),
     Key("build_args", "--build-arg", None, "Build arguments: space separated KEY=VALUE."),
+    Key("semver", "--semver", False, "Fan a version tag out: v1.2.3 → v1.2.3, v1.2, v1, latest."),
+    Key("latest", "--latest", False, "Also publish latest (only moved forward)."),
+    Key("labels", "--label", None, "Extra or overriding image labels: space separated K=V."),
 )
 KEYS_BY_NAME = {key.name: key for key in KEYS}
 
 _BUILD_ARG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_LABEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
 
 
 def config_defaults() -> dict[str, object]:
@@ -73,6 +78,11 @@ class Settings:
     dockerfile: Path = Path("Dockerfile")
     context: Path = Path(".")
     build_args: Mapping[str, str] = field(default_factory=dict)
+    semver: bool = False
+    latest: bool = False
+    labels: Mapping[str, str] = field(default_factory=dict)
+    source_date_epoch: int | None = None
+    cwd: Path = Path(".")
     env_file: Path | None = None
     docker_env: Mapping[str, str] = field(default_factory=dict, repr=False)
     sources: Mapping[str, str] = field(default_factory=dict)
@@ -132,7 +142,7 @@ class Settings:
                 shown = "<hidden>" if value else "<empty>"
             elif key.name == "tags":
                 shown = ",".join(value)
-            elif key.name == "build_args":
+            elif key.name in ("build_args", "labels"):
                 shown = " ".join(f"{k}={v}" for k, v in value.items())
             else:
                 shown = "" if value is None else str(value)
@@ -172,7 +182,8 @@ def load_settings(
 
 
 def _given(value: object) -> bool:
-    if value is None:
+    # A bool flag left off arrives as False: it must not hide the environment's true.
+    if value is None or value is False:
         return False
     if isinstance(value, str | list | tuple | dict):
         return len(value) > 0
@@ -222,14 +233,35 @@ def _as_list(value: object, *, split: str) -> list[str]:
     return [str(value)]
 
 
-def _parse_build_args(items: list[str], source: str) -> dict[str, str]:
-    args: dict[str, str] = {}
+def _parse_pairs(items: list[str], source: str, what: str, name_re: re.Pattern) -> dict[str, str]:
+    pairs: dict[str, str] = {}
     for item in items:
         name, sep, value = item.partition("=")
-        if not sep or not _BUILD_ARG_NAME.fullmatch(name):
-            raise ConfigError(f"{source}: '{item}' is not a build argument; write it as NAME=VALUE")
-        args[name] = value
-    return args
+        if not sep or not name_re.fullmatch(name):
+            raise ConfigError(f"{source}: '{item}' is not a {what}; write it as NAME=VALUE")
+        pairs[name] = value
+    return pairs
+
+
+def _parse_bool(value: object, source: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower() if value is not None else ""
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ConfigError(f"{source}: '{value}' is not a yes/no value; use true or false")
+
+
+def _parse_epoch(value: str | None) -> int | None:
+    if value is None or not value.strip():
+        return None
+    if not value.strip().isdigit():
+        raise ConfigError(
+            f"SOURCE_DATE_EPOCH: '{value}' is not a number of seconds since 1970-01-01"
+        )
+    return int(value.strip())
 
 
 def _dedupe(items: Iterable[str]) -> tuple[str, ...]:
@@ -277,8 +309,14 @@ def resolve_settings(
     else:
         raw_tags = _as_list(tag_items, split="words")
     tags = _dedupe(validate_tag(tag, source=sources["tags"]) for tag in raw_tags)
-    build_args = _parse_build_args(
-        _as_list(picked["build_args"][0], split="shell"), sources["build_args"]
+    build_args = _parse_pairs(
+        _as_list(picked["build_args"][0], split="shell"),
+        sources["build_args"],
+        "build argument",
+        _BUILD_ARG_NAME,
+    )
+    labels = _parse_pairs(
+        _as_list(picked["labels"][0], split="shell"), sources["labels"], "label", _LABEL_NAME
     )
 
     docker_env = {k: v for k, v in dotenv.items() if k.startswith("DOCKER_") and v is not None}
@@ -289,10 +327,17 @@ def resolve_settings(
         username=username,
         token=token,
         repository=repository,
-        tags=tags or (DEFAULT_TAG,),
+        tags=tags,
         dockerfile=cwd / (text("dockerfile") or "Dockerfile"),
         context=cwd / (text("context") or "."),
         build_args=build_args,
+        semver=_parse_bool(picked["semver"][0], sources["semver"]),
+        latest=_parse_bool(picked["latest"][0], sources["latest"]),
+        labels=labels,
+        source_date_epoch=_parse_epoch(
+            environ.get("SOURCE_DATE_EPOCH") or dotenv.get("SOURCE_DATE_EPOCH")
+        ),
+        cwd=cwd,
         env_file=env_file,
         docker_env=docker_env,
         sources=sources,

@@ -20,14 +20,24 @@ from .settings import Settings, config_defaults, load_settings
 T = TypeVar("T")
 
 _FLAG_HELP = {
-    "tag": "Tag to build or push; repeat for more (default: HUB_TAGS, else latest).",
+    "tag": "Tag to build or push; repeat for more (default: HUB_TAGS, else the git tag at "
+    "HEAD, else sha-<short sha>).",
     "repository": "Repository as namespace/name, or a bare name meaning USERNAME/name "
     "(default: HUB_REPOSITORY).",
     "registry": "Registry host[:port] (default: HUB_REGISTRY, else docker.io).",
     "dockerfile": "Path of the Dockerfile (default: HUB_DOCKERFILE, else Dockerfile).",
     "context": "Build context folder (default: HUB_CONTEXT, else .).",
     "build_arg": "Build argument NAME=VALUE; repeat for more (default: HUB_BUILD_ARGS).",
+    "label": "Image label NAME=VALUE, added to or overriding the OCI labels; repeat for more "
+    "(default: HUB_LABELS).",
+    "semver": "Fan a version tag out: v1.2.3 also publishes v1.2, v1 and latest, each moved "
+    "only forward (default: HUB_SEMVER).",
+    "latest": "Also publish latest, moved only forward (default: HUB_LATEST).",
+    "force": "Overwrite version tags the registry holds for another image.",
+    "allow_dirty": "Allow a default tag from git although the work tree has changes.",
+    "dry_run": "Print the plan and the equivalent docker commands; change nothing.",
 }
+_BUILD_FLAGS = ("tag", "repository", "registry", "dockerfile", "context", "build_arg", "label")
 
 
 def _help(*names: str, **extra: str) -> dict[str, str]:
@@ -46,7 +56,11 @@ def _config(c: Context) -> Mapping[str, Any]:
 
 
 def _settings(c: Context, **flags: Any) -> Settings:
-    renamed = {"tags": flags.pop("tag", None), "build_args": flags.pop("build_arg", None)}
+    renamed = {
+        "tags": flags.pop("tag", None),
+        "build_args": flags.pop("build_arg", None),
+        "labels": flags.pop("label", None),
+    }
     return load_settings({**flags, **renamed}, _config(c))
 
 
@@ -90,14 +104,19 @@ def login(c, save=False, registry=None, repository=None):
     _run(lambda: api.login(settings, save=save, console=console), console)
 
 
-@task(
-    iterable=["tag", "build_arg"],
-    help=_help("tag", "repository", "registry", "dockerfile", "context", "build_arg"),
-)
+@task(iterable=["tag", "build_arg", "label"], help=_help(*_BUILD_FLAGS, "allow_dirty"))
 def build(
-    c, tag=None, repository=None, registry=None, dockerfile=None, context=None, build_arg=None
+    c,
+    tag=None,
+    repository=None,
+    registry=None,
+    dockerfile=None,
+    context=None,
+    build_arg=None,
+    label=None,
+    allow_dirty=False,
 ):
-    """Build the image with live output and give it every requested tag."""
+    """Build the image with live output and OCI labels, and give it every requested tag."""
     settings, console = _prepare(
         c,
         tag=tag,
@@ -106,8 +125,9 @@ def build(
         dockerfile=dockerfile,
         context=context,
         build_arg=build_arg,
+        label=label,
     )
-    _run(lambda: api.build(settings, console=console), console)
+    _run(lambda: api.build(settings, allow_dirty=allow_dirty, console=console), console)
 
 
 @task(
@@ -117,31 +137,47 @@ def build(
         "tag",
         "repository",
         "registry",
+        "allow_dirty",
         source="Local image to tag: a tag of the repository, a reference or an image ID "
         "(default: latest).",
     ),
 )
-def tag_(c, source="latest", tag=None, repository=None, registry=None):
+def tag_(c, source="latest", tag=None, repository=None, registry=None, allow_dirty=False):
     """Add tags to an image that already exists locally, without rebuilding."""
     settings, console = _prepare(c, tag=tag, repository=repository, registry=registry)
-    _run(lambda: api.tag(settings, source, console=console), console)
+    _run(lambda: api.tag(settings, source, allow_dirty=allow_dirty, console=console), console)
 
 
-@task(iterable=["tag"], help=_help("tag", "repository", "registry"))
-def push(c, tag=None, repository=None, registry=None):
-    """Push each tag explicitly and print its manifest digest."""
+@task(iterable=["tag"], help=_help("tag", "repository", "registry", "force", "allow_dirty"))
+def push(c, tag=None, repository=None, registry=None, force=False, allow_dirty=False):
+    """Push each tag explicitly and print its manifest digest; unchanged tags are skipped."""
     settings, console = _prepare(c, tag=tag, repository=repository, registry=registry)
-    pushed = _run(lambda: api.push(settings, console=console), console)
+    pushed = _run(
+        lambda: api.push(settings, force=force, allow_dirty=allow_dirty, console=console),
+        console,
+    )
     for item in pushed:
         console.result(item.reference)
 
 
 @task(
-    iterable=["tag", "build_arg"],
-    help=_help("tag", "repository", "registry", "dockerfile", "context", "build_arg"),
+    iterable=["tag", "build_arg", "label"],
+    help=_help(*_BUILD_FLAGS, "semver", "latest", "force", "allow_dirty", "dry_run"),
 )
 def release(
-    c, tag=None, repository=None, registry=None, dockerfile=None, context=None, build_arg=None
+    c,
+    tag=None,
+    repository=None,
+    registry=None,
+    dockerfile=None,
+    context=None,
+    build_arg=None,
+    label=None,
+    semver=False,
+    latest=False,
+    force=False,
+    allow_dirty=False,
+    dry_run=False,
 ):
     """Validate, log in, build, tag, push and verify; print REGISTRY/REPO:TAG@DIGEST per tag."""
     settings, console = _prepare(
@@ -152,11 +188,22 @@ def release(
         dockerfile=dockerfile,
         context=context,
         build_arg=build_arg,
+        label=label,
+        semver=semver,
+        latest=latest,
     )
-    result = _run(lambda: api.release(settings, console=console), console)
+    result = _run(
+        lambda: api.release(
+            settings, dry_run=dry_run, force=force, allow_dirty=allow_dirty, console=console
+        ),
+        console,
+    )
+    if result.dry_run:
+        console.render_plan(result)
+        return
     total = sum(result.timings.values())
     console.stage("release", f"done in {total:.1f}s")
-    for item in result.pushed:
+    for item in result.published:
         console.result(item.reference)
 
 

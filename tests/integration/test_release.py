@@ -87,8 +87,8 @@ def test_build_streams_output_live(project):
 def test_failing_build_names_the_step_and_pushes_nothing(project):
     project.write("Dockerfile", "FROM busybox:local\nRUN echo ok\nRUN exit 3\n")
     result = project.inv("release", "--tag", "v1")
-    last = assert_clean_failure(result, project, mentions="Step 3/3 : RUN exit 3")
-    assert "non-zero code: 3" in last
+    last = assert_clean_failure(result, project, mentions=": RUN exit 3")
+    assert "Step 3/" in last and "non-zero code: 3" in last
     assert project.tags() == []
 
 

@@ -1,0 +1,210 @@
+"""Read-only client for the registry HTTP API (Distribution spec): tag lists and manifests.
+
+Authentication follows what Docker Hub does: a 401 carries `WWW-Authenticate`; `Basic` means
+send the credentials, `Bearer realm=…,service=…,scope=…` means fetch a token from the realm
+with them and send that. Credentials only ever travel in headers. Standard library only.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .errors import AuthError, RegistryError
+from .plan import Remote
+from .references import DOCKER_HUB, Repository
+
+MANIFEST_TYPES = (
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+)
+_SINGLE_IMAGE_TYPES = (MANIFEST_TYPES[0], MANIFEST_TYPES[2])
+_CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
+_PAGE_SIZE = 1000
+
+
+def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
+    """`Bearer realm="…",service="…"` → ("bearer", {"realm": …, "service": …})."""
+    scheme, _, rest = header.strip().partition(" ")
+    return scheme.lower(), {k.lower(): v for k, v in _CHALLENGE_PARAM.findall(rest)}
+
+
+def registry_base_url(registry: str) -> str:
+    """Docker Hub's API lives at registry-1.docker.io; loopback registries speak plain HTTP."""
+    if registry == DOCKER_HUB:
+        return "https://registry-1.docker.io"
+    host = registry.rsplit(":", 1)[0].strip("[]") if registry.count(":") <= 1 else registry
+    if host == "localhost":
+        return f"http://{registry}"
+    try:
+        if ipaddress.ip_address(host.strip("[]")).is_loopback:
+            return f"http://{registry}"
+    except ValueError:
+        pass
+    return f"https://{registry}"
+
+
+@dataclass
+class _Response:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class RegistryClient:
+    def __init__(
+        self,
+        repository: Repository,
+        username: str | None,
+        token: str | None,
+        *,
+        timeout: float = 30,
+        base_url: str | None = None,
+    ) -> None:
+        self.repository = repository
+        self.base_url = base_url or registry_base_url(repository.registry)
+        self._username, self._token = username, token
+        self._timeout = timeout
+        self._authorization: str | None = None
+
+    def _basic(self) -> str:
+        raw = f"{self._username or ''}:{self._token or ''}".encode()
+        return "Basic " + base64.b64encode(raw).decode("ascii")
+
+    def _open(self, request: urllib.request.Request) -> _Response:
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:
+                return _Response(response.status, response.headers, response.read())
+        except urllib.error.HTTPError as error:
+            return _Response(error.code, error.headers, error.read())
+        except (urllib.error.URLError, OSError) as error:
+            reason = getattr(error, "reason", error)
+            raise RegistryError(
+                f"cannot reach registry {self.repository.registry} ({self.base_url}): {reason}"
+            ) from None
+
+    def _request(self, method: str, path: str, *, accept: str | None = None) -> _Response:
+        url = f"{self.base_url}{path}"
+        for attempt in range(2):
+            request = urllib.request.Request(url, method=method)
+            if accept:
+                request.add_header("Accept", accept)
+            if self._authorization:
+                request.add_header("Authorization", self._authorization)
+            response = self._open(request)
+            if response.status != 401 or attempt == 1:
+                break
+            self._authenticate(response.headers.get("WWW-Authenticate", ""))
+        if response.status == 401:
+            raise AuthError(
+                f"registry {self.repository.registry} refused to show {self.repository}: "
+                "check HUB_USERNAME and HUB_TOKEN"
+            )
+        return response
+
+    def _authenticate(self, challenge: str) -> None:
+        scheme, params = parse_challenge(challenge)
+        if scheme == "basic" or not scheme:
+            self._authorization = self._basic()
+            return
+        if scheme != "bearer" or "realm" not in params:
+            raise RegistryError(
+                f"registry {self.repository.registry} asked for unsupported authentication "
+                f"'{challenge[:60]}'"
+            )
+        query = {"service": params.get("service", "")}
+        query["scope"] = params.get("scope") or f"repository:{self.repository.path}:pull"
+        url = f"{params['realm']}?{urllib.parse.urlencode(query)}"
+        request = urllib.request.Request(url)
+        if self._username and self._token:
+            request.add_header("Authorization", self._basic())
+        response = self._open(request)
+        if response.status in (401, 403):
+            raise AuthError(
+                f"the token service of {self.repository.registry} rejected the credentials of "
+                f"'{self._username}'; check HUB_USERNAME and HUB_TOKEN"
+            )
+        try:
+            body = json.loads(response.body)
+            token = body.get("token") or body.get("access_token")
+        except (ValueError, AttributeError):
+            token = None
+        if response.status != 200 or not token:
+            raise RegistryError(
+                f"the token service of {self.repository.registry} answered {response.status} "
+                "without a token"
+            )
+        self._authorization = f"Bearer {token}"
+
+    def tags(self) -> list[str]:
+        """Every tag of the repository (following pagination); [] when it does not exist."""
+        path: str | None = f"/v2/{self.repository.path}/tags/list?n={_PAGE_SIZE}"
+        found: list[str] = []
+        while path:
+            response = self._request("GET", path)
+            if response.status == 404:
+                return []
+            self._check(response, "list the tags of")
+            try:
+                found.extend(json.loads(response.body).get("tags") or [])
+            except ValueError:
+                raise RegistryError(
+                    f"registry {self.repository.registry} sent an unreadable tag list"
+                ) from None
+            path = _next_link(response.headers.get("Link"))
+        return found
+
+    def manifest(self, tag: str) -> Remote | None:
+        """What the registry holds under `tag`, or None when the tag does not exist."""
+        response = self._request(
+            "GET", f"/v2/{self.repository.path}/manifests/{tag}", accept=", ".join(MANIFEST_TYPES)
+        )
+        if response.status == 404:
+            return None
+        self._check(response, f"read tag {tag} of")
+        digest = response.headers.get("Docker-Content-Digest")
+        if not digest:
+            import hashlib
+
+            digest = "sha256:" + hashlib.sha256(response.body).hexdigest()
+        config_digest = None
+        try:
+            document = json.loads(response.body)
+            media_type = document.get("mediaType") or response.headers.get("Content-Type", "")
+            if media_type in _SINGLE_IMAGE_TYPES or "config" in document:
+                config_digest = (document.get("config") or {}).get("digest")
+        except ValueError:
+            pass
+        return Remote(digest=digest, config_digest=config_digest)
+
+    def _check(self, response: _Response, action: str) -> None:
+        if 200 <= response.status < 300:
+            return
+        if response.status == 403:
+            raise AuthError(
+                f"registry {self.repository.registry} denied access to {self.repository}; "
+                "check that the token may read it"
+            )
+        raise RegistryError(
+            f"cannot {action} {self.repository}: registry answered HTTP {response.status}"
+        )
+
+
+def _next_link(header: str | None) -> str | None:
+    """The path of a `Link: </v2/…?last=x&n=…>; rel="next"` header, if any."""
+    if not header:
+        return None
+    match = re.search(r'<([^>]+)>\s*;\s*rel="?next"?', header)
+    if not match:
+        return None
+    parsed = urllib.parse.urlsplit(match.group(1))
+    return parsed.path + (f"?{parsed.query}" if parsed.query else "")
