@@ -17,8 +17,27 @@ from devtools.stack import BASE_IMAGE, TlsDaemon, make_base_image, make_certific
 pytestmark = pytest.mark.integration
 
 
+# requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a Session's own `verify`, so with
+# either set docker-py ignores the CA from DOCKER_CERT_PATH and fails with
+# CERTIFICATE_VERIFY_FAILED (docker/docker-py#2433, psf/requests#5209). This machine sets both;
+# the module runs without them, and `test_requests_ca_bundle_overrides_the_docker_ca` pins the
+# behaviour down.
+_CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+# A fixed API version: otherwise constructing a client already asks the daemon for its version,
+# and the failures these tests expect would happen in the constructor.
+_API = "1.41"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_ca_bundle_override():
+    with pytest.MonkeyPatch.context() as patch:
+        for name in _CA_BUNDLE_VARIABLES:
+            patch.delenv(name, raising=False)
+        yield
+
+
 @pytest.fixture(scope="module")
-def tls_daemon():
+def tls_daemon(_no_ca_bundle_override):
     if not shutil.which("openssl"):
         pytest.fail("the TLS daemon needs: apt-get install openssl")
     # A short path under /tmp: containerd's socket lives in the exec root (108-byte limit).
@@ -82,7 +101,10 @@ def test_version_over_tls(tls_client):
 def test_no_client_certificate_is_refused(tls_daemon):
     ca = str(tls_daemon.cert_path / "ca.pem")
     client = docker.DockerClient(
-        base_url=tls_daemon.host, tls=docker.tls.TLSConfig(ca_cert=ca, verify=True), timeout=10
+        base_url=tls_daemon.host,
+        tls=docker.tls.TLSConfig(ca_cert=ca, verify=True),
+        timeout=10,
+        version=_API,
     )
     try:
         with pytest.raises(requests.exceptions.ConnectionError) as info:  # SSLError is one
@@ -110,6 +132,7 @@ def test_a_client_certificate_from_another_ca_is_refused(tls_daemon, tmp_path):
             verify=True,
         ),
         timeout=10,
+        version=_API,
     )
     try:
         with pytest.raises(requests.exceptions.ConnectionError):
@@ -118,8 +141,23 @@ def test_a_client_certificate_from_another_ca_is_refused(tls_daemon, tmp_path):
         client.close()
 
 
+def test_requests_ca_bundle_overrides_the_docker_ca(tls_daemon, tls_env, tmp_path, monkeypatch):
+    """A fact about docker-py + requests that any TLS support in hubtasks has to live with."""
+    bundle = make_certificates(tmp_path / "other")["ca"]  # any bundle without our CA
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    with pytest.raises(docker.errors.DockerException, match="CERTIFICATE_VERIFY_FAILED"):
+        docker.from_env(environment=tls_env, timeout=10)
+    # A client that does not read the environment (Session.trust_env) is not affected.
+    client = docker.from_env(environment=tls_env, timeout=10, version=_API)
+    client.api.trust_env = False
+    try:
+        assert client.version()["ApiVersion"]
+    finally:
+        client.close()
+
+
 def test_plain_http_is_refused(tls_daemon):
-    client = docker.DockerClient(base_url=tls_daemon.host, timeout=10)  # no TLS at all
+    client = docker.DockerClient(base_url=tls_daemon.host, timeout=10, version=_API)  # no TLS
     try:
         with pytest.raises(docker.errors.APIError) as info:
             client.version()
