@@ -252,29 +252,212 @@ class Daemon:
         self.process = None
 
 
-def make_base_image(docker_host: str, name: str = BASE_IMAGE) -> None:
-    """Import a tiny busybox image (no pulls are possible here) so that `RUN` works."""
+def make_certificates(folder: Path, *, days: int = 7) -> dict[str, Path]:
+    """A throwaway CA, a server and a client certificate, made with the `openssl` CLI.
+
+    Layout (ECDSA P-256 keys, written 0600):
+
+        folder/ca.pem, ca-key.pem              the CA
+        folder/server-cert.pem, server-key.pem SAN IP:127.0.0.1, DNS:localhost; serverAuth
+        folder/client/ca.pem, cert.pem, key.pem clientAuth: the names DOCKER_CERT_PATH expects
+    """
+    openssl = shutil.which("openssl")
+    if not openssl:
+        raise StackError("openssl not found; apt-get install openssl")
+    folder.mkdir(parents=True, exist_ok=True)
+    client = folder / "client"
+    client.mkdir(exist_ok=True)
+
+    def run(*args: str | Path) -> None:
+        result = subprocess.run(
+            [openssl, *map(str, args)], cwd=folder, capture_output=True, text=True
+        )
+        if result.returncode != 0:
+            raise StackError(f"openssl {args[0]} failed:\n{result.stderr[-2000:]}")
+
+    def key(path: Path) -> Path:
+        run("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", path)
+        path.chmod(0o600)
+        return path
+
+    def ext(name: str, text: str) -> Path:
+        path = folder / f"{name}.cnf"
+        path.write_text(text)
+        return path
+
+    # Our own minimal config, so the system openssl.cnf cannot add or clash with extensions.
+    config = ext(
+        "req",
+        "[req]\ndistinguished_name = dn\nx509_extensions = ca\n[dn]\n"
+        "[ca]\nbasicConstraints = critical, CA:TRUE\n"
+        "keyUsage = critical, keyCertSign, cRLSign\nsubjectKeyIdentifier = hash\n",
+    )
+    ca_key, ca = key(folder / "ca-key.pem"), folder / "ca.pem"
+    run("req", "-x509", "-new", "-key", ca_key, "-out", ca, "-days", days,
+        "-subj", "/CN=hubtasks test CA", "-config", config)  # fmt: skip
+    leaf = "basicConstraints = CA:FALSE\nkeyUsage = critical, digitalSignature\n"
+    issued = {
+        "server": (
+            key(folder / "server-key.pem"),
+            folder / "server-cert.pem",
+            "/CN=localhost",
+            leaf + "extendedKeyUsage = serverAuth\nsubjectAltName = IP:127.0.0.1, DNS:localhost\n",
+        ),
+        "client": (
+            key(client / "key.pem"),
+            client / "cert.pem",
+            "/CN=hubtasks test client",
+            leaf + "extendedKeyUsage = clientAuth\n",
+        ),
+    }
+    for name, (key_path, cert, subject, extensions) in issued.items():
+        csr = folder / f"{name}.csr"
+        run("req", "-new", "-key", key_path, "-out", csr, "-subj", subject,
+            "-config", config)  # fmt: skip
+        run(
+            "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
+            "-out", cert, "-days", days, "-extfile", ext(name, extensions),
+        )  # fmt: skip
+        csr.unlink()
+    shutil.copy2(ca, client / "ca.pem")
+    return {
+        "ca": ca,
+        "server_cert": folder / "server-cert.pem",
+        "server_key": folder / "server-key.pem",
+        "client": client,
+    }
+
+
+class TlsDaemon(Daemon):
+    """A second kind of `dockerd`: TCP on 127.0.0.1 with `--tlsverify`, and no unix socket.
+
+    Certificates are made at start under `root/tls` (`make_certificates`); the client side is
+    `root/tls/client` with ca.pem, cert.pem and key.pem, so `env()` can point DOCKER_CERT_PATH
+    at it. Like `Daemon`: no bridge, no iptables, its own data root, exec root and pidfile (the
+    exec root holds the containerd it starts, so it never shares one with another daemon).
+    """
+
+    def __init__(self, root: Path, port: int | None = None):
+        super().__init__(root)
+        self.port = port or free_port()
+
+    @property
+    def socket(self) -> Path:  # there is no unix socket; kept for the Daemon interface
+        raise AttributeError("TlsDaemon listens on TCP only; use .host or .env()")
+
+    @property
+    def host(self) -> str:
+        return f"tcp://127.0.0.1:{self.port}"
+
+    @property
+    def cert_path(self) -> Path:
+        return self.root / "tls" / "client"
+
+    def env(self) -> dict[str, str]:
+        return {
+            "DOCKER_HOST": self.host,
+            "DOCKER_TLS_VERIFY": "1",
+            "DOCKER_CERT_PATH": str(self.cert_path),
+        }
+
+    def start(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        certs = make_certificates(self.root / "tls")
+        log = self.root / "dockerd.log"
+        dockerd = shutil.which("dockerd", path=os.environ.get("PATH", "") + ":/usr/sbin")
+        if not dockerd:
+            raise StackError("dockerd not found; apt-get install docker.io")
+        self.process = subprocess.Popen(
+            [
+                dockerd,
+                "-H",
+                self.host,
+                "--tlsverify",
+                "--tlscacert",
+                str(certs["ca"]),
+                "--tlscert",
+                str(certs["server_cert"]),
+                "--tlskey",
+                str(certs["server_key"]),
+                "--data-root",
+                str(self.root / "data"),
+                "--exec-root",
+                str(self.root / "x"),
+                "--pidfile",
+                str(self.root / "docker.pid"),
+                "--bridge=none",
+                "--iptables=false",
+                "--ip-masq=false",
+            ],
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            _wait(self.ready, 60, f"dockerd at {self.host}", log)
+        except BaseException:
+            self.stop()
+            raise
+
+    def ssl_context(self, *, client_cert: bool = True):
+        """A client-side context trusting the test CA (with or without the client cert)."""
+        import ssl
+
+        context = ssl.create_default_context(cafile=str(self.cert_path / "ca.pem"))
+        if client_cert:
+            context.load_cert_chain(self.cert_path / "cert.pem", self.cert_path / "key.pem")
+        return context
+
+    def ready(self) -> bool:
+        if self.process and self.process.poll() is not None:
+            raise StackError(
+                f"dockerd exited with {self.process.returncode}:\n"
+                + (self.root / "dockerd.log").read_text(errors="replace")[-2000:]
+            )
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=2) as raw:
+                with self.ssl_context().wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                    tls.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+                    return b"OK" in tls.recv(4096)
+        except OSError:  # includes ssl.SSLError
+            return False
+
+
+def make_base_image(
+    docker_host: str, name: str = BASE_IMAGE, *, environment: dict[str, str] | None = None
+) -> None:
+    """Import a tiny busybox image (no pulls are possible here) so that `RUN` works.
+
+    `environment` (e.g. `TlsDaemon.env()`) adds DOCKER_TLS_VERIFY / DOCKER_CERT_PATH; its
+    DOCKER_HOST is ignored in favour of `docker_host`.
+    """
     import docker
 
-    client = docker.DockerClient(base_url=docker_host, timeout=120)
+    if environment is None:
+        client = docker.DockerClient(base_url=docker_host, timeout=120)
+    else:
+        environment = {**environment, "DOCKER_HOST": docker_host}
+        client = docker.from_env(environment=environment, timeout=120)
     try:
-        client.images.get(name)
-        return
-    except docker.errors.ImageNotFound:
-        pass
-    busybox = shutil.which("busybox") or "/bin/busybox"
-    with tempfile.TemporaryDirectory() as tmp:
-        rootfs = Path(tmp) / "rootfs"
-        (rootfs / "bin").mkdir(parents=True)
-        (rootfs / "tmp").mkdir()
-        shutil.copy2(busybox, rootfs / "bin" / "busybox")
-        for tool in _BUSYBOX_TOOLS:
-            (rootfs / "bin" / tool).symlink_to("busybox")
-        archive = Path(tmp) / "rootfs.tar"
-        subprocess.run(["tar", "-C", str(rootfs), "-cf", str(archive), "."], check=True)
-        repo, _, tag = name.partition(":")
-        client.api.import_image_from_file(str(archive), repository=repo, tag=tag or "latest")
-    client.close()
+        try:
+            client.images.get(name)
+            return
+        except docker.errors.ImageNotFound:
+            pass
+        busybox = shutil.which("busybox") or "/bin/busybox"
+        with tempfile.TemporaryDirectory() as tmp:
+            rootfs = Path(tmp) / "rootfs"
+            (rootfs / "bin").mkdir(parents=True)
+            (rootfs / "tmp").mkdir()
+            shutil.copy2(busybox, rootfs / "bin" / "busybox")
+            for tool in _BUSYBOX_TOOLS:
+                (rootfs / "bin" / tool).symlink_to("busybox")
+            archive = Path(tmp) / "rootfs.tar"
+            subprocess.run(["tar", "-C", str(rootfs), "-cf", str(archive), "."], check=True)
+            repo, _, tag = name.partition(":")
+            client.api.import_image_from_file(str(archive), repository=repo, tag=tag or "latest")
+    finally:
+        client.close()
 
 
 class Stack:

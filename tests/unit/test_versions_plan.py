@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from hubtasks.plan import CHECK, CREATE, HOLD, MOVE, REFUSE, SKIP, Remote, decide, expand_tags
-from hubtasks.plan import image_labels
+from hubtasks.plan import (
+    CHECK,
+    CREATE,
+    HOLD,
+    MOVE,
+    REFUSE,
+    SKIP,
+    Remote,
+    decide,
+    expand_tags,
+    image_labels,
+)
 from hubtasks.versions import fan_out, floating_line, highest_in_line, parse_version
 
 
