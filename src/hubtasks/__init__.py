@@ -6,8 +6,20 @@ steps are plain functions (`release(load_settings(...))`) for scripts and nox se
 
 from importlib.metadata import PackageNotFoundError, version
 
-from .api import BuiltImage, PushedTag, Release, build, login, push, release, tag, verify
+from .api import (
+    BuiltImage,
+    PushedTag,
+    Release,
+    Session,
+    build,
+    login,
+    push,
+    release,
+    tag,
+    verify,
+)
 from .errors import HubError
+from .hooks import Facts, hook
 from .settings import Settings, load_settings, resolve_settings
 from .tasks import ns
 
@@ -18,12 +30,15 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 __all__ = [
     "BuiltImage",
+    "Facts",
     "HubError",
     "PushedTag",
     "Release",
+    "Session",
     "Settings",
     "__version__",
     "build",
+    "hook",
     "load_settings",
     "login",
     "ns",

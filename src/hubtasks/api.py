@@ -7,14 +7,18 @@ tags) before it pushes anything.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from . import plan as planning
 from .console import Console, Stopwatch
 from .engine import Engine, context_includes, save_credentials
 from .errors import ConfigError, ContextLeakError, HubError, ReleaseRefused, VerifyError
 from .gitinfo import GitState, read_git
+from .hooks import Facts, Hooks
 from .plan import Plan, Remote
 from .references import Repository, validate_tag
 from .registry import RegistryClient
@@ -58,16 +62,92 @@ class Release:
     def digest(self) -> str | None:
         return self.published[0].digest if self.published else None
 
+    def to_dict(self) -> dict[str, Any]:
+        """The machine-readable result (`--json`)."""
+        digests = {p.tag: p.digest for p in self.published}
+        return {
+            "image": str(self.repository),
+            "image_id": self.image.image_id if self.image else None,
+            "digest": self.digest,
+            "dry_run": self.dry_run,
+            "tags": [
+                {
+                    "tag": d.tag,
+                    "action": d.action,
+                    "reason": d.reason,
+                    "digest": digests.get(d.tag),
+                    "previous_digest": d.remote.digest if d.remote else None,
+                    "reference": self.repository.canonical(d.tag, digests[d.tag])
+                    if d.tag in digests
+                    else None,
+                }
+                for d in self.plan.decisions
+            ],
+            **{
+                word: self.plan.of(action)
+                for word, action in (
+                    ("created", planning.CREATE),
+                    ("moved", planning.MOVE),
+                    ("skipped", planning.SKIP),
+                    ("held", planning.HOLD),
+                )
+            },
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
+            "commands": self.commands,
+        }
+
+
+class Session:
+    """What the stages of one invocation share (`inv login build tag push` is one session).
+
+    One daemon connection, one credential check per registry and user, the tags the last
+    build or tag stage produced (a later stage without --tag uses them), and the hooks, each
+    of which runs at most once.
+    """
+
+    def __init__(
+        self,
+        *,
+        console: Console | None = None,
+        context: Any = None,
+        hook_commands: Mapping[str, str] | None = None,
+    ) -> None:
+        self.console = console or Console()
+        if context is None:
+            from invoke import Context
+
+            context = Context()
+        self.hooks = Hooks(hook_commands or {}, context, self.console.stage)
+        self.engine: Engine | None = None
+        self.logged_in: set[tuple[str, str]] = set()
+        self.tags: tuple[str, ...] | None = None
+        self.image_id: str | None = None
+
+    def adopt(self, settings: Settings) -> Session:
+        """Take this stage's secrets and hook commands into the session."""
+        for secret in settings.secrets:
+            self.console.add_secret(secret)
+        self.hooks.update_commands(settings.hooks)
+        return self
+
+    def engine_for(self, settings: Settings) -> Engine:
+        if self.engine is None:
+            self.engine = Engine(settings.docker_env)
+        return self.engine
+
+
+def _session(settings: Settings, session: Session | None) -> Session:
+    return (session or Session(console=Console(secrets=settings.secrets))).adopt(settings)
+
+
+def _facts(stage: str, repository: Repository, tags: tuple[str, ...] | list[str]) -> Facts:
+    return Facts(stage=stage, image=str(repository), tags=list(tags))
+
 
 def _repository(settings: Settings) -> Repository:
     if settings.repository is None:
         raise ConfigError("missing setting: HUB_REPOSITORY (or --repository)")
     return settings.repository
-
-
-def open_engine(settings: Settings) -> Engine:
-    """Connect to the daemon named by DOCKER_HOST & co. (environment, then `.env`)."""
-    return Engine(settings.docker_env)
 
 
 def check_context(settings: Settings) -> None:
@@ -93,12 +173,19 @@ def _holds_token(path: Path) -> bool:
 
 
 def resolve_tags(
-    settings: Settings, git: GitState | None, *, allow_dirty: bool = False
+    settings: Settings,
+    git: GitState | None,
+    *,
+    allow_dirty: bool = False,
+    chained: tuple[str, ...] | None = None,
 ) -> tuple[str, ...]:
-    """The tags to publish: as given, else from git (exact tag at HEAD, else sha-<short>);
-    then fanned out with `semver` and `latest`."""
+    """The tags to publish: as given, else those of an earlier stage of the same command
+    line (`chained`), else from git (exact tag at HEAD, else sha-<short>); then fanned out
+    with `semver` and `latest`."""
     if settings.tags:
         base = list(settings.tags)
+    elif chained:
+        base = list(chained)
     else:
         if git is None:
             raise ConfigError(
@@ -136,25 +223,33 @@ def login(
     settings: Settings,
     *,
     save: bool = False,
-    engine: Engine | None = None,
-    console: Console | None = None,
+    session: Session | None = None,
 ) -> str | None:
     """Check the credentials against the registry; with `save`, store them like docker login.
 
-    Returns where the credentials were saved, or None.
+    Returns where the credentials were saved, or None. Within one session the registry is
+    asked once per user (a saving login always runs).
     """
     settings.require("login")
     repository = _repository(settings)
-    console = console or Console(secrets=settings.secrets)
-    engine = engine or open_engine(settings)
+    session = _session(settings, session)
     assert settings.username and settings.token
+    key = (repository.registry, settings.username)
+    if key in session.logged_in and not save:
+        return None
+    facts = _facts("login", repository, settings.tags)
+    session.hooks.run("pre", facts)
+    console = session.console
+    engine = session.engine_for(settings)
     console.stage("login", f"checking credentials of {settings.username} at {repository.registry}")
     engine.login(repository, settings.username, settings.token)
+    session.logged_in.add(key)
     console.stage("login", f"logged in to {repository.registry} as {settings.username}")
-    if not save:
-        return None
-    where = save_credentials(repository, settings.username, settings.token, settings.docker_env)
-    console.stage("login", f"credentials saved to {where}")
+    where = None
+    if save:
+        where = save_credentials(repository, settings.username, settings.token, settings.docker_env)
+        console.stage("login", f"credentials saved to {where}")
+    session.hooks.run("post", facts)
     return where
 
 
@@ -164,25 +259,28 @@ def build(
     tags: tuple[str, ...] | None = None,
     labels: dict[str, str] | None = None,
     allow_dirty: bool = False,
-    engine: Engine | None = None,
-    console: Console | None = None,
+    session: Session | None = None,
 ) -> BuiltImage:
     """Build the image with OCI labels, streaming the log, and give it every tag."""
     settings.require("build")
     repository = _repository(settings)
     check_context(settings)
+    session = _session(settings, session)
     if tags is None or labels is None:
         git = read_git(settings.cwd)
         tags = tags or resolve_tags(settings, git, allow_dirty=allow_dirty)
         labels = labels if labels is not None else labels_for(settings, git, tags)
-    console = console or Console(secrets=settings.secrets)
-    engine = engine or open_engine(settings)
+    facts = _facts("build", repository, tags)
+    session.hooks.run("pre", facts)
+    console = session.console
+    engine = session.engine_for(settings)
     first, *others = tags
     console.stage(
         "build",
         f"building {repository.canonical(first)} from {settings.dockerfile} "
         f"(context {settings.context})",
     )
+    start = time.monotonic()
     image_id = engine.build(
         context=settings.context,
         dockerfile=settings.dockerfile,
@@ -194,37 +292,53 @@ def build(
     for name in others:
         engine.tag(image_id, repository, name)
     console.stage("build", f"built {image_id[:19]} tagged {', '.join(tags)}")
+    session.tags, session.image_id = tags, image_id
+    facts.image_id = image_id
+    facts.timings["build"] = time.monotonic() - start
+    session.hooks.run("post", facts)
     return BuiltImage(repository=repository, image_id=image_id, tags=tags, labels=labels)
 
 
 def tag(
     settings: Settings,
-    source: str = "latest",
+    source: str | None = None,
     *,
     allow_dirty: bool = False,
-    engine: Engine | None = None,
-    console: Console | None = None,
+    session: Session | None = None,
 ) -> BuiltImage:
     """Add the configured tags to a local image, without rebuilding.
 
-    `source` is a tag of the configured repository, or any local image reference or ID.
+    `source` is a tag of the configured repository, or any local image reference or ID; by
+    default the image an earlier build of this session made, else `latest`.
     """
     settings.require("tag")
     repository = _repository(settings)
+    session = _session(settings, session)
     tags = resolve_tags(settings, read_git(settings.cwd), allow_dirty=allow_dirty)
-    console = console or Console(secrets=settings.secrets)
-    engine = engine or open_engine(settings)
-    candidates = [repository.ref(source)] if _is_tag(source) else []
-    candidates.append(source)
-    image_id = next((i for i in map(engine.image_id, candidates) if i), None)
-    if image_id is None:
-        raise ConfigError(
-            f"no local image '{source}' (looked for {' and '.join(dict.fromkeys(candidates))}); "
-            "build it first or pass --source with an existing tag, reference or image ID"
-        )
+    engine = session.engine_for(settings)
+    if source is None and session.image_id:
+        image_id: str | None = session.image_id
+        source = image_id
+    else:
+        source = source or "latest"
+        candidates = [repository.ref(source)] if _is_tag(source) else []
+        candidates.append(source)
+        image_id = next((i for i in map(engine.image_id, candidates) if i), None)
+        if image_id is None:
+            raise ConfigError(
+                f"no local image '{source}' (looked for "
+                f"{' and '.join(dict.fromkeys(candidates))}); build it first or pass --source "
+                "with an existing tag, reference or image ID"
+            )
+    facts = _facts("tag", repository, tags)
+    facts.image_id = image_id
+    session.hooks.run("pre", facts)
     for name in tags:
         engine.tag(image_id, repository, name)
-    console.stage("tag", f"{image_id[:19]} tagged {', '.join(tags)}")
+    session.console.stage("tag", f"{image_id[:19]} tagged {', '.join(tags)}")
+    session.tags = tuple(dict.fromkeys((*(session.tags or ()), *tags)))
+    session.image_id = image_id
+    session.hooks.run("post", facts)
     return BuiltImage(repository=repository, image_id=image_id, tags=tags)
 
 
@@ -249,14 +363,10 @@ def _refuse(plan: Plan, repository: Repository) -> ReleaseRefused:
     return ReleaseRefused(f"refusing to release, nothing was pushed: {details}")
 
 
-def _push_tags(
-    settings: Settings,
-    tags: list[str],
-    *,
-    engine: Engine,
-    console: Console,
-) -> list[PushedTag]:
+def _push_tags(settings: Settings, tags: list[str], *, session: Session) -> list[PushedTag]:
     repository = _repository(settings)
+    engine = session.engine_for(settings)
+    console = session.console
     pushed: list[PushedTag] = []
     for name in tags:
         console.stage("push", f"pushing {repository.canonical(name)}")
@@ -272,15 +382,29 @@ def _push_tags(
     return pushed
 
 
+def _with_progress(error: HubError, pushed: list[PushedTag]) -> HubError:
+    if not pushed:
+        return type(error)(f"{error}; nothing was pushed")
+    made_it = ", ".join(p.reference for p in pushed)
+    return type(error)(f"{error}; already pushed: {made_it}")
+
+
+def _skipped(plan: Plan, repository: Repository) -> list[PushedTag]:
+    return [
+        PushedTag(repository, d.tag, d.remote.digest)
+        for d in plan.decisions
+        if d.action == planning.SKIP and d.remote
+    ]
+
+
 def push(
     settings: Settings,
     *,
     force: bool = False,
     allow_dirty: bool = False,
-    engine: Engine | None = None,
-    console: Console | None = None,
-) -> list[PushedTag]:
-    """Push each tag explicitly and return its manifest digest.
+    session: Session | None = None,
+) -> Release:
+    """Push each tag explicitly and return what the registry now holds.
 
     Every tag must exist locally and the credentials must be accepted before the first push.
     A tag the registry already holds for the same image is skipped; a version tag it holds for
@@ -288,9 +412,11 @@ def push(
     """
     settings.require("push")
     repository = _repository(settings)
-    tags = resolve_tags(settings, read_git(settings.cwd), allow_dirty=allow_dirty)
-    console = console or Console(secrets=settings.secrets)
-    engine = engine or open_engine(settings)
+    session = _session(settings, session)
+    tags = resolve_tags(
+        settings, read_git(settings.cwd), allow_dirty=allow_dirty, chained=session.tags
+    )
+    engine = session.engine_for(settings)
     local = {name: engine.image_id(repository.ref(name)) for name in tags}
     missing = [name for name, image_id in local.items() if image_id is None]
     if missing:
@@ -299,8 +425,10 @@ def push(
             f"no local image {names}; build it first (inv build --tag {missing[0]}) "
             "or tag an existing image (inv tag)"
         )
-    login(settings, engine=engine, console=console)
-    remote = _read_remote(_registry(settings), tags)
+    login(settings, session=session)
+    watch = Stopwatch()
+    with watch.time("plan"):
+        remote = _read_remote(_registry(settings), tags)
     decisions = [
         planning.decide(
             [name], image_id=local[name], remote=remote, published=[], force=force
@@ -310,34 +438,28 @@ def push(
     plan = Plan(tuple(decisions))
     if plan.refused:
         raise _refuse(plan, repository)
-    _report_plan(plan, repository, console)
-    pushed = _push_tags(settings, [d.tag for d in plan.to_push], engine=engine, console=console)
-    skipped = [
-        PushedTag(repository, d.tag, d.remote.digest)
-        for d in plan.decisions
-        if d.action == planning.SKIP and d.remote
-    ]
-    by_tag = {p.tag: p for p in pushed + skipped}
-    return [by_tag[name] for name in tags if name in by_tag]
+    _report_plan(plan, repository, session.console)
+    facts = _facts("push", repository, tags)
+    session.hooks.run("pre", facts)
+    with watch.time("push"):
+        pushed = _push_tags(settings, [d.tag for d in plan.to_push], session=session)
+    by_tag = {p.tag: p for p in pushed + _skipped(plan, repository)}
+    published = [by_tag[name] for name in tags if name in by_tag]
+    _fill(facts, published, watch)
+    session.hooks.run("post", facts)
+    return Release(repository, plan, published=published, timings=watch.timings)
 
 
-def _with_progress(error: HubError, pushed: list[PushedTag]) -> HubError:
-    if not pushed:
-        return type(error)(f"{error}; nothing was pushed")
-    made_it = ", ".join(p.reference for p in pushed)
-    return type(error)(f"{error}; already pushed: {made_it}")
+def _fill(facts: Facts, published: list[PushedTag], watch: Stopwatch) -> None:
+    facts.refs = [p.reference for p in published]
+    facts.digest = published[0].digest if published else None
+    facts.timings.update(watch.timings)
 
 
-def verify(
-    settings: Settings,
-    pushed: list[PushedTag],
-    *,
-    engine: Engine | None = None,
-    console: Console | None = None,
-) -> None:
+def verify(settings: Settings, pushed: list[PushedTag], *, session: Session | None = None) -> None:
     """Ask the registry for every pushed tag and compare its digest with the pushed one."""
-    console = console or Console(secrets=settings.secrets)
-    engine = engine or open_engine(settings)
+    session = _session(settings, session)
+    engine = session.engine_for(settings)
     for item in pushed:
         remote = engine.remote_digest(item.repository, item.tag, settings.auth_config)
         if remote is None:
@@ -350,7 +472,7 @@ def verify(
                 f"{item.repository.canonical(item.tag)} points at {remote} in the registry, not "
                 f"at the pushed {item.digest}; another push may have raced this one"
             )
-        console.stage("verify", f"{item.reference} is in the registry")
+        session.console.stage("verify", f"{item.reference} is in the registry")
 
 
 def _report_plan(plan: Plan, repository: Repository, console: Console) -> None:
@@ -366,32 +488,40 @@ def _report_plan(plan: Plan, repository: Repository, console: Console) -> None:
         console.stage("plan", f"{repository.canonical(d.tag)}: {words[d.action]} ({d.reason})")
 
 
+def _relative(path: Path, base: Path) -> str:
+    return str(path.relative_to(base)) if path.is_relative_to(base) else str(path)
+
+
 def release(
     settings: Settings,
     *,
     dry_run: bool = False,
     force: bool = False,
     allow_dirty: bool = False,
-    engine: Engine | None = None,
-    console: Console | None = None,
+    session: Session | None = None,
 ) -> Release:
-    """validate → login → read the registry → build → plan → tag → push → verify.
+    """validate → pre_release → login → read the registry → build → plan → tag → push →
+    verify → post_release.
 
-    With `dry_run`, stop after the plan: nothing is built, tagged or pushed. The plan compares
-    with the local image of the first tag when one exists with the same labels.
+    With `dry_run`, stop after the plan: nothing is built, tagged or pushed, and no hook runs.
+    The plan compares with the local image of the first tag when one with the same labels
+    exists.
     """
     settings.require("release")
     check_context(settings)
     repository = _repository(settings)
+    session = _session(settings, session)
     git = read_git(settings.cwd)
-    tags = resolve_tags(settings, git, allow_dirty=allow_dirty)
+    tags = resolve_tags(settings, git, allow_dirty=allow_dirty, chained=session.tags)
     labels = labels_for(settings, git, tags)
-    console = console or Console(secrets=settings.secrets)
     watch = Stopwatch()
     with watch.time("connect"):
-        engine = engine or open_engine(settings)
+        engine = session.engine_for(settings)
+    facts = _facts("release", repository, tags)
+    if not dry_run:
+        session.hooks.run("pre", facts)
     with watch.time("login"):
-        login(settings, engine=engine, console=console)
+        login(settings, session=session)
     with watch.time("plan"):
         registry = _registry(settings)
         published = registry.tags()
@@ -410,38 +540,42 @@ def release(
             username=settings.username or "",
             local_name=repository.local_name,
             plan=plan,
-            dockerfile=str(settings.dockerfile.relative_to(settings.cwd))
-            if settings.dockerfile.is_relative_to(settings.cwd)
-            else str(settings.dockerfile),
-            context=str(settings.context.relative_to(settings.cwd))
-            if settings.context.is_relative_to(settings.cwd)
-            else str(settings.context),
+            dockerfile=_relative(settings.dockerfile, settings.cwd),
+            context=_relative(settings.context, settings.cwd),
             build_args=settings.build_args,
             labels=labels,
         )
         return Release(repository, plan, timings=watch.timings, commands=commands, dry_run=True)
 
     with watch.time("build"):
-        image = build(settings, tags=tags[:1], labels=labels, engine=engine, console=console)
+        image = build(settings, tags=tags[:1], labels=labels, session=session)
     plan = planning.decide(
         list(tags), image_id=image.image_id, remote=remote, published=published, force=force
     )
-    _report_plan(plan, repository, console)
+    _report_plan(plan, repository, session.console)
     if plan.refused:
         raise _refuse(plan, repository)
-    with watch.time("tag"):
-        for decision in plan.decisions[1:]:
-            if decision.action in (planning.CREATE, planning.MOVE, planning.SKIP):
-                engine.tag(image.image_id, repository, decision.tag)
+    later = [d.tag for d in plan.decisions[1:] if d.action != planning.HOLD]
+    if later:
+        with watch.time("tag"):
+            tag_facts = _facts("tag", repository, later)
+            tag_facts.image_id = image.image_id
+            session.hooks.run("pre", tag_facts)
+            for name in later:
+                engine.tag(image.image_id, repository, name)
+            session.hooks.run("post", tag_facts)
+    push_facts = _facts("push", repository, [d.tag for d in plan.to_push])
+    session.hooks.run("pre", push_facts)
     with watch.time("push"):
-        pushed = _push_tags(settings, [d.tag for d in plan.to_push], engine=engine, console=console)
+        pushed = _push_tags(settings, [d.tag for d in plan.to_push], session=session)
     with watch.time("verify"):
-        verify(settings, pushed, engine=engine, console=console)
-    skipped = [
-        PushedTag(repository, d.tag, d.remote.digest)
-        for d in plan.decisions
-        if d.action == planning.SKIP and d.remote
-    ]
-    by_tag = {p.tag: p for p in pushed + skipped}
+        verify(settings, pushed, session=session)
+    by_tag = {p.tag: p for p in pushed + _skipped(plan, repository)}
     published_now = [by_tag[t] for t in tags if t in by_tag]
-    return Release(repository, plan, image=image, published=published_now, timings=watch.timings)
+    _fill(push_facts, pushed, watch)
+    session.hooks.run("post", push_facts)
+    result = Release(repository, plan, image=image, published=published_now, timings=watch.timings)
+    _fill(facts, published_now, watch)
+    facts.image_id = image.image_id
+    session.hooks.run("post", facts)
+    return result

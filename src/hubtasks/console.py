@@ -91,6 +91,25 @@ class Console:
         for command in release.commands:
             self.result(f"  {command}")
 
+    def json_result(self, document: Mapping[str, Any]) -> None:
+        import json
+
+        self.result(json.dumps(document, indent=2))
+
+
+def write_github_output(path: str, release: Any) -> None:
+    """Append `digest`, `tags`, `image` and `refs` for later GitHub Actions steps."""
+    import uuid
+
+    tags = ",".join(p.tag for p in release.published)
+    refs = "\n".join(p.reference for p in release.published)
+    delimiter = f"hubtasks_{uuid.uuid4().hex}"
+    with open(path, "a", encoding="utf-8") as stream:
+        stream.write(f"image={release.repository}\n")
+        stream.write(f"digest={release.digest or ''}\n")
+        stream.write(f"tags={tags}\n")
+        stream.write(f"refs<<{delimiter}\n{refs}\n{delimiter}\n")
+
 
 class Stopwatch:
     """Seconds per named stage, for the summary and the JSON result."""

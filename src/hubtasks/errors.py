@@ -53,3 +53,7 @@ class VerifyError(HubError):
 
 class ReleaseRefused(HubError):
     """The plan would overwrite an immutable tag; nothing was pushed."""
+
+
+class HookError(HubError):
+    """A hook failed; the message says whether its stage ran."""

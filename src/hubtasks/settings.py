@@ -52,7 +52,13 @@ KEYS: tuple[Key, ...] = (
     Key("semver", "--semver", False, "Fan a version tag out: v1.2.3 → v1.2.3, v1.2, v1, latest."),
     Key("latest", "--latest", False, "Also publish latest (only moved forward)."),
     Key("labels", "--label", None, "Extra or overriding image labels: space separated K=V."),
+    *(
+        Key(f"{side}_{stage}", None, None, f"Shell command run {side} the {stage} stage.")
+        for stage in ("login", "build", "tag", "push", "release")
+        for side in ("pre", "post")
+    ),
 )
+HOOK_KEYS = tuple(key.name for key in KEYS if key.name.startswith(("pre_", "post_")))
 KEYS_BY_NAME = {key.name: key for key in KEYS}
 
 _BUILD_ARG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -82,6 +88,7 @@ class Settings:
     latest: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
     source_date_epoch: int | None = None
+    hooks: Mapping[str, str] = field(default_factory=dict)
     cwd: Path = Path(".")
     env_file: Path | None = None
     docker_env: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -337,6 +344,7 @@ def resolve_settings(
         source_date_epoch=_parse_epoch(
             environ.get("SOURCE_DATE_EPOCH") or dotenv.get("SOURCE_DATE_EPOCH")
         ),
+        hooks={name: str(picked[name][0]) for name in HOOK_KEYS if _given(picked[name][0])},
         cwd=cwd,
         env_file=env_file,
         docker_env=docker_env,

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from invoke import Collection, Context, Exit, task
 
 from . import api
-from .console import Console
+from .console import Console, write_github_output
 from .errors import HubError
 from .settings import Settings, config_defaults, load_settings
 
@@ -36,7 +36,19 @@ _FLAG_HELP = {
     "force": "Overwrite version tags the registry holds for another image.",
     "allow_dirty": "Allow a default tag from git although the work tree has changes.",
     "dry_run": "Print the plan and the equivalent docker commands; change nothing.",
+    "json": "Print one JSON document with the result on stdout (human output on stderr).",
 }
+# One command line (`inv login build push`) is one session: one daemon connection, one
+# login, the tags of the build, and each hook at most once.
+_SESSION: api.Session | None = None
+
+
+def reset_session() -> None:
+    """Start a new session (for processes that run several command lines)."""
+    global _SESSION
+    _SESSION = None
+
+
 _BUILD_FLAGS = ("tag", "repository", "registry", "dockerfile", "context", "build_arg", "label")
 
 
@@ -83,12 +95,27 @@ def _run(action: Callable[[], T], console: Console | None = None) -> T:
         ) from None
 
 
-def _prepare(c: Context, **flags: Any) -> tuple[Settings, Console]:
-    console = Console()
-    settings = _run(lambda: _settings(c, **flags), console)
-    for secret in settings.secrets:
-        console.add_secret(secret)
-    return settings, console
+def _prepare(c: Context, **flags: Any) -> tuple[Settings, api.Session]:
+    global _SESSION
+    if _SESSION is None:
+        _SESSION = api.Session(console=Console(), context=c)
+    _SESSION.hooks.context = c  # Invoke makes a new context per task; use the current one
+    settings = _run(lambda: _settings(c, **flags), _SESSION.console)
+    return settings, _SESSION.adopt(settings)
+
+
+def _publish(result: api.Release, session: api.Session, as_json: bool) -> None:
+    """The result: JSON or one reference per line on stdout; GITHUB_OUTPUT when set."""
+    if as_json:
+        session.console.json_result(result.to_dict())
+    elif result.dry_run:
+        session.console.render_plan(result)
+    else:
+        for item in result.published:
+            session.console.result(item.reference)
+    github_output = os.environ.get("GITHUB_OUTPUT")
+    if github_output and not result.dry_run:
+        _run(lambda: write_github_output(github_output, result), session.console)
 
 
 @task(
@@ -100,8 +127,8 @@ def _prepare(c: Context, **flags: Any) -> tuple[Settings, Console]:
 )
 def login(c, save=False, registry=None, repository=None):
     """Check HUB_USERNAME/HUB_TOKEN against the registry (never a cached answer)."""
-    settings, console = _prepare(c, registry=registry, repository=repository)
-    _run(lambda: api.login(settings, save=save, console=console), console)
+    settings, session = _prepare(c, registry=registry, repository=repository)
+    _run(lambda: api.login(settings, save=save, session=session), session.console)
 
 
 @task(iterable=["tag", "build_arg", "label"], help=_help(*_BUILD_FLAGS, "allow_dirty"))
@@ -117,7 +144,7 @@ def build(
     allow_dirty=False,
 ):
     """Build the image with live output and OCI labels, and give it every requested tag."""
-    settings, console = _prepare(
+    settings, session = _prepare(
         c,
         tag=tag,
         repository=repository,
@@ -127,7 +154,7 @@ def build(
         build_arg=build_arg,
         label=label,
     )
-    _run(lambda: api.build(settings, allow_dirty=allow_dirty, console=console), console)
+    _run(lambda: api.build(settings, allow_dirty=allow_dirty, session=session), session.console)
 
 
 @task(
@@ -139,30 +166,43 @@ def build(
         "registry",
         "allow_dirty",
         source="Local image to tag: a tag of the repository, a reference or an image ID "
-        "(default: latest).",
+        "(default: the image built earlier on this command line, else latest).",
     ),
 )
-def tag_(c, source="latest", tag=None, repository=None, registry=None, allow_dirty=False):
+def tag_(c, source=None, tag=None, repository=None, registry=None, allow_dirty=False):
     """Add tags to an image that already exists locally, without rebuilding."""
-    settings, console = _prepare(c, tag=tag, repository=repository, registry=registry)
-    _run(lambda: api.tag(settings, source, allow_dirty=allow_dirty, console=console), console)
-
-
-@task(iterable=["tag"], help=_help("tag", "repository", "registry", "force", "allow_dirty"))
-def push(c, tag=None, repository=None, registry=None, force=False, allow_dirty=False):
-    """Push each tag explicitly and print its manifest digest; unchanged tags are skipped."""
-    settings, console = _prepare(c, tag=tag, repository=repository, registry=registry)
-    pushed = _run(
-        lambda: api.push(settings, force=force, allow_dirty=allow_dirty, console=console),
-        console,
+    settings, session = _prepare(c, tag=tag, repository=repository, registry=registry)
+    _run(
+        lambda: api.tag(settings, source, allow_dirty=allow_dirty, session=session),
+        session.console,
     )
-    for item in pushed:
-        console.result(item.reference)
+
+
+@task(
+    iterable=["tag"],
+    help=_help("tag", "repository", "registry", "force", "allow_dirty", json_=_FLAG_HELP["json"]),
+)
+def push(c, tag=None, repository=None, registry=None, force=False, allow_dirty=False, json_=False):
+    """Push each tag explicitly and print its manifest digest; unchanged tags are skipped."""
+    settings, session = _prepare(c, tag=tag, repository=repository, registry=registry)
+    result = _run(
+        lambda: api.push(settings, force=force, allow_dirty=allow_dirty, session=session),
+        session.console,
+    )
+    _publish(result, session, json_)
 
 
 @task(
     iterable=["tag", "build_arg", "label"],
-    help=_help(*_BUILD_FLAGS, "semver", "latest", "force", "allow_dirty", "dry_run"),
+    help=_help(
+        *_BUILD_FLAGS,
+        "semver",
+        "latest",
+        "force",
+        "allow_dirty",
+        "dry_run",
+        json_=_FLAG_HELP["json"],
+    ),
 )
 def release(
     c,
@@ -178,9 +218,10 @@ def release(
     force=False,
     allow_dirty=False,
     dry_run=False,
+    json_=False,
 ):
     """Validate, log in, build, tag, push and verify; print REGISTRY/REPO:TAG@DIGEST per tag."""
-    settings, console = _prepare(
+    settings, session = _prepare(
         c,
         tag=tag,
         repository=repository,
@@ -194,17 +235,13 @@ def release(
     )
     result = _run(
         lambda: api.release(
-            settings, dry_run=dry_run, force=force, allow_dirty=allow_dirty, console=console
+            settings, dry_run=dry_run, force=force, allow_dirty=allow_dirty, session=session
         ),
-        console,
+        session.console,
     )
-    if result.dry_run:
-        console.render_plan(result)
-        return
-    total = sum(result.timings.values())
-    console.stage("release", f"done in {total:.1f}s")
-    for item in result.published:
-        console.result(item.reference)
+    if not result.dry_run:
+        session.console.stage("release", f"done in {sum(result.timings.values()):.1f}s")
+    _publish(result, session, json_)
 
 
 ns = Collection("hub", login, build, tag_, push, release)

@@ -1,0 +1,22 @@
+"""`hubtasks`: the same tasks as a standalone command, no tasks.py needed.
+
+hubtasks release --tag v1      (reads ./.env like `inv release` does)
+hubtasks --version
+"""
+
+from __future__ import annotations
+
+from invoke import Program
+
+from . import __version__
+from .tasks import ns
+
+program = Program(namespace=ns, version=__version__, name="hubtasks", binary="hubtasks")
+
+
+def main() -> None:
+    program.run()
+
+
+if __name__ == "__main__":
+    main()
