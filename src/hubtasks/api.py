@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import plan as planning
-from .console import Console, Stopwatch
+from .console import Console, Stopwatch, human_size
 from .engine import Engine, context_includes, save_credentials
 from .errors import ConfigError, ContextLeakError, HubError, ReleaseRefused, VerifyError
 from .gitinfo import GitState, read_git
@@ -32,6 +32,7 @@ class BuiltImage:
     image_id: str
     tags: tuple[str, ...]
     labels: dict[str, str] = field(default_factory=dict)
+    size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -241,8 +242,10 @@ def login(
     session.hooks.run("pre", facts)
     console = session.console
     engine = session.engine_for(settings)
-    console.stage("login", f"checking credentials of {settings.username} at {repository.registry}")
-    engine.login(repository, settings.username, settings.token)
+    with console.activity(
+        "login", f"checking the credentials of {settings.username} at {repository.registry}"
+    ):
+        engine.login(repository, settings.username, settings.token)
     session.logged_in.add(key)
     console.stage("login", f"logged in to {repository.registry} as {settings.username}")
     where = None
@@ -281,22 +284,24 @@ def build(
         f"(context {settings.context})",
     )
     start = time.monotonic()
-    image_id = engine.build(
-        context=settings.context,
-        dockerfile=settings.dockerfile,
-        ref=repository.ref(first),
-        build_args=settings.build_args,
-        labels=labels,
-        on_output=console.build_output,
-    )
+    with console.building(repository.canonical(first)):
+        image_id = engine.build(
+            context=settings.context,
+            dockerfile=settings.dockerfile,
+            ref=repository.ref(first),
+            build_args=settings.build_args,
+            labels=labels,
+            on_output=console.build_output,
+        )
     for name in others:
         engine.tag(image_id, repository, name)
-    console.stage("build", f"built {image_id[:19]} tagged {', '.join(tags)}")
+    size = engine.image_size(image_id)
+    console.stage("build", f"built {image_id[:19]} ({human_size(size)}) tagged {', '.join(tags)}")
     session.tags, session.image_id = tags, image_id
     facts.image_id = image_id
     facts.timings["build"] = time.monotonic() - start
     session.hooks.run("post", facts)
-    return BuiltImage(repository=repository, image_id=image_id, tags=tags, labels=labels)
+    return BuiltImage(repository=repository, image_id=image_id, tags=tags, labels=labels, size=size)
 
 
 def tag(
@@ -370,11 +375,11 @@ def _push_tags(settings: Settings, tags: list[str], *, session: Session) -> list
     pushed: list[PushedTag] = []
     for name in tags:
         console.stage("push", f"pushing {repository.canonical(name)}")
-        console.reset_layers()
         try:
-            digest = engine.push(
-                repository, name, settings.auth_config, on_progress=console.push_progress
-            )
+            with console.pushing(repository.canonical(name)):
+                digest = engine.push(
+                    repository, name, settings.auth_config, on_progress=console.push_progress
+                )
         except HubError as error:
             raise _with_progress(error, pushed) from None
         pushed.append(PushedTag(repository, name, digest))
@@ -427,7 +432,7 @@ def push(
         )
     login(settings, session=session)
     watch = Stopwatch()
-    with watch.time("plan"):
+    with watch.time("plan"), session.console.activity("plan", "reading the registry"):
         remote = _read_remote(_registry(settings), tags)
     decisions = [
         planning.decide(
@@ -461,7 +466,8 @@ def verify(settings: Settings, pushed: list[PushedTag], *, session: Session | No
     session = _session(settings, session)
     engine = session.engine_for(settings)
     for item in pushed:
-        remote = engine.remote_digest(item.repository, item.tag, settings.auth_config)
+        with session.console.activity("verify", f"asking the registry for {item.tag}"):
+            remote = engine.remote_digest(item.repository, item.tag, settings.auth_config)
         if remote is None:
             raise VerifyError(
                 f"{item.repository.canonical(item.tag)} was pushed but the registry does not "
@@ -522,7 +528,7 @@ def release(
         session.hooks.run("pre", facts)
     with watch.time("login"):
         login(settings, session=session)
-    with watch.time("plan"):
+    with watch.time("plan"), session.console.activity("plan", "reading the registry"):
         registry = _registry(settings)
         published = registry.tags()
         remote = _read_remote(registry, tags)

@@ -1,17 +1,60 @@
 """Everything a person sees. Progress goes to stderr, results to stdout, secrets nowhere.
 
+Three modes, chosen once per command line:
+- `rich` (stderr is a terminal): live build steps with the tail of their output, a progress
+  bar per layer while pushing, spinners for anything slow, a summary table (the `rich` library,
+  imported only in this mode);
+- `plain` (CI, pipes, files): whole lines only, no escape sequences, no carriage returns;
+  progress every few seconds and a "still …" line when nothing was said for a while;
+- `quiet`: nothing but the final references on stdout (and errors).
+
 Every write passes through `redact`, so a token that slips into a daemon message, an error or
 a build log is replaced by `<hidden>` before it reaches the terminal.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import sys
+import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, TextIO
 
 HIDDEN = "<hidden>"
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
+_STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
+_FAILURE_LOG_LINES = 10_000  # kept for the failure dump; bounded so a huge log stays cheap
+PROGRESS_INTERVAL = 5.0  # seconds between progress lines in plain mode
+HEARTBEAT_INTERVAL = 10.0  # a plain-mode "still …" line after this much silence
+
+
+def human_size(size: float | None) -> str:
+    if size is None:
+        return "?"
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(size) < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} GB"
+
+
+def _clean(text: str) -> str:
+    """Plain text: no escape sequences, carriage returns become line ends."""
+    return _ANSI.sub("", text).replace("\r\n", "\n").replace("\r", "\n")
+
+
+def choose_mode(stream: TextIO, *, quiet: bool = False) -> str:
+    if quiet:
+        return "quiet"
+    forced = os.environ.get("HUB_PROGRESS", "").lower()
+    if forced in ("plain", "rich"):
+        return forced
+    is_tty = getattr(stream, "isatty", lambda: False)()
+    return "rich" if is_tty and os.environ.get("TERM") != "dumb" else "plain"
 
 
 class Console:
@@ -21,14 +64,29 @@ class Console:
         out: TextIO | None = None,
         err: TextIO | None = None,
         secrets: Iterable[str] = (),
+        mode: str | None = None,
+        verbose: bool = False,
     ) -> None:
         self.out = out or sys.stdout
         self.err = err or sys.stderr
+        self.mode = mode or choose_mode(self.err)
+        self.verbose = verbose
         self._secrets: set[str] = set()
-        self._pushed_layers: set[str] = set()
-        self._partial = False
+        self._lock = threading.RLock()
+        self._last_output = time.monotonic()
+        self._rich: Any = None
+        self._live: Any = None
+        self._build: _BuildView | None = None
+        self._push: _PushView | None = None
         for secret in secrets:
             self.add_secret(secret)
+
+    # --- configuration ------------------------------------------------------------------------
+    def configure(self, *, quiet: bool = False, verbose: bool = False) -> None:
+        """Per-task flags: --quiet wins, --verbose shows whole build logs."""
+        if quiet:
+            self.mode = "quiet"
+        self.verbose = self.verbose or verbose
 
     def add_secret(self, secret: str | None) -> None:
         # Very short values would redact ordinary words; tokens are long.
@@ -40,46 +98,143 @@ class Console:
             text = text.replace(secret, HIDDEN)
         return text
 
-    def _write(self, stream: TextIO, text: str) -> None:
-        stream.write(self.redact(text))
-        stream.flush()
+    @property
+    def rich(self) -> Any:
+        """The rich Console on stderr (rich mode only); NO_COLOR is honoured by rich."""
+        if self._rich is None:
+            from rich.console import Console as RichConsole
 
-    def _end_partial(self) -> None:
-        if self._partial:
-            self._write(self.err, "\n")
-            self._partial = False
+            self._rich = RichConsole(file=self.err, highlight=False, soft_wrap=False)
+        return self._rich
 
-    def stage(self, stage: str, message: str) -> None:
-        """One status line: `[stage] message`."""
-        self._end_partial()
-        self._write(self.err, f"[{stage}] {message}\n")
+    # --- low level ------------------------------------------------------------------------------
+    def _err_line(self, text: str) -> None:
+        if self.mode == "quiet":
+            return
+        with self._lock:
+            self._last_output = time.monotonic()
+            if self.mode == "rich":
+                from rich.text import Text
 
-    def warn(self, message: str) -> None:
-        self._end_partial()
-        self._write(self.err, f"warning: {message}\n")
-
-    def build_output(self, text: str) -> None:
-        """Daemon build output, passed through as it arrives (it may end mid-line)."""
-        self._write(self.err, text)
-        self._partial = not text.endswith("\n")
-
-    def push_progress(self, line: Mapping[str, Any]) -> None:
-        """One line per layer when it is done; byte-level progress is left to issue #6."""
-        status = str(line.get("status") or "")
-        layer = str(line.get("id") or "")
-        done = status in ("Pushed", "Layer already exists") or status.startswith("Mounted from")
-        if layer and done and layer not in self._pushed_layers:
-            self._pushed_layers.add(layer)
-            self.stage("push", f"  layer {layer}: {status[0].lower()}{status[1:]}")
-
-    def reset_layers(self) -> None:
-        self._pushed_layers.clear()
+                self.rich.print(Text(self.redact(text)))
+            else:
+                self.err.write(self.redact(_clean(text)) + "\n")
+                self.err.flush()
 
     def result(self, line: str) -> None:
         """A final result, on stdout so that scripts can capture it."""
-        self._end_partial()
-        self._write(self.out, line + "\n")
+        with self._lock:
+            self.out.write(self.redact(line) + "\n")
+            self.out.flush()
 
+    def json_result(self, document: Mapping[str, Any]) -> None:
+        import json
+
+        self.result(json.dumps(document, indent=2))
+
+    # --- status lines -------------------------------------------------------------------------
+    def stage(self, stage: str, message: str) -> None:
+        """One status line: `[stage] message`."""
+        if self.mode == "rich":
+            from rich.text import Text
+
+            with self._lock:
+                line = Text.assemble((f"[{stage}] ", "bold cyan"), self.redact(message))
+                self.rich.print(line)
+            return
+        self._err_line(f"[{stage}] {message}")
+
+    def warn(self, message: str) -> None:
+        if self.mode == "rich":
+            from rich.text import Text
+
+            with self._lock:
+                self.rich.print(Text.assemble(("warning: ", "bold yellow"), self.redact(message)))
+            return
+        self._err_line(f"warning: {message}")
+
+    @contextmanager
+    def activity(self, stage: str, message: str) -> Iterator[None]:
+        """Something that may take a while: a spinner on a terminal, "still …" lines in CI."""
+        if self.mode == "rich":
+            with self.rich.status(self.redact(f"[{stage}] {message}…"), spinner="dots"):
+                yield
+            return
+        with self._heartbeat(stage, message):
+            yield
+
+    @contextmanager
+    def _heartbeat(self, stage: str, message: str) -> Iterator[None]:
+        if self.mode != "plain":
+            yield
+            return
+        stop = threading.Event()
+        start = time.monotonic()
+
+        def beat() -> None:
+            while not stop.wait(1.0):
+                if time.monotonic() - self._last_output >= HEARTBEAT_INTERVAL:
+                    self._err_line(f"[{stage}] still {message} ({time.monotonic() - start:.0f}s)")
+
+        thread = threading.Thread(target=beat, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+    # --- build ----------------------------------------------------------------------------------
+    @contextmanager
+    def building(self, ref: str) -> Iterator[None]:
+        """Around a build: steps live (rich) or the whole log (plain); the log on failure."""
+        view = _BuildView(self, ref)
+        self._build = view
+        try:
+            if self.mode == "rich":
+                from rich.live import Live
+
+                with Live(view, console=self.rich, refresh_per_second=8, transient=True):
+                    yield
+            else:
+                with self._heartbeat("build", f"building {ref}"):
+                    yield
+        except BaseException:
+            view.failed()
+            raise
+        finally:
+            self._build = None
+
+    def build_output(self, text: str) -> None:
+        """Daemon build output as it arrives (chunks may hold several lines or end mid-line)."""
+        if self._build is None:
+            self._err_line(text.rstrip("\n"))
+            return
+        self._build.feed(text)
+
+    # --- push -----------------------------------------------------------------------------------
+    @contextmanager
+    def pushing(self, ref: str) -> Iterator[None]:
+        view = _PushView(self, ref)
+        self._push = view
+        try:
+            if self.mode == "rich":
+                with view.progress():
+                    yield
+            else:
+                with self._heartbeat("push", f"pushing {ref}"):
+                    yield
+        finally:
+            self._push = None
+
+    def push_progress(self, line: Mapping[str, Any]) -> None:
+        if self._push is not None:
+            self._push.feed(line)
+
+    def reset_layers(self) -> None:
+        """Kept for callers of the 0.1 API; each `pushing` block starts fresh."""
+
+    # --- results --------------------------------------------------------------------------------
     def render_plan(self, release: Any) -> None:
         """A dry run's result on stdout: one row per tag, then the equivalent commands."""
         repository = release.repository
@@ -91,10 +246,179 @@ class Console:
         for command in release.commands:
             self.result(f"  {command}")
 
-    def json_result(self, document: Mapping[str, Any]) -> None:
-        import json
+    def summary(self, release: Any, *, size: int | None = None) -> None:
+        """What was published: reference, digest, action; size and time per stage."""
+        if self.mode == "quiet":
+            return
+        digests = {p.tag: p.digest for p in release.published}
+        rows = [
+            (release.repository.canonical(d.tag), digests.get(d.tag) or "—", d.action)
+            for d in release.plan.decisions
+        ]
+        timings = "  ".join(f"{k} {v:.1f}s" for k, v in release.timings.items())
+        footer = f"image {human_size(size)}  ·  {timings}"
+        if self.mode == "rich":
+            from rich.table import Table
 
-        self.result(json.dumps(document, indent=2))
+            table = Table(title="published", title_justify="left", box=None, pad_edge=False)
+            for column in ("reference", "digest", "action"):
+                table.add_column(column, no_wrap=True)
+            for reference, digest, action in rows:
+                style = {"create": "green", "move": "yellow", "hold": "dim", "skip": "dim"}
+                table.add_row(reference, digest[:19], action, style=style.get(action))
+            with self._lock:
+                self.rich.print(table)
+                self.rich.print(footer, style="dim")
+            return
+        width = max(len(r[0]) for r in rows)
+        self._err_line("[summary]")
+        for reference, digest, action in rows:
+            self._err_line(f"  {reference:<{width}}  {digest[:19]:<19}  {action}")
+        self._err_line(f"  {footer}")
+
+
+class _BuildView:
+    """Build output: step headers, the tail of the current step, the log kept for failures."""
+
+    TAIL = 6
+
+    def __init__(self, console: Console, ref: str) -> None:
+        self.console, self.ref = console, ref
+        self.step: str | None = None
+        self.tail: deque[str] = deque(maxlen=self.TAIL)
+        self.log: deque[str] = deque(maxlen=_FAILURE_LOG_LINES)
+        self.partial = ""
+        self.started = time.monotonic()
+
+    def feed(self, text: str) -> None:
+        text = self.partial + text
+        *lines, self.partial = text.split("\n")
+        for line in lines:
+            self.line(line)
+
+    def line(self, raw: str) -> None:
+        line = _clean(raw).rstrip()
+        if not line:
+            return
+        self.log.append(line)
+        step = _STEP.match(line)
+        console = self.console
+        if console.mode == "plain":
+            console._err_line(line)
+        elif console.mode == "rich":
+            if step:
+                self.step = line
+                self.tail.clear()
+                console.stage("build", line)
+            elif console.verbose:
+                console._err_line(line)
+            else:
+                self.tail.append(line)
+
+    def failed(self) -> None:
+        if self.partial:
+            self.line(self.partial)
+            self.partial = ""
+        if self.console.mode != "rich" or self.console.verbose:
+            return  # plain mode already printed everything
+        self.console.stage("build", f"the build log ({len(self.log)} lines):")
+        for line in self.log:
+            self.console._err_line(f"  {line}")
+
+    def __rich__(self) -> Any:
+        from rich.console import Group
+        from rich.spinner import Spinner
+        from rich.text import Text
+
+        elapsed = time.monotonic() - self.started
+        title = Text(self.console.redact(f" {self.step or 'sending the build context'}"))
+        title.append(f"  {elapsed:.0f}s", style="dim")
+        lines = [Text("    " + self.console.redact(t)[:200], style="dim") for t in self.tail]
+        return Group(Spinner("dots", text=title), *lines)
+
+
+class _PushView:
+    """Push progress per layer: a bar each on a terminal, a summary line every few seconds."""
+
+    def __init__(self, console: Console, ref: str) -> None:
+        self.console, self.ref = console, ref
+        self.layers: dict[str, list[int]] = {}  # id → [current, total]
+        self.done: set[str] = set()
+        self.started = time.monotonic()
+        self.last_report = self.started
+        self._progress: Any = None
+        self._tasks: dict[str, Any] = {}
+
+    @contextmanager
+    def progress(self) -> Iterator[None]:
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TransferSpeedColumn,
+        )
+
+        self._progress = Progress(
+            TextColumn("  {task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TextColumn("{task.fields[status]}"),
+            console=self.console.rich,
+            transient=True,
+        )
+        with self._progress:
+            yield
+
+    def feed(self, line: Mapping[str, Any]) -> None:
+        layer = str(line.get("id") or "")
+        status = str(line.get("status") or "")
+        if not layer or not status:
+            return
+        detail = line.get("progressDetail") or {}
+        current, total = detail.get("current"), detail.get("total")
+        entry = self.layers.setdefault(layer, [0, 0])
+        if isinstance(current, int):
+            entry[0] = current
+        if isinstance(total, int) and total > 0:
+            entry[1] = total
+        finished = status in ("Pushed", "Layer already exists") or status.startswith("Mounted")
+        if finished:
+            self.done.add(layer)
+        if self._progress is not None:
+            self._update_bar(layer, status, finished)
+        else:
+            self._report(layer, status, finished)
+
+    def _update_bar(self, layer: str, status: str, finished: bool) -> None:
+        current, total = self.layers[layer]
+        if layer not in self._tasks:
+            self._tasks[layer] = self._progress.add_task(layer, total=total or None, status="")
+        task_id = self._tasks[layer]
+        if finished:
+            size = max(current, total, 1)
+            self._progress.update(task_id, total=size, completed=size, status=status.lower())
+        else:
+            self._progress.update(
+                task_id, total=total or None, completed=current, status=status.lower()
+            )
+
+    def _report(self, layer: str, status: str, finished: bool) -> None:
+        if finished and self.console.verbose:
+            self.console.stage("push", f"  layer {layer}: {status.lower()}")
+        now = time.monotonic()
+        if now - self.last_report < PROGRESS_INTERVAL:
+            return
+        self.last_report = now
+        sent = sum(c for c, _ in self.layers.values())
+        total = sum(t for _, t in self.layers.values())
+        speed = sent / max(now - self.started, 1e-3)
+        self.console.stage(
+            "push",
+            f"  {len(self.done)}/{len(self.layers)} layers, {human_size(sent)} of "
+            f"{human_size(total)} sent, {human_size(speed)}/s",
+        )
 
 
 def write_github_output(path: str, release: Any) -> None:

@@ -67,6 +67,9 @@ class Engine:
 
             self._docker = docker
             self.client = docker.from_env(environment=dict(environment), timeout=timeout)
+            # REQUESTS_CA_BUNDLE & co. must not replace DOCKER_CERT_PATH's CA, and the daemon
+            # is never reached through an HTTP proxy (docker/docker-py#2433).
+            self.client.api.trust_env = False
 
     @contextmanager
     def _daemon_errors(self, action: str) -> Iterator[None]:
@@ -201,6 +204,37 @@ class Engine:
                 if error.status_code == 404:
                     return None
                 raise DaemonError(f"cannot inspect image {ref}: {_short(error)}") from None
+
+    def image_size(self, image: str) -> int | None:
+        errors = self._docker.errors
+        with self._daemon_errors("inspect images with"):
+            try:
+                return int(self.client.api.inspect_image(image).get("Size") or 0) or None
+            except errors.APIError:
+                return None
+
+    def list_images(self, repository: Repository) -> list[dict[str, Any]]:
+        """Local images of `repository`: one row per tag with ID, size and creation time."""
+        errors = self._docker.errors
+        with self._daemon_errors("list images with"):
+            try:
+                images = self.client.api.images(name=repository.local_name)
+            except errors.APIError as error:
+                raise DaemonError(f"cannot list images: {_short(error)}") from None
+        rows = []
+        prefix = repository.local_name + ":"
+        for image in images:
+            for ref in image.get("RepoTags") or []:
+                if ref.startswith(prefix):
+                    rows.append(
+                        {
+                            "tag": ref[len(prefix) :],
+                            "id": image.get("Id", ""),
+                            "size": image.get("Size"),
+                            "created": image.get("Created"),
+                        }
+                    )
+        return sorted(rows, key=lambda row: (-(row["created"] or 0), row["tag"]))
 
     def image_labels(self, image: str) -> dict[str, str]:
         errors = self._docker.errors

@@ -68,8 +68,10 @@ _FALSE = ("0", "false", "no", "off", "")
 
 
 def config_defaults() -> dict[str, object]:
-    """Every `hub.*` key with its default, for `Collection.configure`."""
-    return {key.name: key.default for key in KEYS}
+    """Every `hub.*` key, for `Collection.configure`. All None: Invoke only lets its own env
+    vars override declared keys, and a real default here would look like a user's choice
+    (the resolver applies `Key.default` itself, with "default" as the source)."""
+    return {key.name: None for key in KEYS}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -144,7 +146,10 @@ class Settings:
         """(key, value, source) rows for display; the token shows only as <hidden>."""
         rows = []
         for key in KEYS:
-            value = getattr(self, key.name)
+            if key.name in HOOK_KEYS:
+                value = self.hooks.get(key.name)
+            else:
+                value = getattr(self, key.name)
             if key.name == "token":
                 shown = "<hidden>" if value else "<empty>"
             elif key.name == "tags":
@@ -165,6 +170,21 @@ def read_env_file(path: Path) -> dict[str, str | None]:
         return dict(dotenv_values(path))
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"cannot read {path}: {error}") from None
+
+
+def token_candidates(
+    cwd: Path | None = None, environ: Mapping[str, str] | None = None
+) -> list[str]:
+    """Every HUB_TOKEN value in sight, so that even a settings error is redacted."""
+    environ = os.environ if environ is None else environ
+    found = [environ.get("HUB_TOKEN")]
+    env_path = (Path.cwd() if cwd is None else cwd) / ENV_FILE_NAME
+    if env_path.is_file():
+        try:
+            found.append(read_env_file(env_path).get("HUB_TOKEN"))
+        except ConfigError:
+            pass
+    return [value.strip() for value in found if value and value.strip()]
 
 
 def load_settings(
@@ -192,7 +212,9 @@ def _given(value: object) -> bool:
     # A bool flag left off arrives as False: it must not hide the environment's true.
     if value is None or value is False:
         return False
-    if isinstance(value, str | list | tuple | dict):
+    if isinstance(value, str):
+        return bool(value.strip())
+    if isinstance(value, list | tuple | dict):
         return len(value) > 0
     return True
 
@@ -220,7 +242,7 @@ def _pick(
     return key.default, "default"
 
 
-def _as_list(value: object, *, split: str) -> list[str]:
+def _as_list(value: object, *, split: str, source: str = "setting") -> list[str]:
     if value is None:
         return []
     if isinstance(value, str):
@@ -228,14 +250,16 @@ def _as_list(value: object, *, split: str) -> list[str]:
             try:
                 return shlex.split(value)
             except ValueError as error:
-                raise ConfigError(f"cannot split '{value}': {error}") from None
+                raise ConfigError(f"{source}: cannot split '{value}': {error}") from None
         return [item for item in re.split(r"[\s,]+", value) if item]
     if isinstance(value, Mapping):
         return [f"{k}={v}" for k, v in value.items()]
     if isinstance(value, Iterable):
         items: list[str] = []
         for item in value:
-            items.extend(_as_list(item, split=split) if split != "shell" else [str(item)])
+            items.extend(
+                _as_list(item, split=split, source=source) if split != "shell" else [str(item)]
+            )
         return items
     return [str(value)]
 
@@ -264,7 +288,7 @@ def _parse_bool(value: object, source: str) -> bool:
 def _parse_epoch(value: str | None) -> int | None:
     if value is None or not value.strip():
         return None
-    if not value.strip().isdigit():
+    if not re.fullmatch(r"[0-9]+", value.strip()):
         raise ConfigError(
             f"SOURCE_DATE_EPOCH: '{value}' is not a number of seconds since 1970-01-01"
         )
@@ -317,17 +341,21 @@ def resolve_settings(
         raw_tags = _as_list(tag_items, split="words")
     tags = _dedupe(validate_tag(tag, source=sources["tags"]) for tag in raw_tags)
     build_args = _parse_pairs(
-        _as_list(picked["build_args"][0], split="shell"),
+        _as_list(picked["build_args"][0], split="shell", source=sources["build_args"]),
         sources["build_args"],
         "build argument",
         _BUILD_ARG_NAME,
     )
     labels = _parse_pairs(
-        _as_list(picked["labels"][0], split="shell"), sources["labels"], "label", _LABEL_NAME
+        _as_list(picked["labels"][0], split="shell", source=sources["labels"]),
+        sources["labels"],
+        "label",
+        _LABEL_NAME,
     )
 
-    docker_env = {k: v for k, v in dotenv.items() if k.startswith("DOCKER_") and v is not None}
-    docker_env.update(environ)
+    # Only the Docker client's own variables (never HUB_TOKEN); an empty one counts as unset.
+    docker_env = {k: v for k, v in dotenv.items() if k.startswith("DOCKER_") and v}
+    docker_env.update({k: v for k, v in environ.items() if k.startswith("DOCKER_") and v})
 
     return Settings(
         registry=registry,

@@ -15,7 +15,7 @@ from invoke import Collection, Context, Exit, task
 from . import api
 from .console import Console, write_github_output
 from .errors import HubError
-from .settings import Settings, config_defaults, load_settings
+from .settings import Settings, config_defaults, load_settings, token_candidates
 
 T = TypeVar("T")
 
@@ -100,6 +100,8 @@ def _prepare(c: Context, **flags: Any) -> tuple[Settings, api.Session]:
     if _SESSION is None:
         _SESSION = api.Session(console=Console(), context=c)
     _SESSION.hooks.context = c  # Invoke makes a new context per task; use the current one
+    for secret in [*token_candidates(), str(_config(c).get("token") or "")]:
+        _SESSION.console.add_secret(secret)
     settings = _run(lambda: _settings(c, **flags), _SESSION.console)
     return settings, _SESSION.adopt(settings)
 
@@ -240,7 +242,7 @@ def release(
         session.console,
     )
     if not result.dry_run:
-        session.console.stage("release", f"done in {sum(result.timings.values()):.1f}s")
+        session.console.summary(result, size=result.image.size if result.image else None)
     _publish(result, session, json_)
 
 

@@ -143,7 +143,7 @@ def test_chained_tasks_share_one_login_one_build_and_the_tags(project, stack):
     _shell_hooks(project, "pre_login", "post_build")
     result = project.inv("login", "build", "--tag", "c1", "tag", "--tag", "c2", "push")
     assert result.returncode == 0, result.stderr
-    assert result.stderr.count("checking credentials") == 1
+    assert result.stderr.count("[login] logged in to") == 1
     assert result.stderr.count("Step 1/") == 1
     assert project.tags() == ["c1", "c2"]
     assert [row[0] for row in _log(project)] == ["login", "build"]  # each hook once

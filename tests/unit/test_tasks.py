@@ -1,0 +1,297 @@
+"""The Invoke collection and how its errors reach a person (DOCKER_HOST is a dead socket).
+
+The subprocess tests run `python -m invoke` in a throwaway project whose tasks.py is
+`from hubtasks import ns`; each takes about a quarter of a second.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from invoke import Exit
+
+import hubtasks
+from hubtasks import ns, tasks
+from hubtasks.console import Console
+from hubtasks.errors import ConfigError, DaemonError
+from hubtasks.settings import KEYS
+
+TASK_NAMES = {"login", "build", "tag", "push", "release"}
+TOKEN = "supersecret-xyz"
+# HUB_TAGS is set because the throwaway project is not a git work tree (no default tag).
+GOOD_ENV = f"HUB_USERNAME=u\nHUB_TOKEN={TOKEN}\nHUB_REPOSITORY=demo\nHUB_TAGS=v1\n"
+
+
+# --- the collection ---------------------------------------------------------------------
+
+
+def test_ns_is_exported_and_holds_every_task():
+    assert hubtasks.ns is ns
+    assert set(ns.tasks) == TASK_NAMES
+
+
+def parameters(task) -> list[str]:
+    return list(inspect.signature(task.body).parameters)[1:]  # without the context `c`
+
+
+@pytest.mark.parametrize("name", sorted(TASK_NAMES))
+def test_every_parameter_has_help(name):
+    task = copy.deepcopy(ns[name])  # get_arguments() consumes task.help
+    assert set(task.help) == set(parameters(task))
+    arguments = task.get_arguments()  # raises ValueError on help for unknown parameters
+    assert sorted(arg.name for arg in arguments) == sorted(parameters(task))
+    undocumented = [arg.name for arg in arguments if not arg.help]
+    assert undocumented == []
+
+
+@pytest.mark.parametrize("name", sorted(TASK_NAMES))
+def test_every_task_has_a_docstring(name):
+    assert (ns[name].__doc__ or "").strip()
+
+
+@pytest.mark.parametrize(
+    "name, iterable",
+    [
+        ("build", {"tag", "build_arg", "label"}),
+        ("release", {"tag", "build_arg", "label"}),
+        ("tag", {"tag"}),
+        ("push", {"tag"}),
+        ("login", set()),
+    ],
+)
+def test_repeatable_flags(name, iterable):
+    assert set(ns[name].iterable) == iterable
+
+
+def test_no_task_takes_the_token_as_a_flag():
+    for name in TASK_NAMES:
+        assert "token" not in parameters(ns[name])
+
+
+def test_configuration_holds_every_hub_key():
+    hub = ns.configuration()["hub"]
+    assert set(hub) == {key.name for key in KEYS}
+    assert all(hub[key.name] is None for key in KEYS)
+
+
+# --- _run: one line, the right exit code, redacted --------------------------------------
+
+
+def run_failing(error: BaseException, console: Console | None = None) -> Exit:
+    def action():
+        raise error
+
+    with pytest.raises(Exit) as info:
+        tasks._run(action, console)
+    return info.value
+
+
+def test_hub_error_becomes_one_redacted_line_with_its_exit_code():
+    console = Console(secrets=[TOKEN])
+    exit_ = run_failing(ConfigError(f"bad value {TOKEN}"), console)
+    assert exit_.message == "hubtasks: bad value <hidden>"
+    assert exit_.code == 2
+    assert run_failing(DaemonError("down")).code == 1
+
+
+def test_unexpected_error_is_one_line_with_a_hint(monkeypatch):
+    monkeypatch.delenv("HUB_DEBUG", raising=False)
+    exit_ = run_failing(ValueError(f"odd {TOKEN}"), Console(secrets=[TOKEN]))
+    assert exit_.message.startswith("hubtasks: unexpected ValueError: odd <hidden>")
+    assert "HUB_DEBUG=1" in exit_.message
+    assert exit_.code == 1
+
+
+def test_unexpected_error_is_raised_with_hub_debug(monkeypatch):
+    monkeypatch.setenv("HUB_DEBUG", "1")
+
+    def action():
+        raise ValueError("odd")
+
+    with pytest.raises(ValueError, match="odd"):
+        tasks._run(action)
+
+
+def test_interrupt_exits_130():
+    exit_ = run_failing(KeyboardInterrupt())
+    assert (exit_.message, exit_.code) == ("hubtasks: interrupted", 130)
+
+
+def test_success_returns_the_value():
+    assert tasks._run(lambda: 42) == 42
+
+
+# --- python -m invoke in a throwaway project --------------------------------------------
+
+
+def make_project(
+    root: Path, env: str = GOOD_ENV, *, dockerfile: bool = True, dockerignore: bool = True
+) -> Path:
+    (root / "tasks.py").write_text("from hubtasks import ns\n")
+    (root / ".env").write_text(env)
+    if dockerfile:
+        (root / "Dockerfile").write_text("FROM scratch\n")
+    if dockerignore:
+        (root / ".dockerignore").write_text(".env\n")
+    return root
+
+
+def dead_socket(root: Path) -> str:
+    return f"unix://{root / 'no-daemon.sock'}"
+
+
+def invoke(root: Path, *args: str, docker_host: str | None = "") -> subprocess.CompletedProcess:
+    """Run `python -m invoke ARGS` in `root` with a clean HUB_*/DOCKER_* environment.
+
+    DOCKER_HOST defaults to a socket in `root` that nothing listens on; None leaves it unset.
+    """
+    environ = {
+        k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "DOCKER_", "INVOKE_"))
+    }
+    environ["HOME"] = str(root)
+    environ["GIT_CEILING_DIRECTORIES"] = str(root.parent)  # never find an enclosing repo
+    if docker_host is not None:
+        environ["DOCKER_HOST"] = docker_host or dead_socket(root)
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", *args],
+        cwd=root,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, code: int) -> str:
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert TOKEN not in result.stdout + result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("hubtasks: ")
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "env, args, files, fragments",
+    [
+        pytest.param(
+            GOOD_ENV,
+            ["--tag", "bad tag!"],
+            {},
+            ["--tag: 'bad tag!' is not a valid tag"],
+            id="bad-tag",
+        ),
+        pytest.param(
+            GOOD_ENV,
+            [],
+            {"dockerfile": False},
+            ["Dockerfile '", "/Dockerfile' (", ") not found"],
+            id="missing-dockerfile",
+        ),
+        pytest.param(
+            GOOD_ENV.replace("HUB_REPOSITORY=demo", "HUB_REPOSITORY=Bad/Name"),
+            [],
+            {},
+            ["HUB_REPOSITORY in .env: 'Bad/Name'", "lowercase"],
+            id="uppercase-repository",
+        ),
+        pytest.param(
+            GOOD_ENV,
+            ["--repository", "Bad/Flag"],
+            {},
+            ["--repository: 'Bad/Flag'"],
+            id="flag-beats-dotenv",
+        ),
+        pytest.param(
+            GOOD_ENV.replace(f"HUB_TOKEN={TOKEN}\n", ""),
+            [],
+            {},
+            ["missing setting: HUB_TOKEN"],
+            id="missing-token",
+        ),
+        pytest.param(
+            GOOD_ENV.replace("HUB_TAGS=v1\n", ""),
+            [],
+            {},
+            ["no tag given", "not in a git work tree", "--tag"],
+            id="no-tag-outside-git",
+        ),
+        pytest.param(
+            GOOD_ENV,
+            [],
+            {"dockerignore": False},
+            ["refusing to build", "/.env", ".dockerignore"],
+            id="context-leak",
+        ),
+    ],
+)
+def test_release_config_error_is_one_line(tmp_path, env, args, files, fragments):
+    root = make_project(tmp_path, env, **files)
+    line = assert_one_line_error(invoke(root, "release", *args), code=2)
+    for fragment in fragments:
+        assert fragment in line
+
+
+@pytest.mark.parametrize("where", ["environment", ".env"])
+def test_release_without_a_daemon_names_the_socket(tmp_path, where):
+    socket = dead_socket(tmp_path)
+    if where == "environment":
+        root = make_project(tmp_path)
+        result = invoke(root, "release", docker_host=socket)
+    else:
+        root = make_project(tmp_path, GOOD_ENV + f"DOCKER_HOST={socket}\n")
+        result = invoke(root, "release", docker_host=None)
+    line = assert_one_line_error(result, code=1)
+    assert f"cannot connect to the Docker daemon at {socket}" in line
+    assert "DOCKER_HOST" in line
+
+
+def test_invoke_config_reaches_the_settings(tmp_path):
+    root = make_project(tmp_path, f"HUB_USERNAME=u\nHUB_TOKEN={TOKEN}\n")
+    (root / "invoke.yaml").write_text("hub:\n  repository: Bad/Config\n")
+    line = assert_one_line_error(invoke(root, "release"), code=2)
+    assert "hub.repository in Invoke config: 'Bad/Config'" in line
+
+
+def test_host_in_repository_works_through_invoke(tmp_path):
+    root = make_project(tmp_path, GOOD_ENV.replace("=demo", "=ghcr.io/u/demo"))
+    line = assert_one_line_error(invoke(root, "release"), code=1)
+    assert dead_socket(tmp_path) in line  # got as far as the daemon
+
+
+def test_default_dockerfile_is_reported_as_default_through_invoke(tmp_path):
+    root = make_project(tmp_path, dockerfile=False)
+    line = assert_one_line_error(invoke(root, "release"), code=2)
+    assert "/Dockerfile' (default) not found" in line
+
+
+def test_settings_error_is_redacted_too(tmp_path):
+    root = make_project(tmp_path)
+    assert_one_line_error(invoke(root, "release", "--tag", f"{TOKEN}!"), code=2)
+
+
+def test_list_shows_every_task(tmp_path):
+    result = invoke(make_project(tmp_path), "--list")
+    assert result.returncode == 0, result.stderr
+    listed = set(re.findall(r"^  (\S+)", result.stdout, flags=re.MULTILINE))
+    assert listed == TASK_NAMES
+
+
+@pytest.mark.parametrize("name", sorted(TASK_NAMES))
+def test_help_shows_every_flag(tmp_path, name):
+    result = invoke(make_project(tmp_path), "--help", name)
+    assert result.returncode == 0, result.stderr
+    arguments = copy.deepcopy(ns[name]).get_arguments()
+    assert len(arguments) == len(parameters(ns[name]))
+    for argument in arguments:
+        assert f"--{argument.names[0]}" in result.stdout  # e.g. build_arg -> --build-arg
+    first_words = " ".join(ns[name].__doc__.split()[:3])
+    assert first_words in " ".join(result.stdout.split())
