@@ -276,6 +276,42 @@ class Console:
             self._err_line(f"  {reference:<{width}}  {digest[:19]:<19}  {action}")
         self._err_line(f"  {footer}")
 
+    def render_checks(self, checks: list[Any]) -> None:
+        """Doctor's report on stdout: ✓ / ✗ / ! per check, with the fix for each problem."""
+        marks = {True: "✓", False: "✗", None: "!"}
+        width = max(len(check.name) for check in checks)
+        for check in checks:
+            line = f"{marks[check.ok]} {check.name:<{width}}  {check.detail}"
+            if check.ok is not True and check.fix:
+                line += f"\n  {'':<{width}}  fix: {check.fix}"
+            self.result(line)
+
+    def render_images(self, repository: Any, rows: list[Mapping[str, Any]]) -> None:
+        """`inv images`: tag, short ID, size and age, newest first."""
+        if not rows:
+            self.result(f"no local images of {repository.local_name}")
+            return
+        now = time.time()
+        table = [("TAG", "IMAGE ID", "SIZE", "CREATED")]
+        for row in rows:
+            image_id = str(row["id"]).removeprefix("sha256:")[:12]
+            table.append(
+                (row["tag"], image_id, human_size(row["size"]), _age(now - (row["created"] or now)))
+            )
+        widths = [max(len(r[i]) for r in table) for i in range(4)]
+        self.result(f"{repository.local_name}")
+        for cells in table:
+            self.result(
+                "  " + "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+            )
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit} ago"
+    return "just now"
+
 
 class _BuildView:
     """Build output: step headers, the tail of the current step, the log kept for failures."""

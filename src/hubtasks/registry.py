@@ -145,6 +145,10 @@ class RegistryClient:
             )
         self._authorization = f"Bearer {token}"
 
+    def ping(self) -> int:
+        """The HTTP status of `GET /v2/` without credentials: any answer means reachable."""
+        return self._open(urllib.request.Request(f"{self.base_url}/v2/")).status
+
     def tags(self) -> list[str]:
         """Every tag of the repository (following pagination); [] when it does not exist."""
         path: str | None = f"/v2/{self.repository.path}/tags/list?n={_PAGE_SIZE}"

@@ -37,6 +37,8 @@ _FLAG_HELP = {
     "allow_dirty": "Allow a default tag from git although the work tree has changes.",
     "dry_run": "Print the plan and the equivalent docker commands; change nothing.",
     "json": "Print one JSON document with the result on stdout (human output on stderr).",
+    "quiet": "Print only the final references (and errors).",
+    "verbose": "Show the whole build log and every layer, even on a terminal.",
 }
 # One command line (`inv login build push`) is one session: one daemon connection, one
 # login, the tags of the build, and each hook at most once.
@@ -95,10 +97,13 @@ def _run(action: Callable[[], T], console: Console | None = None) -> T:
         ) from None
 
 
-def _prepare(c: Context, **flags: Any) -> tuple[Settings, api.Session]:
+def _prepare(
+    c: Context, *, quiet: bool = False, verbose: bool = False, **flags: Any
+) -> tuple[Settings, api.Session]:
     global _SESSION
     if _SESSION is None:
         _SESSION = api.Session(console=Console(), context=c)
+    _SESSION.console.configure(quiet=quiet, verbose=verbose)
     _SESSION.hooks.context = c  # Invoke makes a new context per task; use the current one
     for secret in [*token_candidates(), str(_config(c).get("token") or "")]:
         _SESSION.console.add_secret(secret)
@@ -120,20 +125,26 @@ def _publish(result: api.Release, session: api.Session, as_json: bool) -> None:
         _run(lambda: write_github_output(github_output, result), session.console)
 
 
+_OUT = ("quiet", "verbose")
+
+
 @task(
     help={
         "save": "Store the credentials like `docker login` (credential helper, else "
         "~/.docker/config.json); without it nothing is written.",
-        **_help("registry", "repository"),
+        **_help("registry", "repository", "quiet"),
     }
 )
-def login(c, save=False, registry=None, repository=None):
+def login(c, save=False, registry=None, repository=None, quiet=False):
     """Check HUB_USERNAME/HUB_TOKEN against the registry (never a cached answer)."""
-    settings, session = _prepare(c, registry=registry, repository=repository)
+    settings, session = _prepare(c, quiet=quiet, registry=registry, repository=repository)
     _run(lambda: api.login(settings, save=save, session=session), session.console)
 
 
-@task(iterable=["tag", "build_arg", "label"], help=_help(*_BUILD_FLAGS, "allow_dirty"))
+@task(
+    iterable=["tag", "build_arg", "label"],
+    help=_help(*_BUILD_FLAGS, "allow_dirty", *_OUT),
+)
 def build(
     c,
     tag=None,
@@ -144,10 +155,14 @@ def build(
     build_arg=None,
     label=None,
     allow_dirty=False,
+    quiet=False,
+    verbose=False,
 ):
     """Build the image with live output and OCI labels, and give it every requested tag."""
     settings, session = _prepare(
         c,
+        quiet=quiet,
+        verbose=verbose,
         tag=tag,
         repository=repository,
         registry=registry,
@@ -167,13 +182,14 @@ def build(
         "repository",
         "registry",
         "allow_dirty",
+        "quiet",
         source="Local image to tag: a tag of the repository, a reference or an image ID "
         "(default: the image built earlier on this command line, else latest).",
     ),
 )
-def tag_(c, source=None, tag=None, repository=None, registry=None, allow_dirty=False):
+def tag_(c, source=None, tag=None, repository=None, registry=None, allow_dirty=False, quiet=False):
     """Add tags to an image that already exists locally, without rebuilding."""
-    settings, session = _prepare(c, tag=tag, repository=repository, registry=registry)
+    settings, session = _prepare(c, quiet=quiet, tag=tag, repository=repository, registry=registry)
     _run(
         lambda: api.tag(settings, source, allow_dirty=allow_dirty, session=session),
         session.console,
@@ -182,11 +198,25 @@ def tag_(c, source=None, tag=None, repository=None, registry=None, allow_dirty=F
 
 @task(
     iterable=["tag"],
-    help=_help("tag", "repository", "registry", "force", "allow_dirty", json_=_FLAG_HELP["json"]),
+    help=_help(
+        "tag", "repository", "registry", "force", "allow_dirty", *_OUT, json_=_FLAG_HELP["json"]
+    ),
 )
-def push(c, tag=None, repository=None, registry=None, force=False, allow_dirty=False, json_=False):
+def push(
+    c,
+    tag=None,
+    repository=None,
+    registry=None,
+    force=False,
+    allow_dirty=False,
+    quiet=False,
+    verbose=False,
+    json_=False,
+):
     """Push each tag explicitly and print its manifest digest; unchanged tags are skipped."""
-    settings, session = _prepare(c, tag=tag, repository=repository, registry=registry)
+    settings, session = _prepare(
+        c, quiet=quiet, verbose=verbose, tag=tag, repository=repository, registry=registry
+    )
     result = _run(
         lambda: api.push(settings, force=force, allow_dirty=allow_dirty, session=session),
         session.console,
@@ -203,6 +233,7 @@ def push(c, tag=None, repository=None, registry=None, force=False, allow_dirty=F
         "force",
         "allow_dirty",
         "dry_run",
+        *_OUT,
         json_=_FLAG_HELP["json"],
     ),
 )
@@ -220,11 +251,15 @@ def release(
     force=False,
     allow_dirty=False,
     dry_run=False,
+    quiet=False,
+    verbose=False,
     json_=False,
 ):
     """Validate, log in, build, tag, push and verify; print REGISTRY/REPO:TAG@DIGEST per tag."""
     settings, session = _prepare(
         c,
+        quiet=quiet,
+        verbose=verbose,
         tag=tag,
         repository=repository,
         registry=registry,
@@ -246,5 +281,42 @@ def release(
     _publish(result, session, json_)
 
 
-ns = Collection("hub", login, build, tag_, push, release)
+@task(iterable=["tag"], help=_help("tag", "repository", "registry", "dockerfile", "context"))
+def doctor(c, tag=None, repository=None, registry=None, dockerfile=None, context=None):
+    """Check that everything a release needs is in order; exit 0 only when it is."""
+    from .doctor import healthy, run_checks
+
+    console = Console()
+    for secret in [*token_candidates(), str(_config(c).get("token") or "")]:
+        console.add_secret(secret)
+    flags = {
+        "tags": tag,
+        "repository": repository,
+        "registry": registry,
+        "dockerfile": dockerfile,
+        "context": context,
+    }
+    checks = _run(lambda: run_checks(flags, dict(_config(c))), console)
+    console.render_checks(checks)
+    if not healthy(checks):
+        failed = sum(1 for check in checks if check.ok is False)
+        raise Exit(f"hubtasks: doctor found {failed} problem(s); fix them before releasing", 1)
+
+
+@task(help=_help("repository", "registry"))
+def images(c, repository=None, registry=None):
+    """List the local images of the repository: tag, image ID, size and age."""
+    settings, session = _prepare(c, repository=repository, registry=registry)
+
+    def listing() -> list[dict[str, Any]]:
+        settings.require("tag")
+        assert settings.repository
+        return session.engine_for(settings).list_images(settings.repository)
+
+    rows = _run(listing, session.console)
+    assert settings.repository
+    session.console.render_images(settings.repository, rows)
+
+
+ns = Collection("hub", login, build, tag_, push, release, doctor, images)
 ns.configure({"hub": config_defaults()})
