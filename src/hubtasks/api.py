@@ -7,11 +7,12 @@ tags) before it pushes anything.
 
 from __future__ import annotations
 
+import base64
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from . import plan as planning
 from .console import Console, Stopwatch, human_size
@@ -22,8 +23,11 @@ from .hooks import Facts, Hooks
 from .plan import Plan, Remote
 from .references import Repository, validate_tag
 from .registry import RegistryClient
+from .retry import RetryPolicy
 from .settings import Settings, read_env_file
 from .versions import parse_version
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -123,13 +127,32 @@ class Session:
         self.logged_in: set[tuple[str, str]] = set()
         self.tags: tuple[str, ...] | None = None
         self.image_id: str | None = None
+        self.policy: RetryPolicy | None = None
 
     def adopt(self, settings: Settings) -> Session:
-        """Take this stage's secrets and hook commands into the session."""
+        """Take this stage's secrets, hook commands and retry budget into the session."""
         for secret in settings.secrets:
             self.console.add_secret(secret)
+        if settings.username and settings.token:
+            # What a Basic auth header or a docker config file would hold.
+            raw = f"{settings.username}:{settings.token}".encode()
+            self.console.add_secret(base64.b64encode(raw).decode("ascii"))
         self.hooks.update_commands(settings.hooks)
+        if self.policy is None:
+            # One budget for the whole command line: a registry that is gone fails it in time.
+            self.policy = RetryPolicy(
+                attempts=settings.retries,
+                budget=settings.timeout,
+                base_delay=settings.retry_delay,
+            )
         return self
+
+    def retrying(self, what: str, operation: Callable[[], T]) -> T:
+        """Run a network operation, retrying transient failures within the session's budget."""
+        policy = self.policy or RetryPolicy()
+        return policy.call(
+            operation, what=what, on_retry=lambda line: self.console.stage("retry", line)
+        )
 
     def engine_for(self, settings: Settings) -> Engine:
         if self.engine is None:
@@ -245,7 +268,11 @@ def login(
     with console.activity(
         "login", f"checking the credentials of {settings.username} at {repository.registry}"
     ):
-        engine.login(repository, settings.username, settings.token)
+        username, token = settings.username, settings.token
+        session.retrying(
+            f"login to {repository.registry}",
+            lambda: engine.login(repository, username, token),
+        )
     session.logged_in.add(key)
     console.stage("login", f"logged in to {repository.registry} as {settings.username}")
     where = None
@@ -359,8 +386,16 @@ def _registry(settings: Settings) -> RegistryClient:
     return RegistryClient(_repository(settings), settings.username, settings.token)
 
 
-def _read_remote(registry: RegistryClient, tags: tuple[str, ...]) -> dict[str, Remote | None]:
-    return {name: registry.manifest(name) for name in tags}
+def _read_remote(
+    registry: RegistryClient, tags: tuple[str, ...], session: Session
+) -> dict[str, Remote | None]:
+    return {
+        name: session.retrying(
+            f"reading {registry.repository.canonical(name)}",
+            lambda name=name: registry.manifest(name),
+        )
+        for name in tags
+    }
 
 
 def _refuse(plan: Plan, repository: Repository) -> ReleaseRefused:
@@ -377,8 +412,11 @@ def _push_tags(settings: Settings, tags: list[str], *, session: Session) -> list
         console.stage("push", f"pushing {repository.canonical(name)}")
         try:
             with console.pushing(repository.canonical(name)):
-                digest = engine.push(
-                    repository, name, settings.auth_config, on_progress=console.push_progress
+                digest = session.retrying(
+                    f"push of {repository.canonical(name)}",
+                    lambda name=name: engine.push(
+                        repository, name, settings.auth_config, on_progress=console.push_progress
+                    ),
                 )
         except HubError as error:
             raise _with_progress(error, pushed) from None
@@ -433,7 +471,7 @@ def push(
     login(settings, session=session)
     watch = Stopwatch()
     with watch.time("plan"), session.console.activity("plan", "reading the registry"):
-        remote = _read_remote(_registry(settings), tags)
+        remote = _read_remote(_registry(settings), tags, session)
     decisions = [
         planning.decide(
             [name], image_id=local[name], remote=remote, published=[], force=force
@@ -467,7 +505,12 @@ def verify(settings: Settings, pushed: list[PushedTag], *, session: Session | No
     engine = session.engine_for(settings)
     for item in pushed:
         with session.console.activity("verify", f"asking the registry for {item.tag}"):
-            remote = engine.remote_digest(item.repository, item.tag, settings.auth_config)
+            remote = session.retrying(
+                f"verify of {item.repository.canonical(item.tag)}",
+                lambda item=item: engine.remote_digest(
+                    item.repository, item.tag, settings.auth_config
+                ),
+            )
         if remote is None:
             raise VerifyError(
                 f"{item.repository.canonical(item.tag)} was pushed but the registry does not "
@@ -530,8 +573,8 @@ def release(
         login(settings, session=session)
     with watch.time("plan"), session.console.activity("plan", "reading the registry"):
         registry = _registry(settings)
-        published = registry.tags()
-        remote = _read_remote(registry, tags)
+        published = session.retrying(f"listing the tags of {repository}", registry.tags)
+        remote = _read_remote(registry, tags, session)
 
     if dry_run:
         image_id = engine.image_id(repository.ref(tags[0]))

@@ -15,6 +15,7 @@ from typing import Any
 
 from .errors import AuthError, BuildError, DaemonError, PushError, RegistryError
 from .references import Repository
+from .retry import is_transient, mark_transient
 
 # Pushes of large layers can keep a single read waiting for minutes.
 DEFAULT_TIMEOUT = 600
@@ -128,10 +129,11 @@ class Engine:
                         f"registry {repository.registry} rejected the credentials of user "
                         f"'{username}'; check HUB_USERNAME and HUB_TOKEN"
                     ) from None
-                raise RegistryError(
+                error_out = RegistryError(
                     f"cannot log in to registry {repository.registry}: {message}; check "
                     "HUB_REGISTRY and that the registry is up"
-                ) from None
+                )
+                raise (mark_transient(error_out) if is_transient(message) else error_out) from None
 
     def build(
         self,
@@ -300,7 +302,8 @@ class Engine:
                 f"registry {repository.registry} refused the push of {target}: {message}; "
                 "check HUB_USERNAME, HUB_TOKEN and that the token may push to this repository"
             )
-        return PushError(f"push of {target} failed: {message}")
+        error = PushError(f"push of {target} failed: {message}")
+        return mark_transient(error) if is_transient(message) else error
 
     def remote_digest(
         self, repository: Repository, tag: str, auth_config: Mapping[str, str]
@@ -323,9 +326,10 @@ class Engine:
                         f"registry {repository.registry} refused to show "
                         f"{repository.canonical(tag)}: {message}"
                     ) from None
-                raise RegistryError(
+                failure = RegistryError(
                     f"cannot read {repository.canonical(tag)} from the registry: {message}"
-                ) from None
+                )
+                raise (mark_transient(failure) if is_transient(message) else failure) from None
         return str(data.id)
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from .errors import AuthError, RegistryError
 from .plan import Remote
 from .references import DOCKER_HUB, Repository
+from .retry import mark_transient
 
 MANIFEST_TYPES = (
     "application/vnd.docker.distribution.manifest.v2+json",
@@ -88,8 +89,10 @@ class RegistryClient:
             return _Response(error.code, error.headers, error.read())
         except (urllib.error.URLError, OSError) as error:
             reason = getattr(error, "reason", error)
-            raise RegistryError(
-                f"cannot reach registry {self.repository.registry} ({self.base_url}): {reason}"
+            raise mark_transient(
+                RegistryError(
+                    f"cannot reach registry {self.repository.registry} ({self.base_url}): {reason}"
+                )
             ) from None
 
     def _request(self, method: str, path: str, *, accept: str | None = None) -> _Response:
@@ -198,9 +201,29 @@ class RegistryClient:
                 f"registry {self.repository.registry} denied access to {self.repository}; "
                 "check that the token may read it"
             )
-        raise RegistryError(
+        failure = RegistryError(
             f"cannot {action} {self.repository}: registry answered HTTP {response.status}"
         )
+        if response.status == 429 or response.status >= 500:
+            raise mark_transient(failure, _retry_after(response.headers.get("Retry-After")))
+        raise failure
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value.strip())
+    from email.utils import parsedate_to_datetime
+
+    try:
+        import datetime
+
+        moment = parsedate_to_datetime(value)
+        return max(0.0, (moment - datetime.datetime.now(moment.tzinfo)).total_seconds())
+    except (TypeError, ValueError):
+        return None
 
 
 def _next_link(header: str | None) -> str | None:

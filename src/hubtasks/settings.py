@@ -52,6 +52,9 @@ KEYS: tuple[Key, ...] = (
     Key("semver", "--semver", False, "Fan a version tag out: v1.2.3 → v1.2.3, v1.2, v1, latest."),
     Key("latest", "--latest", False, "Also publish latest (only moved forward)."),
     Key("labels", "--label", None, "Extra or overriding image labels: space separated K=V."),
+    Key("retries", None, 5, "Attempts per network operation (transient failures only)."),
+    Key("timeout", None, 120, "Seconds of retrying before a release gives up."),
+    Key("retry_delay", None, 1.0, "First backoff delay in seconds; it doubles, with jitter."),
     *(
         Key(f"{side}_{stage}", None, None, f"Shell command run {side} the {stage} stage.")
         for stage in ("login", "build", "tag", "push", "release")
@@ -91,6 +94,9 @@ class Settings:
     labels: Mapping[str, str] = field(default_factory=dict)
     source_date_epoch: int | None = None
     hooks: Mapping[str, str] = field(default_factory=dict)
+    retries: int = 5
+    timeout: float = 120.0
+    retry_delay: float = 1.0
     cwd: Path = Path(".")
     env_file: Path | None = None
     docker_env: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -285,6 +291,18 @@ def _parse_bool(value: object, source: str) -> bool:
     raise ConfigError(f"{source}: '{value}' is not a yes/no value; use true or false")
 
 
+def _parse_number(value: object, source: str, *, integer: bool, minimum: float) -> float:
+    text = str(value).strip()
+    try:
+        number = int(text) if integer else float(text)
+    except ValueError:
+        kind = "a whole number" if integer else "a number"
+        raise ConfigError(f"{source}: '{value}' is not {kind}") from None
+    if number < minimum or number != number or number == float("inf"):
+        raise ConfigError(f"{source}: {value} is out of range (at least {minimum:g})")
+    return number
+
+
 def _parse_epoch(value: str | None) -> int | None:
     if value is None or not value.strip():
         return None
@@ -373,6 +391,13 @@ def resolve_settings(
             environ.get("SOURCE_DATE_EPOCH") or dotenv.get("SOURCE_DATE_EPOCH")
         ),
         hooks={name: str(picked[name][0]) for name in HOOK_KEYS if _given(picked[name][0])},
+        retries=int(
+            _parse_number(picked["retries"][0], sources["retries"], integer=True, minimum=1)
+        ),
+        timeout=_parse_number(picked["timeout"][0], sources["timeout"], integer=False, minimum=0),
+        retry_delay=_parse_number(
+            picked["retry_delay"][0], sources["retry_delay"], integer=False, minimum=0
+        ),
         cwd=cwd,
         env_file=env_file,
         docker_env=docker_env,
