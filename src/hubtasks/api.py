@@ -16,14 +16,22 @@ from typing import Any, TypeVar
 
 from . import plan as planning
 from .console import Console, Stopwatch, human_size
-from .engine import Engine, context_includes, save_credentials
-from .errors import ConfigError, ContextLeakError, HubError, ReleaseRefused, VerifyError
-from .gitinfo import GitState, read_git
+from .engine import Engine, context_includes, remove_credentials, save_credentials
+from .errors import (
+    AuthError,
+    ConfigError,
+    ContextLeakError,
+    HubError,
+    PushError,
+    ReleaseRefused,
+    VerifyError,
+)
+from .gitinfo import GitState, is_tracked, read_git
 from .hooks import Facts, Hooks
 from .plan import Plan, Remote
 from .references import Repository, validate_tag
 from .registry import RegistryClient
-from .retry import RetryPolicy
+from .retry import RetryPolicy, mark_transient
 from .settings import Settings, read_env_file
 from .versions import parse_version
 
@@ -128,6 +136,7 @@ class Session:
         self.tags: tuple[str, ...] | None = None
         self.image_id: str | None = None
         self.policy: RetryPolicy | None = None
+        self.warned = False
 
     def adopt(self, settings: Settings) -> Session:
         """Take this stage's secrets, hook commands and retry budget into the session."""
@@ -190,6 +199,26 @@ def check_context(settings: Settings) -> None:
                 f"holds HUB_TOKEN, to the daemon and possibly into the image; add the line "
                 f"'{relative}' to {ignore_file}"
             )
+
+
+def env_file_warnings(settings: Settings) -> list[str]:
+    """Warnings about the `.env` that holds the token: readable by others, tracked by git."""
+    path = settings.env_file
+    if path is None or not path.is_file() or not _holds_token(path):
+        return []
+    warnings = []
+    mode = path.stat().st_mode
+    if mode & 0o077:
+        warnings.append(
+            f"{path} holds HUB_TOKEN and other users may read it (mode {mode & 0o777:o}); "
+            f"chmod 600 {path}"
+        )
+    if is_tracked(path):
+        warnings.append(
+            f"{path} holds HUB_TOKEN and git tracks it; `git rm --cached {path.name}`, add it "
+            "to .gitignore, and rotate the token if it was ever pushed"
+        )
+    return warnings
 
 
 def _holds_token(path: Path) -> bool:
@@ -264,15 +293,11 @@ def login(
     facts = _facts("login", repository, settings.tags)
     session.hooks.run("pre", facts)
     console = session.console
-    engine = session.engine_for(settings)
     with console.activity(
         "login", f"checking the credentials of {settings.username} at {repository.registry}"
     ):
-        username, token = settings.username, settings.token
-        session.retrying(
-            f"login to {repository.registry}",
-            lambda: engine.login(repository, username, token),
-        )
+        client = _registry(settings)
+        session.retrying(f"login to {repository.registry}", client.check_credentials)
     session.logged_in.add(key)
     console.stage("login", f"logged in to {repository.registry} as {settings.username}")
     where = None
@@ -280,6 +305,19 @@ def login(
         where = save_credentials(repository, settings.username, settings.token, settings.docker_env)
         console.stage("login", f"credentials saved to {where}")
     session.hooks.run("post", facts)
+    return where
+
+
+def logout(settings: Settings, *, session: Session | None = None) -> str | None:
+    """Remove what `login(save=True)` stored for this registry, and nothing else."""
+    session = _session(settings, session)
+    where = remove_credentials(settings.registry, settings.docker_env)
+    if where:
+        session.console.stage(
+            "logout", f"removed the credentials for {settings.registry} from {where}"
+        )
+    else:
+        session.console.stage("logout", f"no saved credentials for {settings.registry}")
     return where
 
 
@@ -414,9 +452,7 @@ def _push_tags(settings: Settings, tags: list[str], *, session: Session) -> list
             with console.pushing(repository.canonical(name)):
                 digest = session.retrying(
                     f"push of {repository.canonical(name)}",
-                    lambda name=name: engine.push(
-                        repository, name, settings.auth_config, on_progress=console.push_progress
-                    ),
+                    lambda name=name: _push_once(settings, engine, name, console),
                 )
         except HubError as error:
             raise _with_progress(error, pushed) from None
@@ -425,9 +461,27 @@ def _push_tags(settings: Settings, tags: list[str], *, session: Session) -> list
     return pushed
 
 
+def _push_once(settings: Settings, engine: Engine, tag_name: str, console: Console) -> str:
+    """One push attempt. The daemon reports a registry hiccup during its auth handshake (a
+    5xx on `/v2/`) as "authentication required"; when our own check shows the credentials are
+    fine, that is a transient failure, and wrong credentials are never tried twice."""
+    repository = _repository(settings)
+    try:
+        return engine.push(
+            repository, tag_name, settings.auth_config, on_progress=console.push_progress
+        )
+    except AuthError as error:
+        if "authentication required" not in str(error).lower():
+            raise
+        _registry(settings).check_credentials()  # raises AuthError if they really are wrong
+        raise mark_transient(
+            PushError(f"{error} although the credentials are valid (a registry hiccup)")
+        ) from None
+
+
 def _with_progress(error: HubError, pushed: list[PushedTag]) -> HubError:
     if not pushed:
-        return type(error)(f"{error}; nothing was pushed")
+        return type(error)(f"{error}; no tag was confirmed pushed")
     made_it = ", ".join(p.reference for p in pushed)
     return type(error)(f"{error}; already pushed: {made_it}")
 

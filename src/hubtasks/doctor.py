@@ -158,10 +158,10 @@ def run_checks(
 
     registry = _guard("registry", reachable, "check HUB_REGISTRY and your network")
     checks.append(registry)
-    if engine and registry.ok:
+    if registry.ok:
 
         def credentials() -> str:
-            engine[0].login(repository, username, token)
+            client.check_credentials()
             found = client.tags()
             return (
                 f"{repository.registry} accepts {username}'s token; {repository.path} "

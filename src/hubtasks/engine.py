@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import AuthError, BuildError, DaemonError, PushError, RegistryError
-from .references import Repository
+from .references import Repository, auth_key
 from .retry import is_transient, mark_transient
 
 # Pushes of large layers can keep a single read waiting for minutes.
@@ -67,9 +67,21 @@ class Engine:
             import docker
 
             self._docker = docker
-            self.client = docker.from_env(environment=dict(environment), timeout=timeout)
-            # REQUESTS_CA_BUNDLE & co. must not replace DOCKER_CERT_PATH's CA, and the daemon
-            # is never reached through an HTTP proxy (docker/docker-py#2433).
+            options = docker.utils.kwargs_from_env(environment=dict(environment))
+            if str(options.get("base_url", "")).startswith("ssh://"):
+                options["use_ssh_client"] = True  # the system ssh: its config, keys, agent
+            # Ask the daemon's API version ourselves (what version="auto" does) on a session
+            # that ignores REQUESTS_CA_BUNDLE & co.: they must not replace DOCKER_CERT_PATH's
+            # CA, and the daemon is never reached through an HTTP proxy (docker-py#2433).
+            probe = docker.APIClient(
+                version=docker.constants.MINIMUM_DOCKER_API_VERSION, timeout=30, **options
+            )
+            probe.trust_env = False
+            try:
+                server_version = probe.version(api_version=False)["ApiVersion"]
+            finally:
+                probe.close()
+            self.client = docker.DockerClient(version=server_version, timeout=timeout, **options)
             self.client.api.trust_env = False
 
     @contextmanager
@@ -110,30 +122,6 @@ class Engine:
     def version(self) -> Mapping[str, Any]:
         with self._daemon_errors("query"):
             return self.client.version()
-
-    def login(self, repository: Repository, username: str, token: str) -> None:
-        """Check the credentials with the registry itself, never a cached answer."""
-        errors = self._docker.errors
-        from docker.credentials.errors import StoreError
-
-        registry = repository.auth_key
-        with self._daemon_errors("log in through"):
-            try:
-                self.client.login(username=username, password=token, registry=registry, reauth=True)
-            except StoreError as error:
-                raise DaemonError(self._credential_store_error(error)) from None
-            except errors.APIError as error:
-                message = _short(error)
-                if _is_auth_failure(message):
-                    raise AuthError(
-                        f"registry {repository.registry} rejected the credentials of user "
-                        f"'{username}'; check HUB_USERNAME and HUB_TOKEN"
-                    ) from None
-                error_out = RegistryError(
-                    f"cannot log in to registry {repository.registry}: {message}; check "
-                    "HUB_REGISTRY and that the registry is up"
-                )
-                raise (mark_transient(error_out) if is_transient(message) else error_out) from None
 
     def build(
         self,
@@ -339,6 +327,71 @@ def docker_config_path(environment: Mapping[str, str]) -> Path:
     return Path(folder) / "config.json"
 
 
+def _read_config(path: Path) -> dict[str, Any]:
+    import json
+
+    try:
+        config = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (OSError, ValueError) as error:
+        raise DaemonError(f"cannot read the Docker config {path}: {_short(error)}") from None
+    if not isinstance(config, dict):
+        raise DaemonError(f"the Docker config {path} is not a JSON object; fix or remove it")
+    return config
+
+
+def _write_config(path: Path, config: Mapping[str, Any]) -> None:
+    """Write atomically with mode 0600: the file may hold credentials."""
+    import json
+    import tempfile
+
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=".config.json.")
+    try:
+        os.fchmod(handle, 0o600)
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            json.dump(config, stream, indent="\t")
+        os.replace(temp_name, path)
+    except OSError as error:
+        Path(temp_name).unlink(missing_ok=True)
+        raise DaemonError(f"cannot write the Docker config {path}: {_short(error)}") from None
+
+
+def _helper_for(config: Mapping[str, Any], key: str) -> str | None:
+    return (config.get("credHelpers") or {}).get(key) or config.get("credsStore")
+
+
+def remove_credentials(registry: str, environment: Mapping[str, str]) -> str | None:
+    """Undo `save_credentials` for this registry only; return where from, or None."""
+    from docker.credentials import Store
+    from docker.credentials.errors import CredentialsNotFound, StoreError
+
+    path = docker_config_path(environment)
+    config = _read_config(path)
+    key = auth_key(registry)
+    helper = _helper_for(config, key)
+    if helper:
+        store = Store(helper, environment=dict(environment))
+        if store.exe is None:
+            raise DaemonError(f"the credential helper docker-credential-{helper} is not installed")
+        try:
+            store.erase(key)
+        except CredentialsNotFound:
+            return None
+        except StoreError as error:
+            if "not found" in _short(error).lower():
+                return None
+            raise DaemonError(
+                f"docker-credential-{helper} could not erase the credentials: {_short(error)}"
+            ) from None
+        return f"docker-credential-{helper}"
+    auths = config.get("auths") or {}
+    if key not in auths:
+        return None
+    del auths[key]
+    _write_config(path, config)
+    return str(path)
+
+
 def save_credentials(
     repository: Repository, username: str, token: str, environment: Mapping[str, str]
 ) -> str:
@@ -348,21 +401,14 @@ def save_credentials(
     stdin; without one they go to the config file's `auths`, written with mode 0600.
     """
     import base64
-    import json
-    import tempfile
 
     from docker.credentials import Store
     from docker.credentials.errors import StoreError
 
     path = docker_config_path(environment)
-    try:
-        config = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    except (OSError, ValueError) as error:
-        raise DaemonError(f"cannot read the Docker config {path}: {_short(error)}") from None
-    if not isinstance(config, dict):
-        raise DaemonError(f"the Docker config {path} is not a JSON object; fix or remove it")
+    config = _read_config(path)
     key = repository.auth_key
-    helper = (config.get("credHelpers") or {}).get(key) or config.get("credsStore")
+    helper = _helper_for(config, key)
     if helper:
         store = Store(helper, environment=dict(environment))
         if store.exe is None:
@@ -377,17 +423,7 @@ def save_credentials(
                 f"docker-credential-{helper} could not store the credentials: {_short(error)}"
             ) from None
         return f"docker-credential-{helper}"
-    auths = config.setdefault("auths", {})
     encoded = base64.b64encode(f"{username}:{token}".encode()).decode("ascii")
-    auths[key] = {"auth": encoded}
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=".config.json.")
-    try:
-        os.fchmod(handle, 0o600)
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(config, stream, indent="\t")
-        os.replace(temp_name, path)
-    except OSError as error:
-        Path(temp_name).unlink(missing_ok=True)
-        raise DaemonError(f"cannot write the Docker config {path}: {_short(error)}") from None
+    config.setdefault("auths", {})[key] = {"auth": encoded}
+    _write_config(path, config)
     return str(path)

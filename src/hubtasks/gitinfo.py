@@ -62,3 +62,8 @@ def public_url(url: str) -> str:
         url = f"https://{scp.group(1)}/{scp.group(2)}"
     url = re.sub(r"^(\w[\w+.-]*://)[^@/]*@", r"\1", url)
     return url.removesuffix(".git")
+
+
+def is_tracked(path: Path) -> bool:
+    """Whether git tracks `path` (False outside a work tree or without git)."""
+    return _git(path.parent, "ls-files", "--error-unmatch", "--", path.name) is not None

@@ -48,7 +48,7 @@ class Repository:
     @property
     def auth_key(self) -> str:
         """The server address credentials are stored under, as `docker login` does."""
-        return DOCKER_HUB_AUTH_KEY if self.is_docker_hub else self.registry
+        return auth_key(self.registry)
 
     def ref(self, tag: str) -> str:
         """The local reference `name:tag` that docker build/tag/push use."""
@@ -61,6 +61,11 @@ class Repository:
 
     def __str__(self) -> str:
         return f"{self.registry}/{self.path}"
+
+
+def auth_key(registry: str) -> str:
+    """The key of a registry's credentials in the Docker config (Hub's is a legacy URL)."""
+    return DOCKER_HUB_AUTH_KEY if registry == DOCKER_HUB else registry
 
 
 def is_valid_tag(tag: str) -> bool:

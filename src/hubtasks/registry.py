@@ -89,6 +89,8 @@ class RegistryClient:
             return _Response(error.code, error.headers, error.read())
         except (urllib.error.URLError, OSError) as error:
             reason = getattr(error, "reason", error)
+            if isinstance(reason, OSError) and reason.strerror:
+                reason = reason.strerror.lower()
             raise mark_transient(
                 RegistryError(
                     f"cannot reach registry {self.repository.registry} ({self.base_url}): {reason}"
@@ -109,8 +111,8 @@ class RegistryClient:
             self._authenticate(response.headers.get("WWW-Authenticate", ""))
         if response.status == 401:
             raise AuthError(
-                f"registry {self.repository.registry} refused to show {self.repository}: "
-                "check HUB_USERNAME and HUB_TOKEN"
+                f"registry {self.repository.registry} rejected the credentials of user "
+                f"'{self._username}'; check HUB_USERNAME and HUB_TOKEN"
             )
         return response
 
@@ -147,6 +149,14 @@ class RegistryClient:
                 "without a token"
             )
         self._authorization = f"Bearer {token}"
+
+    def check_credentials(self) -> None:
+        """Log in for real, as `docker login` does: `GET /v2/` and answer its challenge
+        (Basic, or a token from the Bearer realm). Raises `AuthError` when the registry
+        rejects the credentials, a transient `RegistryError` when it is unwell."""
+        if not (self._username and self._token):
+            raise AuthError("HUB_USERNAME and HUB_TOKEN are needed to log in")
+        self._check(self._request("GET", "/v2/"), "log in to")
 
     def ping(self) -> int:
         """The HTTP status of `GET /v2/` without credentials: any answer means reachable."""

@@ -169,10 +169,22 @@ class Settings:
 
 
 def read_env_file(path: Path) -> dict[str, str | None]:
-    """Read a `.env` file without touching `os.environ` (python-dotenv, imported lazily)."""
+    """Read a `.env` file without touching `os.environ` (python-dotenv, imported lazily).
+
+    A line python-dotenv cannot parse is an error here, not a silently skipped setting.
+    """
     from dotenv import dotenv_values
+    from dotenv.parser import parse_stream
 
     try:
+        with path.open(encoding="utf-8") as stream:
+            bad = [binding.original.line for binding in parse_stream(stream) if binding.error]
+        if bad:
+            lines = ", ".join(map(str, bad))
+            raise ConfigError(
+                f"{path}: line {lines} cannot be parsed; write each setting as KEY=VALUE and "
+                "quote values that hold spaces or #"
+            )
         return dict(dotenv_values(path))
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"cannot read {path}: {error}") from None

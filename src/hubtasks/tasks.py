@@ -108,6 +108,10 @@ def _prepare(
     for secret in [*token_candidates(), str(_config(c).get("token") or "")]:
         _SESSION.console.add_secret(secret)
     settings = _run(lambda: _settings(c, **flags), _SESSION.console)
+    if not _SESSION.warned:
+        _SESSION.warned = True
+        for warning in api.env_file_warnings(settings):
+            _SESSION.console.warn(warning)
     return settings, _SESSION.adopt(settings)
 
 
@@ -126,6 +130,13 @@ def _publish(result: api.Release, session: api.Session, as_json: bool) -> None:
 
 
 _OUT = ("quiet", "verbose")
+
+
+@task(help=_help("registry", "quiet"))
+def logout(c, registry=None, quiet=False):
+    """Remove the credentials `inv login --save` stored for the registry, nothing else."""
+    settings, session = _prepare(c, quiet=quiet, registry=registry)
+    _run(lambda: api.logout(settings, session=session), session.console)
 
 
 @task(
@@ -318,5 +329,5 @@ def images(c, repository=None, registry=None):
     session.console.render_images(settings.repository, rows)
 
 
-ns = Collection("hub", login, build, tag_, push, release, doctor, images)
+ns = Collection("hub", login, logout, build, tag_, push, release, doctor, images)
 ns.configure({"hub": config_defaults()})

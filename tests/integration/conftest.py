@@ -76,6 +76,12 @@ class Project:
         target.write_text(text)
         return target
 
+    def add_env(self, **values: str) -> None:
+        """Append settings to the project's .env."""
+        lines = "".join(f"{key}={value}\n" for key, value in values.items())
+        env = self.path / ".env"
+        env.write_text(env.read_text() + lines)
+
     def tags(self) -> list[str]:
         return self.stack.registry_server.tags(self.repository)
 
@@ -99,7 +105,7 @@ def project(tmp_path, stack) -> Project:
         ".env",
         f"HUB_REGISTRY={stack.registry}\nHUB_USERNAME={stack.username}\n"
         f"HUB_TOKEN={stack.password}\nHUB_REPOSITORY={name}\n",
-    )
+    ).chmod(0o600)
     return proj
 
 
