@@ -136,6 +136,7 @@ def make_project(
 ) -> Path:
     (root / "tasks.py").write_text("from hubtasks import ns\n")
     (root / ".env").write_text(env)
+    (root / ".env").chmod(0o600)  # else a (correct) permissions warning joins the error
     if dockerfile:
         (root / "Dockerfile").write_text("FROM scratch\n")
     if dockerignore:
