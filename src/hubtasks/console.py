@@ -24,7 +24,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TextIO
 
-HIDDEN = "<hidden>"
+from . import redaction
+
+HIDDEN = redaction.HIDDEN
+
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
 _FAILURE_LOG_LINES = 10_000  # kept for the failure dump; bounded so a huge log stays cheap
@@ -92,11 +95,10 @@ class Console:
         # Very short values would redact ordinary words; tokens are long.
         if secret and len(secret) >= 4:
             self._secrets.add(secret)
+            redaction.add_secret(secret)  # log records too
 
     def redact(self, text: str) -> str:
-        for secret in sorted(self._secrets, key=len, reverse=True):
-            text = text.replace(secret, HIDDEN)
-        return text
+        return redaction.redact(text, frozenset(self._secrets))
 
     @property
     def rich(self) -> Any:

@@ -15,9 +15,14 @@ from invoke import Collection, Context, Exit, task
 from . import api
 from .console import Console, write_github_output
 from .errors import HubError
+from .redaction import add_secret, install_log_redaction
 from .settings import Settings, config_defaults, load_settings, token_candidates
 
 T = TypeVar("T")
+# Before Invoke loads invoke.yaml & co. and logs them under `inv -d`.
+install_log_redaction()
+for _secret in token_candidates():
+    add_secret(_secret)
 
 _FLAG_HELP = {
     "tag": "Tag to build or push; repeat for more (default: HUB_TAGS, else the git tag at "

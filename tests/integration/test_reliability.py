@@ -51,8 +51,13 @@ def _via(project, proxy) -> None:
 
 @pytest.mark.parametrize(
     "scenario",
-    [RefuseConnections(2), HttpStatus(503, 2), HttpStatus(429, 2, retry_after=1),
-     HttpStatus(502, 1), CutUpload(after_bytes=300_000)],
+    [
+        RefuseConnections(2),
+        HttpStatus(503, 2),
+        HttpStatus(429, 2, retry_after=1),
+        HttpStatus(502, 1),
+        CutUpload(after_bytes=300_000),
+    ],
     ids=["refuse-2", "503x2", "429x2-retry-after", "502", "cut-upload"],
 )
 def test_transient_faults_end_in_a_verified_release(project, stack, proxy, scenario):
@@ -97,8 +102,9 @@ def test_stall_ends_cleanly(project, stack, proxy):
 
 def test_a_registry_that_is_gone_fails_within_the_budget(project):
     port = __import__("devtools.stack", fromlist=["free_port"]).free_port()
-    project.add_env(HUB_REGISTRY=f"127.0.0.1:{port}", HUB_RETRIES="100",
-                    HUB_RETRY_DELAY="0.5", HUB_TIMEOUT="4")
+    project.add_env(
+        HUB_REGISTRY=f"127.0.0.1:{port}", HUB_RETRIES="100", HUB_RETRY_DELAY="0.5", HUB_TIMEOUT="4"
+    )
     started = time.monotonic()
     result = project.inv("release", "--tag", "v1")
     elapsed = time.monotonic() - started
@@ -126,11 +132,22 @@ def own_registry(stack, tmp_path):
 
 def test_registry_restarting_mid_push_is_survived(project, own_registry):
     _unique_layer(project, megabytes=2)
-    project.add_env(HUB_REGISTRY=own_registry.address, HUB_RETRIES="10",
-                    HUB_RETRY_DELAY="0.3", HUB_TIMEOUT="40")
+    project.add_env(
+        HUB_REGISTRY=own_registry.address, HUB_RETRIES="10", HUB_RETRY_DELAY="0.3", HUB_TIMEOUT="40"
+    )
     tags = ["a", "b", "c", "d"]
-    first_tag = own_registry.root / "data" / "docker" / "registry" / "v2" / "repositories" / (
-        project.repository) / "_manifests" / "tags" / "a"
+    first_tag = (
+        own_registry.root
+        / "data"
+        / "docker"
+        / "registry"
+        / "v2"
+        / "repositories"
+        / (project.repository)
+        / "_manifests"
+        / "tags"
+        / "a"
+    )
 
     def restart_when_the_first_tag_lands() -> None:
         deadline = time.monotonic() + 60
@@ -152,13 +169,19 @@ def test_registry_restarting_mid_push_is_survived(project, own_registry):
 
 def test_failed_release_reports_what_made_it_and_a_rerun_completes(project, own_registry):
     _unique_layer(project)
-    project.add_env(HUB_REGISTRY=own_registry.address, HUB_RETRIES="2",
-                    HUB_RETRY_DELAY="0.1", HUB_TIMEOUT="2")
+    project.add_env(
+        HUB_REGISTRY=own_registry.address, HUB_RETRIES="2", HUB_RETRY_DELAY="0.1", HUB_TIMEOUT="2"
+    )
     tags = ["a", "b", "c", "d", "e", "f"]
     args = [arg for tag in tags for arg in ("--tag", tag)]
-    proc = subprocess.Popen([sys.executable, "-m", "invoke", "release", *args],
-                            cwd=project.path, env=project.env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "release", *args],
+        cwd=project.path,
+        env=project.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     lines = []
     for line in proc.stderr:  # stop the registry as soon as hubtasks reports tag a pushed
         lines.append(line)
@@ -211,8 +234,9 @@ def tls_daemon():
     daemon.start()
     # This test process's own docker-py would let REQUESTS_CA_BUNDLE (set on some machines)
     # replace the test CA; hubtasks does not (tested below), the helper here needs them gone.
-    saved = {k: os.environ.pop(k) for k in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
-             if k in os.environ}
+    saved = {
+        k: os.environ.pop(k) for k in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE") if k in os.environ
+    }
     try:
         make_base_image(daemon.host, environment=daemon.env())
     finally:
@@ -226,15 +250,17 @@ def test_release_through_a_tls_daemon(project, stack, tls_daemon, tmp_path):
     # REQUESTS_CA_BUNDLE must not override DOCKER_CERT_PATH's CA (docker/docker-py#2433).
     bogus_bundle = tmp_path / "bundle.pem"
     bogus_bundle.write_text("")
-    result = project.inv("release", "--tag", "v1", REQUESTS_CA_BUNDLE=str(bogus_bundle),
-                         **tls_daemon.env())
+    result = project.inv(
+        "release", "--tag", "v1", REQUESTS_CA_BUNDLE=str(bogus_bundle), **tls_daemon.env()
+    )
     assert result.returncode == 0, result.stderr
     _complete(project, stack.registry_server, ["v1"])
 
     wrong = tmp_path / "no-certs"
     wrong.mkdir()
-    failed = project.inv("build", "--tag", "x", **{**tls_daemon.env(),
-                                                   "DOCKER_CERT_PATH": str(wrong)})
+    failed = project.inv(
+        "build", "--tag", "x", **{**tls_daemon.env(), "DOCKER_CERT_PATH": str(wrong)}
+    )
     assert_clean_failure(failed, project, mentions=tls_daemon.host)
 
 
@@ -245,16 +271,26 @@ def test_two_releases_at_the_same_time(project, stack, tmp_path):
     other.path = tmp_path / "other"
     shutil.copytree(project.path, other.path)
     other.repository = project.repository + "-other"
-    env_text = (other.path / ".env").read_text().replace(
-        f"HUB_REPOSITORY={project.repository.split('/')[1]}",
-        f"HUB_REPOSITORY={other.repository.split('/')[1]}")
+    env_text = (
+        (other.path / ".env")
+        .read_text()
+        .replace(
+            f"HUB_REPOSITORY={project.repository.split('/')[1]}",
+            f"HUB_REPOSITORY={other.repository.split('/')[1]}",
+        )
+    )
     (other.path / ".env").write_text(env_text)
     _unique_layer(project)
     _unique_layer(other)
     procs = [
-        subprocess.Popen([sys.executable, "-m", "invoke", "release", "--tag", "v1"],
-                         cwd=p.path, env=p.env(), stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-m", "invoke", "release", "--tag", "v1"],
+            cwd=p.path,
+            env=p.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for p in (project, other)
     ]
     outputs = [proc.communicate(timeout=300) for proc in procs]

@@ -1,0 +1,66 @@
+"""One redaction filter for every path to the user: console output, errors and log records.
+
+Secrets are registered once (`add_secret`); `redact` replaces them, and the record factory
+installed by `install_log_redaction` applies the same to every log record any library makes
+(Invoke's `-d` debug output included), plus any `'token': '…'` / `"password": "…"` value that
+shows up in a logged mapping before hubtasks has read its settings.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+
+HIDDEN = "<hidden>"
+_SECRETS: set[str] = set()
+_LOCK = threading.Lock()
+# A quoted key of a printed dict or JSON object, then its quoted value.
+_KEYED = re.compile(
+    r"""(?P<key>(?P<kq>['"])(?:token|password|secret|auth|identitytoken|registrytoken)"""
+    r"""(?P=kq)\s*:\s*)(?P<quote>['"])(?P<value>[^'"]*)(?P=quote)""",
+    re.IGNORECASE,
+)
+_installed = False
+
+
+def add_secret(secret: str | None) -> None:
+    # Very short values would redact ordinary words; tokens are long.
+    if secret and len(secret) >= 4:
+        with _LOCK:
+            _SECRETS.add(secret)
+
+
+def redact(text: str, extra: set[str] | frozenset[str] = frozenset()) -> str:
+    with _LOCK:
+        secrets = sorted(_SECRETS | extra, key=len, reverse=True)
+    for secret in secrets:
+        text = text.replace(secret, HIDDEN)
+    return text
+
+
+def redact_keyed(text: str) -> str:
+    """Hide the value of token/password/auth keys in a printed mapping."""
+    return _KEYED.sub(lambda m: f"{m['key']}{m['quote']}{HIDDEN}{m['quote']}", text)
+
+
+def install_log_redaction() -> None:
+    """Make every log record in this process pass through `redact` (idempotent)."""
+    global _installed
+    if _installed:
+        return
+    _installed = True
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args: object, **kwargs: object) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string is logging's business, not ours
+            return record
+        cleaned = redact_keyed(redact(message))
+        if cleaned != message:
+            record.msg, record.args = cleaned, ()
+        return record
+
+    logging.setLogRecordFactory(factory)
