@@ -528,3 +528,81 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+class SshServer:
+    """An `sshd` on 127.0.0.1 whose sessions reach a given Docker daemon, for DOCKER_HOST=ssh://.
+
+    Keys and config live in `root`; the server sets DOCKER_HOST for its sessions (SetEnv), so
+    `docker system dial-stdio` on the "remote" side reaches the test daemon. The client side is
+    the system `ssh` with this server's client config, through a small `ssh` shim on PATH
+    (OpenSSH reads ~/.ssh from the passwd entry, not $HOME, so a config cannot be injected
+    any other way without touching the real home).
+    """
+
+    def __init__(self, root: Path, docker_host: str, port: int | None = None):
+        self.root, self.docker_host = root, docker_host
+        self.port = port or free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def host(self) -> str:
+        return f"ssh://root@127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        return {
+            "DOCKER_HOST": self.host,
+            "PATH": f"{self.root / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+        }
+
+    def start(self) -> None:
+        sshd = shutil.which("sshd", path="/usr/sbin:/usr/bin:/sbin")
+        if not sshd or not shutil.which("ssh"):
+            raise StackError("sshd/ssh not found; apt-get install openssh-server openssh-client")
+        self.root.mkdir(parents=True, exist_ok=True)
+        for key in ("host_key", "client_key"):
+            if not (self.root / key).exists():
+                subprocess.run(
+                    ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.root / key)],
+                    check=True,
+                )
+        shutil.copy(self.root / "client_key.pub", self.root / "authorized_keys")
+        Path("/run/sshd").mkdir(parents=True, exist_ok=True)  # privilege separation dir
+        config = self.root / "sshd_config"
+        config.write_text(
+            f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {self.root / 'host_key'}\n"
+            f"PidFile {self.root / 'sshd.pid'}\n"
+            f"AuthorizedKeysFile {self.root / 'authorized_keys'}\n"
+            "PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+            "PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\n"
+            f"SetEnv DOCKER_HOST={self.docker_host}\n"
+        )
+        client = self.root / "client_config"
+        client.write_text(
+            f"Host 127.0.0.1\n  Port {self.port}\n  User root\n"
+            f"  IdentityFile {self.root / 'client_key'}\n  StrictHostKeyChecking no\n"
+            "  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n"
+        )
+        shim = self.root / "bin" / "ssh"
+        shim.parent.mkdir(exist_ok=True)
+        shim.write_text(f'#!/bin/sh\nexec {shutil.which("ssh")} -F {client} "$@"\n')
+        shim.chmod(0o755)
+        log = self.root / "sshd.log"
+        self.process = subprocess.Popen(
+            [sshd, "-D", "-e", "-f", str(config)],
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+        def listening() -> bool:
+            with socket.socket() as sock:
+                return sock.connect_ex(("127.0.0.1", self.port)) == 0
+
+        _wait(listening, 10, f"sshd on 127.0.0.1:{self.port}", log)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+        self.process = None

@@ -100,6 +100,11 @@ class Engine:
 
     def _unreachable(self, action: str, error: BaseException) -> str:
         detail = _short(error)
+        if "paramiko" in detail:
+            return (
+                f"DOCKER_HOST={self.host} needs the paramiko package for ssh:// daemons: "
+                "pip install 'hubtasks[ssh]'"
+            )
         if "FileNotFoundError" in detail or "No such file" in detail:
             reason = "no daemon is listening there"
         elif "Connection refused" in detail or "ConnectionRefused" in detail:

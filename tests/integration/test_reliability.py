@@ -299,3 +299,25 @@ def test_two_releases_at_the_same_time(project, stack, tmp_path):
     for p, (out, _) in zip((project, other), outputs, strict=True):
         digest = stack.registry_server.manifest_digest(p.repository, "v1")
         assert out.strip() == f"{stack.registry}/{p.repository}:v1@{digest}"
+
+
+@pytest.fixture
+def ssh_server(stack):
+    from devtools.stack import SshServer
+
+    root = Path(f"/tmp/hub-ssh-{os.getpid()}")
+    server = SshServer(root, stack.daemon.host)
+    server.start()
+    yield server
+    server.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_release_through_an_ssh_daemon(project, stack, ssh_server):
+    pytest.importorskip("paramiko")  # docker-py needs it to import its ssh transport
+    result = project.inv("release", "--tag", "v1", **ssh_server.env())
+    assert result.returncode == 0, result.stderr
+    _complete(project, stack.registry_server, ["v1"])
+    ssh_server.stop()
+    failed = project.inv("build", "--tag", "x", **ssh_server.env())
+    assert_clean_failure(failed, project, mentions=ssh_server.host)
