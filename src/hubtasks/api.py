@@ -23,6 +23,7 @@ from .errors import (
     ContextLeakError,
     HubError,
     PushError,
+    RegistryError,
     ReleaseRefused,
     VerifyError,
 )
@@ -441,23 +442,53 @@ def _refuse(plan: Plan, repository: Repository) -> ReleaseRefused:
     return ReleaseRefused(f"refusing to release, nothing was pushed: {details}")
 
 
-def _push_tags(settings: Settings, tags: list[str], *, session: Session) -> list[PushedTag]:
+def _push_tags(
+    settings: Settings,
+    tags: list[str],
+    *,
+    session: Session,
+    image_ids: Mapping[str, str | None] | None = None,
+) -> list[PushedTag]:
+    """Push each tag. The first tag of an image goes through the daemon (layers, manifest);
+    each further tag of the same image is one manifest copy in the registry, which is what
+    `docker push` would end up doing after checking every layer again."""
     repository = _repository(settings)
     engine = session.engine_for(settings)
     console = session.console
+    registry = _registry(settings)
+    first_push: dict[str, PushedTag] = {}
     pushed: list[PushedTag] = []
     for name in tags:
-        console.stage("push", f"pushing {repository.canonical(name)}")
+        target = repository.canonical(name)
+        image_id = (image_ids or {}).get(name)
+        source = first_push.get(image_id) if image_id else None
+        digest = None
         try:
-            with console.pushing(repository.canonical(name)):
-                digest = session.retrying(
-                    f"push of {repository.canonical(name)}",
-                    lambda name=name: _push_once(settings, engine, name, console),
-                )
+            if source is not None:
+                try:
+                    digest = session.retrying(
+                        f"tagging {target}",
+                        lambda name=name, source=source: registry.copy_manifest(
+                            source.digest, name
+                        ),
+                    )
+                    console.stage("push", f"tagged {target} {digest} (same image as {source.tag})")
+                except (RegistryError, AuthError) as error:
+                    console.stage("push", f"manifest copy refused ({error}); pushing instead")
+            if digest is None:
+                console.stage("push", f"pushing {target}")
+                with console.pushing(target):
+                    digest = session.retrying(
+                        f"push of {target}",
+                        lambda name=name: _push_once(settings, engine, name, console),
+                    )
+                console.stage("push", f"pushed {target} {digest}")
         except HubError as error:
             raise _with_progress(error, pushed) from None
-        pushed.append(PushedTag(repository, name, digest))
-        console.stage("push", f"pushed {repository.canonical(name)} {digest}")
+        item = PushedTag(repository, name, digest)
+        pushed.append(item)
+        if image_id and image_id not in first_push:
+            first_push[image_id] = item
     return pushed
 
 
@@ -539,7 +570,9 @@ def push(
     facts = _facts("push", repository, tags)
     session.hooks.run("pre", facts)
     with watch.time("push"):
-        pushed = _push_tags(settings, [d.tag for d in plan.to_push], session=session)
+        pushed = _push_tags(
+            settings, [d.tag for d in plan.to_push], session=session, image_ids=local
+        )
     by_tag = {p.tag: p for p in pushed + _skipped(plan, repository)}
     published = [by_tag[name] for name in tags if name in by_tag]
     _fill(facts, published, watch)
@@ -556,24 +589,22 @@ def _fill(facts: Facts, published: list[PushedTag], watch: Stopwatch) -> None:
 def verify(settings: Settings, pushed: list[PushedTag], *, session: Session | None = None) -> None:
     """Ask the registry for every pushed tag and compare its digest with the pushed one."""
     session = _session(settings, session)
-    engine = session.engine_for(settings)
+    registry = _registry(settings)
     for item in pushed:
         with session.console.activity("verify", f"asking the registry for {item.tag}"):
             remote = session.retrying(
                 f"verify of {item.repository.canonical(item.tag)}",
-                lambda item=item: engine.remote_digest(
-                    item.repository, item.tag, settings.auth_config
-                ),
+                lambda item=item: registry.manifest(item.tag),
             )
         if remote is None:
             raise VerifyError(
                 f"{item.repository.canonical(item.tag)} was pushed but the registry does not "
                 "list it; run the release again"
             )
-        if remote != item.digest:
+        if remote.digest != item.digest:
             raise VerifyError(
-                f"{item.repository.canonical(item.tag)} points at {remote} in the registry, not "
-                f"at the pushed {item.digest}; another push may have raced this one"
+                f"{item.repository.canonical(item.tag)} points at {remote.digest} in the "
+                f"registry, not at the pushed {item.digest}; another push may have raced this one"
             )
         session.console.stage("verify", f"{item.reference} is in the registry")
 
@@ -670,7 +701,12 @@ def release(
     push_facts = _facts("push", repository, [d.tag for d in plan.to_push])
     session.hooks.run("pre", push_facts)
     with watch.time("push"):
-        pushed = _push_tags(settings, [d.tag for d in plan.to_push], session=session)
+        pushed = _push_tags(
+            settings,
+            [d.tag for d in plan.to_push],
+            session=session,
+            image_ids=dict.fromkeys(tags, image.image_id),
+        )
     with watch.time("verify"):
         verify(settings, pushed, session=session)
     by_tag = {p.tag: p for p in pushed + _skipped(plan, repository)}

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .errors import AuthError, BuildError, DaemonError, PushError, RegistryError
+from .errors import AuthError, BuildError, DaemonError, PushError
 from .references import Repository, auth_key
 from .retry import is_transient, mark_transient
 
@@ -297,33 +297,6 @@ class Engine:
             )
         error = PushError(f"push of {target} failed: {message}")
         return mark_transient(error) if is_transient(message) else error
-
-    def remote_digest(
-        self, repository: Repository, tag: str, auth_config: Mapping[str, str]
-    ) -> str | None:
-        """The registry's manifest digest for `tag`, or None when the tag is not there."""
-        errors = self._docker.errors
-        with self._daemon_errors("query the registry through"):
-            try:
-                data = self.client.images.get_registry_data(
-                    repository.ref(tag), auth_config=dict(auth_config)
-                )
-            except errors.NotFound:
-                return None
-            except errors.APIError as error:
-                message = _short(error)
-                if "manifest unknown" in message.lower() or error.status_code == 404:
-                    return None
-                if _is_auth_failure(message):
-                    raise AuthError(
-                        f"registry {repository.registry} refused to show "
-                        f"{repository.canonical(tag)}: {message}"
-                    ) from None
-                failure = RegistryError(
-                    f"cannot read {repository.canonical(tag)} from the registry: {message}"
-                )
-                raise (mark_transient(failure) if is_transient(message) else failure) from None
-        return str(data.id)
 
 
 def docker_config_path(environment: Mapping[str, str]) -> Path:

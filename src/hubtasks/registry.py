@@ -97,12 +97,22 @@ class RegistryClient:
                 )
             ) from None
 
-    def _request(self, method: str, path: str, *, accept: str | None = None) -> _Response:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        accept: str | None = None,
+        body: bytes | None = None,
+        content_type: str | None = None,
+    ) -> _Response:
         url = f"{self.base_url}{path}"
         for attempt in range(2):
-            request = urllib.request.Request(url, method=method)
+            request = urllib.request.Request(url, data=body, method=method)
             if accept:
                 request.add_header("Accept", accept)
+            if content_type:
+                request.add_header("Content-Type", content_type)
             if self._authorization:
                 request.add_header("Authorization", self._authorization)
             response = self._open(request)
@@ -202,6 +212,21 @@ class RegistryClient:
         except ValueError:
             pass
         return Remote(digest=digest, config_digest=config_digest)
+
+    def copy_manifest(self, source: str, tag: str) -> str:
+        """Point `tag` at the manifest `source` (a tag or digest) the registry already holds:
+        one GET and one PUT, no layer traffic. Returns the manifest digest."""
+        import hashlib
+
+        path = f"/v2/{self.repository.path}/manifests"
+        got = self._request("GET", f"{path}/{source}", accept=", ".join(MANIFEST_TYPES))
+        self._check(got, f"read {source} of")
+        media_type = (got.headers.get("Content-Type") or MANIFEST_TYPES[0]).split(";")[0]
+        put = self._request("PUT", f"{path}/{tag}", body=got.body, content_type=media_type)
+        self._check(put, f"tag {tag} in")
+        return put.headers.get("Docker-Content-Digest") or (
+            "sha256:" + hashlib.sha256(got.body).hexdigest()
+        )
 
     def _check(self, response: _Response, action: str) -> None:
         if 200 <= response.status < 300:
