@@ -4,8 +4,6 @@
 steps are plain functions (`release(load_settings(...))`) for scripts and nox sessions.
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
 from .api import (
     BuiltImage,
     PushedTag,
@@ -23,10 +21,18 @@ from .hooks import Facts, hook
 from .settings import Settings, load_settings, resolve_settings
 from .tasks import ns
 
-try:
-    __version__ = version("hubtasks")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0"
+
+def __getattr__(name: str) -> str:
+    # importlib.metadata costs ~30 ms at import; `inv --list` should not pay for a version.
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("hubtasks")
+        except PackageNotFoundError:  # a source tree that is not installed
+            return "0.0.0"
+    raise AttributeError(f"module 'hubtasks' has no attribute {name!r}")
+
 
 __all__ = [
     "BuiltImage",

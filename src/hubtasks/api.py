@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import plan as planning
 from .console import Console, Stopwatch, human_size
@@ -31,10 +31,12 @@ from .gitinfo import GitState, is_tracked, read_git
 from .hooks import Facts, Hooks
 from .plan import Plan, Remote
 from .references import Repository, validate_tag
-from .registry import RegistryClient
 from .retry import RetryPolicy, mark_transient
 from .settings import Settings, read_env_file
 from .versions import parse_version
+
+if TYPE_CHECKING:
+    from .registry import RegistryClient
 
 T = TypeVar("T")
 
@@ -422,6 +424,8 @@ def _is_tag(text: str) -> bool:
 
 
 def _registry(settings: Settings) -> RegistryClient:
+    from .registry import RegistryClient  # urllib & co. only when the registry is needed
+
     return RegistryClient(_repository(settings), settings.username, settings.token)
 
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from invoke import Program
 
-from . import __version__
+import hubtasks
+
 from .tasks import ns
 
-program = Program(namespace=ns, version=__version__, name="hubtasks", binary="hubtasks")
+program = Program(namespace=ns, version=hubtasks.__version__, name="hubtasks", binary="hubtasks")
 
 
 def main() -> None:

@@ -8,7 +8,6 @@ retries each layer upload itself; these retries wrap whole operations around tha
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -58,6 +57,12 @@ _PERMANENT_MARKERS = (
 )
 
 
+def _random() -> float:
+    import random
+
+    return random.random()
+
+
 def is_transient(message: str) -> bool:
     """Whether a failure message describes something worth trying again."""
     text = f" {message.lower()} "
@@ -76,7 +81,7 @@ class RetryPolicy:
     max_delay: float = 30.0
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
-    jitter: Callable[[], float] = random.random
+    jitter: Callable[[], float] = field(default_factory=lambda: _random)
     started: float | None = field(default=None)
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
