@@ -1,0 +1,1083 @@
+"""hubtasks against the plain docker CLI, measured side by side in one run.
+
+    .venv/bin/python -m bench.run [--reps N] [--quick] [--json FILE] [--hubtasks-src DIR] [--keep]
+
+Starts the same private dockerd + htpasswd registry as the tests (`devtools.stack.Stack`), sets
+up throwaway consumer projects (one git repository, like a real project), and prints a Markdown
+table. Each repetition runs both sides back to back, alternating which goes first; the table
+shows medians with min–max, and ratios are taken per repetition (A_i / B_i) before the median.
+Everything it creates lives in one temporary folder that is removed at the end, also on Ctrl-C.
+
+1. `inv release --tag X --tag Y` against `docker build` + `docker tag` + `docker push` ×2 (the
+   classic builder, DOCKER_BUILDKIT=0), cold (new content every repetition) and warm (cached
+   build, layers already in the registry, new tag names).
+2. Start-up: `inv --list` with hubtasks against bare Invoke; `python -c "import hubtasks"`
+   against `python -c pass` (and against `import invoke`, hubtasks' own share).
+3. Scaling: `inv push` of 1, 5 and 20 tags; peak RSS of `inv build` with a 10 MiB and a 1 GiB
+   build context, and with a 100,000-line build log.
+
+Timings are wall-clock seconds of whole processes, as a person at a terminal sees them. Each
+command runs under GNU time (`/usr/bin/time`, Debian package `time`): its peak RSS is that of
+the largest process in its tree (for `inv`, the Python process); CPU is user + system time from
+wait4(2). The hubtasks under test (the one the venv imports, or DIR/hubtasks with
+--hubtasks-src) runs from a byte-compiled copy in the temporary folder, as `pip install` leaves
+a package: `inv` turns off writing .pyc files, so an editable src/ would otherwise be compiled
+again on every run. docs/benchmarks.md explains every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.metadata
+import json
+import os
+import platform
+import secrets
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from devtools.stack import BASE_IMAGE, Stack, missing_packages  # noqa: E402
+
+MIB = 1 << 20
+LABEL_TITLE = "org.opencontainers.image.title"
+LABEL_VERSION = "org.opencontainers.image.version"
+RELEASE_REPO = "bench-release"
+PUSH_REPO = "bench-push"
+RSS_REPO = "bench-rss"
+PUSH_COUNTS = (1, 5, 20)
+LOG_LINES = 100_000
+GNU_TIME = "/usr/bin/time"
+
+
+class BenchError(RuntimeError):
+    """A command the benchmark relies on failed; the numbers would mean nothing."""
+
+
+def note(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+# --- measuring one process ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sample:
+    wall: float  # seconds, start of the first process to end of the last
+    cpu: float  # user + system seconds of the process tree(s)
+    rss_kb: int  # peak resident set size in KiB (largest single process)
+
+    @property
+    def rss_mb(self) -> float:
+        return self.rss_kb * 1024 / 1e6
+
+
+class Runner:
+    """Runs commands under GNU time, with stdout/stderr in log files.
+
+    Peak RSS comes from `/usr/bin/time -f %M`, not from our own wait4(): Linux charges a child
+    with the RSS of the process it was forked from until it execs, so wait4() on a child of
+    this (30+ MB) Python process would never report less than 30 MB. GNU time is small, so
+    its children start from almost nothing. CPU comes from wait4() on the `time` process
+    (it includes the child it waited for).
+    """
+
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.logs.mkdir(parents=True)
+        self._count = 0
+
+    def run(
+        self,
+        cmd: Sequence[str],
+        *,
+        cwd: Path,
+        env: dict[str, str],
+        name: str,
+        stdin: str | None = None,
+    ) -> tuple[Sample, str]:
+        """Run one command to completion; raise BenchError unless it exits 0."""
+        self._count += 1
+        stem = self.logs / f"{self._count:05d}-{name}"
+        out_path, err_path = stem.with_suffix(".out"), stem.with_suffix(".err")
+        rss_path = stem.with_suffix(".rss")
+        timed = [GNU_TIME, "-f", "%M", "-o", str(rss_path), *cmd]
+        with out_path.open("wb") as out, err_path.open("wb") as err:
+            start = time.perf_counter()
+            proc = subprocess.Popen(
+                timed,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
+                stdout=out,
+                stderr=err,
+            )
+            try:
+                if stdin is not None:
+                    assert proc.stdin is not None
+                    proc.stdin.write(stdin.encode())
+                    proc.stdin.close()
+                _, status, usage = os.wait4(proc.pid, 0)
+            except BaseException:
+                proc.kill()
+                proc.wait()
+                raise
+            wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            tail = "\n".join(err_path.read_text(errors="replace").splitlines()[-20:])
+            raise BenchError(f"`{shlex.join(cmd)}` in {cwd} exited with {proc.returncode}:\n{tail}")
+        try:
+            rss_kb = int(rss_path.read_text().split()[-1])
+        except (OSError, ValueError, IndexError):
+            raise BenchError(f"{GNU_TIME} wrote no peak RSS for `{shlex.join(cmd)}`") from None
+        stdout = out_path.read_text(errors="replace")
+        return Sample(wall, usage.ru_utime + usage.ru_stime, rss_kb), stdout
+
+    def sequence(
+        self, steps: Sequence[tuple[Sequence[str], str]], *, cwd: Path, env: dict[str, str]
+    ) -> Sample:
+        """Several commands one after the other, as a shell script would run them."""
+        start = time.perf_counter()
+        cpu, rss = 0.0, 0
+        for cmd, name in steps:
+            sample, _ = self.run(cmd, cwd=cwd, env=env, name=name)
+            cpu += sample.cpu
+            rss = max(rss, sample.rss_kb)
+        return Sample(time.perf_counter() - start, cpu, rss)
+
+
+# --- results --------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    """One line of the table: A against B (paired per repetition), with an optional goal.
+
+    kind "ratio": the goal is on the median of A_i/B_i. kind "max": the goal is on max(A)
+    (an absolute ceiling); B, when present, is only there for reference.
+    """
+
+    key: str
+    what: str
+    a_name: str
+    b_name: str | None
+    metric: str  # "wall" or "rss"
+    kind: str = "ratio"
+    goal: float | None = None
+    a: list[Sample] = field(default_factory=list)
+    b: list[Sample] = field(default_factory=list)
+
+    def values(self, samples: list[Sample]) -> list[float]:
+        if self.metric == "rss":
+            return [s.rss_mb for s in samples]
+        return [s.wall for s in samples]
+
+    @property
+    def ratios(self) -> list[float]:
+        return [
+            x / y for x, y in zip(self.values(self.a), self.values(self.b), strict=True) if y > 0
+        ]
+
+    @property
+    def goal_text(self) -> str:
+        if self.goal is None:
+            return "—"
+        if self.kind == "max":
+            return f"< {self.goal:g} MB"
+        return f"≤ {self.goal:g}×"
+
+    @property
+    def met(self) -> bool | None:
+        if self.goal is None or not self.a:
+            return None
+        if self.kind == "max":
+            return max(self.values(self.a)) < self.goal
+        return statistics.median(self.ratios) <= self.goal
+
+    def to_json(self) -> dict:
+        def samples(items: list[Sample]) -> list[dict]:
+            return [{"wall_s": s.wall, "cpu_s": s.cpu, "peak_rss_kib": s.rss_kb} for s in items]
+
+        return {
+            "key": self.key,
+            "what": self.what,
+            "a": self.a_name,
+            "b": self.b_name,
+            "metric": self.metric,
+            "goal": self.goal_text,
+            "met": self.met,
+            "ratios": self.ratios,
+            "a_samples": samples(self.a),
+            "b_samples": samples(self.b),
+        }
+
+
+def _fmt(value: float, metric: str) -> str:
+    if metric == "rss":
+        return f"{value:.1f} MB"
+    return f"{value:.3f} s" if value < 10 else f"{value:.2f} s"
+
+
+def _spread(values: list[float], metric: str) -> str:
+    if not values:
+        return "—"
+    med = statistics.median(values)
+    if len(values) == 1:
+        return _fmt(med, metric)
+    lo, hi = min(values), max(values)
+    unit = " MB" if metric == "rss" else " s"
+    digits = 1 if metric == "rss" else (3 if hi < 10 else 2)
+    return f"{_fmt(med, metric)} ({lo:.{digits}f}–{hi:.{digits}f}{unit})"
+
+
+def _ratio_text(ratios: list[float]) -> str:
+    if not ratios:
+        return "—"
+    med = statistics.median(ratios)
+    if len(ratios) == 1:
+        return f"{med:.2f}×"
+    return f"**{med:.2f}×** ({min(ratios):.2f}–{max(ratios):.2f})"
+
+
+def results_table(rows: list[Row]) -> str:
+    lines = [
+        "| # | A vs B | A: median (min–max) | B: median (min–max) | A/B: median (min–max) "
+        "| Goal | Met |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        met = {None: "", True: "met", False: "**missed**"}[row.met]
+        versus = f"{row.a_name} **vs** {row.b_name}" if row.b_name else row.a_name
+        lines.append(
+            f"| {row.key} | {row.what}: {versus} | {_spread(row.values(row.a), row.metric)} "
+            f"| {_spread(row.values(row.b), row.metric)} | {_ratio_text(row.ratios)} "
+            f"| {row.goal_text} | {met} |"
+        )
+    return "\n".join(lines)
+
+
+def cost_table(rows: list[Row]) -> str:
+    """Client-side CPU and peak RSS of each compared command (medians)."""
+    lines = [
+        "| # | A: CPU s | B: CPU s | A: peak RSS | B: peak RSS |",
+        "|---|---|---|---|---|",
+    ]
+    for row in rows:
+        if not row.a or not row.b or row.metric != "wall":
+            continue
+
+        def med(samples: list[Sample], attr: Callable[[Sample], float]) -> float:
+            return statistics.median(attr(s) for s in samples)
+
+        lines.append(
+            f"| {row.key} | {med(row.a, lambda s: s.cpu):.3f} | {med(row.b, lambda s: s.cpu):.3f} "
+            f"| {med(row.a, lambda s: s.rss_mb):.1f} MB | {med(row.b, lambda s: s.rss_mb):.1f} MB |"
+        )
+    return "\n".join(lines)
+
+
+# --- the machine ----------------------------------------------------------------------------
+
+
+def _first_line(cmd: Sequence[str], env: dict[str, str] | None = None) -> str:
+    try:
+        done = subprocess.run(list(cmd), capture_output=True, text=True, env=env, timeout=30)
+    except (OSError, subprocess.SubprocessError) as error:
+        return f"unknown ({error})"
+    text = (done.stdout or done.stderr).strip().splitlines()
+    return text[0] if text else "unknown"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _memory() -> str:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    except OSError:
+        pass
+    return "unknown"
+
+
+def _os_name() -> str:
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip('"')
+    except OSError:
+        pass
+    return platform.platform()
+
+
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def package_origin(source: str | None, env: dict[str, str]) -> Path:
+    """The hubtasks package folder to benchmark: under --hubtasks-src, else the installed one."""
+    if source:
+        folder = Path(source).resolve() / "hubtasks"
+        if not (folder / "__init__.py").is_file():
+            raise BenchError(f"no hubtasks package in {source} (expected {folder}/__init__.py)")
+        return folder
+    code = "import hubtasks, os; print(os.path.dirname(os.path.abspath(hubtasks.__file__)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise BenchError(f"cannot import hubtasks with {sys.executable}: {done.stderr.strip()}")
+    return Path(done.stdout.strip())
+
+
+def machine_info(bench: Bench) -> dict[str, str]:
+    code = "import hubtasks; print(hubtasks.__version__)"
+    version = _first_line([sys.executable, "-c", code], bench.hub_env)
+    folder = str(bench.origin)
+    commit = _first_line(["git", "-C", folder, "rev-parse", "--short", "HEAD"])
+    dirty = _first_line(["git", "-C", folder, "status", "--porcelain", "--", "."])
+    if commit.startswith(("fatal", "unknown")):
+        source = f"{folder} (not a git checkout)"
+    else:
+        source = f"{folder} at {commit}" + (
+            " + uncommitted changes" if dirty not in ("", "unknown") else ""
+        )
+    return {
+        "cpu": f"{os.cpu_count()} × {_cpu_model()}",
+        "memory": _memory(),
+        "os": _os_name(),
+        "kernel": platform.release(),
+        "docker engine": _first_line(
+            ["docker", "version", "--format", "{{.Server.Version}} (API {{.Server.APIVersion}})"],
+            bench.cli_env,
+        ),
+        "docker CLI": _first_line(
+            ["docker", "version", "--format", "{{.Client.Version}}"], bench.cli_env
+        ),
+        "registry": _first_line(["docker-registry", "--version"]),
+        "python": f"{platform.python_version()} ({sys.executable})",
+        "invoke": _version("invoke"),
+        "docker SDK": _version("docker"),
+        "hubtasks": f"{version} from {source}, run as a byte-compiled copy",
+        "load average at start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
+
+
+# --- the benchmark --------------------------------------------------------------------------
+
+
+def write_random(path: Path, size: int, chunk: int = 16 * MIB) -> None:
+    """Incompressible bytes, so that nothing downstream can shrink or dedupe them."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as out:
+        left = size
+        while left > 0:
+            step = min(chunk, left)
+            out.write(os.urandom(step))
+            left -= step
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, stack: Stack, work: Path) -> None:
+        self.args = args
+        self.stack = stack
+        self.work = work
+        self.runner = Runner(work / "logs")
+        self.rows: list[Row] = []
+        self.run_id = secrets.token_hex(2)
+        self.label_template: dict[str, str] = {}
+        self.startup_reps = 0
+        base = {
+            k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "DOCKER_", "INVOKE_"))
+        }
+        # hubtasks runs from a byte-compiled copy in our folder, as after `pip install`: `inv`
+        # sets sys.dont_write_bytecode, so an editable src/ without __pycache__ (and this
+        # machine sets PYTHONDONTWRITEBYTECODE) would be recompiled on every run, which no
+        # installed user pays. src/ itself is never written to.
+        self.origin = package_origin(args.hubtasks_src, base)
+        site = work / "site"
+        shutil.copytree(
+            self.origin, site / "hubtasks", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+        )
+        subprocess.run(
+            [sys.executable, "-m", "compileall", "-q", str(site / "hubtasks")],
+            check=True,
+            capture_output=True,
+        )
+        base["PYTHONPATH"] = os.pathsep.join(p for p in (str(site), base.get("PYTHONPATH")) if p)
+        self.hub_env = {
+            **base,
+            "DOCKER_HOST": stack.daemon.host,
+            "DOCKER_CONFIG": str(work / "docker-config-hubtasks"),
+        }
+        self.cli_env = {
+            **base,
+            "DOCKER_HOST": stack.daemon.host,
+            "DOCKER_CONFIG": str(work / "docker-config-cli"),
+            "DOCKER_BUILDKIT": "0",
+            "DOCKER_CLI_HINTS": "false",
+        }
+        self.projects = work / "projects"
+
+    # helpers ------------------------------------------------------------------------------
+
+    def ref(self, repository: str, tag: str) -> str:
+        return f"{self.stack.registry}/{self.stack.username}/{repository}:{tag}"
+
+    def tag_name(self, *parts: object) -> str:
+        return "-".join(["b" + self.run_id, *map(str, parts)])
+
+    def project(self, name: str, repository: str, dockerfile: str) -> Path:
+        path = self.projects / name
+        path.mkdir(parents=True)
+        (path / "tasks.py").write_text("from hubtasks import ns\n")
+        (path / "Dockerfile").write_text(dockerfile)
+        (path / ".dockerignore").write_text(".env\n")
+        (path / ".env").write_text(
+            f"HUB_REGISTRY={self.stack.registry}\nHUB_USERNAME={self.stack.username}\n"
+            f"HUB_TOKEN={self.stack.password}\nHUB_REPOSITORY={repository}\n"
+        )
+        (path / ".env").chmod(0o600)
+        return path
+
+    def inv(self, project: Path, *args: str, name: str) -> tuple[Sample, str]:
+        return self.runner.run(
+            [sys.executable, "-m", "invoke", *args], cwd=project, env=self.hub_env, name=name
+        )
+
+    def docker(self, *args: str, cwd: Path | None = None, name: str) -> tuple[Sample, str]:
+        return self.runner.run(["docker", *args], cwd=cwd or self.work, env=self.cli_env, name=name)
+
+    def label_args(self, repository: str, first_tag: str) -> list[str]:
+        """The labels hubtasks would put on the same build, so the CLI does the same work."""
+        labels = dict(self.label_template)
+        if LABEL_TITLE in labels:
+            labels[LABEL_TITLE] = repository
+        if LABEL_VERSION in labels:
+            labels[LABEL_VERSION] = first_tag
+        return [arg for k, v in sorted(labels.items()) for arg in ("--label", f"{k}={v}")]
+
+    def learn_labels(self, ref: str) -> None:
+        _, out = self.docker(
+            "image", "inspect", "--format", "{{json .Config.Labels}}", ref, name="inspect-labels"
+        )
+        self.label_template = json.loads(out or "null") or {}
+
+    def reps_in_order(self, reps: int) -> list[tuple[int, tuple[str, str]]]:
+        """Repetition numbers with the side that goes first alternating."""
+        return [(i, ("A", "B") if i % 2 == 0 else ("B", "A")) for i in range(reps)]
+
+    def add(self, row: Row) -> Row:
+        self.rows.append(row)
+        return row
+
+    # setup --------------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        self.release_dir = self.project(
+            "release",
+            RELEASE_REPO,
+            f"FROM {BASE_IMAGE}\nARG NONCE=0\nCOPY payload.bin /payload.bin\n"
+            'RUN echo "$NONCE" > /nonce\n',
+        )
+        self.bare_dir = self.projects / "bare-invoke"
+        self.bare_dir.mkdir(parents=True)
+        (self.bare_dir / "tasks.py").write_text(
+            'from invoke import task\n\n\n@task\ndef hello(c):\n    """Do nothing."""\n'
+        )
+        self.push_dir = self.project(
+            "push", PUSH_REPO, f"FROM {BASE_IMAGE}\nRUN echo push > /push\n"
+        )
+        context_dockerfile = (
+            f"FROM {BASE_IMAGE}\nARG NONCE=0\nCOPY small.txt /small.txt\n"
+            'RUN echo "$NONCE" > /nonce\n'
+        )
+        self.ctx_small = self.project("context-10m", RSS_REPO, context_dockerfile)
+        self.ctx_big = self.project("context-1g", RSS_REPO, context_dockerfile)
+        for folder in (self.ctx_small, self.ctx_big):
+            (folder / "small.txt").write_text("the big files below are sent, not copied\n")
+        self.log_dir = self.project(
+            "log-100k",
+            RSS_REPO,
+            f'FROM {BASE_IMAGE}\nARG NONCE=0\nRUN echo "$NONCE" && seq 1 {LOG_LINES}\n',
+        )
+        # One git repository holds every project, as a consumer's work tree would: hubtasks
+        # reads git for its labels. Data files written later stay untracked.
+        (self.projects / ".gitignore").write_text(".env\n")
+        git = [
+            "git",
+            "-c",
+            "user.name=bench",
+            "-c",
+            "user.email=bench@localhost",
+            "-c",
+            "commit.gpgsign=false",
+            "-c",
+            "init.defaultBranch=main",
+        ]
+        for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "bench projects"]):
+            subprocess.run([*git, *args], cwd=self.projects, check=True, capture_output=True)
+        self.runner.run(
+            [
+                "docker",
+                "login",
+                "--username",
+                self.stack.username,
+                "--password-stdin",
+                self.stack.registry,
+            ],
+            cwd=self.work,
+            env=self.cli_env,
+            name="cli-login",
+            stdin=self.stack.password + "\n",
+        )
+
+    # 1. release ---------------------------------------------------------------------------
+
+    def hub_release(self, tags: list[str], nonce: str, name: str) -> Sample:
+        args = ["release"]
+        for tag in tags:
+            args += ["--tag", tag]
+        sample, out = self.inv(self.release_dir, *args, "--build-arg", f"NONCE={nonce}", name=name)
+        published = [line for line in out.splitlines() if "@sha256:" in line]
+        if len(published) != len(tags):
+            raise BenchError(f"inv release printed {len(published)} references, not {len(tags)}")
+        return sample
+
+    def cli_release(self, tags: list[str], nonce: str, name: str) -> Sample:
+        refs = [self.ref(RELEASE_REPO, tag) for tag in tags]
+        build = [
+            "docker",
+            "build",
+            "-t",
+            refs[0],
+            "--build-arg",
+            f"NONCE={nonce}",
+            *self.label_args(RELEASE_REPO, tags[0]),
+            ".",
+        ]
+        steps: list[tuple[Sequence[str], str]] = [(build, f"{name}-build")]
+        steps += [(["docker", "tag", refs[0], ref], f"{name}-tag") for ref in refs[1:]]
+        steps += [(["docker", "push", ref], f"{name}-push") for ref in refs]
+        return self.runner.sequence(steps, cwd=self.release_dir, env=self.cli_env)
+
+    def release_section(self) -> None:
+        reps = self.args.reps
+        payload = self.release_dir / "payload.bin"
+        note("release: warm-up (checks hubtasks works, pushes the base layer)")
+        write_random(payload, MIB)
+        self.hub_release([self.tag_name("warmup", "h", "a")], "warmup-h", "warmup-hub")
+        self.learn_labels(self.ref(RELEASE_REPO, self.tag_name("warmup", "h", "a")))
+        write_random(payload, MIB)
+        self.cli_release([self.tag_name("warmup", "c", "a")], "warmup-c", "warmup-cli")
+
+        hub_name = "`inv release --tag X --tag Y`"
+        cli_name = "CLI build, tag, push ×2"
+        cold_sizes = [(1, "1a")] if self.args.quick else [(1, "1a"), (50, "1b")]
+        for size_mib, key in cold_sizes:
+            row = self.add(
+                Row(
+                    key,
+                    f"release, cold ({size_mib} MiB new layer)",
+                    hub_name,
+                    cli_name,
+                    "wall",
+                    goal=1.0,
+                )
+            )
+            for i, order in self.reps_in_order(reps):
+                got = {}
+                for side in order:
+                    write_random(payload, size_mib * MIB)
+                    nonce = secrets.token_hex(8)
+                    tags = [self.tag_name(f"cold{size_mib}", i, side.lower(), t) for t in "xy"]
+                    if side == "A":
+                        got[side] = self.hub_release(tags, nonce, f"cold-hub-{i}")
+                    else:
+                        got[side] = self.cli_release(tags, nonce, f"cold-cli-{i}")
+                row.a.append(got["A"])
+                row.b.append(got["B"])
+                note(
+                    f"{row.what} {i + 1}/{reps}: hubtasks {got['A'].wall:.3f} s, "
+                    f"CLI {got['B'].wall:.3f} s"
+                )
+
+        # Warm: the same content every time, so the build is all cache hits and every layer is
+        # in the registry; only new tag names (and the config that labels them) are pushed.
+        write_random(payload, MIB)
+        nonce = "warm"
+        self.hub_release([self.tag_name("warm", "h", t) for t in "xy"], nonce, "warm-setup-hub")
+        self.cli_release([self.tag_name("warm", "c", t) for t in "xy"], nonce, "warm-setup-cli")
+        row = self.add(
+            Row(
+                "1c",
+                "release, warm (cached build, layers in the registry)",
+                hub_name,
+                cli_name,
+                "wall",
+                goal=1.0,
+            )
+        )
+        for i, order in self.reps_in_order(reps):
+            got = {}
+            for side in order:
+                tags = [self.tag_name("warm", i, side.lower(), t) for t in "xy"]
+                if side == "A":
+                    got[side] = self.hub_release(tags, nonce, f"warm-hub-{i}")
+                else:
+                    got[side] = self.cli_release(tags, nonce, f"warm-cli-{i}")
+            row.a.append(got["A"])
+            row.b.append(got["B"])
+            note(
+                f"{row.what} {i + 1}/{reps}: hubtasks {got['A'].wall:.3f} s, "
+                f"CLI {got['B'].wall:.3f} s"
+            )
+
+    # 2. start-up --------------------------------------------------------------------------
+
+    def startup_section(self) -> None:
+        reps = max(6, 2 * self.args.reps) if self.args.quick else max(10, 4 * self.args.reps)
+        self.startup_reps = reps
+        py = sys.executable
+        cases = [
+            (
+                "2a",
+                "start-up",
+                "`inv --list` (hubtasks project)",
+                "`inv --list` (bare Invoke)",
+                ([py, "-m", "invoke", "--list"], self.release_dir),
+                ([py, "-m", "invoke", "--list"], self.bare_dir),
+                1.2,
+            ),
+            (
+                "2b",
+                "start-up",
+                '`python -c "import hubtasks"`',
+                '`python -c "pass"`',
+                ([py, "-c", "import hubtasks"], self.release_dir),
+                ([py, "-c", "pass"], self.release_dir),
+                None,
+            ),
+            (
+                "2c",
+                "start-up, hubtasks' own share",
+                '`python -c "import hubtasks"`',
+                '`python -c "import invoke"`',
+                ([py, "-c", "import hubtasks"], self.release_dir),
+                ([py, "-c", "import invoke"], self.release_dir),
+                None,
+            ),
+        ]
+        for key, what, a_name, b_name, a_cmd, b_cmd, goal in cases:
+            row = self.add(Row(key, what, a_name, b_name, "wall", goal=goal))
+            for cmd, cwd in (a_cmd, b_cmd):  # warm the page cache and .pyc files
+                self.runner.run(cmd, cwd=cwd, env=self.hub_env, name=f"startup-warmup-{key}")
+            for i, order in self.reps_in_order(reps):
+                got = {}
+                for side in order:
+                    cmd, cwd = a_cmd if side == "A" else b_cmd
+                    got[side], _ = self.runner.run(
+                        cmd, cwd=cwd, env=self.hub_env, name=f"startup-{key}-{i}"
+                    )
+                row.a.append(got["A"])
+                row.b.append(got["B"])
+            note(
+                f"{key} {a_name} vs {b_name}: {reps} pairs, median ratio "
+                f"{statistics.median(row.ratios):.2f}"
+            )
+
+    # 3a. push scaling ---------------------------------------------------------------------
+
+    def push_section(self) -> None:
+        reps = self.args.reps
+        base = self.tag_name("base")
+        note("push: building and pushing the base image once")
+        self.inv(self.push_dir, "build", "--tag", base, name="push-setup-build")
+        self.inv(self.push_dir, "push", "--tag", base, name="push-setup-push")
+        source = self.ref(PUSH_REPO, base)
+        per_count = {
+            n: self.add(
+                Row(
+                    f"3{'abc'[k]}",
+                    f"push {n} tag{'s' if n > 1 else ''} of one image",
+                    "`inv push`",
+                    f"`docker push` ×{n}",
+                    "wall",
+                )
+            )
+            for k, n in enumerate(PUSH_COUNTS)
+        }
+        for i, order in self.reps_in_order(reps):
+            counts = PUSH_COUNTS[i % 3 :] + PUSH_COUNTS[: i % 3]
+            for n in counts:
+                got = {}
+                for side in order:
+                    tags = [self.tag_name(f"p{n}", i, side.lower(), k) for k in range(n)]
+                    if side == "A":
+                        tag_flags = [arg for t in tags for arg in ("--tag", t)]
+                        self.inv(
+                            self.push_dir,
+                            "tag",
+                            "--source",
+                            base,
+                            *tag_flags,
+                            name=f"push{n}-hub-tag-{i}",
+                        )
+                        got[side], out = self.inv(
+                            self.push_dir, "push", *tag_flags, name=f"push{n}-hub-{i}"
+                        )
+                        published = [ln for ln in out.splitlines() if "@sha256:" in ln]
+                        if len(published) != n:
+                            raise BenchError(f"inv push printed {len(published)} of {n} tags")
+                    else:
+                        refs = [self.ref(PUSH_REPO, t) for t in tags]
+                        for ref in refs:
+                            self.docker("tag", source, ref, name=f"push{n}-cli-tag-{i}")
+                        got[side] = self.runner.sequence(
+                            [(["docker", "push", ref], f"push{n}-cli-{i}") for ref in refs],
+                            cwd=self.push_dir,
+                            env=self.cli_env,
+                        )
+                per_count[n].a.append(got["A"])
+                per_count[n].b.append(got["B"])
+            note(
+                f"push {i + 1}/{reps}: "
+                + ", ".join(
+                    f"{n} tags hubtasks {per_count[n].a[-1].wall:.3f} s / CLI "
+                    f"{per_count[n].b[-1].wall:.3f} s"
+                    for n in PUSH_COUNTS
+                )
+            )
+        one, many = per_count[PUSH_COUNTS[0]], per_count[PUSH_COUNTS[-1]]
+        self.add(
+            Row(
+                "3d",
+                "push scaling, hubtasks",
+                "`inv push` 20 tags",
+                "`inv push` 1 tag",
+                "wall",
+                goal=1.5,
+                a=list(many.a),
+                b=list(one.a),
+            )
+        )
+        self.add(
+            Row(
+                "3e",
+                "push scaling, docker CLI (reference)",
+                "`docker push` ×20",
+                "`docker push` ×1",
+                "wall",
+                a=list(many.b),
+                b=list(one.b),
+            )
+        )
+
+    # 3b. memory ---------------------------------------------------------------------------
+
+    def hub_build(self, project: Path, tag: str, nonce: str, name: str) -> Sample:
+        sample, _ = self.inv(
+            project, "build", "--tag", tag, "--build-arg", f"NONCE={nonce}", name=name
+        )
+        return sample
+
+    def cli_build(self, project: Path, tag: str, nonce: str, name: str) -> Sample:
+        sample, _ = self.runner.run(
+            [
+                "docker",
+                "build",
+                "-t",
+                self.ref(RSS_REPO, tag),
+                "--build-arg",
+                f"NONCE={nonce}",
+                *self.label_args(RSS_REPO, tag),
+                ".",
+            ],
+            cwd=project,
+            env=self.cli_env,
+            name=name,
+        )
+        return sample
+
+    def memory_section(self) -> None:
+        reps = self.args.reps
+        big_reps = 0 if self.args.quick else min(reps, 3)
+        note("memory: writing the 10 MiB context (10 random files of 1 MiB)")
+        for k in range(10):
+            write_random(self.ctx_small / "data" / f"part{k:02d}.bin", MIB)
+        cases = {"10m": self.ctx_small, "log": self.log_dir}
+        if big_reps:
+            note("memory: writing the 1 GiB context (64 random files of 16 MiB)")
+            for k in range(64):
+                write_random(self.ctx_big / "data" / f"part{k:02d}.bin", 16 * MIB)
+            cases["1g"] = self.ctx_big
+        for case in ("10m", "log"):  # warm-up: the base layer and page cache
+            self.hub_build(cases[case], self.tag_name("warmup", case), "warmup", "mem-warmup")
+
+        runs: dict[str, Row] = {
+            case: Row("", case, "`inv build`", "`docker build`", "wall") for case in cases
+        }
+        for i, order in self.reps_in_order(reps):
+            for case, project in cases.items():
+                if case == "1g" and i >= big_reps:
+                    continue
+                got = {}
+                for side in order:
+                    tag = self.tag_name("mem", case, i, side.lower())
+                    nonce = secrets.token_hex(8)
+                    if side == "A":
+                        got[side] = self.hub_build(project, tag, nonce, f"mem-{case}-hub-{i}")
+                    else:
+                        got[side] = self.cli_build(project, tag, nonce, f"mem-{case}-cli-{i}")
+                runs[case].a.append(got["A"])
+                runs[case].b.append(got["B"])
+                note(
+                    f"build {case} {i + 1}/{reps}: hubtasks {got['A'].wall:.3f} s "
+                    f"{got['A'].rss_mb:.1f} MB, CLI {got['B'].wall:.3f} s {got['B'].rss_mb:.1f} MB"
+                )
+        if big_reps:
+            shutil.rmtree(self.ctx_big / "data", ignore_errors=True)
+
+        small, log = runs["10m"], runs["log"]
+        self.add(
+            Row(
+                "4a",
+                "peak RSS, 10 MiB context",
+                "`inv build`",
+                "`docker build`",
+                "rss",
+                a=small.a,
+                b=small.b,
+            )
+        )
+        if "1g" in runs:
+            big = runs["1g"]
+            self.add(
+                Row(
+                    "4b",
+                    "peak RSS, 1 GiB context",
+                    "`inv build`",
+                    "`docker build`",
+                    "rss",
+                    a=big.a,
+                    b=big.b,
+                )
+            )
+            self.add(
+                Row(
+                    "4c",
+                    "peak RSS flatness, hubtasks",
+                    "`inv build` 1 GiB context",
+                    "`inv build` 10 MiB context",
+                    "rss",
+                    goal=1.2,
+                    a=big.a,
+                    b=small.a[: len(big.a)],
+                )
+            )
+        self.add(
+            Row(
+                "4d",
+                f"peak RSS, {LOG_LINES:,}-line build log",
+                "`inv build`",
+                "`docker build`",
+                "rss",
+                kind="max",
+                goal=100,
+                a=log.a,
+                b=log.b,
+            )
+        )
+        self.add(
+            Row(
+                "4e",
+                "build time, 10 MiB context",
+                "`inv build`",
+                "`docker build`",
+                "wall",
+                a=small.a,
+                b=small.b,
+            )
+        )
+        if "1g" in runs:
+            self.add(
+                Row(
+                    "4f",
+                    "build time, 1 GiB context",
+                    "`inv build`",
+                    "`docker build`",
+                    "wall",
+                    a=runs["1g"].a,
+                    b=runs["1g"].b,
+                )
+            )
+        self.add(
+            Row(
+                "4g",
+                f"build time, {LOG_LINES:,}-line build log",
+                "`inv build`",
+                "`docker build`",
+                "wall",
+                a=log.a,
+                b=log.b,
+            )
+        )
+
+
+def report(bench: Bench, machine: dict[str, str], started: float, args: argparse.Namespace) -> str:
+    elapsed = time.monotonic() - started
+    rows = bench.rows
+    judged = [row for row in rows if row.met is not None]
+    missed = [row for row in judged if row.met is False]
+    mode = "quick" if args.quick else "full"
+    lines = [
+        "## Machine",
+        "",
+        *(f"- **{name}**: {value}" for name, value in machine.items()),
+        "",
+        f"## Results ({mode} run, {args.reps} repetitions per pair, start-up "
+        f"{bench.startup_reps} pairs; "
+        f"{datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}, {elapsed:.0f} s)",
+        "",
+        "Ratios are A/B per repetition (A and B run back to back, alternating which goes "
+        "first), then the median and the min–max over repetitions. Times are wall-clock "
+        "seconds of whole processes; peak RSS is the largest process of each command.",
+        "",
+        results_table(rows),
+        "",
+        f"Goals met: {len(judged) - len(missed)} of {len(judged)}"
+        + (f"; missed: {', '.join(row.key for row in missed)}." if missed else "."),
+        "",
+        "### Client-side cost (medians; CPU from wait4, peak RSS from GNU time)",
+        "",
+        "CPU is user + system time of the client processes only (not dockerd or the registry).",
+        "",
+        cost_table(rows),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--reps",
+        type=int,
+        default=None,
+        help="repetitions per pair (default 5; 2 with --quick); start-up pairs "
+        "are 4× this (at least 10), the 1 GiB case at most 3",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: fewer repetitions, no 50 MiB release, no 1 GiB context",
+    )
+    parser.add_argument("--json", metavar="FILE", help="also write every sample to FILE")
+    parser.add_argument(
+        "--hubtasks-src",
+        metavar="DIR",
+        help="benchmark DIR/hubtasks (e.g. the src/ of another checkout, to compare a change) "
+        "instead of the hubtasks the venv imports; either is copied and byte-compiled first",
+    )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the temporary folder (logs of every command) for inspection",
+    )
+    args = parser.parse_args(argv)
+    if args.reps is None:
+        args.reps = 2 if args.quick else 5
+    if args.reps < 1:
+        parser.error("--reps must be at least 1")
+    return args
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    missing = missing_packages()
+    if missing:
+        print(f"bench: needs: apt-get install {' '.join(missing)}", file=sys.stderr)
+        return 2
+    if not shutil.which("docker"):
+        print("bench: needs the docker CLI on PATH", file=sys.stderr)
+        return 2
+    if not os.access(GNU_TIME, os.X_OK):
+        print(f"bench: needs GNU time at {GNU_TIME}: apt-get install time", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, _terminate)
+    started = time.monotonic()
+    work = Path(tempfile.mkdtemp(prefix="hubbench-", dir="/tmp"))
+    try:
+        note(f"starting dockerd and the registry (work folder {work})")
+        with Stack() as stack:
+            bench = Bench(args, stack, work)
+            machine = machine_info(bench)
+            for name, value in machine.items():
+                note(f"{name}: {value}")
+            bench.setup()
+            bench.release_section()
+            bench.startup_section()
+            bench.push_section()
+            bench.memory_section()
+            machine["load average at end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+            note("stopping dockerd and the registry")
+        text = report(bench, machine, started, args)
+        print(text)
+        if args.json:
+            Path(args.json).write_text(
+                json.dumps(
+                    {
+                        "machine": machine,
+                        "reps": args.reps,
+                        "quick": args.quick,
+                        "rows": [row.to_json() for row in bench.rows],
+                    },
+                    indent=2,
+                )
+                + "\n"
+            )
+        return 0
+    except BenchError as error:
+        print(f"bench: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("bench: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        if args.keep:
+            note(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
