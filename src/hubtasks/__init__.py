@@ -4,25 +4,58 @@
 steps are plain functions (`release(load_settings(...))`) for scripts and nox sessions.
 """
 
-from .api import (
-    BuiltImage,
-    PushedTag,
-    Release,
-    Session,
-    build,
-    login,
-    push,
-    release,
-    tag,
-    verify,
-)
+from typing import TYPE_CHECKING, Any
+
 from .errors import HubError
-from .hooks import Facts, hook
 from .settings import Settings, load_settings, resolve_settings
 from .tasks import ns
 
+if TYPE_CHECKING:
+    from .api import (
+        BuiltImage,
+        PushedTag,
+        Release,
+        Session,
+        build,
+        login,
+        logout,
+        push,
+        release,
+        tag,
+        verify,
+    )
+    from .hooks import Facts, hook
 
-def __getattr__(name: str) -> str:
+# Loaded on first use: `inv --list` imports this package and should not pay for the rest.
+_LAZY = {
+    **dict.fromkeys(
+        (
+            "BuiltImage",
+            "PushedTag",
+            "Release",
+            "Session",
+            "build",
+            "login",
+            "logout",
+            "push",
+            "release",
+            "tag",
+            "verify",
+        ),
+        "api",
+    ),
+    "Facts": "hooks",
+    "hook": "hooks",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from importlib import import_module
+
+        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
     # importlib.metadata costs ~30 ms at import; `inv --list` should not pay for a version.
     if name == "__version__":
         from importlib.metadata import PackageNotFoundError, version
@@ -47,6 +80,7 @@ __all__ = [
     "hook",
     "load_settings",
     "login",
+    "logout",
     "ns",
     "push",
     "release",

@@ -423,20 +423,38 @@ def _is_tag(text: str) -> bool:
     return True
 
 
+_CLIENTS: dict[tuple[object, ...], RegistryClient] = {}
+
+
 def _registry(settings: Settings) -> RegistryClient:
+    """One registry client (one connection, one token) per repository and credentials."""
     from .registry import RegistryClient  # urllib & co. only when the registry is needed
 
-    return RegistryClient(_repository(settings), settings.username, settings.token)
+    repository = _repository(settings)
+    key = (repository, settings.username, settings.token)
+    if key not in _CLIENTS:
+        _CLIENTS[key] = RegistryClient(repository, settings.username, settings.token)
+    return _CLIENTS[key]
 
 
 def _read_remote(
-    registry: RegistryClient, tags: tuple[str, ...], session: Session
+    registry: RegistryClient,
+    tags: tuple[str, ...],
+    session: Session,
+    published: list[str] | None = None,
 ) -> dict[str, Remote | None]:
+    """What the registry holds under each tag: one tag list, then a manifest per tag that
+    exists (a new tag costs nothing)."""
+    if published is None:
+        published = session.retrying(f"listing the tags of {registry.repository}", registry.tags)
+    existing = set(published)
     return {
         name: session.retrying(
             f"reading {registry.repository.canonical(name)}",
             lambda name=name: registry.manifest(name),
         )
+        if name in existing
+        else None
         for name in tags
     }
 
@@ -598,16 +616,16 @@ def verify(settings: Settings, pushed: list[PushedTag], *, session: Session | No
         with session.console.activity("verify", f"asking the registry for {item.tag}"):
             remote = session.retrying(
                 f"verify of {item.repository.canonical(item.tag)}",
-                lambda item=item: registry.manifest(item.tag),
+                lambda item=item: registry.digest(item.tag),
             )
         if remote is None:
             raise VerifyError(
                 f"{item.repository.canonical(item.tag)} was pushed but the registry does not "
                 "list it; run the release again"
             )
-        if remote.digest != item.digest:
+        if remote != item.digest:
             raise VerifyError(
-                f"{item.repository.canonical(item.tag)} points at {remote.digest} in the "
+                f"{item.repository.canonical(item.tag)} points at {remote} in the "
                 f"registry, not at the pushed {item.digest}; another push may have raced this one"
             )
         session.console.stage("verify", f"{item.reference} is in the registry")
@@ -663,7 +681,7 @@ def release(
     with watch.time("plan"), session.console.activity("plan", "reading the registry"):
         registry = _registry(settings)
         published = session.retrying(f"listing the tags of {repository}", registry.tags)
-        remote = _read_remote(registry, tags, session)
+        remote = _read_remote(registry, tags, session, published)
 
     if dry_run:
         image_id = engine.image_id(repository.ref(tags[0]))

@@ -98,7 +98,7 @@ class Console:
             redaction.add_secret(secret)  # log records too
 
     def redact(self, text: str) -> str:
-        return redaction.redact(text, frozenset(self._secrets))
+        return redaction.redact(text)
 
     @property
     def rich(self) -> Any:
@@ -174,7 +174,9 @@ class Console:
         start = time.monotonic()
 
         def beat() -> None:
-            while not stop.wait(1.0):
+            while not stop.wait(0.1):
+                with self._lock:
+                    self.err.flush()  # lines written without a flush are out within 0.1 s
                 if time.monotonic() - self._last_output >= HEARTBEAT_INTERVAL:
                     self._err_line(f"[{stage}] still {message} ({time.monotonic() - start:.0f}s)")
 
@@ -206,6 +208,7 @@ class Console:
             raise
         finally:
             self._build = None
+            self.err.flush()
 
     def build_output(self, text: str) -> None:
         """Daemon build output as it arrives (chunks may hold several lines or end mid-line)."""
@@ -331,8 +334,26 @@ class _BuildView:
     def feed(self, text: str) -> None:
         text = self.partial + text
         *lines, self.partial = text.split("\n")
+        if self.console.mode == "plain":
+            self._plain(lines)
+            return
         for line in lines:
             self.line(line)
+
+    def _plain(self, lines: list[str]) -> None:
+        """Plain mode, per chunk: one clean, one redact, one write (a 100k-line log is cheap)."""
+        kept = [line.rstrip() for line in _clean("\n".join(lines)).split("\n")]
+        kept = [line for line in kept if line]
+        if not kept:
+            return
+        self.log.extend(kept)
+        console = self.console
+        with console._lock:
+            now = time.monotonic()
+            console.err.write(console.redact("\n".join(kept)) + "\n")
+            if now - console._last_output > 0.05:  # live, without a syscall per line
+                console.err.flush()
+                console._last_output = now
 
     def line(self, raw: str) -> None:
         line = _clean(raw).rstrip()

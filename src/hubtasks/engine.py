@@ -42,6 +42,23 @@ def _is_auth_failure(message: str) -> bool:
     return any(marker in lowered for marker in _AUTH_MARKERS)
 
 
+def _import_docker(host: str) -> Any:
+    """`import docker`, without paramiko unless the daemon is reached over ssh://: the SDK
+    imports it whenever it is installed, which costs ~30 ms and ~13 MB for nothing."""
+    import sys
+
+    if "docker" in sys.modules or host.startswith("ssh://") or "paramiko" in sys.modules:
+        import docker
+
+        return docker
+    sys.modules["paramiko"] = None  # type: ignore[assignment]  # makes `import paramiko` fail
+    try:
+        import docker
+    finally:
+        del sys.modules["paramiko"]
+    return docker
+
+
 def context_includes(context: Path, path: Path) -> bool:
     """Whether `path` would be sent in the build context, honouring `.dockerignore`."""
     from docker.utils.build import PatternMatcher
@@ -64,8 +81,7 @@ class Engine:
     def __init__(self, environment: Mapping[str, str], *, timeout: int = DEFAULT_TIMEOUT):
         self.host = environment.get("DOCKER_HOST") or _DEFAULT_HOST
         with self._daemon_errors("connect to"):
-            import docker
-
+            docker = _import_docker(self.host)
             self._docker = docker
             options = docker.utils.kwargs_from_env(environment=dict(environment))
             if str(options.get("base_url", "")).startswith("ssh://"):

@@ -14,6 +14,7 @@ import threading
 
 HIDDEN = "<hidden>"
 _SECRETS: set[str] = set()
+_ORDERED: tuple[str, ...] = ()  # longest first, so that a secret's prefix never wins
 _LOCK = threading.Lock()
 # A quoted key of a printed dict or JSON object, then its quoted value.
 _KEYED = re.compile(
@@ -25,17 +26,18 @@ _installed = False
 
 
 def add_secret(secret: str | None) -> None:
+    global _ORDERED
     # Very short values would redact ordinary words; tokens are long.
-    if secret and len(secret) >= 4:
+    if secret and len(secret) >= 4 and secret not in _SECRETS:
         with _LOCK:
             _SECRETS.add(secret)
+            _ORDERED = tuple(sorted(_SECRETS, key=len, reverse=True))
 
 
-def redact(text: str, extra: set[str] | frozenset[str] = frozenset()) -> str:
-    with _LOCK:
-        secrets = sorted(_SECRETS | extra, key=len, reverse=True)
-    for secret in secrets:
-        text = text.replace(secret, HIDDEN)
+def redact(text: str) -> str:
+    for secret in _ORDERED:
+        if secret in text:
+            text = text.replace(secret, HIDDEN)
     return text
 
 

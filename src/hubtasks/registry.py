@@ -8,6 +8,7 @@ with them and send that. Credentials only ever travel in headers. Standard libra
 from __future__ import annotations
 
 import base64
+import http.client
 import ipaddress
 import json
 import re
@@ -76,26 +77,71 @@ class RegistryClient:
         self._username, self._token = username, token
         self._timeout = timeout
         self._authorization: str | None = None
+        self._manifests: dict[str, tuple[bytes, str]] = {}  # digest → (body, media type)
+        self._connection: http.client.HTTPConnection | None = None
+        parts = urllib.parse.urlsplit(self.base_url)
+        self._netloc, self._https = parts.netloc, parts.scheme == "https"
+        # One kept-open connection to the registry, unless a proxy is configured for it.
+        proxies = urllib.request.getproxies()
+        self._direct = not proxies or bool(urllib.request.proxy_bypass(parts.hostname or ""))
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
     def _basic(self) -> str:
         raw = f"{self._username or ''}:{self._token or ''}".encode()
         return "Basic " + base64.b64encode(raw).decode("ascii")
 
     def _open(self, request: urllib.request.Request) -> _Response:
+        if self._direct and urllib.parse.urlsplit(request.full_url).netloc == self._netloc:
+            return self._open_kept(request)
+        return self._open_urllib(request)
+
+    def _open_kept(self, request: urllib.request.Request) -> _Response:
+        """The same request over one kept-open connection (retried once if it went stale)."""
+        split = urllib.parse.urlsplit(request.full_url)
+        target = split.path + (f"?{split.query}" if split.query else "")
+        headers = dict(request.header_items())
+        for attempt in range(2):
+            fresh = self._connection is None
+            if fresh:
+                kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+                self._connection = kind(self._netloc, timeout=self._timeout)
+            try:
+                self._connection.request(
+                    request.get_method(), target, body=request.data, headers=headers
+                )
+                response = self._connection.getresponse()
+                body = response.read()
+                if response.getheader("Connection", "").lower() == "close":
+                    self.close()
+                return _Response(response.status, response.headers, body)
+            except (http.client.HTTPException, OSError) as error:
+                self.close()
+                if fresh or attempt == 1:
+                    raise self._unreachable(error) from None
+        raise AssertionError("unreachable")
+
+    def _unreachable(self, error: BaseException) -> RegistryError:
+        reason = getattr(error, "reason", error)
+        if isinstance(reason, OSError) and reason.strerror:
+            reason = reason.strerror.lower()
+        return mark_transient(
+            RegistryError(
+                f"cannot reach registry {self.repository.registry} ({self.base_url}): {reason}"
+            )
+        )
+
+    def _open_urllib(self, request: urllib.request.Request) -> _Response:
         try:
             with urllib.request.urlopen(request, timeout=self._timeout) as response:
                 return _Response(response.status, response.headers, response.read())
         except urllib.error.HTTPError as error:
             return _Response(error.code, error.headers, error.read())
         except (urllib.error.URLError, OSError) as error:
-            reason = getattr(error, "reason", error)
-            if isinstance(reason, OSError) and reason.strerror:
-                reason = reason.strerror.lower()
-            raise mark_transient(
-                RegistryError(
-                    f"cannot reach registry {self.repository.registry} ({self.base_url}): {reason}"
-                )
-            ) from None
+            raise self._unreachable(error) from None
 
     def _request(
         self,
@@ -219,14 +265,31 @@ class RegistryClient:
         import hashlib
 
         path = f"/v2/{self.repository.path}/manifests"
-        got = self._request("GET", f"{path}/{source}", accept=", ".join(MANIFEST_TYPES))
-        self._check(got, f"read {source} of")
-        media_type = (got.headers.get("Content-Type") or MANIFEST_TYPES[0]).split(";")[0]
-        put = self._request("PUT", f"{path}/{tag}", body=got.body, content_type=media_type)
+        if source not in self._manifests:
+            got = self._request("GET", f"{path}/{source}", accept=", ".join(MANIFEST_TYPES))
+            self._check(got, f"read {source} of")
+            media_type = (got.headers.get("Content-Type") or MANIFEST_TYPES[0]).split(";")[0]
+            self._manifests[source] = (got.body, media_type)
+        body, media_type = self._manifests[source]
+        put = self._request("PUT", f"{path}/{tag}", body=body, content_type=media_type)
         self._check(put, f"tag {tag} in")
         return put.headers.get("Docker-Content-Digest") or (
-            "sha256:" + hashlib.sha256(got.body).hexdigest()
+            "sha256:" + hashlib.sha256(body).hexdigest()
         )
+
+    def digest(self, tag: str) -> str | None:
+        """The manifest digest under `tag` (a HEAD request), or None when it is not there."""
+        response = self._request(
+            "HEAD", f"/v2/{self.repository.path}/manifests/{tag}", accept=", ".join(MANIFEST_TYPES)
+        )
+        if response.status == 404:
+            return None
+        self._check(response, f"read tag {tag} of")
+        found = response.headers.get("Docker-Content-Digest")
+        if found:
+            return found
+        remote = self.manifest(tag)
+        return remote.digest if remote else None
 
     def _check(self, response: _Response, action: str) -> None:
         if 200 <= response.status < 300:

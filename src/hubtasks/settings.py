@@ -197,11 +197,16 @@ def token_candidates(
     environ = os.environ if environ is None else environ
     found = [environ.get("HUB_TOKEN")]
     env_path = (Path.cwd() if cwd is None else cwd) / ENV_FILE_NAME
-    if env_path.is_file():
-        try:
-            found.append(read_env_file(env_path).get("HUB_TOKEN"))
-        except ConfigError:
-            pass
+    try:
+        text = env_path.read_text(encoding="utf-8") if env_path.is_file() else ""
+    except (OSError, UnicodeDecodeError):
+        text = ""
+    # A light scan, not python-dotenv: this runs at import, before any task.
+    for match in re.finditer(r"^\s*(?:export\s+)?HUB_TOKEN\s*=\s*(.*)$", text, re.MULTILINE):
+        value = match.group(1).strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        found.append(value)
     return [value.strip() for value in found if value and value.strip()]
 
 

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from invoke import Collection, Context, Exit, task
 
-from . import api
-from .console import Console, write_github_output
 from .errors import HubError
 from .redaction import add_secret, install_log_redaction
 from .settings import Settings, config_defaults, load_settings, token_candidates
+
+if TYPE_CHECKING:
+    from . import api
+    from .console import Console
 
 T = TypeVar("T")
 # Before Invoke loads invoke.yaml & co. and logs them under `inv -d`.
@@ -48,6 +50,18 @@ _FLAG_HELP = {
 # One command line (`inv login build push`) is one session: one daemon connection, one
 # login, the tags of the build, and each hook at most once.
 _SESSION: api.Session | None = None
+
+
+def _api():  # noqa: ANN202 - the module, imported on first use so `inv --list` stays fast
+    from . import api
+
+    return api
+
+
+def _new_console() -> Console:
+    from .console import Console
+
+    return Console()
 
 
 def reset_session() -> None:
@@ -85,7 +99,7 @@ def _settings(c: Context, **flags: Any) -> Settings:
 
 def _run(action: Callable[[], T], console: Console | None = None) -> T:
     """Run one task body: a `HubError` becomes one line on stderr and its exit code."""
-    console = console or Console()
+    console = console or _new_console()
     try:
         return action()
     except HubError as error:
@@ -107,7 +121,7 @@ def _prepare(
 ) -> tuple[Settings, api.Session]:
     global _SESSION
     if _SESSION is None:
-        _SESSION = api.Session(console=Console(), context=c)
+        _SESSION = _api().Session(console=_new_console(), context=c)
     _SESSION.console.configure(quiet=quiet, verbose=verbose)
     _SESSION.hooks.context = c  # Invoke makes a new context per task; use the current one
     for secret in [*token_candidates(), str(_config(c).get("token") or "")]:
@@ -115,7 +129,7 @@ def _prepare(
     settings = _run(lambda: _settings(c, **flags), _SESSION.console)
     if not _SESSION.warned:
         _SESSION.warned = True
-        for warning in api.env_file_warnings(settings):
+        for warning in _api().env_file_warnings(settings):
             _SESSION.console.warn(warning)
     return settings, _SESSION.adopt(settings)
 
@@ -131,6 +145,8 @@ def _publish(result: api.Release, session: api.Session, as_json: bool) -> None:
             session.console.result(item.reference)
     github_output = os.environ.get("GITHUB_OUTPUT")
     if github_output and not result.dry_run:
+        from .console import write_github_output
+
         _run(lambda: write_github_output(github_output, result), session.console)
 
 
@@ -141,7 +157,7 @@ _OUT = ("quiet", "verbose")
 def logout(c, registry=None, quiet=False):
     """Remove the credentials `inv login --save` stored for the registry, nothing else."""
     settings, session = _prepare(c, quiet=quiet, registry=registry)
-    _run(lambda: api.logout(settings, session=session), session.console)
+    _run(lambda: _api().logout(settings, session=session), session.console)
 
 
 @task(
@@ -154,7 +170,7 @@ def logout(c, registry=None, quiet=False):
 def login(c, save=False, registry=None, repository=None, quiet=False):
     """Check HUB_USERNAME/HUB_TOKEN against the registry (never a cached answer)."""
     settings, session = _prepare(c, quiet=quiet, registry=registry, repository=repository)
-    _run(lambda: api.login(settings, save=save, session=session), session.console)
+    _run(lambda: _api().login(settings, save=save, session=session), session.console)
 
 
 @task(
@@ -187,7 +203,7 @@ def build(
         build_arg=build_arg,
         label=label,
     )
-    _run(lambda: api.build(settings, allow_dirty=allow_dirty, session=session), session.console)
+    _run(lambda: _api().build(settings, allow_dirty=allow_dirty, session=session), session.console)
 
 
 @task(
@@ -207,7 +223,7 @@ def tag_(c, source=None, tag=None, repository=None, registry=None, allow_dirty=F
     """Add tags to an image that already exists locally, without rebuilding."""
     settings, session = _prepare(c, quiet=quiet, tag=tag, repository=repository, registry=registry)
     _run(
-        lambda: api.tag(settings, source, allow_dirty=allow_dirty, session=session),
+        lambda: _api().tag(settings, source, allow_dirty=allow_dirty, session=session),
         session.console,
     )
 
@@ -234,7 +250,7 @@ def push(
         c, quiet=quiet, verbose=verbose, tag=tag, repository=repository, registry=registry
     )
     result = _run(
-        lambda: api.push(settings, force=force, allow_dirty=allow_dirty, session=session),
+        lambda: _api().push(settings, force=force, allow_dirty=allow_dirty, session=session),
         session.console,
     )
     _publish(result, session, json_)
@@ -287,7 +303,7 @@ def release(
         latest=latest,
     )
     result = _run(
-        lambda: api.release(
+        lambda: _api().release(
             settings, dry_run=dry_run, force=force, allow_dirty=allow_dirty, session=session
         ),
         session.console,
@@ -302,7 +318,7 @@ def doctor(c, tag=None, repository=None, registry=None, dockerfile=None, context
     """Check that everything a release needs is in order; exit 0 only when it is."""
     from .doctor import healthy, run_checks
 
-    console = Console()
+    console = _new_console()
     for secret in [*token_candidates(), str(_config(c).get("token") or "")]:
         console.add_secret(secret)
     flags = {
