@@ -8,6 +8,7 @@ tags) before it pushes anything.
 from __future__ import annotations
 
 import base64
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -472,46 +473,100 @@ def _push_tags(
     image_ids: Mapping[str, str | None] | None = None,
 ) -> list[PushedTag]:
     """Push each tag. The first tag of an image goes through the daemon (layers, manifest);
-    each further tag of the same image is one manifest copy in the registry, which is what
-    `docker push` would end up doing after checking every layer again."""
-    repository = _repository(settings)
-    engine = session.engine_for(settings)
-    console = session.console
-    registry = _registry(settings)
-    first_push: dict[str, PushedTag] = {}
+    the other tags of the same image are manifest copies in the registry, a few at a time —
+    what `docker push` ends up doing after checking every layer again."""
     pushed: list[PushedTag] = []
-    for name in tags:
-        target = repository.canonical(name)
-        image_id = (image_ids or {}).get(name)
-        source = first_push.get(image_id) if image_id else None
-        digest = None
+    first_push: dict[str, PushedTag] = {}
+    copies: dict[str, list[str]] = {}
+    try:
+        for name in tags:
+            image_id = (image_ids or {}).get(name)
+            if image_id is not None and image_id in first_push:
+                copies.setdefault(image_id, []).append(name)
+                continue
+            item = _push_through_daemon(settings, name, session)
+            pushed.append(item)
+            if image_id is not None:
+                first_push[image_id] = item
+        for image_id, names in copies.items():
+            _copy_tags(settings, first_push[image_id], names, session, pushed)
+    except HubError as error:
+        raise _with_progress(error, pushed) from None
+    order = {name: index for index, name in enumerate(tags)}
+    return sorted(pushed, key=lambda item: order[item.tag])
+
+
+def _push_through_daemon(settings: Settings, name: str, session: Session) -> PushedTag:
+    repository = _repository(settings)
+    engine, console = session.engine_for(settings), session.console
+    target = repository.canonical(name)
+    console.stage("push", f"pushing {target}")
+    with console.pushing(target):
+        digest = session.retrying(
+            f"push of {target}", lambda: _push_once(settings, engine, name, console)
+        )
+    console.stage("push", f"pushed {target} {digest}")
+    return PushedTag(repository, name, digest)
+
+
+_COPY_WORKERS = 4
+
+
+@dataclass(frozen=True)
+class _Refused:
+    reason: str
+
+
+def _copy_tags(
+    settings: Settings,
+    source: PushedTag,
+    names: list[str],
+    session: Session,
+    done: list[PushedTag],
+) -> None:
+    """Point `names` at `source`'s manifest, on a few connections at once, appending each
+    to `done` as it lands. A tag the registry will not take as a copy is pushed through the
+    daemon instead; transient failures are retried like any other."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .registry import RegistryClient
+
+    repository = _repository(settings)
+    local = threading.local()
+
+    def attempt(name: str) -> str | _Refused:
+        if not hasattr(local, "client"):
+            local.client = RegistryClient(repository, settings.username, settings.token)
         try:
-            if source is not None:
-                try:
-                    digest = session.retrying(
-                        f"tagging {target}",
-                        lambda name=name, source=source: registry.copy_manifest(
-                            source.digest, name
-                        ),
-                    )
-                    console.stage("push", f"tagged {target} {digest} (same image as {source.tag})")
-                except (RegistryError, AuthError) as error:
-                    console.stage("push", f"manifest copy refused ({error}); pushing instead")
-            if digest is None:
-                console.stage("push", f"pushing {target}")
-                with console.pushing(target):
-                    digest = session.retrying(
-                        f"push of {target}",
-                        lambda name=name: _push_once(settings, engine, name, console),
-                    )
-                console.stage("push", f"pushed {target} {digest}")
-        except HubError as error:
-            raise _with_progress(error, pushed) from None
-        item = PushedTag(repository, name, digest)
-        pushed.append(item)
-        if image_id and image_id not in first_push:
-            first_push[image_id] = item
-    return pushed
+            return local.client.copy_manifest(source.digest, name)
+        except (RegistryError, AuthError) as error:
+            if getattr(error, "transient", False):
+                raise
+            return _Refused(str(error))
+
+    def copy(name: str) -> str | _Refused:
+        return session.retrying(f"tagging {repository.canonical(name)}", lambda: attempt(name))
+
+    fallback: list[str] = []
+    failure: HubError | None = None
+    with ThreadPoolExecutor(max_workers=min(_COPY_WORKERS, len(names))) as pool:
+        for name, future in [(name, pool.submit(copy, name)) for name in names]:
+            try:
+                outcome = future.result()
+            except HubError as error:
+                failure = failure or error
+                continue
+            target = repository.canonical(name)
+            if isinstance(outcome, _Refused):
+                session.console.stage("push", f"{target}: manifest copy refused ({outcome.reason})")
+                fallback.append(name)
+                continue
+            session.console.stage("push", f"tagged {target} {outcome} (same image as {source.tag})")
+            done.append(PushedTag(repository, name, outcome))
+    if failure is not None:
+        raise failure
+    for name in fallback:
+        done.append(_push_through_daemon(settings, name, session))
 
 
 def _push_once(settings: Settings, engine: Engine, tag_name: str, console: Console) -> str:
@@ -567,7 +622,8 @@ def push(
         settings, read_git(settings.cwd), allow_dirty=allow_dirty, chained=session.tags
     )
     engine = session.engine_for(settings)
-    local = {name: engine.image_id(repository.ref(name)) for name in tags}
+    listed = {row["tag"]: row["id"] for row in engine.list_images(repository)}  # one call
+    local = {name: listed.get(name) for name in tags}
     missing = [name for name, image_id in local.items() if image_id is None]
     if missing:
         names = ", ".join(repository.ref(t) for t in missing)
