@@ -164,3 +164,46 @@ def test_env_file_warnings(project):
     assert "git tracks it" in tracked.stderr
     quiet = project.inv("build", "--tag", "w", "--quiet")
     assert quiet.stderr == ""
+
+
+HELPER = """#!/bin/sh
+# A real credential helper program (the docker-credential protocol), storing in files.
+echo "$@" >> "$HUBTEST_STORE/argv"
+case "$1" in
+  store) cat > "$HUBTEST_STORE/stored.json" ;;
+  erase) cat > "$HUBTEST_STORE/erased" ;;
+  list) echo "{}" ;;
+  get) echo "credentials not found in native keychain"; exit 1 ;;
+esac
+"""
+
+
+def test_login_save_uses_the_configured_credential_helper(project, stack, tmp_path):
+    import json
+
+    helper_dir, store = tmp_path / "helper-bin", tmp_path / "store"
+    helper_dir.mkdir()
+    store.mkdir()
+    helper = helper_dir / "docker-credential-hubtest"
+    helper.write_text(HELPER)
+    helper.chmod(0o755)
+    config = project.docker_config / "config.json"
+    config.parent.mkdir(parents=True)
+    config.write_text(json.dumps({"credsStore": "hubtest"}))
+    env = {"PATH": f"{helper_dir}:{os.environ['PATH']}", "HUBTEST_STORE": str(store)}
+
+    saved = project.inv("login", "--save", **env)
+    assert saved.returncode == 0, saved.stderr
+    assert "docker-credential-hubtest" in saved.stderr
+    stored = json.loads((store / "stored.json").read_text())
+    assert stored == {
+        "ServerURL": stack.registry,
+        "Username": stack.username,
+        "Secret": stack.password,
+    }
+    assert json.loads(config.read_text()) == {"credsStore": "hubtest"}  # no auths written
+    assert project.token not in (store / "argv").read_text()  # the secret went over stdin
+
+    removed = project.inv("logout", **env)
+    assert removed.returncode == 0, removed.stderr
+    assert (store / "erased").read_text().strip() == stack.registry
