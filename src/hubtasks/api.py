@@ -195,7 +195,7 @@ def check_context(settings: Settings) -> None:
     for path in sorted(candidates):
         if not path.is_file() or not _holds_token(path):
             continue
-        if context_includes(settings.context, path):
+        if context_includes(settings.context, path, settings.docker_env.get("DOCKER_HOST", "")):
             ignore_file = settings.context / ".dockerignore"
             relative = path.resolve().relative_to(settings.context.resolve())
             raise ContextLeakError(

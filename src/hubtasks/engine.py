@@ -59,8 +59,9 @@ def _import_docker(host: str) -> Any:
     return docker
 
 
-def context_includes(context: Path, path: Path) -> bool:
+def context_includes(context: Path, path: Path, docker_host: str = "") -> bool:
     """Whether `path` would be sent in the build context, honouring `.dockerignore`."""
+    _import_docker(docker_host)
     from docker.utils.build import PatternMatcher
 
     try:
@@ -356,6 +357,7 @@ def _helper_for(config: Mapping[str, Any], key: str) -> str | None:
 
 def remove_credentials(registry: str, environment: Mapping[str, str]) -> str | None:
     """Undo `save_credentials` for this registry only; return where from, or None."""
+    _import_docker(environment.get("DOCKER_HOST", ""))
     from docker.credentials import Store
     from docker.credentials.errors import CredentialsNotFound, StoreError
 
@@ -396,6 +398,7 @@ def save_credentials(
     """
     import base64
 
+    _import_docker(environment.get("DOCKER_HOST", ""))
     from docker.credentials import Store
     from docker.credentials.errors import StoreError
 
