@@ -21,6 +21,12 @@ def demo(c):
     c.run("scripts/demo", pty=False)
 
 
+@task(help={"quick": "Two repetitions, no 50 MiB release and no 1 GiB context."})
+def bench(c, quick=False):
+    """Benchmarks against the docker CLI: prints a table of ratios (see docs/benchmarks.md)."""
+    c.run(f".venv/bin/python -m bench.run{' --quick' if quick else ''}", pty=False)
+
+
 @task
 def lint(c):
     """ruff check and format check."""
@@ -29,5 +35,5 @@ def lint(c):
 
 
 ns = Collection.from_module(hubtasks)
-for dev_task in (test, demo, lint):
+for dev_task in (test, demo, bench, lint):
     ns.add_task(dev_task)

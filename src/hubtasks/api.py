@@ -533,12 +533,18 @@ def _copy_tags(
 
     repository = _repository(settings)
     local = threading.local()
+    registry = _registry(settings)
+    # Read once, before any PUT: distribution rewrites the revision link on every PUT of the
+    # same manifest, and a GET by digest racing that write gets a 500.
+    manifest = session.retrying(
+        f"reading {repository.canonical(source.tag)}", lambda: registry.raw_manifest(source.digest)
+    )
 
     def attempt(name: str) -> str | _Refused:
         if not hasattr(local, "client"):
             local.client = RegistryClient(repository, settings.username, settings.token)
         try:
-            return local.client.copy_manifest(source.digest, name)
+            return local.client.copy_manifest(source.digest, name, manifest)
         except (RegistryError, AuthError) as error:
             if getattr(error, "transient", False):
                 raise

@@ -259,18 +259,25 @@ class RegistryClient:
             pass
         return Remote(digest=digest, config_digest=config_digest)
 
-    def copy_manifest(self, source: str, tag: str) -> str:
+    def raw_manifest(self, reference: str) -> tuple[bytes, str]:
+        """The manifest bytes and media type under a tag or digest (cached per digest)."""
+        if reference not in self._manifests:
+            path = f"/v2/{self.repository.path}/manifests/{reference}"
+            got = self._request("GET", path, accept=", ".join(MANIFEST_TYPES))
+            self._check(got, f"read {reference} of")
+            media_type = (got.headers.get("Content-Type") or MANIFEST_TYPES[0]).split(";")[0]
+            self._manifests[reference] = (got.body, media_type)
+        return self._manifests[reference]
+
+    def copy_manifest(
+        self, source: str, tag: str, manifest: tuple[bytes, str] | None = None
+    ) -> str:
         """Point `tag` at the manifest `source` (a tag or digest) the registry already holds:
-        one GET and one PUT, no layer traffic. Returns the manifest digest."""
+        a PUT of its bytes (read once, or given), no layer traffic. Returns the digest."""
         import hashlib
 
+        body, media_type = manifest or self.raw_manifest(source)
         path = f"/v2/{self.repository.path}/manifests"
-        if source not in self._manifests:
-            got = self._request("GET", f"{path}/{source}", accept=", ".join(MANIFEST_TYPES))
-            self._check(got, f"read {source} of")
-            media_type = (got.headers.get("Content-Type") or MANIFEST_TYPES[0]).split(";")[0]
-            self._manifests[source] = (got.body, media_type)
-        body, media_type = self._manifests[source]
         put = self._request("PUT", f"{path}/{tag}", body=body, content_type=media_type)
         self._check(put, f"tag {tag} in")
         return put.headers.get("Docker-Content-Digest") or (
