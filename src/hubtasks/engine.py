@@ -8,6 +8,7 @@ error lines inside a 200 stream) into the `HubError` subclasses the rest of hubt
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -81,6 +82,7 @@ class Engine:
 
     def __init__(self, environment: Mapping[str, str], *, timeout: int = DEFAULT_TIMEOUT):
         self.host = environment.get("DOCKER_HOST") or _DEFAULT_HOST
+        self.environment = dict(environment)
         with self._daemon_errors("connect to"):
             docker = _import_docker(self.host)
             self._docker = docker
@@ -104,13 +106,21 @@ class Engine:
     @contextmanager
     def _daemon_errors(self, action: str) -> Iterator[None]:
         """Translate connection-level failures into one `DaemonError` naming the host."""
+        import warnings
+
         import requests
 
         try:
-            yield
+            with warnings.catch_warnings():
+                # docker.credentials warns (a multi-line UserWarning) about a missing helper
+                # before failing; the failure below says it in one line.
+                warnings.simplefilter("ignore")
+                yield
         except requests.exceptions.RequestException as error:
             raise DaemonError(self._unreachable(action, error)) from None
         except Exception as error:
+            if "Credentials store error" in str(error) or type(error).__name__ == "StoreError":
+                raise DaemonError(self._credential_store_error(error)) from None
             if type(error).__name__ in ("DockerException", "TLSParameterError"):
                 raise DaemonError(self._unreachable(action, error)) from None
             raise
@@ -136,9 +146,11 @@ class Engine:
         )
 
     def _credential_store_error(self, error: BaseException) -> str:
+        detail = _short(error).removeprefix("Credentials store error: ")
+        detail = re.sub(r"^StoreError\((['\"])(.*)\1\)$", r"\2", detail)
         return (
-            f"the Docker credential helper failed: {_short(error)}; fix or remove "
-            "'credsStore'/'credHelpers' in your Docker config (~/.docker/config.json)"
+            f"the Docker credential helper failed: {detail}; fix or remove 'credsStore'/"
+            f"'credHelpers' in {docker_config_path(self.environment)}"
         )
 
     def version(self) -> Mapping[str, Any]:
@@ -351,6 +363,17 @@ def _write_config(path: Path, config: Mapping[str, Any]) -> None:
         raise DaemonError(f"cannot write the Docker config {path}: {_short(error)}") from None
 
 
+def _store(helper: str, environment: Mapping[str, str]) -> Any:
+    """A docker-credential-HELPER client, without the SDK's warning when it is missing."""
+    import warnings
+
+    from docker.credentials import Store
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Store(helper, environment=dict(environment))
+
+
 def _helper_for(config: Mapping[str, Any], key: str) -> str | None:
     return (config.get("credHelpers") or {}).get(key) or config.get("credsStore")
 
@@ -358,7 +381,6 @@ def _helper_for(config: Mapping[str, Any], key: str) -> str | None:
 def remove_credentials(registry: str, environment: Mapping[str, str]) -> str | None:
     """Undo `save_credentials` for this registry only; return where from, or None."""
     _import_docker(environment.get("DOCKER_HOST", ""))
-    from docker.credentials import Store
     from docker.credentials.errors import CredentialsNotFound, StoreError
 
     path = docker_config_path(environment)
@@ -366,9 +388,12 @@ def remove_credentials(registry: str, environment: Mapping[str, str]) -> str | N
     key = auth_key(registry)
     helper = _helper_for(config, key)
     if helper:
-        store = Store(helper, environment=dict(environment))
+        store = _store(helper, environment)
         if store.exe is None:
-            raise DaemonError(f"the credential helper docker-credential-{helper} is not installed")
+            raise DaemonError(
+                f"the credential helper docker-credential-{helper} named in {path} is not "
+                "installed; install it or remove it from the config"
+            )
         try:
             store.erase(key)
         except CredentialsNotFound:
@@ -399,7 +424,6 @@ def save_credentials(
     import base64
 
     _import_docker(environment.get("DOCKER_HOST", ""))
-    from docker.credentials import Store
     from docker.credentials.errors import StoreError
 
     path = docker_config_path(environment)
@@ -407,7 +431,7 @@ def save_credentials(
     key = repository.auth_key
     helper = _helper_for(config, key)
     if helper:
-        store = Store(helper, environment=dict(environment))
+        store = _store(helper, environment)
         if store.exe is None:
             raise DaemonError(
                 f"the credential helper docker-credential-{helper} named in {path} is not "

@@ -44,6 +44,16 @@ def _without(key):
     return setup
 
 
+def _docker_config(document):
+    def setup(project):
+        import json
+
+        project.docker_config.mkdir(parents=True, exist_ok=True)
+        (project.docker_config / "config.json").write_text(json.dumps(document))
+
+    return setup
+
+
 NOTHING = None
 # (id, setup, task arguments, environment, what the one line must mention)
 CASES = [
@@ -202,6 +212,8 @@ CASES = [
 def test_bad_release_input(project, setup, args, env, mentions):
     if setup:
         setup(project)
+    if "docker-credential-gone" in mentions:  # needs the registry's address
+        _docker_config({"credHelpers": {project.stack.registry: "gone"}})(project)
     result = project.inv("release", *args, **env)
     assert_clean_failure(result, project, mentions=mentions)
     assert project.tags() == []
