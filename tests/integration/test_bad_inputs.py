@@ -195,6 +195,14 @@ CASES = [
         "tcp://127.0.0.1:9",
     ),
     (
+        "missing-creds-store",
+        _docker_config({"credsStore": "not-installed"}),
+        ["--tag", "v1"],
+        {},
+        "docker-credential-not-installed",
+    ),
+    ("missing-cred-helper", NOTHING, ["--tag", "v1"], {}, "docker-credential-gone"),
+    (
         "registry-closed",
         _env(HUB_TIMEOUT="1", HUB_RETRY_DELAY="0.1"),
         ["--tag", "v1"],
