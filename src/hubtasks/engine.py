@@ -378,22 +378,31 @@ def _helper_for(config: Mapping[str, Any], key: str) -> str | None:
     return (config.get("credHelpers") or {}).get(key) or config.get("credsStore")
 
 
-def remove_credentials(registry: str, environment: Mapping[str, str]) -> str | None:
-    """Undo `save_credentials` for this registry only; return where from, or None."""
+def _credentials_home(environment: Mapping[str, str], key: str) -> tuple[Path, dict[str, Any], Any]:
+    """The Docker config file, its contents, and the credential helper that holds `key`'s
+    credentials (None when they live in the file). A helper named but missing is an error."""
     _import_docker(environment.get("DOCKER_HOST", ""))
-    from docker.credentials.errors import CredentialsNotFound, StoreError
-
     path = docker_config_path(environment)
     config = _read_config(path)
-    key = auth_key(registry)
     helper = _helper_for(config, key)
-    if helper:
-        store = _store(helper, environment)
-        if store.exe is None:
-            raise DaemonError(
-                f"the credential helper docker-credential-{helper} named in {path} is not "
-                "installed; install it or remove it from the config"
-            )
+    if not helper:
+        return path, config, None
+    store = _store(helper, environment)
+    if store.exe is None:
+        raise DaemonError(
+            f"the credential helper docker-credential-{helper} named in {path} is not "
+            "installed; install it or remove it from the config"
+        )
+    return path, config, store
+
+
+def remove_credentials(registry: str, environment: Mapping[str, str]) -> str | None:
+    """Undo `save_credentials` for this registry only; return where from, or None."""
+    from docker.credentials.errors import CredentialsNotFound, StoreError
+
+    key = auth_key(registry)
+    path, config, store = _credentials_home(environment, key)
+    if store is not None:
         try:
             store.erase(key)
         except CredentialsNotFound:
@@ -402,9 +411,9 @@ def remove_credentials(registry: str, environment: Mapping[str, str]) -> str | N
             if "not found" in _short(error).lower():
                 return None
             raise DaemonError(
-                f"docker-credential-{helper} could not erase the credentials: {_short(error)}"
+                f"{store.program} could not erase the credentials: {_short(error)}"
             ) from None
-        return f"docker-credential-{helper}"
+        return str(store.program)
     auths = config.get("auths") or {}
     if key not in auths:
         return None
@@ -423,27 +432,18 @@ def save_credentials(
     """
     import base64
 
-    _import_docker(environment.get("DOCKER_HOST", ""))
     from docker.credentials.errors import StoreError
 
-    path = docker_config_path(environment)
-    config = _read_config(path)
     key = repository.auth_key
-    helper = _helper_for(config, key)
-    if helper:
-        store = _store(helper, environment)
-        if store.exe is None:
-            raise DaemonError(
-                f"the credential helper docker-credential-{helper} named in {path} is not "
-                "installed; install it or remove it from the config"
-            )
+    path, config, store = _credentials_home(environment, key)
+    if store is not None:
         try:
             store.store(server=key, username=username, secret=token)
         except StoreError as error:
             raise DaemonError(
-                f"docker-credential-{helper} could not store the credentials: {_short(error)}"
+                f"{store.program} could not store the credentials: {_short(error)}"
             ) from None
-        return f"docker-credential-{helper}"
+        return str(store.program)
     encoded = base64.b64encode(f"{username}:{token}".encode()).decode("ascii")
     config.setdefault("auths", {})[key] = {"auth": encoded}
     _write_config(path, config)

@@ -153,6 +153,11 @@ def _publish(result: api.Release, session: api.Session, as_json: bool) -> None:
 _OUT = ("quiet", "verbose")
 
 
+def _build_flags(*values: Any) -> dict[str, Any]:
+    """The flags build and release share, by name, in `_BUILD_FLAGS` order."""
+    return dict(zip(_BUILD_FLAGS, values, strict=True))
+
+
 @task(help=_help("registry", "quiet"))
 def logout(c, registry=None, quiet=False):
     """Remove the credentials `inv login --save` stored for the registry, nothing else."""
@@ -191,18 +196,8 @@ def build(
     verbose=False,
 ):
     """Build the image with live output and OCI labels, and give it every requested tag."""
-    settings, session = _prepare(
-        c,
-        quiet=quiet,
-        verbose=verbose,
-        tag=tag,
-        repository=repository,
-        registry=registry,
-        dockerfile=dockerfile,
-        context=context,
-        build_arg=build_arg,
-        label=label,
-    )
+    flags = _build_flags(tag, repository, registry, dockerfile, context, build_arg, label)
+    settings, session = _prepare(c, quiet=quiet, verbose=verbose, **flags)
     _run(lambda: _api().build(settings, allow_dirty=allow_dirty, session=session), session.console)
 
 
@@ -288,19 +283,9 @@ def release(
     json_=False,
 ):
     """Validate, log in, build, tag, push and verify; print REGISTRY/REPO:TAG@DIGEST per tag."""
+    flags = _build_flags(tag, repository, registry, dockerfile, context, build_arg, label)
     settings, session = _prepare(
-        c,
-        quiet=quiet,
-        verbose=verbose,
-        tag=tag,
-        repository=repository,
-        registry=registry,
-        dockerfile=dockerfile,
-        context=context,
-        build_arg=build_arg,
-        label=label,
-        semver=semver,
-        latest=latest,
+        c, quiet=quiet, verbose=verbose, semver=semver, latest=latest, **flags
     )
     result = _run(
         lambda: _api().release(
