@@ -185,3 +185,17 @@ def test_images_after_build(project, client, stack):
     assert empty.returncode == 0 and "no local images" in empty.stdout
     bad = project.inv("images", "--repository", "UPPER")
     assert_clean_failure(bad, project, mentions="lowercase")
+
+
+def test_terminal_push_shows_bytes_per_layer(project):
+    name = project.repository.split("/")[1]
+    project.write(
+        "Dockerfile",
+        f"FROM busybox:local\nRUN echo {name} && "
+        "dd if=/dev/urandom of=/big bs=1024 count=24576 2>/dev/null\n",
+    )
+    assert project.inv("build", "--tag", "big").returncode == 0
+    code, output = run_in_pty(project, "push", "--tag", "big")
+    assert code == 0, output
+    assert re.search(r"\d+(\.\d)?/2\d\.\d MB", output), "no per-layer byte progress"
+    assert "MB/s" in output or "kB/s" in output
