@@ -65,16 +65,13 @@ def context_includes(context: Path, path: Path, docker_host: str = "") -> bool:
     _import_docker(docker_host)
     from docker.utils.build import PatternMatcher
 
+    from .context import ignore_patterns
+
     try:
         relative = path.resolve().relative_to(context.resolve())
     except ValueError:
         return False
-    patterns: list[str] = []
-    ignore_file = context / ".dockerignore"
-    if ignore_file.is_file():
-        lines = ignore_file.read_text(encoding="utf-8", errors="replace").splitlines()
-        patterns = [line.strip() for line in lines if line.strip() and line.strip()[0] != "#"]
-    return not PatternMatcher(patterns).matches(str(relative))
+    return not PatternMatcher(ignore_patterns(context)).matches(str(relative))
 
 
 class Engine:
@@ -175,9 +172,13 @@ class Engine:
         image_id = None
         with self._daemon_errors("build with"):
             try:
+                from .context import build_context
+
+                archive, dockerfile_name = build_context(context, dockerfile)
                 lines = self.client.api.build(
-                    path=str(context),
-                    dockerfile=str(dockerfile.resolve()),
+                    fileobj=archive,
+                    custom_context=True,
+                    dockerfile=dockerfile_name,
                     tag=ref,
                     buildargs=dict(build_args),
                     labels=dict(labels or {}),

@@ -206,3 +206,31 @@ def test_missing_settings_are_listed_together(project):
     last = assert_clean_failure(result, project)
     for key in ("HUB_REPOSITORY", "HUB_USERNAME", "HUB_TOKEN"):
         assert key in last
+
+
+def test_build_context_is_streamed_as_docker_would_send_it(project, client, stack):
+    """Exclusions, nested folders, empty folders, symlinks, hard links, a large file and a
+    Dockerfile outside the context all arrive as `docker build` would send them."""
+    root = project.path
+    (root / "sub" / "deeper").mkdir(parents=True)
+    (root / "sub" / "deeper" / "f.txt").write_text("nested\n")
+    (root / "emptydir").mkdir()
+    (root / "secret.txt").write_text("do not send\n")
+    (root / "logs").mkdir()
+    (root / "logs" / "a.log").write_text("x\n")
+    (root / "link.txt").symlink_to("sub/deeper/f.txt")
+    os.link(root / "sub" / "deeper" / "f.txt", root / "hard.txt")
+    (root / "big.bin").write_bytes(os.urandom(3 * 1024 * 1024 + 7))
+    project.write(".dockerignore", ".env\nsecret.txt\nlogs\n")
+    outside = root.parent / "Dockerfile.outside"
+    outside.write_text(
+        "FROM busybox:local\nCOPY . /ctx\n"
+        "RUN test ! -e /ctx/secret.txt && test ! -e /ctx/.env && test ! -e /ctx/logs "
+        "&& test -d /ctx/emptydir && test -L /ctx/link.txt && cat /ctx/link.txt /ctx/hard.txt "
+        "&& wc -c < /ctx/big.bin\n"
+    )
+    result = project.inv("build", "--tag", "ctx", "--dockerfile", str(outside))
+    assert result.returncode == 0, result.stderr
+    assert "nested\nnested\n3145735\n" in result.stderr
+    again = project.inv("build", "--tag", "ctx", "--dockerfile", str(outside))
+    assert again.returncode == 0 and again.stderr.count("Using cache") >= 2  # COPY . cached
