@@ -102,6 +102,11 @@ class Settings:
     docker_env: Mapping[str, str] = field(default_factory=dict, repr=False)
     sources: Mapping[str, str] = field(default_factory=dict)
 
+    def require_repository(self) -> Repository:
+        if self.repository is None:
+            raise ConfigError("missing setting: HUB_REPOSITORY (or --repository)")
+        return self.repository
+
     def source_of(self, name: str) -> str:
         return self.sources.get(name, KEYS_BY_NAME[name].env)
 

@@ -1,0 +1,106 @@
+"""Checks and decisions made before anything is built or pushed: the build context, the
+`.env` file, the tags to publish and the labels to put on the image."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import plan as planning
+from .engine import context_includes
+from .errors import (
+    ConfigError,
+    ContextLeakError,
+)
+from .gitinfo import GitState, is_tracked
+from .references import validate_tag
+from .settings import Settings, read_env_file
+from .versions import parse_version
+
+
+def check_context(settings: Settings) -> None:
+    """Refuse a build context that would carry the token's `.env` into the image."""
+    candidates = {settings.context / ".env"}
+    if settings.env_file is not None:
+        candidates.add(settings.env_file)
+    for path in sorted(candidates):
+        if not path.is_file() or not _holds_token(path):
+            continue
+        if context_includes(settings.context, path, settings.docker_env.get("DOCKER_HOST", "")):
+            ignore_file = settings.context / ".dockerignore"
+            relative = path.resolve().relative_to(settings.context.resolve())
+            raise ContextLeakError(
+                f"refusing to build: the context '{settings.context}' would send {path}, which "
+                f"holds HUB_TOKEN, to the daemon and possibly into the image; add the line "
+                f"'{relative}' to {ignore_file}"
+            )
+
+
+def env_file_warnings(settings: Settings) -> list[str]:
+    """Warnings about the `.env` that holds the token: readable by others, tracked by git."""
+    path = settings.env_file
+    if path is None or not path.is_file() or not _holds_token(path):
+        return []
+    warnings = []
+    mode = path.stat().st_mode
+    if mode & 0o077:
+        warnings.append(
+            f"{path} holds HUB_TOKEN and other users may read it (mode {mode & 0o777:o}); "
+            f"chmod 600 {path}"
+        )
+    if is_tracked(path):
+        warnings.append(
+            f"{path} holds HUB_TOKEN and git tracks it; `git rm --cached {path.name}`, add it "
+            "to .gitignore, and rotate the token if it was ever pushed"
+        )
+    return warnings
+
+
+def _holds_token(path: Path) -> bool:
+    return bool(read_env_file(path).get("HUB_TOKEN"))
+
+
+def resolve_tags(
+    settings: Settings,
+    git: GitState | None,
+    *,
+    allow_dirty: bool = False,
+    chained: tuple[str, ...] | None = None,
+) -> tuple[str, ...]:
+    """The tags to publish: as given, else those of an earlier stage of the same command
+    line (`chained`), else from git (exact tag at HEAD, else sha-<short>); then fanned out
+    with `semver` and `latest`."""
+    if settings.tags:
+        base = list(settings.tags)
+    elif chained:
+        base = list(chained)
+    else:
+        if git is None:
+            raise ConfigError(
+                f"no tag given and {settings.cwd} is not in a git work tree: pass --tag or set "
+                "HUB_TAGS"
+            )
+        default = git.exact_tag or f"sha-{git.short}"
+        validate_tag(default, source="the git tag at HEAD")
+        if git.dirty and not allow_dirty:
+            raise ConfigError(
+                f"the work tree has uncommitted changes, so the default tag '{default}' would "
+                "not name what is built; commit them, pass --tag, or pass --allow-dirty"
+            )
+        base = [default]
+    if settings.semver and not any(parse_version(t) for t in base):
+        raise ConfigError(
+            f"--semver (HUB_SEMVER) needs a version tag like v1.2.3; got {', '.join(base)}"
+        )
+    return tuple(planning.expand_tags(base, semver=settings.semver, latest=settings.latest))
+
+
+def labels_for(settings: Settings, git: GitState | None, tags: tuple[str, ...]) -> dict[str, str]:
+    repository = settings.require_repository()
+    return planning.image_labels(
+        title=repository.path.rsplit("/", 1)[-1],
+        tags=tags,
+        revision=git.revision if git else None,
+        source=git.remote_url if git else None,
+        created_epoch=settings.source_date_epoch or (git.commit_time if git else None),
+        extra=settings.labels,
+    )

@@ -1,0 +1,197 @@
+"""Getting tags into the registry: reading what it holds, pushing through the daemon,
+copying manifests for further tags of the same image, and saying what made it."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from . import plan as planning
+from .errors import (
+    AuthError,
+    HubError,
+    PushError,
+    RegistryError,
+    ReleaseRefused,
+)
+from .plan import Plan, Remote
+from .references import Repository
+from .results import PushedTag
+from .retry import mark_transient
+from .session import Session
+from .settings import Settings
+
+if TYPE_CHECKING:
+    from .registry import RegistryClient
+
+
+def read_remote(
+    registry: RegistryClient,
+    tags: tuple[str, ...],
+    session: Session,
+    published: list[str] | None = None,
+) -> dict[str, Remote | None]:
+    """What the registry holds under each tag: one tag list, then a manifest per tag that
+    exists (a new tag costs nothing)."""
+    if published is None:
+        published = session.retrying(f"listing the tags of {registry.repository}", registry.tags)
+    existing = set(published)
+    return {
+        name: session.retrying(
+            f"reading {registry.repository.canonical(name)}",
+            lambda name=name: registry.manifest(name),
+        )
+        if name in existing
+        else None
+        for name in tags
+    }
+
+
+def refusal(plan: Plan, repository: Repository) -> ReleaseRefused:
+    details = "; ".join(f"{repository.canonical(d.tag)} {d.reason}" for d in plan.refused)
+    return ReleaseRefused(f"refusing to release, nothing was pushed: {details}")
+
+
+def push_tags(
+    settings: Settings,
+    tags: list[str],
+    *,
+    session: Session,
+    image_ids: Mapping[str, str | None] | None = None,
+) -> list[PushedTag]:
+    """Push each tag. The first tag of an image goes through the daemon (layers, manifest);
+    the other tags of the same image are manifest copies in the registry, a few at a time —
+    what `docker push` ends up doing after checking every layer again."""
+    pushed: list[PushedTag] = []
+    first_push: dict[str, PushedTag] = {}
+    copies: dict[str, list[str]] = {}
+    try:
+        for name in tags:
+            image_id = (image_ids or {}).get(name)
+            if image_id is not None and image_id in first_push:
+                copies.setdefault(image_id, []).append(name)
+                continue
+            item = _push_through_daemon(settings, name, session)
+            pushed.append(item)
+            if image_id is not None:
+                first_push[image_id] = item
+        for image_id, names in copies.items():
+            _copy_tags(settings, first_push[image_id], names, session, pushed)
+    except HubError as error:
+        raise _with_progress(error, pushed) from None
+    order = {name: index for index, name in enumerate(tags)}
+    return sorted(pushed, key=lambda item: order[item.tag])
+
+
+def _push_through_daemon(settings: Settings, name: str, session: Session) -> PushedTag:
+    repository = settings.require_repository()
+    console = session.console
+    target = repository.canonical(name)
+    console.stage("push", f"pushing {target}")
+    with console.pushing(target):
+        digest = session.retrying(f"push of {target}", lambda: _push_once(settings, name, session))
+    console.stage("push", f"pushed {target} {digest}")
+    return PushedTag(repository, name, digest)
+
+
+_COPY_WORKERS = 4
+
+
+@dataclass(frozen=True)
+class _Refused:
+    reason: str
+
+
+def _copy_tags(
+    settings: Settings,
+    source: PushedTag,
+    names: list[str],
+    session: Session,
+    done: list[PushedTag],
+) -> None:
+    """Point `names` at `source`'s manifest, on a few connections at once, appending each
+    to `done` as it lands. A tag the registry will not take as a copy is pushed through the
+    daemon instead; transient failures are retried like any other."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .registry import RegistryClient
+
+    repository = settings.require_repository()
+    local = threading.local()
+    registry = session.registry_for(settings)
+    # Read once, before any PUT: distribution rewrites the revision link on every PUT of the
+    # same manifest, and a GET by digest racing that write gets a 500.
+    manifest = session.retrying(
+        f"reading {repository.canonical(source.tag)}", lambda: registry.raw_manifest(source.digest)
+    )
+
+    def attempt(name: str) -> str | _Refused:
+        if not hasattr(local, "client"):
+            local.client = RegistryClient(repository, settings.username, settings.token)
+        try:
+            return local.client.copy_manifest(source.digest, name, manifest)
+        except (RegistryError, AuthError) as error:
+            if getattr(error, "transient", False):
+                raise
+            return _Refused(str(error))
+
+    def copy(name: str) -> str | _Refused:
+        return session.retrying(f"tagging {repository.canonical(name)}", lambda: attempt(name))
+
+    fallback: list[str] = []
+    failure: HubError | None = None
+    with ThreadPoolExecutor(max_workers=min(_COPY_WORKERS, len(names))) as pool:
+        for name, future in [(name, pool.submit(copy, name)) for name in names]:
+            try:
+                outcome = future.result()
+            except HubError as error:
+                failure = failure or error
+                continue
+            target = repository.canonical(name)
+            if isinstance(outcome, _Refused):
+                session.console.stage("push", f"{target}: manifest copy refused ({outcome.reason})")
+                fallback.append(name)
+                continue
+            session.console.stage("push", f"tagged {target} {outcome} (same image as {source.tag})")
+            done.append(PushedTag(repository, name, outcome))
+    if failure is not None:
+        raise failure
+    for name in fallback:
+        done.append(_push_through_daemon(settings, name, session))
+
+
+def _push_once(settings: Settings, tag_name: str, session: Session) -> str:
+    """One push attempt. The daemon reports a registry hiccup during its auth handshake (a
+    5xx on `/v2/`) as "authentication required"; when our own check shows the credentials are
+    fine, that is a transient failure, and wrong credentials are never tried twice."""
+    repository = settings.require_repository()
+    engine, console = session.engine_for(settings), session.console
+    try:
+        return engine.push(
+            repository, tag_name, settings.auth_config, on_progress=console.push_progress
+        )
+    except AuthError as error:
+        if "authentication required" not in str(error).lower():
+            raise
+        # Raises AuthError if they really are wrong.
+        session.registry_for(settings).check_credentials()
+        raise mark_transient(
+            PushError(f"{error} although the credentials are valid (a registry hiccup)")
+        ) from None
+
+
+def _with_progress(error: HubError, pushed: list[PushedTag]) -> HubError:
+    if not pushed:
+        return type(error)(f"{error}; no tag was confirmed pushed")
+    made_it = ", ".join(p.reference for p in pushed)
+    return type(error)(f"{error}; already pushed: {made_it}")
+
+
+def skipped_tags(plan: Plan, repository: Repository) -> list[PushedTag]:
+    return [
+        PushedTag(repository, d.tag, d.remote.digest)
+        for d in plan.decisions
+        if d.action == planning.SKIP and d.remote
+    ]

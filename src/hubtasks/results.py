@@ -1,0 +1,82 @@
+"""What the stages return: the built image, each pushed tag, a whole release."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import plan as planning
+from .plan import Plan
+from .references import Repository
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    repository: Repository
+    image_id: str
+    tags: tuple[str, ...]
+    labels: dict[str, str] = field(default_factory=dict)
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class PushedTag:
+    repository: Repository
+    tag: str
+    digest: str
+
+    @property
+    def reference(self) -> str:
+        """`registry/namespace/name:tag@sha256:…`"""
+        return self.repository.canonical(self.tag, self.digest)
+
+
+@dataclass
+class Release:
+    """What a release did (or, with dry_run, would do)."""
+
+    repository: Repository
+    plan: Plan
+    image: BuiltImage | None = None
+    published: list[PushedTag] = field(default_factory=list)  # every tag now at this image
+    timings: dict[str, float] = field(default_factory=dict)
+    commands: list[str] = field(default_factory=list)
+    dry_run: bool = False
+
+    @property
+    def digest(self) -> str | None:
+        return self.published[0].digest if self.published else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The machine-readable result (`--json`)."""
+        digests = {p.tag: p.digest for p in self.published}
+        return {
+            "image": str(self.repository),
+            "image_id": self.image.image_id if self.image else None,
+            "digest": self.digest,
+            "dry_run": self.dry_run,
+            "tags": [
+                {
+                    "tag": d.tag,
+                    "action": d.action,
+                    "reason": d.reason,
+                    "digest": digests.get(d.tag),
+                    "previous_digest": d.remote.digest if d.remote else None,
+                    "reference": self.repository.canonical(d.tag, digests[d.tag])
+                    if d.tag in digests
+                    else None,
+                }
+                for d in self.plan.decisions
+            ],
+            **{
+                word: self.plan.of(action)
+                for word, action in (
+                    ("created", planning.CREATE),
+                    ("moved", planning.MOVE),
+                    ("skipped", planning.SKIP),
+                    ("held", planning.HOLD),
+                )
+            },
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
+            "commands": self.commands,
+        }
