@@ -78,7 +78,6 @@ class Console:
         self._lock = threading.RLock()
         self._last_output = time.monotonic()
         self._rich: Any = None
-        self._live: Any = None
         self._build: _BuildView | None = None
         self._push: _PushView | None = None
         for secret in secrets:
@@ -235,9 +234,6 @@ class Console:
     def push_progress(self, line: Mapping[str, Any]) -> None:
         if self._push is not None:
             self._push.feed(line)
-
-    def reset_layers(self) -> None:
-        """Kept for callers of the 0.1 API; each `pushing` block starts fresh."""
 
     # --- results --------------------------------------------------------------------------------
     def render_plan(self, release: Any) -> None:

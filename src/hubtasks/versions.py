@@ -67,10 +67,6 @@ def parse_version(tag: str) -> Version | None:
     )
 
 
-def is_version_tag(tag: str) -> bool:
-    return parse_version(tag) is not None
-
-
 def floating_line(tag: str) -> tuple[int, int | None] | None:
     """For `v1` → (1, None), `v1.2` → (1, 2); None for anything that is not a floating tag."""
     match = _FLOATING.fullmatch(tag)
