@@ -109,13 +109,20 @@ def build(
 ) -> BuiltImage:
     """Build the image with OCI labels, streaming the log, and give it every tag."""
     settings.require("build")
-    repository = settings.require_repository()
     check_context(settings)
     session = session_for(settings, session)
     if tags is None or labels is None:
         git = read_git(settings.cwd)
         tags = tags or resolve_tags(settings, git, allow_dirty=allow_dirty)
         labels = labels if labels is not None else labels_for(settings, git, tags)
+    return _build_checked(settings, tags, labels, session)
+
+
+def _build_checked(
+    settings: Settings, tags: tuple[str, ...], labels: dict[str, str], session: Session
+) -> BuiltImage:
+    """The build itself, once `settings`, the context, the tags and labels are validated."""
+    repository = settings.require_repository()
     facts = _facts("build", repository, tags)
     session.hooks.run("pre", facts)
     console = session.console
@@ -138,7 +145,8 @@ def build(
         )
     for name in others:
         engine.tag(image_id, repository, name)
-    size = engine.image_size(image_id)
+    inspected = engine.inspect(image_id)
+    size = inspected.size if inspected else None
     console.stage("build", f"built {image_id[:19]} ({human_size(size)}) tagged {', '.join(tags)}")
     session.tags, session.image_id = tags, image_id
     facts.image_id = image_id
@@ -336,10 +344,9 @@ def release(
         remote = read_remote(registry, tags, session, published)
 
     if dry_run:
-        image_id = engine.image_id(repository.ref(tags[0]))
-        current = engine.image_labels(image_id) if image_id else {}
-        if image_id is not None and any(current.get(k) != v for k, v in labels.items()):
-            image_id = None  # built from something else; the real build decides
+        local = engine.inspect(repository.ref(tags[0]))
+        same_build = local is not None and all(local.labels.get(k) == v for k, v in labels.items())
+        image_id = local.id if local and same_build else None  # else the real build decides
         plan = planning.decide(
             list(tags), image_id=image_id, remote=remote, published=published, force=force
         )
@@ -356,7 +363,7 @@ def release(
         return Release(repository, plan, timings=watch.timings, commands=commands, dry_run=True)
 
     with watch.time("build"):
-        image = build(settings, tags=tags[:1], labels=labels, session=session)
+        image = _build_checked(settings, tags[:1], labels, session)
     plan = planning.decide(
         list(tags), image_id=image.image_id, remote=remote, published=published, force=force
     )

@@ -74,7 +74,6 @@ class Console:
         self.err = err or sys.stderr
         self.mode = mode or choose_mode(self.err)
         self.verbose = verbose
-        self._secrets: set[str] = set()
         self._lock = threading.RLock()
         self._last_output = time.monotonic()
         self._rich: Any = None
@@ -91,10 +90,8 @@ class Console:
         self.verbose = self.verbose or verbose
 
     def add_secret(self, secret: str | None) -> None:
-        # Very short values would redact ordinary words; tokens are long.
-        if secret and len(secret) >= 4:
-            self._secrets.add(secret)
-            redaction.add_secret(secret)  # log records too
+        """Hide `secret` everywhere: this console, every other, and log records."""
+        redaction.add_secret(secret)
 
     def redact(self, text: str) -> str:
         return redaction.redact(text)

@@ -11,6 +11,7 @@ import os
 import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,13 @@ def context_includes(context: Path, path: Path, docker_host: str = "") -> bool:
     except ValueError:
         return False
     return not PatternMatcher(ignore_patterns(context)).matches(str(relative))
+
+
+@dataclass(frozen=True)
+class LocalImage:
+    id: str
+    size: int | None
+    labels: dict[str, str]
 
 
 class Engine:
@@ -217,26 +225,24 @@ class Engine:
             raise BuildError(f"build of {ref} ended without producing an image")
         return image_id
 
-    def image_id(self, ref: str) -> str | None:
-        """The local image ID for `ref`, or None when there is no such image."""
+    def inspect(self, ref: str) -> LocalImage | None:
+        """The local image `ref` (a reference or an ID), or None when there is no such image."""
         errors = self._docker.errors
         with self._daemon_errors("inspect images with"):
             try:
-                return str(self.client.api.inspect_image(ref)["Id"])
+                data = self.client.api.inspect_image(ref)
             except errors.ImageNotFound:
                 return None
             except errors.APIError as error:
                 if error.status_code == 404:
                     return None
                 raise DaemonError(f"cannot inspect image {ref}: {_short(error)}") from None
+        labels = (data.get("Config") or {}).get("Labels") or {}
+        return LocalImage(id=str(data["Id"]), size=data.get("Size"), labels=dict(labels))
 
-    def image_size(self, image: str) -> int | None:
-        errors = self._docker.errors
-        with self._daemon_errors("inspect images with"):
-            try:
-                return int(self.client.api.inspect_image(image).get("Size") or 0) or None
-            except errors.APIError:
-                return None
+    def image_id(self, ref: str) -> str | None:
+        image = self.inspect(ref)
+        return image.id if image else None
 
     def list_images(self, repository: Repository) -> list[dict[str, Any]]:
         """Local images of `repository`: one row per tag with ID, size and creation time."""
@@ -260,15 +266,6 @@ class Engine:
                         }
                     )
         return sorted(rows, key=lambda row: (-(row["created"] or 0), row["tag"]))
-
-    def image_labels(self, image: str) -> dict[str, str]:
-        errors = self._docker.errors
-        with self._daemon_errors("inspect images with"):
-            try:
-                config = self.client.api.inspect_image(image).get("Config") or {}
-            except errors.APIError:
-                return {}
-        return dict(config.get("Labels") or {})
 
     def tag(self, image: str, repository: Repository, tag: str) -> None:
         errors = self._docker.errors

@@ -56,7 +56,7 @@ def env_file_warnings(settings: Settings) -> list[str]:
 
 
 def _holds_token(path: Path) -> bool:
-    return bool(read_env_file(path).get("HUB_TOKEN"))
+    return bool(read_env_file(path).get("HUB_TOKEN"))  # parsed once, see read_env_file
 
 
 def resolve_tags(

@@ -236,19 +236,20 @@ class RegistryClient:
             path = _next_link(response.headers.get("Link"))
         return found
 
-    def manifest(self, tag: str) -> Remote | None:
-        """What the registry holds under `tag`, or None when the tag does not exist."""
-        response = self._request(
-            "GET", f"/v2/{self.repository.path}/manifests/{tag}", accept=", ".join(MANIFEST_TYPES)
-        )
+    def _manifest(self, method: str, reference: str) -> _Response | None:
+        """GET or HEAD a manifest with the types we understand; None when it is not there."""
+        path = f"/v2/{self.repository.path}/manifests/{reference}"
+        response = self._request(method, path, accept=", ".join(MANIFEST_TYPES))
         if response.status == 404:
             return None
-        self._check(response, f"read tag {tag} of")
-        digest = response.headers.get("Docker-Content-Digest")
-        if not digest:
-            import hashlib
+        self._check(response, f"read {reference} of")
+        return response
 
-            digest = "sha256:" + hashlib.sha256(response.body).hexdigest()
+    def manifest(self, tag: str) -> Remote | None:
+        """What the registry holds under `tag`, or None when the tag does not exist."""
+        response = self._manifest("GET", tag)
+        if response is None:
+            return None
         config_digest = None
         try:
             document = json.loads(response.body)
@@ -257,16 +258,18 @@ class RegistryClient:
                 config_digest = (document.get("config") or {}).get("digest")
         except ValueError:
             pass
-        return Remote(digest=digest, config_digest=config_digest)
+        return Remote(digest=_content_digest(response), config_digest=config_digest)
 
     def raw_manifest(self, reference: str) -> tuple[bytes, str]:
-        """The manifest bytes and media type under a tag or digest (cached per digest)."""
+        """The manifest bytes and media type under a tag or digest (cached per reference)."""
         if reference not in self._manifests:
-            path = f"/v2/{self.repository.path}/manifests/{reference}"
-            got = self._request("GET", path, accept=", ".join(MANIFEST_TYPES))
-            self._check(got, f"read {reference} of")
-            media_type = (got.headers.get("Content-Type") or MANIFEST_TYPES[0]).split(";")[0]
-            self._manifests[reference] = (got.body, media_type)
+            response = self._manifest("GET", reference)
+            if response is None:
+                raise RegistryError(
+                    f"{self.repository.canonical(reference)} is not in the registry"
+                )
+            media_type = (response.headers.get("Content-Type") or MANIFEST_TYPES[0]).split(";")[0]
+            self._manifests[reference] = (response.body, media_type)
         return self._manifests[reference]
 
     def copy_manifest(
@@ -274,28 +277,20 @@ class RegistryClient:
     ) -> str:
         """Point `tag` at the manifest `source` (a tag or digest) the registry already holds:
         a PUT of its bytes (read once, or given), no layer traffic. Returns the digest."""
-        import hashlib
-
         body, media_type = manifest or self.raw_manifest(source)
-        path = f"/v2/{self.repository.path}/manifests"
-        put = self._request("PUT", f"{path}/{tag}", body=body, content_type=media_type)
+        path = f"/v2/{self.repository.path}/manifests/{tag}"
+        put = self._request("PUT", path, body=body, content_type=media_type)
         self._check(put, f"tag {tag} in")
-        return put.headers.get("Docker-Content-Digest") or (
-            "sha256:" + hashlib.sha256(body).hexdigest()
-        )
+        return _content_digest(put, body)
 
     def digest(self, tag: str) -> str | None:
         """The manifest digest under `tag` (a HEAD request), or None when it is not there."""
-        response = self._request(
-            "HEAD", f"/v2/{self.repository.path}/manifests/{tag}", accept=", ".join(MANIFEST_TYPES)
-        )
-        if response.status == 404:
+        response = self._manifest("HEAD", tag)
+        if response is None:
             return None
-        self._check(response, f"read tag {tag} of")
-        found = response.headers.get("Docker-Content-Digest")
-        if found:
-            return found
-        remote = self.manifest(tag)
+        if response.headers.get("Docker-Content-Digest"):
+            return _content_digest(response)
+        remote = self.manifest(tag)  # a registry that does not say it on HEAD
         return remote.digest if remote else None
 
     def _check(self, response: _Response, action: str) -> None:
@@ -312,6 +307,14 @@ class RegistryClient:
         if response.status == 429 or response.status >= 500:
             raise mark_transient(failure, _retry_after(response.headers.get("Retry-After")))
         raise failure
+
+
+def _content_digest(response: _Response, body: bytes | None = None) -> str:
+    """The registry's Docker-Content-Digest, else the sha256 of the manifest bytes."""
+    import hashlib
+
+    found = response.headers.get("Docker-Content-Digest")
+    return found or "sha256:" + hashlib.sha256(response.body if body is None else body).hexdigest()
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -7,6 +7,7 @@ Docker; `Settings.require` says what a stage still lacks.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shlex
@@ -176,13 +177,23 @@ class Settings:
 def read_env_file(path: Path) -> dict[str, str | None]:
     """Read a `.env` file without touching `os.environ` (python-dotenv, imported lazily).
 
-    A line python-dotenv cannot parse is an error here, not a silently skipped setting.
+    A line python-dotenv cannot parse is an error here, not a silently skipped setting. The
+    file is parsed once per version of it, however many checks ask.
     """
+    try:
+        stat = path.stat()
+    except OSError as error:
+        raise ConfigError(f"cannot read {path}: {error}") from None
+    return dict(_parse_env_file(str(path.resolve()), stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_env_file(path: str, _mtime_ns: int, _size: int) -> dict[str, str | None]:
     from dotenv import dotenv_values
     from dotenv.parser import parse_stream
 
     try:
-        with path.open(encoding="utf-8") as stream:
+        with open(path, encoding="utf-8") as stream:
             bad = [binding.original.line for binding in parse_stream(stream) if binding.error]
         if bad:
             lines = ", ".join(map(str, bad))

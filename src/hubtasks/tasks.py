@@ -88,6 +88,11 @@ def _config(c: Context) -> Mapping[str, Any]:
     return {key: section[key] for key in section}
 
 
+def _hide_config_token(c: Context) -> None:
+    """A token in Invoke config (the environment's and .env's were registered at import)."""
+    add_secret(str(_config(c).get("token") or ""))
+
+
 def _settings(c: Context, **flags: Any) -> Settings:
     renamed = {
         "tags": flags.pop("tag", None),
@@ -124,8 +129,7 @@ def _prepare(
         _SESSION = _api().Session(console=_new_console(), context=c)
     _SESSION.console.configure(quiet=quiet, verbose=verbose)
     _SESSION.hooks.context = c  # Invoke makes a new context per task; use the current one
-    for secret in [*token_candidates(), str(_config(c).get("token") or "")]:
-        _SESSION.console.add_secret(secret)
+    _hide_config_token(c)
     settings = _run(lambda: _settings(c, **flags), _SESSION.console)
     if not _SESSION.warned:
         _SESSION.warned = True
@@ -304,8 +308,7 @@ def doctor(c, tag=None, repository=None, registry=None, dockerfile=None, context
     from .doctor import healthy, run_checks
 
     console = _new_console()
-    for secret in [*token_candidates(), str(_config(c).get("token") or "")]:
-        console.add_secret(secret)
+    _hide_config_token(c)
     flags = {
         "tags": tag,
         "repository": repository,
