@@ -197,6 +197,10 @@ class Daemon:
     def host(self) -> str:
         return f"unix://{self.socket}"
 
+    def listen_args(self) -> list[str]:
+        """Where and how the daemon listens; the TLS daemon adds its certificates."""
+        return ["-H", self.host]
+
     def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         log = self.root / "dockerd.log"
@@ -206,8 +210,7 @@ class Daemon:
         self.process = subprocess.Popen(
             [
                 dockerd,
-                "-H",
-                self.host,
+                *self.listen_args(),
                 "--data-root",
                 str(self.root / "data"),
                 "--exec-root",
@@ -222,14 +225,21 @@ class Daemon:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        _wait(self.ready, 60, f"dockerd at {self.host}", log)
+        try:
+            _wait(self.ready, 60, f"dockerd at {self.host}", log)
+        except BaseException:
+            self.stop()
+            raise
 
-    def ready(self) -> bool:
+    def _check_alive(self) -> None:
         if self.process and self.process.poll() is not None:
             raise StackError(
                 f"dockerd exited with {self.process.returncode}:\n"
                 + (self.root / "dockerd.log").read_text(errors="replace")[-2000:]
             )
+
+    def ready(self) -> bool:
+        self._check_alive()
         if not self.socket.exists():
             return False
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
@@ -360,44 +370,19 @@ class TlsDaemon(Daemon):
             "DOCKER_CERT_PATH": str(self.cert_path),
         }
 
-    def start(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
+    def listen_args(self) -> list[str]:
         certs = make_certificates(self.root / "tls")
-        log = self.root / "dockerd.log"
-        dockerd = shutil.which("dockerd", path=os.environ.get("PATH", "") + ":/usr/sbin")
-        if not dockerd:
-            raise StackError("dockerd not found; apt-get install docker.io")
-        self.process = subprocess.Popen(
-            [
-                dockerd,
-                "-H",
-                self.host,
-                "--tlsverify",
-                "--tlscacert",
-                str(certs["ca"]),
-                "--tlscert",
-                str(certs["server_cert"]),
-                "--tlskey",
-                str(certs["server_key"]),
-                "--data-root",
-                str(self.root / "data"),
-                "--exec-root",
-                str(self.root / "x"),
-                "--pidfile",
-                str(self.root / "docker.pid"),
-                "--bridge=none",
-                "--iptables=false",
-                "--ip-masq=false",
-            ],
-            stdout=log.open("ab"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            _wait(self.ready, 60, f"dockerd at {self.host}", log)
-        except BaseException:
-            self.stop()
-            raise
+        return [
+            "-H",
+            self.host,
+            "--tlsverify",
+            "--tlscacert",
+            str(certs["ca"]),
+            "--tlscert",
+            str(certs["server_cert"]),
+            "--tlskey",
+            str(certs["server_key"]),
+        ]
 
     def ssl_context(self, *, client_cert: bool = True):
         """A client-side context trusting the test CA (with or without the client cert)."""
@@ -409,11 +394,7 @@ class TlsDaemon(Daemon):
         return context
 
     def ready(self) -> bool:
-        if self.process and self.process.poll() is not None:
-            raise StackError(
-                f"dockerd exited with {self.process.returncode}:\n"
-                + (self.root / "dockerd.log").read_text(errors="replace")[-2000:]
-            )
+        self._check_alive()
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=2) as raw:
                 with self.ssl_context().wrap_socket(raw, server_hostname="127.0.0.1") as tls:

@@ -60,9 +60,10 @@ class Project:
         env.update(extra)
         return env
 
-    def inv(self, *args: str, timeout: float = 300, **extra_env: str):
+    def run(self, *argv: str, timeout: float = 300, **extra_env: str):
+        """Run a command in the project, as its user would, and capture what it prints."""
         return subprocess.run(
-            [sys.executable, "-m", "invoke", *args],
+            list(argv),
             cwd=self.path,
             env=self.env(**extra_env),
             capture_output=True,
@@ -70,11 +71,20 @@ class Project:
             timeout=timeout,
         )
 
+    def inv(self, *args: str, timeout: float = 300, **extra_env: str):
+        return self.run(sys.executable, "-m", "invoke", *args, timeout=timeout, **extra_env)
+
     def write(self, name: str, text: str) -> Path:
         target = self.path / name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)
         return target
+
+    def drop_env(self, key: str) -> None:
+        """Remove a setting from the project's .env."""
+        env = self.path / ".env"
+        kept = [line for line in env.read_text().splitlines() if not line.startswith(f"{key}=")]
+        env.write_text("".join(line + "\n" for line in kept))
 
     def add_env(self, **values: str) -> None:
         """Append settings to the project's .env."""

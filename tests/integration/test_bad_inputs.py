@@ -33,15 +33,7 @@ def _dockerfile_is_a_folder(project):
 
 
 def _without(key):
-    def setup(project):
-        env = project.path / ".env"
-        env.write_text(
-            "".join(
-                line + "\n" for line in env.read_text().splitlines() if not line.startswith(key)
-            )
-        )
-
-    return setup
+    return lambda project: project.drop_env(key)
 
 
 def _docker_config(document):

@@ -21,12 +21,7 @@ ns.add_collection(Collection.from_module(hubtasks), "hub")
 def test_nested_release_uses_root_config(project, stack):
     """Invoke #782: a root `ns.configure({'hub': …})` must not lose our other defaults."""
     name = project.repository.split("/")[1]
-    env_text = project.path.joinpath(".env").read_text()
-    project.write(
-        ".env",
-        "\n".join(line for line in env_text.splitlines() if not line.startswith("HUB_REPOSITORY"))
-        + "\n",
-    )
+    project.drop_env("HUB_REPOSITORY")
     project.write(
         "tasks.py",
         NESTED_TASKS.format(configure=f'ns.configure({{"hub": {{"repository": "{name}"}}}})'),
@@ -47,12 +42,7 @@ def test_invoke_yaml_is_lowest_precedence(project, stack):
     assert result.returncode == 0, result.stderr
     assert f"{project.repository}:yaml1" in result.stderr
 
-    env_text = project.path.joinpath(".env").read_text()
-    project.write(
-        ".env",
-        "\n".join(line for line in env_text.splitlines() if not line.startswith("HUB_REPOSITORY"))
-        + "\n",
-    )
+    project.drop_env("HUB_REPOSITORY")
     result = project.inv("build", "--tag", "flag1")
     assert result.returncode == 0, result.stderr
     assert f"{stack.username}/fromyaml:flag1" in result.stderr

@@ -97,12 +97,7 @@ hubtasks.hook("post_release", record)
 def test_python_hooks_at_root_and_nested(project, stack, nested):
     """Invoke #548/#782: nested, hooks still see the root's hub config; the release works."""
     name = project.repository.split("/")[1]
-    env_text = project.path.joinpath(".env").read_text()
-    project.write(
-        ".env",
-        "\n".join(line for line in env_text.splitlines() if not line.startswith("HUB_REPOSITORY"))
-        + "\n",
-    )
+    project.drop_env("HUB_REPOSITORY")
     if nested:
         collection = (
             "ns = Collection()\n"
@@ -192,24 +187,11 @@ def test_standalone_cli_in_a_folder_with_only_env_and_dockerfile(project, stack)
     assert cli, "the hubtasks console script is not installed"
     version = subprocess.run([cli, "--version"], capture_output=True, text=True)
     assert version.returncode == 0 and version.stdout.startswith("hubtasks ")
-    result = subprocess.run(
-        [cli, "release", "--tag", "v1"],
-        cwd=project.path,
-        env=project.env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = project.run(cli, "release", "--tag", "v1")
     assert result.returncode == 0, result.stderr
     digest = stack.registry_server.manifest_digest(project.repository, "v1")
     assert result.stdout.strip() == f"{stack.registry}/{project.repository}:v1@{digest}"
-    bad = subprocess.run(
-        [cli, "release", "--tag", "bad tag"],
-        cwd=project.path,
-        env=project.env(),
-        capture_output=True,
-        text=True,
-    )
+    bad = project.run(cli, "release", "--tag", "bad tag")
     assert_clean_failure(bad, project, mentions="bad tag")
 
 
@@ -227,14 +209,7 @@ def test_example_tasks_py_gate_and_notify(project, stack):
 def test_example_noxfile_uses_the_python_api(project, stack):
     pytest.importorskip("nox")
     shutil.copy(EXAMPLES / "noxfile.py", project.path / "noxfile.py")
-    result = subprocess.run(
-        [sys.executable, "-m", "nox", "-s", "release", "--", "n1"],
-        cwd=project.path,
-        env=project.env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = project.run(sys.executable, "-m", "nox", "-s", "release", "--", "n1")
     assert result.returncode == 0, result.stderr
     digest = stack.registry_server.manifest_digest(project.repository, "n1")
     assert f"published {stack.registry}/{project.repository}:n1@{digest}" in result.stderr

@@ -57,10 +57,7 @@ def test_no_task_prints_the_token_at_any_verbosity(project, debug):
 
 
 def test_token_in_invoke_yaml_is_hidden_from_invoke_debug_output(project):
-    env_text = (project.path / ".env").read_text()
-    (project.path / ".env").write_text(
-        "\n".join(line for line in env_text.splitlines() if not line.startswith("HUB_TOKEN")) + "\n"
-    )
+    project.drop_env("HUB_TOKEN")
     project.write("invoke.yaml", f"hub:\n  token: {project.token}\n")
     result = project.inv("-d", "release", "--tag", "yaml1")
     assert result.returncode == 0, result.stderr[-2000:]
