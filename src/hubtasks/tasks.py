@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from invoke import Collection, Context, Exit, task
 
 from .errors import HubError
-from .redaction import add_secret, install_log_redaction
+from .redaction import add_secret, install_log_redaction, redact
 from .settings import Settings, config_defaults, load_settings, token_candidates
 
 if TYPE_CHECKING:
@@ -102,13 +102,12 @@ def _settings(c: Context, **flags: Any) -> Settings:
     return load_settings({**flags, **renamed}, _config(c))
 
 
-def _run(action: Callable[[], T], console: Console | None = None) -> T:
+def _run(action: Callable[[], T]) -> T:
     """Run one task body: a `HubError` becomes one line on stderr and its exit code."""
-    console = console or _new_console()
     try:
         return action()
     except HubError as error:
-        raise Exit(console.redact(f"hubtasks: {error}"), code=error.exit_code) from None
+        raise Exit(redact(f"hubtasks: {error}"), code=error.exit_code) from None
     except KeyboardInterrupt:
         raise Exit("hubtasks: interrupted", code=130) from None
     except Exception as error:
@@ -116,7 +115,7 @@ def _run(action: Callable[[], T], console: Console | None = None) -> T:
             raise
         message = f"hubtasks: unexpected {type(error).__name__}: {error}"
         raise Exit(
-            console.redact(message) + " (set HUB_DEBUG=1 for a traceback and report it)",
+            redact(message) + " (set HUB_DEBUG=1 for a traceback and report it)",
             code=1,
         ) from None
 
@@ -130,7 +129,7 @@ def _prepare(
     _SESSION.console.configure(quiet=quiet, verbose=verbose)
     _SESSION.hooks.context = c  # Invoke makes a new context per task; use the current one
     _hide_config_token(c)
-    settings = _run(lambda: _settings(c, **flags), _SESSION.console)
+    settings = _run(lambda: _settings(c, **flags))
     if not _SESSION.warned:
         _SESSION.warned = True
         for warning in _api().env_file_warnings(settings):
@@ -151,7 +150,7 @@ def _publish(result: api.Release, session: api.Session, as_json: bool) -> None:
     if github_output and not result.dry_run:
         from .console import write_github_output
 
-        _run(lambda: write_github_output(github_output, result), session.console)
+        _run(lambda: write_github_output(github_output, result))
 
 
 _OUT = ("quiet", "verbose")
@@ -166,7 +165,7 @@ def _build_flags(*values: Any) -> dict[str, Any]:
 def logout(c, registry=None, quiet=False):
     """Remove the credentials `inv login --save` stored for the registry, nothing else."""
     settings, session = _prepare(c, quiet=quiet, registry=registry)
-    _run(lambda: _api().logout(settings, session=session), session.console)
+    _run(lambda: _api().logout(settings, session=session))
 
 
 @task(
@@ -179,7 +178,7 @@ def logout(c, registry=None, quiet=False):
 def login(c, save=False, registry=None, repository=None, quiet=False):
     """Check HUB_USERNAME/HUB_TOKEN against the registry (never a cached answer)."""
     settings, session = _prepare(c, quiet=quiet, registry=registry, repository=repository)
-    _run(lambda: _api().login(settings, save=save, session=session), session.console)
+    _run(lambda: _api().login(settings, save=save, session=session))
 
 
 @task(
@@ -202,7 +201,7 @@ def build(
     """Build the image with live output and OCI labels, and give it every requested tag."""
     flags = _build_flags(tag, repository, registry, dockerfile, context, build_arg, label)
     settings, session = _prepare(c, quiet=quiet, verbose=verbose, **flags)
-    _run(lambda: _api().build(settings, allow_dirty=allow_dirty, session=session), session.console)
+    _run(lambda: _api().build(settings, allow_dirty=allow_dirty, session=session))
 
 
 @task(
@@ -223,7 +222,6 @@ def tag_(c, source=None, tag=None, repository=None, registry=None, allow_dirty=F
     settings, session = _prepare(c, quiet=quiet, tag=tag, repository=repository, registry=registry)
     _run(
         lambda: _api().tag(settings, source, allow_dirty=allow_dirty, session=session),
-        session.console,
     )
 
 
@@ -250,7 +248,6 @@ def push(
     )
     result = _run(
         lambda: _api().push(settings, force=force, allow_dirty=allow_dirty, session=session),
-        session.console,
     )
     _publish(result, session, json_)
 
@@ -295,7 +292,6 @@ def release(
         lambda: _api().release(
             settings, dry_run=dry_run, force=force, allow_dirty=allow_dirty, session=session
         ),
-        session.console,
     )
     if not result.dry_run:
         session.console.summary(result, size=result.image.size if result.image else None)
@@ -316,7 +312,7 @@ def doctor(c, tag=None, repository=None, registry=None, dockerfile=None, context
         "dockerfile": dockerfile,
         "context": context,
     }
-    checks = _run(lambda: run_checks(flags, dict(_config(c))), console)
+    checks = _run(lambda: run_checks(flags, dict(_config(c))))
     console.render_checks(checks)
     if not healthy(checks):
         failed = sum(1 for check in checks if check.ok is False)
@@ -333,7 +329,7 @@ def images(c, repository=None, registry=None):
         assert settings.repository
         return session.engine_for(settings).list_images(settings.repository)
 
-    rows = _run(listing, session.console)
+    rows = _run(listing)
     assert settings.repository
     session.console.render_images(settings.repository, rows)
 

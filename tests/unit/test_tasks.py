@@ -89,7 +89,7 @@ def run_failing(error: BaseException, console: Console | None = None) -> Exit:
         raise error
 
     with pytest.raises(Exit) as info:
-        tasks._run(action, console)
+        tasks._run(action)  # the console registered its secrets for every output
     return info.value
 
 
