@@ -50,6 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from devtools.latency import LatencyProxy  # noqa: E402
 from devtools.stack import BASE_IMAGE, Stack, missing_packages  # noqa: E402
 
 MIB = 1 << 20
@@ -61,6 +62,24 @@ RSS_REPO = "bench-rss"
 PUSH_COUNTS = (1, 5, 20)
 LOG_LINES = 100_000
 GNU_TIME = "/usr/bin/time"
+SECTIONS = ("release", "startup", "push", "memory")
+LATENCY_MS = 25  # one way: a 50 ms round trip, about a laptop in Europe to Docker Hub
+RELEASE_DOCKERFILE = (
+    f'FROM {BASE_IMAGE}\nARG NONCE=0\nCOPY payload.bin /payload.bin\nRUN echo "$NONCE" > /nonce\n'
+)
+INVOKE_CLI_TASKS = '''import json
+import shlex
+
+from invoke import task
+
+
+@task
+def release(c, steps):
+    """Run the docker commands listed in the JSON file STEPS, one after the other."""
+    with open(steps) as stream:
+        for argv in json.load(stream):
+            c.run(shlex.join(argv), hide=True)
+'''
 
 
 class BenchError(RuntimeError):
@@ -401,9 +420,12 @@ def write_random(path: Path, size: int, chunk: int = 16 * MIB) -> None:
 
 
 class Bench:
-    def __init__(self, args: argparse.Namespace, stack: Stack, work: Path) -> None:
+    def __init__(
+        self, args: argparse.Namespace, stack: Stack, work: Path, far_registry: str
+    ) -> None:
         self.args = args
         self.stack = stack
+        self.far_registry = far_registry  # the same registry behind a LatencyProxy
         self.work = work
         self.runner = Runner(work / "logs")
         self.rows: list[Row] = []
@@ -444,20 +466,22 @@ class Bench:
 
     # helpers ------------------------------------------------------------------------------
 
-    def ref(self, repository: str, tag: str) -> str:
-        return f"{self.stack.registry}/{self.stack.username}/{repository}:{tag}"
+    def ref(self, repository: str, tag: str, registry: str | None = None) -> str:
+        return f"{registry or self.stack.registry}/{self.stack.username}/{repository}:{tag}"
 
     def tag_name(self, *parts: object) -> str:
         return "-".join(["b" + self.run_id, *map(str, parts)])
 
-    def project(self, name: str, repository: str, dockerfile: str) -> Path:
+    def project(
+        self, name: str, repository: str, dockerfile: str, registry: str | None = None
+    ) -> Path:
         path = self.projects / name
         path.mkdir(parents=True)
         (path / "tasks.py").write_text("from hubtasks import ns\n")
         (path / "Dockerfile").write_text(dockerfile)
         (path / ".dockerignore").write_text(".env\n")
         (path / ".env").write_text(
-            f"HUB_REGISTRY={self.stack.registry}\nHUB_USERNAME={self.stack.username}\n"
+            f"HUB_REGISTRY={registry or self.stack.registry}\nHUB_USERNAME={self.stack.username}\n"
             f"HUB_TOKEN={self.stack.password}\nHUB_REPOSITORY={repository}\n"
         )
         (path / ".env").chmod(0o600)
@@ -497,12 +521,15 @@ class Bench:
     # setup --------------------------------------------------------------------------------
 
     def setup(self) -> None:
-        self.release_dir = self.project(
-            "release",
-            RELEASE_REPO,
-            f"FROM {BASE_IMAGE}\nARG NONCE=0\nCOPY payload.bin /payload.bin\n"
-            'RUN echo "$NONCE" > /nonce\n',
+        self.release_dir = self.project("release", RELEASE_REPO, RELEASE_DOCKERFILE)
+        self.latency_dir = self.project(
+            "release-latency", RELEASE_REPO, RELEASE_DOCKERFILE, registry=self.far_registry
         )
+        # The CLI sequence run by a bare Invoke task: what a tasks.py without hubtasks does.
+        self.inv_cli_dir = self.projects / "release-invoke-cli"
+        self.inv_cli_dir.mkdir(parents=True)
+        (self.inv_cli_dir / "Dockerfile").write_text(RELEASE_DOCKERFILE)
+        (self.inv_cli_dir / "tasks.py").write_text(INVOKE_CLI_TASKS)
         self.bare_dir = self.projects / "bare-invoke"
         self.bare_dir.mkdir(parents=True)
         (self.bare_dir / "tasks.py").write_text(
@@ -540,35 +567,34 @@ class Bench:
         ]
         for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "bench projects"]):
             subprocess.run([*git, *args], cwd=self.projects, check=True, capture_output=True)
-        self.runner.run(
-            [
-                "docker",
-                "login",
-                "--username",
-                self.stack.username,
-                "--password-stdin",
-                self.stack.registry,
-            ],
-            cwd=self.work,
-            env=self.cli_env,
-            name="cli-login",
-            stdin=self.stack.password + "\n",
-        )
+        for registry in (self.stack.registry, self.far_registry):
+            self.runner.run(
+                [
+                    *("docker", "login", "--username", self.stack.username),
+                    *("--password-stdin", registry),
+                ],
+                cwd=self.work,
+                env=self.cli_env,
+                name="cli-login",
+                stdin=self.stack.password + "\n",
+            )
 
     # 1. release ---------------------------------------------------------------------------
 
-    def hub_release(self, tags: list[str], nonce: str, name: str) -> Sample:
+    def hub_release(self, tags: list[str], nonce: str, name: str, project: Path) -> Sample:
         args = ["release"]
         for tag in tags:
             args += ["--tag", tag]
-        sample, out = self.inv(self.release_dir, *args, "--build-arg", f"NONCE={nonce}", name=name)
+        sample, out = self.inv(project, *args, "--build-arg", f"NONCE={nonce}", name=name)
         published = [line for line in out.splitlines() if "@sha256:" in line]
         if len(published) != len(tags):
             raise BenchError(f"inv release printed {len(published)} references, not {len(tags)}")
         return sample
 
-    def cli_release(self, tags: list[str], nonce: str, name: str) -> Sample:
-        refs = [self.ref(RELEASE_REPO, tag) for tag in tags]
+    def cli_steps(
+        self, tags: list[str], nonce: str, name: str, registry: str
+    ) -> list[tuple[Sequence[str], str]]:
+        refs = [self.ref(RELEASE_REPO, tag, registry) for tag in tags]
         build = [
             "docker",
             "build",
@@ -582,79 +608,150 @@ class Bench:
         steps: list[tuple[Sequence[str], str]] = [(build, f"{name}-build")]
         steps += [(["docker", "tag", refs[0], ref], f"{name}-tag") for ref in refs[1:]]
         steps += [(["docker", "push", ref], f"{name}-push") for ref in refs]
-        return self.runner.sequence(steps, cwd=self.release_dir, env=self.cli_env)
+        return steps
+
+    def cli_release(
+        self, tags: list[str], nonce: str, name: str, project: Path, registry: str
+    ) -> Sample:
+        steps = self.cli_steps(tags, nonce, name, registry)
+        return self.runner.sequence(steps, cwd=project, env=self.cli_env)
+
+    def inv_cli_release(self, tags: list[str], nonce: str, name: str) -> Sample:
+        steps = self.cli_steps(tags, nonce, name, self.stack.registry)
+        plan = self.inv_cli_dir / "steps.json"
+        plan.write_text(json.dumps([list(cmd) for cmd, _ in steps]))
+        sample, _ = self.runner.run(
+            [sys.executable, "-m", "invoke", "release", "--steps", str(plan)],
+            cwd=self.inv_cli_dir,
+            env=self.cli_env,
+            name=name,
+        )
+        return sample
+
+    def paired(
+        self,
+        row: Row,
+        run: Callable[[str, int], Sample],
+        before: Callable[[str], None] | None = None,
+    ) -> None:
+        """`run(side, i)` for both sides of every repetition, alternating who goes first."""
+        reps = self.args.reps
+        for i, order in self.reps_in_order(reps):
+            got = {}
+            for side in order:
+                if before:
+                    before(side)
+                got[side] = run(side, i)
+            row.a.append(got["A"])
+            row.b.append(got["B"])
+            note(f"{row.what} {i + 1}/{reps}: A {got['A'].wall:.3f} s, B {got['B'].wall:.3f} s")
 
     def release_section(self) -> None:
-        reps = self.args.reps
-        payload = self.release_dir / "payload.bin"
-        note("release: warm-up (checks hubtasks works, pushes the base layer)")
-        write_random(payload, MIB)
-        self.hub_release([self.tag_name("warmup", "h", "a")], "warmup-h", "warmup-hub")
-        self.learn_labels(self.ref(RELEASE_REPO, self.tag_name("warmup", "h", "a")))
-        write_random(payload, MIB)
-        self.cli_release([self.tag_name("warmup", "c", "a")], "warmup-c", "warmup-cli")
-
         hub_name = "`inv release --tag X --tag Y`"
         cli_name = "CLI build, tag, push ×2"
-        cold_sizes = [(1, "1a")] if self.args.quick else [(1, "1a"), (50, "1b")]
-        for size_mib, key in cold_sizes:
+        far = f"{LATENCY_MS} ms each way to the registry"
+        targets = [
+            # (project, registry, cold sizes, warm key, words)
+            (self.release_dir, self.stack.registry, [(1, "1a"), (50, "1b")], "1c", ""),
+            (self.latency_dir, self.far_registry, [(1, "1d")], "1e", f", {far}"),
+        ]
+        for project, registry, cold_sizes, warm_key, words in targets:
+            payload = project / "payload.bin"
+
+            def hub(tags: list[str], nonce: str, name: str, project: Path = project) -> Sample:
+                return self.hub_release(tags, nonce, name, project)
+
+            def cli(
+                tags: list[str],
+                nonce: str,
+                name: str,
+                project: Path = project,
+                registry: str = registry,
+            ) -> Sample:
+                return self.cli_release(tags, nonce, name, project, registry)
+
+            note(f"release{words}: warm-up (checks hubtasks works, pushes the base layer)")
+            write_random(payload, MIB)
+            first = self.tag_name("warmup", warm_key, "h")
+            hub([first], "warmup-h", "warmup-hub")
+            if not self.label_template:
+                self.learn_labels(self.ref(RELEASE_REPO, first, registry))
+            write_random(payload, MIB)
+            cli([self.tag_name("warmup", warm_key, "c")], "warmup-c", "warmup-cli")
+
+            for size_mib, key in cold_sizes:
+                if self.args.quick and size_mib > 1:
+                    continue
+                row = self.add(
+                    Row(
+                        key,
+                        f"release, cold ({size_mib} MiB new layer{words})",
+                        hub_name,
+                        cli_name,
+                        "wall",
+                        goal=1.0,
+                    )
+                )
+
+                def cold(
+                    side: str,
+                    i: int,
+                    size_mib: int = size_mib,
+                    key: str = key,
+                    payload: Path = payload,
+                ) -> Sample:
+                    write_random(payload, size_mib * MIB)
+                    nonce = secrets.token_hex(8)
+                    tags = [self.tag_name(key, i, side.lower(), t) for t in "xy"]
+                    run = hub if side == "A" else cli
+                    return run(tags, nonce, f"{key}-{side}-{i}")
+
+                self.paired(row, cold)
+
+            # Warm: the same content every time, so the build is all cache hits and every
+            # layer is in the registry; only new tag names (and the config that labels them)
+            # are pushed.
+            write_random(payload, MIB)
+            hub([self.tag_name(warm_key, "h", t) for t in "xy"], "warm", "warm-setup-hub")
+            cli([self.tag_name(warm_key, "c", t) for t in "xy"], "warm", "warm-setup-cli")
             row = self.add(
                 Row(
-                    key,
-                    f"release, cold ({size_mib} MiB new layer)",
+                    warm_key,
+                    f"release, warm (cached build, layers in the registry{words})",
                     hub_name,
                     cli_name,
                     "wall",
                     goal=1.0,
                 )
             )
-            for i, order in self.reps_in_order(reps):
-                got = {}
-                for side in order:
-                    write_random(payload, size_mib * MIB)
-                    nonce = secrets.token_hex(8)
-                    tags = [self.tag_name(f"cold{size_mib}", i, side.lower(), t) for t in "xy"]
-                    if side == "A":
-                        got[side] = self.hub_release(tags, nonce, f"cold-hub-{i}")
-                    else:
-                        got[side] = self.cli_release(tags, nonce, f"cold-cli-{i}")
-                row.a.append(got["A"])
-                row.b.append(got["B"])
-                note(
-                    f"{row.what} {i + 1}/{reps}: hubtasks {got['A'].wall:.3f} s, "
-                    f"CLI {got['B'].wall:.3f} s"
-                )
 
-        # Warm: the same content every time, so the build is all cache hits and every layer is
-        # in the registry; only new tag names (and the config that labels them) are pushed.
-        write_random(payload, MIB)
-        nonce = "warm"
-        self.hub_release([self.tag_name("warm", "h", t) for t in "xy"], nonce, "warm-setup-hub")
-        self.cli_release([self.tag_name("warm", "c", t) for t in "xy"], nonce, "warm-setup-cli")
+            def warm(side: str, i: int, warm_key: str = warm_key) -> Sample:
+                tags = [self.tag_name(warm_key, i, side.lower(), t) for t in "xy"]
+                run = hub if side == "A" else cli
+                return run(tags, "warm", f"{warm_key}-{side}-{i}")
+
+            self.paired(row, warm)
+
+        # The same warm release, each side started by Invoke: what hubtasks costs over a
+        # tasks.py that runs the four docker commands itself.
+        shutil.copyfile(self.release_dir / "payload.bin", self.inv_cli_dir / "payload.bin")
         row = self.add(
             Row(
-                "1c",
-                "release, warm (cached build, layers in the registry)",
+                "1f",
+                "release, warm, both from `inv`",
                 hub_name,
-                cli_name,
+                "`inv release` task running the CLI sequence",
                 "wall",
-                goal=1.0,
             )
         )
-        for i, order in self.reps_in_order(reps):
-            got = {}
-            for side in order:
-                tags = [self.tag_name("warm", i, side.lower(), t) for t in "xy"]
-                if side == "A":
-                    got[side] = self.hub_release(tags, nonce, f"warm-hub-{i}")
-                else:
-                    got[side] = self.cli_release(tags, nonce, f"warm-cli-{i}")
-            row.a.append(got["A"])
-            row.b.append(got["B"])
-            note(
-                f"{row.what} {i + 1}/{reps}: hubtasks {got['A'].wall:.3f} s, "
-                f"CLI {got['B'].wall:.3f} s"
-            )
+
+        def invoked(side: str, i: int) -> Sample:
+            tags = [self.tag_name("1f", i, side.lower(), t) for t in "xy"]
+            if side == "A":
+                return self.hub_release(tags, "warm", f"1f-A-{i}", self.release_dir)
+            return self.inv_cli_release(tags, "warm", f"1f-B-{i}")
+
+        self.paired(row, invoked)
 
     # 2. start-up --------------------------------------------------------------------------
 
@@ -999,6 +1096,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--json", metavar="FILE", help="also write every sample to FILE")
     parser.add_argument(
+        "--only",
+        default=",".join(SECTIONS),
+        type=lambda text: [part for part in text.split(",") if part],
+        help=f"comma-separated sections to run (default: all of {','.join(SECTIONS)})",
+    )
+    parser.add_argument(
         "--hubtasks-src",
         metavar="DIR",
         help="benchmark DIR/hubtasks (e.g. the src/ of another checkout, to compare a change) "
@@ -1010,6 +1113,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="keep the temporary folder (logs of every command) for inspection",
     )
     args = parser.parse_args(argv)
+    unknown = [name for name in args.only if name not in SECTIONS]
+    if unknown:
+        parser.error(f"unknown section {unknown[0]!r}; choose from {', '.join(SECTIONS)}")
     if args.reps is None:
         args.reps = 2 if args.quick else 5
     if args.reps < 1:
@@ -1038,16 +1144,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="hubbench-", dir="/tmp"))
     try:
         note(f"starting dockerd and the registry (work folder {work})")
-        with Stack() as stack:
-            bench = Bench(args, stack, work)
+        with (
+            Stack() as stack,
+            LatencyProxy("127.0.0.1", stack.registry_server.port, delay=LATENCY_MS / 1000) as proxy,
+        ):
+            bench = Bench(args, stack, work, proxy.address)
             machine = machine_info(bench)
             for name, value in machine.items():
                 note(f"{name}: {value}")
             bench.setup()
-            bench.release_section()
-            bench.startup_section()
-            bench.push_section()
-            bench.memory_section()
+            for section in args.only:
+                getattr(bench, f"{section}_section")()
             machine["load average at end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
             note("stopping dockerd and the registry")
         text = report(bench, machine, started, args)

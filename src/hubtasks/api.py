@@ -15,13 +15,14 @@ from .console import Console, Stopwatch, human_size
 from .engine import remove_credentials, save_credentials
 from .errors import (
     ConfigError,
+    HubError,
     VerifyError,
 )
 from .gitinfo import read_git
 from .hooks import Facts
-from .plan import Plan
+from .plan import Plan, Remote
 from .preflight import check_context, env_file_warnings, labels_for, resolve_tags
-from .publish import push_tags, read_remote, refusal, skipped_tags
+from .publish import each_tag, push_tags, read_remote, refusal, skipped_tags
 from .references import Repository, validate_tag
 from .results import BuiltImage, PushedTag, Release
 from .session import Session, session_for
@@ -74,8 +75,7 @@ def login(
     with console.activity(
         "login", f"checking the credentials of {settings.username} at {repository.registry}"
     ):
-        client = session.registry_for(settings)
-        session.retrying(f"login to {repository.registry}", client.check_credentials)
+        session.retrying(f"login to {repository.registry}", session.credential_check(settings))
     session.logged_in.add(key)
     console.stage("login", f"logged in to {repository.registry} as {settings.username}")
     where = None
@@ -222,6 +222,7 @@ def push(
     settings.require("push")
     repository = settings.require_repository()
     session = session_for(settings, session)
+    session.check_ahead(settings)  # while git, the daemon connection and the image listing run
     tags = resolve_tags(
         settings, read_git(settings.cwd), allow_dirty=allow_dirty, chained=session.tags
     )
@@ -272,12 +273,18 @@ def verify(settings: Settings, pushed: list[PushedTag], *, session: Session | No
     """Ask the registry for every pushed tag and compare its digest with the pushed one."""
     session = session_for(settings, session)
     registry = session.registry_for(settings)
-    for item in pushed:
-        with session.console.activity("verify", f"asking the registry for {item.tag}"):
-            remote = session.retrying(
-                f"verify of {item.repository.canonical(item.tag)}",
-                lambda item=item: registry.digest(item.tag),
-            )
+    what = ", ".join(item.tag for item in pushed)
+    with session.console.activity("verify", f"asking the registry for {what}"):
+        found = each_tag(
+            registry,
+            session,
+            [item.tag for item in pushed],
+            lambda client, name: client.digest(name),
+            lambda name: f"verify of {registry.repository.canonical(name)}",
+        )
+    for item, remote in zip(pushed, found, strict=True):
+        if isinstance(remote, HubError):
+            raise remote
         if remote is None:
             raise VerifyError(
                 f"{item.repository.canonical(item.tag)} was pushed but the registry does not "
@@ -324,9 +331,10 @@ def release(
     exists.
     """
     settings.require("release")
-    check_context(settings)
     repository = settings.require_repository()
     session = session_for(settings, session)
+    session.check_ahead(settings)  # while the checks below and the daemon connection run
+    check_context(settings)
     git = read_git(settings.cwd)
     tags = resolve_tags(settings, git, allow_dirty=allow_dirty, chained=session.tags)
     labels = labels_for(settings, git, tags)
@@ -338,12 +346,16 @@ def release(
         session.hooks.run("pre", facts)
     with watch.time("login"):
         login(settings, session=session)
-    with watch.time("plan"), session.console.activity("plan", "reading the registry"):
-        registry = session.registry_for(settings)
-        published = session.retrying(f"listing the tags of {repository}", registry.tags)
-        remote = read_remote(registry, tags, session, published)
+    registry = session.registry_for(settings)
+
+    def read_registry() -> tuple[list[str], dict[str, Remote | None]]:
+        with watch.time("plan"):
+            published = session.retrying(f"listing the tags of {repository}", registry.tags)
+            return published, read_remote(registry, tags, session, published)
 
     if dry_run:
+        with session.console.activity("plan", "reading the registry"):
+            published, remote = read_registry()
         local = engine.inspect(repository.ref(tags[0]))
         same_build = local is not None and all(local.labels.get(k) == v for k, v in labels.items())
         image_id = local.id if local and same_build else None  # else the real build decides
@@ -362,8 +374,20 @@ def release(
         )
         return Release(repository, plan, timings=watch.timings, commands=commands, dry_run=True)
 
-    with watch.time("build"):
-        image = _build_checked(settings, tags[:1], labels, session)
+    # The registry is read while the daemon builds, on a connection of its own: on a real
+    # network that is a round trip per request taken off every release. The credentials were
+    # checked above, so a registry that refuses us has already stopped the release.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as background:
+        reading = background.submit(read_registry)
+        try:
+            with watch.time("build"):
+                image = _build_checked(settings, tags[:1], labels, session)
+        except BaseException:
+            reading.cancel()
+            raise
+        published, remote = reading.result()
     plan = planning.decide(
         list(tags), image_id=image.image_id, remote=remote, published=published, force=force
     )

@@ -26,31 +26,64 @@ class GitState:
 
 
 def _git(cwd: Path, *args: str) -> str | None:
-    try:
-        done = subprocess.run(
-            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=30, check=False
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
+    return _gits(cwd, [list(args)])[0]
+
+
+def _gits(cwd: Path, commands: list[list[str]]) -> list[str | None]:
+    """Run git commands side by side; each one's stripped stdout, or None when it failed."""
+    running: list[subprocess.Popen[str] | None] = []
+    for args in commands:
+        try:
+            running.append(
+                subprocess.Popen(
+                    ["git", *args],
+                    cwd=cwd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                    text=True,
+                )
+            )
+        except OSError:
+            running.append(None)
+    answers: list[str | None] = []
+    for process in running:
+        if process is None:
+            answers.append(None)
+            continue
+        try:
+            out, _ = process.communicate(timeout=30)
+        except subprocess.SubprocessError:
+            process.kill()
+            process.communicate()
+            answers.append(None)
+            continue
+        answers.append(out.strip() if process.returncode == 0 else None)
+    return answers
 
 
 def read_git(cwd: Path) -> GitState | None:
-    revision = _git(cwd, "rev-parse", "--verify", "HEAD")
-    if not revision:
+    head, tags, status, remote, names = _gits(
+        cwd,
+        [
+            ["show", "-s", "--format=%H %ct", "HEAD"],
+            ["tag", "--points-at", "HEAD"],
+            ["status", "--porcelain", "--untracked-files=normal"],
+            ["remote", "get-url", "origin"],
+            ["remote"],
+        ],
+    )
+    if not head:
         return None
-    tags = (_git(cwd, "tag", "--points-at", "HEAD") or "").split()
-    status = _git(cwd, "status", "--porcelain", "--untracked-files=normal")
-    commit_time = _git(cwd, "show", "-s", "--format=%ct", "HEAD") or "0"
-    remote = _git(cwd, "remote", "get-url", "origin")
-    if remote is None:
-        names = (_git(cwd, "remote") or "").split()
-        remote = _git(cwd, "remote", "get-url", names[0]) if names else None
+    revision, _, commit_time = head.partition(" ")
+    if remote is None and names:
+        remote = _git(cwd, "remote", "get-url", names.split()[0])
+    found = (tags or "").split()
     return GitState(
         revision=revision,
-        exact_tag=sorted(tags)[-1] if tags else None,
+        exact_tag=sorted(found)[-1] if found else None,
         dirty=bool(status),
-        commit_time=int(commit_time),
+        commit_time=int(commit_time or 0),
         remote_url=public_url(remote) if remote else None,
     )
 

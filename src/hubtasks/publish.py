@@ -3,10 +3,9 @@ copying manifests for further tags of the same image, and saying what made it.""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from . import plan as planning
 from .errors import (
@@ -26,6 +25,8 @@ from .settings import Settings
 if TYPE_CHECKING:
     from .registry import RegistryClient
 
+T = TypeVar("T")
+
 
 def read_remote(
     registry: RegistryClient,
@@ -34,19 +35,72 @@ def read_remote(
     published: list[str] | None = None,
 ) -> dict[str, Remote | None]:
     """What the registry holds under each tag: one tag list, then a manifest per tag that
-    exists (a new tag costs nothing)."""
+    exists, a few at a time (a new tag costs nothing)."""
     if published is None:
         published = session.retrying(f"listing the tags of {registry.repository}", registry.tags)
-    existing = set(published)
-    return {
-        name: session.retrying(
-            f"reading {registry.repository.canonical(name)}",
-            lambda name=name: registry.manifest(name),
-        )
-        if name in existing
-        else None
-        for name in tags
-    }
+    existing = [name for name in tags if name in set(published)]
+    found = each_tag(
+        registry,
+        session,
+        existing,
+        lambda client, name: client.manifest(name),
+        lambda name: f"reading {registry.repository.canonical(name)}",
+    )
+    remote: dict[str, Remote | None] = dict.fromkeys(tags)
+    for name, outcome in zip(existing, found, strict=True):
+        if isinstance(outcome, HubError):
+            raise outcome
+        remote[name] = outcome
+    return remote
+
+
+_WORKERS = 4
+
+
+def each_tag(
+    registry: RegistryClient,
+    session: Session,
+    names: list[str],
+    operation: Callable[[RegistryClient, str], T],
+    what: Callable[[str], str],
+) -> list[T | HubError]:
+    """`operation(client, name)` for every name, retried like any network call, up to four
+    at a time: on `registry` and on the session's forks of it (connections of their own,
+    the same login). Returns, in the order of `names`, each result or the `HubError` it
+    ended with. On a real network every request is a round trip, and these do not depend on
+    each other."""
+
+    def attempt(client: RegistryClient, name: str) -> T:
+        return session.retrying(what(name), lambda: operation(client, name))
+
+    if len(names) <= 1:
+        return [_outcome(attempt, registry, name) for name in names]
+    import queue
+    from concurrent.futures import ThreadPoolExecutor
+
+    clients = [registry, *session.forks(registry, min(_WORKERS, len(names)) - 1)]
+    free: queue.SimpleQueue[RegistryClient] = queue.SimpleQueue()
+    for client in clients:
+        free.put(client)
+
+    def work(name: str) -> T | HubError:
+        client = free.get()
+        try:
+            return _outcome(attempt, client, name)
+        finally:
+            free.put(client)
+
+    with ThreadPoolExecutor(max_workers=len(clients)) as pool:
+        return list(pool.map(work, names))
+
+
+def _outcome(
+    attempt: Callable[[RegistryClient, str], T], client: RegistryClient, name: str
+) -> T | HubError:
+    try:
+        return attempt(client, name)
+    except HubError as error:
+        return error
 
 
 def refusal(plan: Plan, repository: Repository) -> ReleaseRefused:
@@ -67,6 +121,11 @@ def push_tags(
     pushed: list[PushedTag] = []
     first_push: dict[str, PushedTag] = {}
     copies: dict[str, list[str]] = {}
+    if len(tags) > 1:
+        # Connections for copying and verifying several tags at once, opened while the
+        # daemon pushes.
+        registry = session.registry_for(settings)
+        session.warm_forks(registry, min(_WORKERS, len(tags)) - 1)
     try:
         for name in tags:
             image_id = (image_ids or {}).get(name)
@@ -96,9 +155,6 @@ def _push_through_daemon(settings: Settings, name: str, session: Session) -> Pus
     return PushedTag(repository, name, digest)
 
 
-_COPY_WORKERS = 4
-
-
 @dataclass(frozen=True)
 class _Refused:
     reason: str
@@ -111,15 +167,10 @@ def _copy_tags(
     session: Session,
     done: list[PushedTag],
 ) -> None:
-    """Point `names` at `source`'s manifest, on a few connections at once, appending each
-    to `done` as it lands. A tag the registry will not take as a copy is pushed through the
-    daemon instead; transient failures are retried like any other."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from .registry import RegistryClient
-
+    """Point `names` at `source`'s manifest, a few at a time, appending each to `done` as it
+    lands. A tag the registry will not take as a copy is pushed through the daemon instead;
+    transient failures are retried like any other."""
     repository = settings.require_repository()
-    local = threading.local()
     registry = session.registry_for(settings)
     # Read once, before any PUT: distribution rewrites the revision link on every PUT of the
     # same manifest, and a GET by digest racing that write gets a 500.
@@ -127,33 +178,27 @@ def _copy_tags(
         f"reading {repository.canonical(source.tag)}", lambda: registry.raw_manifest(source.digest)
     )
 
-    def attempt(name: str) -> str | _Refused:
-        if not hasattr(local, "client"):
-            local.client = RegistryClient(repository, settings.username, settings.token)
+    def copy(client: RegistryClient, name: str) -> str | _Refused:
         try:
-            return local.client.copy_manifest(source.digest, name, manifest)
+            return client.copy_manifest(source.digest, name, manifest)
         except (RegistryError, AuthError) as error:
             if getattr(error, "transient", False):
                 raise
             return _Refused(str(error))
 
-    def copy(name: str) -> str | _Refused:
-        return session.retrying(f"tagging {repository.canonical(name)}", lambda: attempt(name))
-
+    outcomes = each_tag(
+        registry, session, names, copy, lambda name: f"tagging {repository.canonical(name)}"
+    )
     fallback: list[str] = []
     failure: HubError | None = None
-    with ThreadPoolExecutor(max_workers=min(_COPY_WORKERS, len(names))) as pool:
-        for name, future in [(name, pool.submit(copy, name)) for name in names]:
-            try:
-                outcome = future.result()
-            except HubError as error:
-                failure = failure or error
-                continue
-            target = repository.canonical(name)
-            if isinstance(outcome, _Refused):
-                session.console.stage("push", f"{target}: manifest copy refused ({outcome.reason})")
-                fallback.append(name)
-                continue
+    for name, outcome in zip(names, outcomes, strict=True):
+        target = repository.canonical(name)
+        if isinstance(outcome, HubError):
+            failure = failure or outcome
+        elif isinstance(outcome, _Refused):
+            session.console.stage("push", f"{target}: manifest copy refused ({outcome.reason})")
+            fallback.append(name)
+        else:
             session.console.stage("push", f"tagged {target} {outcome} (same image as {source.tag})")
             done.append(PushedTag(repository, name, outcome))
     if failure is not None:

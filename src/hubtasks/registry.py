@@ -85,6 +85,34 @@ class RegistryClient:
         proxies = urllib.request.getproxies()
         self._direct = not proxies or bool(urllib.request.proxy_bypass(parts.hostname or ""))
 
+    def fork(self) -> RegistryClient:
+        """A client of its own connection for another thread, starting with this one's
+        authorization (no new login round trip) and the manifests it has read."""
+        twin = RegistryClient(
+            self.repository,
+            self._username,
+            self._token,
+            timeout=self._timeout,
+            base_url=self.base_url,
+        )
+        twin._authorization = self._authorization
+        twin._manifests = dict(self._manifests)
+        return twin
+
+    def connect(self) -> None:
+        """Open the kept-open connection now (TCP, and TLS for https), before a request."""
+        if self._direct and self._connection is None:
+            self._connection = self._new_connection()
+            try:
+                self._connection.connect()
+            except OSError as error:
+                self.close()
+                raise self._unreachable(error) from None
+
+    def _new_connection(self) -> http.client.HTTPConnection:
+        kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+        return kind(self._netloc, timeout=self._timeout)
+
     def close(self) -> None:
         if self._connection is not None:
             self._connection.close()
@@ -107,8 +135,7 @@ class RegistryClient:
         for attempt in range(2):
             fresh = self._connection is None
             if fresh:
-                kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-                self._connection = kind(self._netloc, timeout=self._timeout)
+                self._connection = self._new_connection()
             try:
                 self._connection.request(
                     request.get_method(), target, body=request.data, headers=headers

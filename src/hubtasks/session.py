@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .console import Console
@@ -46,6 +48,9 @@ class Session:
         self.policy: RetryPolicy | None = None
         self.warned = False
         self._registries: dict[tuple[object, ...], RegistryClient] = {}
+        self._checks: dict[tuple[str, str], Future[None]] = {}
+        self._forks: dict[int, list[RegistryClient]] = {}
+        self._warming: dict[int, Future[None]] = {}
 
     def adopt(self, settings: Settings) -> Session:
         """Take this stage's secrets, hook commands and retry budget into the session."""
@@ -86,6 +91,84 @@ class Session:
         if key not in self._registries:
             self._registries[key] = RegistryClient(repository, settings.username, settings.token)
         return self._registries[key]
+
+    # Work started ahead of the stage that needs it: on a real network each of these is a
+    # round trip or two that can happen while something else (imports, the daemon, a push)
+    # keeps this process busy.
+
+    def check_ahead(self, settings: Settings) -> None:
+        """Start checking the credentials in the background; `login` takes the answer as
+        its first attempt when it comes to it (after its hooks)."""
+        repository = settings.require_repository()
+        key = (repository.registry, settings.username or "")
+        if not (settings.username and settings.token) or key in self.logged_in:
+            return
+        if key not in self._checks:
+            self._checks[key] = _in_background(self.registry_for(settings).check_credentials)
+
+    def credential_check(self, settings: Settings) -> Callable[[], None]:
+        """The check `login` retries: the head start's outcome first (a transient failure
+        there is retried like any other), then the registry asked again."""
+        key = (settings.require_repository().registry, settings.username or "")
+        ahead = self._checks.pop(key, None)
+        client = self.registry_for(settings)
+
+        def check() -> None:
+            nonlocal ahead
+            if ahead is None:
+                client.check_credentials()
+                return
+            started, ahead = ahead, None
+            started.result()
+
+        return check
+
+    def warm_forks(self, client: RegistryClient, count: int) -> None:
+        """Open `count` more connections to `client`'s registry in the background, for
+        `forks` to hand out later (verifying or copying several tags at once)."""
+        key = id(client)
+        if count <= len(self._forks.get(key, ())) or key in self._warming:
+            return
+
+        def open_forks() -> None:
+            pool = self._forks.setdefault(key, [])
+            while len(pool) < count:
+                fork = client.fork()
+                fork.connect()
+                pool.append(fork)
+
+        self._warming[key] = _in_background(open_forks)
+
+    def forks(self, client: RegistryClient, count: int) -> list[RegistryClient]:
+        """`count` clients of their own connections, with `client`'s login, kept for the
+        whole session (warmed-up ones first)."""
+        key = id(client)
+        warming = self._warming.pop(key, None)
+        if warming is not None:
+            try:
+                warming.result()
+            except Exception:
+                pass  # a connection that did not open is opened again when used
+        pool = self._forks.setdefault(key, [])
+        while len(pool) < count:
+            pool.append(client.fork())
+        return pool[:count]
+
+
+def _in_background(operation: Callable[[], None]) -> Future[None]:
+    """Run `operation` on a daemon thread; its outcome arrives in the returned future."""
+    future: Future[None] = Future()
+
+    def run() -> None:
+        try:
+            operation()
+        except BaseException as error:  # handed over to whoever asks the future
+            future.set_exception(error)
+        else:
+            future.set_result(None)
+
+    threading.Thread(target=run, name="hubtasks-ahead", daemon=True).start()
+    return future
 
 
 def session_for(settings: Settings, session: Session | None) -> Session:

@@ -116,8 +116,13 @@ def test_plain_push_progress_is_periodic_and_verbose_shows_layers(streams, monke
     monkeypatch.setattr(console_module, "PROGRESS_INTERVAL", 0.0)
     c = make(streams, verbose=True)
     with c.pushing("reg/app:v1"):
-        c.push_progress({"status": "Pushing", "id": "aaa",
-                         "progressDetail": {"current": 500_000, "total": 1_000_000}})
+        c.push_progress(
+            {
+                "status": "Pushing",
+                "id": "aaa",
+                "progressDetail": {"current": 500_000, "total": 1_000_000},
+            }
+        )
         c.push_progress({"status": "Pushed", "id": "aaa", "progressDetail": {}})
         c.push_progress({"status": "Layer already exists", "id": "bbb"})
     err = streams[1].getvalue()

@@ -456,8 +456,6 @@ def test_token_never_in_repr(with_token):
     assert "username='u'" in repr(with_token)  # the repr is not simply empty
 
 
-
-
 def test_describe_hides_the_token(with_token):
     rows = {env: (value, source) for env, value, source in with_token.describe()}
     assert rows["HUB_TOKEN"] == ("<hidden>", "HUB_TOKEN in the environment")
