@@ -1,6 +1,7 @@
 """hubtasks against the plain docker CLI, measured side by side in one run.
 
-    .venv/bin/python -m bench.run [--reps N] [--quick] [--json FILE] [--hubtasks-src DIR] [--keep]
+    .venv/bin/python -m bench.run [--reps N] [--quick] [--only SECTIONS] [--json FILE]
+                                  [--hubtasks-src DIR] [--keep]
 
 Starts the same private dockerd + htpasswd registry as the tests (`devtools.stack.Stack`), sets
 up throwaway consumer projects (one git repository, like a real project), and prints a Markdown
@@ -10,7 +11,9 @@ Everything it creates lives in one temporary folder that is removed at the end, 
 
 1. `inv release --tag X --tag Y` against `docker build` + `docker tag` + `docker push` ×2 (the
    classic builder, DOCKER_BUILDKIT=0), cold (new content every repetition) and warm (cached
-   build, layers already in the registry, new tag names).
+   build, layers already in the registry, new tag names); the same with the registry 25 ms
+   away each way (`devtools.latency.LatencyProxy`, a 50 ms round trip); and the warm release
+   with both sides started by `inv` (a bare Invoke task running the four docker commands).
 2. Start-up: `inv --list` with hubtasks against bare Invoke; `python -c "import hubtasks"`
    against `python -c pass` (and against `import invoke`, hubtasks' own share).
 3. Scaling: `inv push` of 1, 5 and 20 tags; peak RSS of `inv build` with a 10 MiB and a 1 GiB

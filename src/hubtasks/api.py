@@ -25,7 +25,7 @@ from .preflight import check_context, env_file_warnings, labels_for, resolve_tag
 from .publish import each_tag, push_tags, read_remote, refusal, skipped_tags
 from .references import Repository, validate_tag
 from .results import BuiltImage, PushedTag, Release
-from .session import Session, session_for
+from .session import Session, in_background, session_for
 from .settings import Settings
 
 __all__ = [
@@ -374,20 +374,14 @@ def release(
         )
         return Release(repository, plan, timings=watch.timings, commands=commands, dry_run=True)
 
-    # The registry is read while the daemon builds, on a connection of its own: on a real
-    # network that is a round trip per request taken off every release. The credentials were
-    # checked above, so a registry that refuses us has already stopped the release.
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=1) as background:
-        reading = background.submit(read_registry)
-        try:
-            with watch.time("build"):
-                image = _build_checked(settings, tags[:1], labels, session)
-        except BaseException:
-            reading.cancel()
-            raise
-        published, remote = reading.result()
+    # The registry is read while the daemon builds (the build does not use the registry
+    # connection): on a real network that takes a round trip per request off every release.
+    # The credentials were checked above, so a registry that refuses us has already stopped
+    # the release.
+    reading = in_background(read_registry)
+    with watch.time("build"):
+        image = _build_checked(settings, tags[:1], labels, session)
+    published, remote = reading.result()
     plan = planning.decide(
         list(tags), image_id=image.image_id, remote=remote, published=published, force=force
     )

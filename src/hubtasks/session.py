@@ -104,7 +104,7 @@ class Session:
         if not (settings.username and settings.token) or key in self.logged_in:
             return
         if key not in self._checks:
-            self._checks[key] = _in_background(self.registry_for(settings).check_credentials)
+            self._checks[key] = in_background(self.registry_for(settings).check_credentials)
 
     def credential_check(self, settings: Settings) -> Callable[[], None]:
         """The check `login` retries: the head start's outcome first (a transient failure
@@ -137,7 +137,7 @@ class Session:
                 fork.connect()
                 pool.append(fork)
 
-        self._warming[key] = _in_background(open_forks)
+        self._warming[key] = in_background(open_forks)
 
     def forks(self, client: RegistryClient, count: int) -> list[RegistryClient]:
         """`count` clients of their own connections, with `client`'s login, kept for the
@@ -155,17 +155,17 @@ class Session:
         return pool[:count]
 
 
-def _in_background(operation: Callable[[], None]) -> Future[None]:
+def in_background(operation: Callable[[], T]) -> Future[T]:
     """Run `operation` on a daemon thread; its outcome arrives in the returned future."""
-    future: Future[None] = Future()
+    future: Future[T] = Future()
 
     def run() -> None:
         try:
-            operation()
+            result = operation()
         except BaseException as error:  # handed over to whoever asks the future
             future.set_exception(error)
         else:
-            future.set_result(None)
+            future.set_result(result)
 
     threading.Thread(target=run, name="hubtasks-ahead", daemon=True).start()
     return future
