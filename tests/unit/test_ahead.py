@@ -7,6 +7,7 @@ A small Basic-auth registry on 127.0.0.1 counts what reaches it; no Docker neede
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import threading
 import time
@@ -14,11 +15,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from hubtasks import api
+from hubtasks import api, publish
 from hubtasks.console import Console
 from hubtasks.errors import AuthError, RegistryError
 from hubtasks.publish import each_tag
 from hubtasks.references import Repository
+from hubtasks.results import PushedTag
 from hubtasks.session import Session
 from hubtasks.settings import Settings
 
@@ -57,6 +59,22 @@ class BasicRegistry(BaseHTTPRequestHandler):
         return self._send(200)
 
     do_HEAD = do_GET
+
+    def do_PUT(self):
+        length = int(self.headers.get("Content-Length", "0"))
+        body = self.rfile.read(length)
+        with self.server.lock:
+            self.server.requests.append(f"PUT {self.path}")
+        name = self.path.rsplit("/", 1)[1]
+        if name.startswith("refused"):
+            # What a registry says when it will not take the manifest under that name.
+            return self._send(400)
+        if name.startswith("flaky") and self.server.unwell > 0:
+            with self.server.lock:
+                self.server.unwell -= 1
+            return self._send(503)
+        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        return self._send(201, [("Docker-Content-Digest", digest)])
 
 
 @pytest.fixture
@@ -177,3 +195,55 @@ def test_warm_forks_open_connections_before_they_are_needed(registry):
     assert len(forks) == 3
     assert all(fork._connection is not None and fork._connection.sock for fork in forks)
     assert session.forks(client, 2) == forks[:2]
+
+
+def test_copies_the_registry_refuses_go_through_the_daemon_instead(registry, monkeypatch):
+    settings = _settings(registry)
+    session = _session(settings)
+    repository = settings.require_repository()
+    client = session.registry_for(settings)
+    client.check_credentials()
+    manifest = (b'{"schemaVersion": 2}', "application/vnd.docker.distribution.manifest.v2+json")
+    client._manifests["sha256:src"] = manifest
+    through_daemon: list[str] = []
+
+    def daemon_push(settings, name, session):
+        through_daemon.append(name)
+        return PushedTag(repository, name, "sha256:from-daemon")
+
+    monkeypatch.setattr(publish, "_push_through_daemon", daemon_push)
+    source = PushedTag(repository, "v1", "sha256:src")
+    done: list[PushedTag] = []
+    names = ["a", "refused-b", "c", "refused-d", "e"]
+    publish._copy_tags(settings, source, names, session, done)
+    copied = "sha256:" + hashlib.sha256(manifest[0]).hexdigest()
+    assert {p.tag: p.digest for p in done} == {
+        "a": copied,
+        "c": copied,
+        "e": copied,
+        "refused-b": "sha256:from-daemon",
+        "refused-d": "sha256:from-daemon",
+    }
+    assert through_daemon == ["refused-b", "refused-d"]  # each once, in order, after copies
+    out = session.console.err.getvalue()
+    assert "refused-b: manifest copy refused" in out and "HTTP 400" in out
+
+
+def test_a_copy_that_meets_a_hiccup_is_retried_not_sent_to_the_daemon(registry, monkeypatch):
+    settings = _settings(registry)
+    session = _session(settings)
+    repository = settings.require_repository()
+    client = session.registry_for(settings)
+    client.check_credentials()
+    client._manifests["sha256:src"] = (b"{}", "application/vnd.oci.image.manifest.v1+json")
+    monkeypatch.setattr(
+        publish, "_push_through_daemon", lambda *a: pytest.fail("no daemon push expected")
+    )
+    registry.unwell = 1
+    done: list[PushedTag] = []
+    publish._copy_tags(
+        settings, PushedTag(repository, "v1", "sha256:src"), ["flaky-x"], session, done
+    )
+    assert [p.tag for p in done] == ["flaky-x"]
+    assert registry.requests.count("PUT /v2/alice/app/manifests/flaky-x") == 2
+    assert "[retry] tagging" in session.console.err.getvalue()
