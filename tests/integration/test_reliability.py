@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from devtools.faultproxy import CutUpload, FaultProxy, HttpStatus, RefuseConnections, Stall
+from devtools.latency import LatencyProxy
 from devtools.stack import Daemon, Registry, TlsDaemon, make_base_image
 
 from .conftest import assert_clean_failure
@@ -75,6 +76,31 @@ def test_transient_faults_end_in_a_verified_release(project, stack, proxy, scena
         assert stack.registry_server.manifest_digest(project.repository, tag) == digest
     if not isinstance(scenario, CutUpload):  # the daemon retries cut uploads itself
         assert "[retry]" in result.stderr
+
+
+def test_release_to_a_registry_a_round_trip_away(project, stack):
+    """The overlapped and parallel requests (credential check ahead, registry read during the
+    build, copies and verification on forked connections) against the real registry and
+    daemon, with every request 40 ms long: everything lands and is verified."""
+    _unique_layer(project)
+    with LatencyProxy("127.0.0.1", stack.registry_server.port, delay=0.02) as far:
+        project.add_env(HUB_REGISTRY=far.address)
+        first = project.inv("release", "--tag", "v1.2.3", "--tag", "edge", "--tag", "nightly")
+        again = project.inv("release", "--tag", "v1.2.3", "--tag", "edge", "--tag", "nightly")
+        reached = far.connections
+    assert first.returncode == 0, first.stderr
+    published = dict(line.split("@") for line in first.stdout.splitlines())
+    assert len(published) == 3
+    for ref, digest in published.items():
+        tag = ref.rsplit(":", 1)[1]
+        assert stack.registry_server.manifest_digest(project.repository, tag) == digest
+    assert len(set(published.values())) == 1
+    assert first.stderr.count("[verify]") == 3
+    # The same release again: the plan (read during the build) sees all three unchanged.
+    assert again.returncode == 0, again.stderr
+    assert again.stderr.count("unchanged, skip") == 3
+    assert "[push] pushing" not in again.stderr
+    assert reached >= 4  # hubtasks' connections and the daemon's all went through the proxy
 
 
 def test_retry_lines_say_what_failed_and_when(project, proxy):
