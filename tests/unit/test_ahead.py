@@ -107,6 +107,15 @@ def _session(settings: Settings) -> Session:
     return Session(console=console, context=object()).adopt(settings)
 
 
+def _logged_in(httpd):
+    """Settings, a session, and its registry client with the credentials already checked."""
+    settings = _settings(httpd)
+    session = _session(settings)
+    client = session.registry_for(settings)
+    client.check_credentials()
+    return settings, session, client
+
+
 def test_login_takes_the_head_start_answer_without_asking_again(registry):
     settings = _settings(registry)
     session = _session(settings)
@@ -186,10 +195,7 @@ def test_each_tag_runs_four_at_a_time_on_reused_connections(registry):
 
 
 def test_warm_forks_open_connections_before_they_are_needed(registry):
-    settings = _settings(registry)
-    session = _session(settings)
-    client = session.registry_for(settings)
-    client.check_credentials()
+    settings, session, client = _logged_in(registry)
     session.warm_forks(client, 3)
     forks = session.forks(client, 3)
     assert len(forks) == 3
@@ -198,11 +204,8 @@ def test_warm_forks_open_connections_before_they_are_needed(registry):
 
 
 def test_copies_the_registry_refuses_go_through_the_daemon_instead(registry, monkeypatch):
-    settings = _settings(registry)
-    session = _session(settings)
+    settings, session, client = _logged_in(registry)
     repository = settings.require_repository()
-    client = session.registry_for(settings)
-    client.check_credentials()
     manifest = (b'{"schemaVersion": 2}', "application/vnd.docker.distribution.manifest.v2+json")
     client._manifests["sha256:src"] = manifest
     through_daemon: list[str] = []
@@ -230,11 +233,8 @@ def test_copies_the_registry_refuses_go_through_the_daemon_instead(registry, mon
 
 
 def test_a_copy_that_meets_a_hiccup_is_retried_not_sent_to_the_daemon(registry, monkeypatch):
-    settings = _settings(registry)
-    session = _session(settings)
+    settings, session, client = _logged_in(registry)
     repository = settings.require_repository()
-    client = session.registry_for(settings)
-    client.check_credentials()
     client._manifests["sha256:src"] = (b"{}", "application/vnd.oci.image.manifest.v1+json")
     monkeypatch.setattr(
         publish, "_push_through_daemon", lambda *a: pytest.fail("no daemon push expected")
