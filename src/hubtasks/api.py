@@ -7,6 +7,7 @@ tags) before it pushes anything.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -379,8 +380,15 @@ def release(
     # The credentials were checked above, so a registry that refuses us has already stopped
     # the release.
     reading = in_background(read_registry)
-    with watch.time("build"):
-        image = _build_checked(settings, tags[:1], labels, session)
+    try:
+        with watch.time("build"):
+            image = _build_checked(settings, tags[:1], labels, session)
+    except Exception:
+        # Leave the registry client idle for whoever uses this session next (Ctrl-C does
+        # not wait).
+        with contextlib.suppress(Exception):
+            reading.result()
+        raise
     published, remote = reading.result()
     plan = planning.decide(
         list(tags), image_id=image.image_id, remote=remote, published=published, force=force
