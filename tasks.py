@@ -4,6 +4,8 @@ inv release --tag v1     release demo/ (settings from .env or the environment, s
 inv test / inv demo      the README's two commands
 """
 
+import shlex
+
 from invoke import Collection, task
 
 import hubtasks
@@ -21,10 +23,16 @@ def demo(c):
     c.run("scripts/demo", pty=False)
 
 
-@task(help={"quick": "Two repetitions, no 50 MiB release and no 1 GiB context."})
-def bench(c, quick=False):
+@task(
+    help={
+        "quick": "Two repetitions, no 50 MiB release and no 1 GiB context.",
+        "only": "Comma-separated sections: release, startup, push, memory (default: all).",
+    }
+)
+def bench(c, quick=False, only=""):
     """Benchmarks against the docker CLI: prints a table of ratios (see docs/benchmarks.md)."""
-    c.run(f".venv/bin/python -m bench.run{' --quick' if quick else ''}", pty=False)
+    args = (["--quick"] if quick else []) + (["--only", only] if only else [])
+    c.run(shlex.join([".venv/bin/python", "-m", "bench.run", *args]), pty=False)
 
 
 @task
