@@ -66,7 +66,7 @@ PUSH_COUNTS = (1, 5, 20)
 LOG_LINES = 100_000
 GNU_TIME = "/usr/bin/time"
 SECTIONS = ("release", "startup", "push", "memory")
-LATENCY_MS = 25  # one way: a 50 ms round trip, about a laptop in Europe to Docker Hub
+LATENCY_MS = 25.0  # one way: a 50 ms round trip, about a laptop in Europe to Docker Hub
 RELEASE_DOCKERFILE = (
     f'FROM {BASE_IMAGE}\nARG NONCE=0\nCOPY payload.bin /payload.bin\nRUN echo "$NONCE" > /nonce\n'
 )
@@ -652,7 +652,7 @@ class Bench:
     def release_section(self) -> None:
         hub_name = "`inv release --tag X --tag Y`"
         cli_name = "CLI build, tag, push ×2"
-        far = f"{LATENCY_MS} ms each way to the registry"
+        far = f"{self.args.latency:g} ms each way to the registry"
         targets = [
             # (project, registry, cold sizes, warm key, words)
             (self.release_dir, self.stack.registry, [(1, "1a"), (50, "1b")], "1c", ""),
@@ -1099,6 +1099,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--json", metavar="FILE", help="also write every sample to FILE")
     parser.add_argument(
+        "--latency",
+        type=float,
+        default=LATENCY_MS,
+        metavar="MS",
+        help=f"one-way delay to the registry in rows 1d and 1e (default {LATENCY_MS:g})",
+    )
+    parser.add_argument(
         "--only",
         default=",".join(SECTIONS),
         type=lambda text: [part for part in text.split(",") if part],
@@ -1149,7 +1156,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         note(f"starting dockerd and the registry (work folder {work})")
         with (
             Stack() as stack,
-            LatencyProxy("127.0.0.1", stack.registry_server.port, delay=LATENCY_MS / 1000) as proxy,
+            LatencyProxy(
+                "127.0.0.1", stack.registry_server.port, delay=args.latency / 1000
+            ) as proxy,
         ):
             bench = Bench(args, stack, work, proxy.address)
             machine = machine_info(bench)
