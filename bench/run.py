@@ -422,6 +422,19 @@ def write_random(path: Path, size: int, chunk: int = 16 * MIB) -> None:
             left -= step
 
 
+RELEASE_HUB = "`inv release --tag X --tag Y`"
+RELEASE_CLI = "CLI build, tag, push ×2"
+
+
+@dataclass(frozen=True)
+class ReleaseTarget:
+    """Where a release row's two sides publish: a project whose .env names `registry`."""
+
+    project: Path
+    registry: str
+    words: str  # added to the row's title, e.g. ", 25 ms each way to the registry"
+
+
 class Bench:
     def __init__(
         self, args: argparse.Namespace, stack: Stack, work: Path, far_registry: str
@@ -631,109 +644,32 @@ class Bench:
         )
         return sample
 
-    def paired(
-        self,
-        row: Row,
-        run: Callable[[str, int], Sample],
-        before: Callable[[str], None] | None = None,
-    ) -> None:
+    def paired(self, row: Row, run: Callable[[str, int], Sample]) -> None:
         """`run(side, i)` for both sides of every repetition, alternating who goes first."""
         reps = self.args.reps
         for i, order in self.reps_in_order(reps):
-            got = {}
-            for side in order:
-                if before:
-                    before(side)
-                got[side] = run(side, i)
+            got = {side: run(side, i) for side in order}
             row.a.append(got["A"])
             row.b.append(got["B"])
             note(f"{row.what} {i + 1}/{reps}: A {got['A'].wall:.3f} s, B {got['B'].wall:.3f} s")
 
+    def release_by(
+        self, side: str, target: ReleaseTarget, tags: list[str], nonce: str, name: str
+    ) -> Sample:
+        """Side A is hubtasks, side B the CLI sequence, both releasing to `target`."""
+        if side == "A":
+            return self.hub_release(tags, nonce, name, target.project)
+        return self.cli_release(tags, nonce, name, target.project, target.registry)
+
     def release_section(self) -> None:
-        hub_name = "`inv release --tag X --tag Y`"
-        cli_name = "CLI build, tag, push ×2"
-        far = f"{self.args.latency:g} ms each way to the registry"
-        targets = [
-            # (project, registry, cold sizes, warm key, words)
-            (self.release_dir, self.stack.registry, [(1, "1a"), (50, "1b")], "1c", ""),
-            (self.latency_dir, self.far_registry, [(1, "1d")], "1e", f", {far}"),
-        ]
-        for project, registry, cold_sizes, warm_key, words in targets:
-            payload = project / "payload.bin"
-
-            def hub(tags: list[str], nonce: str, name: str, project: Path = project) -> Sample:
-                return self.hub_release(tags, nonce, name, project)
-
-            def cli(
-                tags: list[str],
-                nonce: str,
-                name: str,
-                project: Path = project,
-                registry: str = registry,
-            ) -> Sample:
-                return self.cli_release(tags, nonce, name, project, registry)
-
-            note(f"release{words}: warm-up (checks hubtasks works, pushes the base layer)")
-            write_random(payload, MIB)
-            first = self.tag_name("warmup", warm_key, "h")
-            hub([first], "warmup-h", "warmup-hub")
-            if not self.label_template:
-                self.learn_labels(self.ref(RELEASE_REPO, first, registry))
-            write_random(payload, MIB)
-            cli([self.tag_name("warmup", warm_key, "c")], "warmup-c", "warmup-cli")
-
-            for size_mib, key in cold_sizes:
-                if self.args.quick and size_mib > 1:
-                    continue
-                row = self.add(
-                    Row(
-                        key,
-                        f"release, cold ({size_mib} MiB new layer{words})",
-                        hub_name,
-                        cli_name,
-                        "wall",
-                        goal=1.0,
-                    )
-                )
-
-                def cold(
-                    side: str,
-                    i: int,
-                    size_mib: int = size_mib,
-                    key: str = key,
-                    payload: Path = payload,
-                ) -> Sample:
-                    write_random(payload, size_mib * MIB)
-                    nonce = secrets.token_hex(8)
-                    tags = [self.tag_name(key, i, side.lower(), t) for t in "xy"]
-                    run = hub if side == "A" else cli
-                    return run(tags, nonce, f"{key}-{side}-{i}")
-
-                self.paired(row, cold)
-
-            # Warm: the same content every time, so the build is all cache hits and every
-            # layer is in the registry; only new tag names (and the config that labels them)
-            # are pushed.
-            write_random(payload, MIB)
-            hub([self.tag_name(warm_key, "h", t) for t in "xy"], "warm", "warm-setup-hub")
-            cli([self.tag_name(warm_key, "c", t) for t in "xy"], "warm", "warm-setup-cli")
-            row = self.add(
-                Row(
-                    warm_key,
-                    f"release, warm (cached build, layers in the registry{words})",
-                    hub_name,
-                    cli_name,
-                    "wall",
-                    goal=1.0,
-                )
-            )
-
-            def warm(side: str, i: int, warm_key: str = warm_key) -> Sample:
-                tags = [self.tag_name(warm_key, i, side.lower(), t) for t in "xy"]
-                run = hub if side == "A" else cli
-                return run(tags, "warm", f"{warm_key}-{side}-{i}")
-
-            self.paired(row, warm)
+        near = ReleaseTarget(self.release_dir, self.stack.registry, "")
+        far = ReleaseTarget(
+            self.latency_dir,
+            self.far_registry,
+            f", {self.args.latency:g} ms each way to the registry",
+        )
+        self.release_rows(near, cold=[(1, "1a"), (50, "1b")], warm="1c")
+        self.release_rows(far, cold=[(1, "1d")], warm="1e")
 
         # The same warm release, each side started by Invoke: what hubtasks costs over a
         # tasks.py that runs the four docker commands itself.
@@ -742,7 +678,7 @@ class Bench:
             Row(
                 "1f",
                 "release, warm, both from `inv`",
-                hub_name,
+                RELEASE_HUB,
                 "`inv release` task running the CLI sequence",
                 "wall",
             )
@@ -755,6 +691,62 @@ class Bench:
             return self.inv_cli_release(tags, "warm", f"1f-B-{i}")
 
         self.paired(row, invoked)
+
+    def release_rows(
+        self, target: ReleaseTarget, *, cold: list[tuple[int, str]], warm: str
+    ) -> None:
+        payload = target.project / "payload.bin"
+        note(f"release{target.words}: warm-up (checks hubtasks works, pushes the base layer)")
+        for side in "AB":
+            write_random(payload, MIB)
+            first = self.tag_name("warmup", warm, side.lower())
+            self.release_by(side, target, [first], f"warmup-{side}", f"warmup-{side}")
+            if side == "A" and not self.label_template:
+                self.learn_labels(self.ref(RELEASE_REPO, first, target.registry))
+
+        for size_mib, key in cold:
+            if self.args.quick and size_mib > 1:
+                continue
+            row = self.add(
+                Row(
+                    key,
+                    f"release, cold ({size_mib} MiB new layer{target.words})",
+                    RELEASE_HUB,
+                    RELEASE_CLI,
+                    "wall",
+                    goal=1.0,
+                )
+            )
+
+            def cold_release(side: str, i: int, size_mib: int = size_mib, key: str = key):
+                write_random(payload, size_mib * MIB)
+                tags = [self.tag_name(key, i, side.lower(), t) for t in "xy"]
+                return self.release_by(side, target, tags, secrets.token_hex(8), f"{key}-{i}")
+
+            self.paired(row, cold_release)
+
+        # Warm: the same content every time, so the build is all cache hits and every layer
+        # is in the registry; only new tag names (and the config that labels them) are pushed.
+        write_random(payload, MIB)
+        for side in "AB":
+            tags = [self.tag_name(warm, "setup", side.lower(), t) for t in "xy"]
+            self.release_by(side, target, tags, "warm", f"warm-setup-{side}")
+        row = self.add(
+            Row(
+                warm,
+                f"release, warm (cached build, layers in the registry{target.words})",
+                RELEASE_HUB,
+                RELEASE_CLI,
+                "wall",
+                goal=1.0,
+            )
+        )
+
+        def warm_release(side: str, i: int) -> Sample:
+            tags = [self.tag_name(warm, i, side.lower(), t) for t in "xy"]
+            return self.release_by(side, target, tags, "warm", f"{warm}-{i}")
+
+        self.paired(row, warm_release)
 
     # 2. start-up --------------------------------------------------------------------------
 
