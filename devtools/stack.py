@@ -493,6 +493,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=["up"])
     parser.parse_args()
+    # `kill` as well as Ctrl-C stops the daemon and the registry (SIGTERM would otherwise end
+    # Python at once and leave both running).
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     with Stack() as stack:
         print(f"export DOCKER_HOST={stack.daemon.host}")
         print(
