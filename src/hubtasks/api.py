@@ -16,14 +16,13 @@ from .console import Console, Stopwatch, human_size
 from .engine import remove_credentials, save_credentials
 from .errors import (
     ConfigError,
-    HubError,
     VerifyError,
 )
 from .gitinfo import read_git
 from .hooks import Facts
 from .plan import Plan, Remote
 from .preflight import check_context, env_file_warnings, labels_for, resolve_tags
-from .publish import each_tag, push_tags, read_remote, refusal, skipped_tags
+from .publish import each_tag_or_raise, now_published, push_tags, read_remote, refusal
 from .references import Repository, validate_tag
 from .results import BuiltImage, PushedTag, Release
 from .session import Session, in_background, session_for
@@ -67,7 +66,7 @@ def login(
     repository = settings.require_repository()
     session = session_for(settings, session)
     assert settings.username and settings.token
-    key = (repository.registry, settings.username)
+    key = session.login_key(settings)
     if key in session.logged_in and not save:
         return None
     facts = _facts("login", repository, settings.tags)
@@ -257,8 +256,7 @@ def push(
         pushed = push_tags(
             settings, [d.tag for d in plan.to_push], session=session, image_ids=local
         )
-    by_tag = {p.tag: p for p in pushed + skipped_tags(plan, repository)}
-    published = [by_tag[name] for name in tags if name in by_tag]
+    published = now_published(tags, pushed, plan, repository)
     _fill(facts, published, watch)
     session.hooks.run("post", facts)
     return Release(repository, plan, published=published, timings=watch.timings)
@@ -274,18 +272,16 @@ def verify(settings: Settings, pushed: list[PushedTag], *, session: Session | No
     """Ask the registry for every pushed tag and compare its digest with the pushed one."""
     session = session_for(settings, session)
     registry = session.registry_for(settings)
-    what = ", ".join(item.tag for item in pushed)
-    with session.console.activity("verify", f"asking the registry for {what}"):
-        found = each_tag(
+    names = [item.tag for item in pushed]
+    with session.console.activity("verify", f"asking the registry for {', '.join(names)}"):
+        found = each_tag_or_raise(
             registry,
             session,
-            [item.tag for item in pushed],
+            names,
             lambda client, name: client.digest(name),
             lambda name: f"verify of {registry.repository.canonical(name)}",
         )
     for item, remote in zip(pushed, found, strict=True):
-        if isinstance(remote, HubError):
-            raise remote
         if remote is None:
             raise VerifyError(
                 f"{item.repository.canonical(item.tag)} was pushed but the registry does not "
@@ -416,8 +412,7 @@ def release(
         )
     with watch.time("verify"):
         verify(settings, pushed, session=session)
-    by_tag = {p.tag: p for p in pushed + skipped_tags(plan, repository)}
-    published_now = [by_tag[t] for t in tags if t in by_tag]
+    published_now = now_published(tags, pushed, plan, repository)
     _fill(push_facts, pushed, watch)
     session.hooks.run("post", push_facts)
     result = Release(repository, plan, image=image, published=published_now, timings=watch.timings)

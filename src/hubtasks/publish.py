@@ -38,23 +38,24 @@ def read_remote(
     exists, a few at a time (a new tag costs nothing)."""
     if published is None:
         published = session.retrying(f"listing the tags of {registry.repository}", registry.tags)
-    existing = [name for name in tags if name in set(published)]
-    found = each_tag(
+    listed = set(published)
+    existing = [name for name in tags if name in listed]
+    found = each_tag_or_raise(
         registry,
         session,
         existing,
         lambda client, name: client.manifest(name),
         lambda name: f"reading {registry.repository.canonical(name)}",
     )
-    remote: dict[str, Remote | None] = dict.fromkeys(tags)
-    for name, outcome in zip(existing, found, strict=True):
-        if isinstance(outcome, HubError):
-            raise outcome
-        remote[name] = outcome
-    return remote
+    return {**dict.fromkeys(tags), **dict(zip(existing, found, strict=True))}
 
 
 _WORKERS = 4
+
+
+def extra_connections(count: int) -> int:
+    """How many forks of the registry client `count` requests at once are spread over."""
+    return min(_WORKERS, count) - 1
 
 
 def each_tag(
@@ -78,7 +79,7 @@ def each_tag(
     import queue
     from concurrent.futures import ThreadPoolExecutor
 
-    clients = [registry, *session.forks(registry, min(_WORKERS, len(names)) - 1)]
+    clients = [registry, *session.forks(registry, extra_connections(len(names)))]
     free: queue.SimpleQueue[RegistryClient] = queue.SimpleQueue()
     for client in clients:
         free.put(client)
@@ -92,6 +93,21 @@ def each_tag(
 
     with ThreadPoolExecutor(max_workers=len(clients)) as pool:
         return list(pool.map(work, names))
+
+
+def each_tag_or_raise(
+    registry: RegistryClient,
+    session: Session,
+    names: list[str],
+    operation: Callable[[RegistryClient, str], T],
+    what: Callable[[str], str],
+) -> list[T]:
+    """`each_tag`, raising the first failure (in the order of `names`) once all have ended."""
+    outcomes = each_tag(registry, session, names, operation, what)
+    failure = next((x for x in outcomes if isinstance(x, HubError)), None)
+    if failure is not None:
+        raise failure
+    return outcomes  # type: ignore[return-value]  # no HubError left in it
 
 
 def _outcome(
@@ -125,7 +141,7 @@ def push_tags(
         # Connections for copying and verifying several tags at once, opened while the
         # daemon pushes.
         registry = session.registry_for(settings)
-        session.warm_forks(registry, min(_WORKERS, len(tags)) - 1)
+        session.warm_forks(registry, extra_connections(len(tags)))
     try:
         for name in tags:
             image_id = (image_ids or {}).get(name)
@@ -234,9 +250,13 @@ def _with_progress(error: HubError, pushed: list[PushedTag]) -> HubError:
     return type(error)(f"{error}; already pushed: {made_it}")
 
 
-def skipped_tags(plan: Plan, repository: Repository) -> list[PushedTag]:
-    return [
-        PushedTag(repository, d.tag, d.remote.digest)
-        for d in plan.decisions
-        if d.action == planning.SKIP and d.remote
-    ]
+def now_published(
+    tags: tuple[str, ...] | list[str], pushed: list[PushedTag], plan: Plan, repository: Repository
+) -> list[PushedTag]:
+    """Every requested tag that now points at this image, in the order asked: the ones pushed
+    and the ones skipped because the registry already had them."""
+    by_tag = {p.tag: p for p in pushed}
+    for d in plan.decisions:
+        if d.action == planning.SKIP and d.remote:
+            by_tag[d.tag] = PushedTag(repository, d.tag, d.remote.digest)
+    return [by_tag[name] for name in tags if name in by_tag]

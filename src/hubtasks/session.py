@@ -96,11 +96,15 @@ class Session:
     # round trip or two that can happen while something else (imports, the daemon, a push)
     # keeps this process busy.
 
+    @staticmethod
+    def login_key(settings: Settings) -> tuple[str, str]:
+        """Whose login, where: a session checks each pair once (`logged_in`)."""
+        return settings.require_repository().registry, settings.username or ""
+
     def check_ahead(self, settings: Settings) -> None:
         """Start checking the credentials in the background; `login` takes the answer as
         its first attempt when it comes to it (after its hooks)."""
-        repository = settings.require_repository()
-        key = (repository.registry, settings.username or "")
+        key = self.login_key(settings)
         if not (settings.username and settings.token) or key in self.logged_in:
             return
         if key not in self._checks:
@@ -109,8 +113,7 @@ class Session:
     def credential_check(self, settings: Settings) -> Callable[[], None]:
         """The check `login` retries: the head start's outcome first (a transient failure
         there is retried like any other), then the registry asked again."""
-        key = (settings.require_repository().registry, settings.username or "")
-        ahead = self._checks.pop(key, None)
+        ahead = self._checks.pop(self.login_key(settings), None)
         client = self.registry_for(settings)
 
         def check() -> None:
