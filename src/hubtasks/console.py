@@ -133,23 +133,20 @@ class Console:
     # --- status lines -------------------------------------------------------------------------
     def stage(self, stage: str, message: str) -> None:
         """One status line: `[stage] message`."""
-        if self.mode == "rich":
-            from rich.text import Text
-
-            with self._lock:
-                line = Text.assemble((f"[{stage}] ", "bold cyan"), self.redact(message))
-                self.rich.print(line)
-            return
-        self._err_line(f"[{stage}] {message}")
+        self._labelled(f"[{stage}] ", "bold cyan", message)
 
     def warn(self, message: str) -> None:
-        if self.mode == "rich":
-            from rich.text import Text
+        self._labelled("warning: ", "bold yellow", message)
 
-            with self._lock:
-                self.rich.print(Text.assemble(("warning: ", "bold yellow"), self.redact(message)))
+    def _labelled(self, label: str, style: str, message: str) -> None:
+        """`label` + `message` on stderr; on a terminal the label in `style`."""
+        if self.mode != "rich":
+            self._err_line(f"{label}{message}")
             return
-        self._err_line(f"warning: {message}")
+        from rich.text import Text
+
+        with self._lock:
+            self.rich.print(Text.assemble((label, style), self.redact(message)))
 
     @contextmanager
     def activity(self, stage: str, message: str) -> Iterator[None]:

@@ -7,13 +7,12 @@ registry is only read. The token is never printed.
 from __future__ import annotations
 
 import os
-import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import HubError
-from .settings import ENV_FILE_NAME, Settings, load_settings
+from .settings import ENV_FILE_NAME, Settings, load_settings, read_env_file
 
 
 @dataclass(frozen=True)
@@ -24,44 +23,21 @@ class Check:
     fix: str = ""
 
 
-def _parse_env_file(path: Path) -> list[int]:
-    """Line numbers python-dotenv cannot parse."""
-    from dotenv.parser import parse_stream
-
-    with path.open(encoding="utf-8") as stream:
-        return [b.original.line for b in parse_stream(stream) if b.error]
-
-
-def _env_checks(cwd: Path) -> Iterator[Check]:
+def _env_check(cwd: Path) -> Check:
+    """Whether `.env` reads and parses, with the same reader (and message) settings use."""
     path = cwd / ENV_FILE_NAME
     if not path.is_file():
-        yield Check(
+        return Check(
             ".env",
             None,
             f"no {path}; settings come from the environment only",
             "cp .env.example .env and fill it in",
         )
-        return
     try:
-        bad = _parse_env_file(path)
-    except (OSError, UnicodeDecodeError) as error:
-        yield Check(".env", False, f"cannot read {path}: {error}", "fix the file's permissions")
-        return
-    if bad:
-        lines = ", ".join(map(str, bad))
-        yield Check(
-            ".env",
-            False,
-            f"{path} has lines python-dotenv cannot parse: {lines}",
-            "write each line as KEY=VALUE (quote values with spaces)",
-        )
-        return
-    yield Check(".env", True, f"{path} parses")
-    mode = path.stat().st_mode
-    if mode & (stat.S_IRGRP | stat.S_IROTH):
-        yield Check(
-            ".env permissions", None, f"{path} is readable by other users", f"chmod 600 {path}"
-        )
+        read_env_file(path)
+    except HubError as error:
+        return Check(".env", False, str(error), "edit .env (see .env.example)")
+    return Check(".env", True, f"{path} parses")
 
 
 def _guard(name: str, action: Callable[[], str], fix: str) -> Check:
@@ -81,7 +57,7 @@ def run_checks(
     from .registry import RegistryClient
 
     cwd = cwd or Path.cwd()
-    checks: list[Check] = list(_env_checks(cwd))
+    checks: list[Check] = [_env_check(cwd)]
     try:
         settings: Settings | None = load_settings(settings_flags or {}, config or {}, cwd=cwd)
         checks.append(Check("settings", True, "every value is valid"))
@@ -89,19 +65,17 @@ def run_checks(
         settings = None
         checks.append(Check("settings", False, str(error), "see .env.example"))
 
-    engine: list[Engine] = []
-
     def daemon() -> str:
         env = (
             settings.docker_env
             if settings
             else {k: v for k, v in os.environ.items() if k.startswith("DOCKER_")}
         )
-        engine.append(Engine(env))
-        info = engine[0].version()
+        engine = Engine(env)
+        info = engine.version()
         return (
             f"Docker Engine {info.get('Version', '?')} (API {info.get('ApiVersion', '?')}) "
-            f"at {engine[0].host}"
+            f"at {engine.host}"
         )
 
     checks.append(_guard("Docker daemon", daemon, "start Docker or set DOCKER_HOST"))
@@ -113,6 +87,8 @@ def run_checks(
         return f"{settings.repository} as {settings.username}, token set"
 
     checks.append(_guard("required settings", required, "set them in .env"))
+    for warning in api.env_file_warnings(settings):  # what `inv release` warns about too
+        checks.append(Check(".env safety", None, warning))  # the fix is in the message
     git = read_git(settings.cwd)
 
     def tags() -> str:
@@ -168,7 +144,9 @@ def run_checks(
                 f"has {len(found)} tag(s)"
             )
 
-        checks.append(_guard("credentials", credentials, "check HUB_USERNAME and HUB_TOKEN"))
+        checks.append(
+            _guard("credentials", credentials, "set HUB_TOKEN to a valid password or access token")
+        )
     return checks
 
 

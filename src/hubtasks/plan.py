@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from .references import DOCKER_HUB
 from .versions import (
     LATEST,
     Version,
@@ -179,7 +180,7 @@ def equivalent_commands(
     import shlex
 
     first = plan.decisions[0].tag
-    server = "" if registry == "docker.io" else f" {registry}"
+    server = "" if registry == DOCKER_HUB else f" {registry}"
     build = ["docker", "build", "-f", dockerfile, "-t", f"{local_name}:{first}"]
     for name, value in build_args.items():
         build += ["--build-arg", f"{name}={value}"]

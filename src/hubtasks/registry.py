@@ -77,7 +77,8 @@ class RegistryClient:
         self._username, self._token = username, token
         self._timeout = timeout
         self._authorization: str | None = None
-        self._manifests: dict[str, tuple[bytes, str]] = {}  # digest → (body, media type)
+        # raw_manifest's cache: reference (a digest, in practice) → (body, media type)
+        self._manifests: dict[str, tuple[bytes, str]] = {}
         self._connection: http.client.HTTPConnection | None = None
         parts = urllib.parse.urlsplit(self.base_url)
         self._netloc, self._https = parts.netloc, parts.scheme == "https"

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError
+from .hooks import HOOK_NAMES
 from .references import (
     DOCKER_HUB,
     Repository,
@@ -41,6 +42,7 @@ class Key:
         return f"HUB_{self.name.upper()}"
 
 
+_WHEN = {"pre": "before", "post": "after"}
 KEYS: tuple[Key, ...] = (
     Key("registry", "--registry", DOCKER_HUB, "Registry host[:port]; docker.io is Docker Hub."),
     Key("username", None, None, "Registry user name; also the namespace of a bare repository."),
@@ -57,12 +59,16 @@ KEYS: tuple[Key, ...] = (
     Key("timeout", None, 120, "Seconds of retrying before a release gives up."),
     Key("retry_delay", None, 1.0, "First backoff delay in seconds; it doubles, with jitter."),
     *(
-        Key(f"{side}_{stage}", None, None, f"Shell command run {side} the {stage} stage.")
-        for stage in ("login", "build", "tag", "push", "release")
-        for side in ("pre", "post")
+        Key(
+            name,
+            None,
+            None,
+            f"Shell command run {_WHEN[name.split('_')[0]]} the {name.split('_')[1]} stage.",
+        )
+        for name in HOOK_NAMES
     ),
 )
-HOOK_KEYS = tuple(key.name for key in KEYS if key.name.startswith(("pre_", "post_")))
+HOOK_KEYS = HOOK_NAMES
 KEYS_BY_NAME = {key.name: key for key in KEYS}
 
 _BUILD_ARG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -189,21 +195,23 @@ def read_env_file(path: Path) -> dict[str, str | None]:
 
 @functools.lru_cache(maxsize=8)
 def _parse_env_file(path: str, _mtime_ns: int, _size: int) -> dict[str, str | None]:
+    import io
+
     from dotenv import dotenv_values
     from dotenv.parser import parse_stream
 
     try:
-        with open(path, encoding="utf-8") as stream:
-            bad = [binding.original.line for binding in parse_stream(stream) if binding.error]
-        if bad:
-            lines = ", ".join(map(str, bad))
-            raise ConfigError(
-                f"{path}: line {lines} cannot be parsed; write each setting as KEY=VALUE and "
-                "quote values that hold spaces or #"
-            )
-        return dict(dotenv_values(path))
+        text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"cannot read {path}: {error}") from None
+    bad = [binding.original.line for binding in parse_stream(io.StringIO(text)) if binding.error]
+    if bad:
+        lines = ", ".join(map(str, bad))
+        raise ConfigError(
+            f"{path}: line {lines} cannot be parsed; write each setting as KEY=VALUE and "
+            "quote values that hold spaces or #"
+        )
+    return dict(dotenv_values(stream=io.StringIO(text)))
 
 
 def token_candidates(
