@@ -644,14 +644,23 @@ class Bench:
         )
         return sample
 
-    def paired(self, row: Row, run: Callable[[str, int], Sample]) -> None:
-        """`run(side, i)` for both sides of every repetition, alternating who goes first."""
-        reps = self.args.reps
+    def paired(
+        self,
+        row: Row,
+        run: Callable[[str, int], Sample],
+        reps: int | None = None,
+        *,
+        each: bool = True,
+    ) -> None:
+        """`run(side, i)` for both sides of every repetition, alternating who goes first;
+        `each` notes every pair (start-up rows, with many short pairs, note once at the end)."""
+        reps = reps or self.args.reps
         for i, order in self.reps_in_order(reps):
             got = {side: run(side, i) for side in order}
             row.a.append(got["A"])
             row.b.append(got["B"])
-            note(f"{row.what} {i + 1}/{reps}: A {got['A'].wall:.3f} s, B {got['B'].wall:.3f} s")
+            if each:
+                note(f"{row.what} {i + 1}/{reps}: A {got['A'].wall:.3f} s, B {got['B'].wall:.3f} s")
 
     def release_by(
         self, side: str, target: ReleaseTarget, tags: list[str], nonce: str, name: str
@@ -787,15 +796,15 @@ class Bench:
             row = self.add(Row(key, what, a_name, b_name, "wall", goal=goal))
             for cmd, cwd in (a_cmd, b_cmd):  # warm the page cache and .pyc files
                 self.runner.run(cmd, cwd=cwd, env=self.hub_env, name=f"startup-warmup-{key}")
-            for i, order in self.reps_in_order(reps):
-                got = {}
-                for side in order:
-                    cmd, cwd = a_cmd if side == "A" else b_cmd
-                    got[side], _ = self.runner.run(
-                        cmd, cwd=cwd, env=self.hub_env, name=f"startup-{key}-{i}"
-                    )
-                row.a.append(got["A"])
-                row.b.append(got["B"])
+
+            def start(side: str, i: int, a_cmd=a_cmd, b_cmd=b_cmd, key=key) -> Sample:
+                cmd, cwd = a_cmd if side == "A" else b_cmd
+                sample, _ = self.runner.run(
+                    cmd, cwd=cwd, env=self.hub_env, name=f"startup-{key}-{i}"
+                )
+                return sample
+
+            self.paired(row, start, reps, each=False)
             note(
                 f"{key} {a_name} vs {b_name}: {reps} pairs, median ratio "
                 f"{statistics.median(row.ratios):.2f}"

@@ -338,15 +338,10 @@ def test_invalid_build_arg_names_item_and_source(sources, source, item):
     assert "NAME=VALUE" in str(info.value)
 
 
-def test_unbalanced_quote_in_build_args_is_a_config_error():
+def test_unbalanced_quote_in_build_args_is_a_config_error_naming_value_and_source():
     with pytest.raises(ConfigError) as info:
         resolve(environ={"HUB_BUILD_ARGS": 'A="open'})
     assert 'A="open' in str(info.value)
-
-
-def test_unbalanced_quote_error_names_the_source():
-    with pytest.raises(ConfigError) as info:
-        resolve(environ={"HUB_BUILD_ARGS": 'A="open'})
     assert str(info.value).startswith("HUB_BUILD_ARGS in the environment")
 
 
