@@ -93,13 +93,14 @@ def _hide_config_token(c: Context) -> None:
     add_secret(str(_config(c).get("token") or ""))
 
 
+def _setting_flags(flags: Mapping[str, Any]) -> dict[str, Any]:
+    """Flags by setting name: a repeated `--tag` fills `tags`, `--build-arg` `build_args`…"""
+    renamed = {"tag": "tags", "build_arg": "build_args", "label": "labels"}
+    return {renamed.get(name, name): value for name, value in flags.items()}
+
+
 def _settings(c: Context, **flags: Any) -> Settings:
-    renamed = {
-        "tags": flags.pop("tag", None),
-        "build_args": flags.pop("build_arg", None),
-        "labels": flags.pop("label", None),
-    }
-    return load_settings({**flags, **renamed}, _config(c))
+    return load_settings(_setting_flags(flags), _config(c))
 
 
 def _run(action: Callable[[], T]) -> T:
@@ -305,13 +306,15 @@ def doctor(c, tag=None, repository=None, registry=None, dockerfile=None, context
 
     console = _new_console()
     _hide_config_token(c)
-    flags = {
-        "tags": tag,
-        "repository": repository,
-        "registry": registry,
-        "dockerfile": dockerfile,
-        "context": context,
-    }
+    flags = _setting_flags(
+        {
+            "tag": tag,
+            "repository": repository,
+            "registry": registry,
+            "dockerfile": dockerfile,
+            "context": context,
+        }
+    )
     checks = _run(lambda: run_checks(flags, dict(_config(c))))
     console.render_checks(checks)
     if not healthy(checks):
