@@ -170,7 +170,7 @@ def tag(
     settings.require("tag")
     repository = settings.require_repository()
     session = session_for(settings, session)
-    tags = resolve_tags(settings, read_git(settings.cwd), allow_dirty=allow_dirty)
+    tags = resolve_tags(settings, allow_dirty=allow_dirty)
     engine = session.engine_for(settings)
     if source is None and session.image_id:
         image_id: str | None = session.image_id
@@ -222,10 +222,8 @@ def push(
     settings.require("push")
     repository = settings.require_repository()
     session = session_for(settings, session)
-    session.check_ahead(settings)  # while git, the daemon connection and the image listing run
-    tags = resolve_tags(
-        settings, read_git(settings.cwd), allow_dirty=allow_dirty, chained=session.tags
-    )
+    session.check_ahead(settings)  # while the daemon connection and the image listing run
+    tags = resolve_tags(settings, allow_dirty=allow_dirty, chained=session.tags)
     engine = session.engine_for(settings)
     listed = {row["tag"]: row["id"] for row in engine.list_images(repository)}  # one call
     local = {name: listed.get(name) for name in tags}

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from . import plan as planning
 from .engine import context_includes
@@ -11,7 +12,7 @@ from .errors import (
     ConfigError,
     ContextLeakError,
 )
-from .gitinfo import GitState, is_tracked
+from .gitinfo import GitState, is_tracked, read_git
 from .references import validate_tag
 from .settings import Settings, read_env_file
 from .versions import parse_version
@@ -59,21 +60,27 @@ def _holds_token(path: Path) -> bool:
     return bool(read_env_file(path).get("HUB_TOKEN"))  # parsed once, see read_env_file
 
 
+_UNREAD: Any = object()
+
+
 def resolve_tags(
     settings: Settings,
-    git: GitState | None,
+    git: GitState | None = _UNREAD,
     *,
     allow_dirty: bool = False,
     chained: tuple[str, ...] | None = None,
 ) -> tuple[str, ...]:
     """The tags to publish: as given, else those of an earlier stage of the same command
     line (`chained`), else from git (exact tag at HEAD, else sha-<short>); then fanned out
-    with `semver` and `latest`."""
+    with `semver` and `latest`. Without `git` (what `read_git` gave), git is asked only
+    when the tags come from it."""
     if settings.tags:
         base = list(settings.tags)
     elif chained:
         base = list(chained)
     else:
+        if git is _UNREAD:
+            git = read_git(settings.cwd)
         if git is None:
             raise ConfigError(
                 f"no tag given and {settings.cwd} is not in a git work tree: pass --tag or set "
