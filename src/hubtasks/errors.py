@@ -2,15 +2,56 @@
 
 Every message names what failed, on which image or key, and what to do next. The task layer
 prints ``str(error)`` once, without a traceback, and exits with ``error.exit_code``.
+
+Errors carry data, set where they are made and read where they are handled: `status` (the HTTP
+status a registry answered, if any), `transient` (worth retrying), `retry_after` (seconds the
+server asked us to wait), `stage` (login, build, push, …) and `pushed` (references that landed
+before the failure). Nothing decides by matching message text.
 """
 
 from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
 
 
 class HubError(Exception):
     """Base of every error hubtasks reports to a person."""
 
     exit_code = 1
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        transient: bool = False,
+        retry_after: float | None = None,
+        stage: str | None = None,
+        pushed: Iterable[str] = (),
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.transient = transient
+        self.retry_after = retry_after
+        self.stage = stage
+        self.pushed = tuple(pushed)
+
+    def __str__(self) -> str:
+        return self.message
+
+    def evolve(self, message: str | None = None, **fields: object) -> HubError:
+        """A copy of this error (same class, same fields) with some of them changed."""
+        twin = copy.copy(self)
+        if message is not None:
+            twin.message = message
+            twin.args = (message,)
+        for name, value in fields.items():
+            if not hasattr(self, name):
+                raise TypeError(f"HubError has no field {name!r}")
+            setattr(twin, name, tuple(value) if name == "pushed" else value)  # type: ignore[arg-type]
+        return twin
 
 
 class ConfigError(HubError):
@@ -32,7 +73,7 @@ class DaemonError(HubError):
 
 
 class AuthError(HubError):
-    """The registry rejected the credentials; never retried."""
+    """The registry rejected the credentials or denied access; never retried."""
 
 
 class RegistryError(HubError):
@@ -48,7 +89,7 @@ class PushError(HubError):
 
 
 class VerifyError(HubError):
-    """The registry does not hold what was pushed."""
+    """The registry does not hold what was pushed (or not with the digest we computed)."""
 
 
 class ReleaseRefused(HubError):

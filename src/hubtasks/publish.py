@@ -198,7 +198,7 @@ def _copy_tags(
         try:
             return client.copy_manifest(source.digest, name, manifest)
         except (RegistryError, AuthError) as error:
-            if getattr(error, "transient", False):
+            if error.transient:
                 raise
             return _Refused(str(error))
 
@@ -245,9 +245,11 @@ def _push_once(settings: Settings, tag_name: str, session: Session) -> str:
 
 def _with_progress(error: HubError, pushed: list[PushedTag]) -> HubError:
     if not pushed:
-        return type(error)(f"{error}; no tag was confirmed pushed")
-    made_it = ", ".join(p.reference for p in pushed)
-    return type(error)(f"{error}; already pushed: {made_it}")
+        return error.evolve(f"{error}; no tag was confirmed pushed", stage="push")
+    made_it = [p.reference for p in pushed]
+    return error.evolve(
+        f"{error}; already pushed: {', '.join(made_it)}", stage="push", pushed=made_it
+    )
 
 
 def now_published(

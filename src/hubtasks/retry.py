@@ -108,17 +108,17 @@ class RetryPolicy:
             try:
                 return operation()
             except HubError as error:
-                if not getattr(error, "transient", False):
+                if not error.transient:
                     raise
                 left = self.remaining()
-                wait = self.delay(attempt, getattr(error, "retry_after", None))
+                wait = self.delay(attempt, error.retry_after)
                 if attempt >= self.attempts or wait > left:
                     why = (
                         f"{attempt} attempts"
                         if attempt >= self.attempts
                         else f"the {self.budget:.0f}s retry budget"
                     )
-                    raise type(error)(f"{error} (gave up after {why})") from None
+                    raise error.evolve(f"{error} (gave up after {why})") from None
                 on_retry(
                     f"{what} failed: {error}; retry {attempt + 1}/{self.attempts} in {wait:.1f}s"
                 )
@@ -127,6 +127,5 @@ class RetryPolicy:
 
 
 def mark_transient(error: HubError, retry_after: float | None = None) -> HubError:
-    error.transient = True  # type: ignore[attr-defined]
-    error.retry_after = retry_after  # type: ignore[attr-defined]
-    return error
+    """The same error, marked worth retrying (prefer `transient=True` where it is made)."""
+    return error.evolve(transient=True, retry_after=retry_after)
