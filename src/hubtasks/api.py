@@ -7,25 +7,21 @@ tags) before it pushes anything.
 
 from __future__ import annotations
 
-import contextlib
-import time
 from pathlib import Path
 
 from . import plan as planning
-from .console import Console, Stopwatch, human_size
+from .console import Stopwatch
 from .engine import remove_credentials, save_credentials
-from .errors import (
-    ConfigError,
-    VerifyError,
-)
+from .errors import ConfigError
+from .execute import Executor, facts_for, refuse, report_plan
+from .execute import release as execute_release
+from .gather import build_inputs, read_registry, release_facts
 from .gitinfo import read_git
-from .hooks import Facts
-from .plan import Plan, Remote
+from .plan import INPUTS_LABEL, Plan
 from .preflight import check_context, env_file_warnings, labels_for, resolve_tags
-from .publish import each_tag_or_raise, now_published, push_tags, read_remote, refusal
-from .references import Repository, validate_tag
+from .references import validate_tag
 from .results import BuiltImage, PushedTag, Release
-from .session import Session, in_background, session_for
+from .session import Session, session_for
 from .settings import Settings
 
 __all__ = [
@@ -47,10 +43,6 @@ __all__ = [
 ]
 
 
-def _facts(stage: str, repository: Repository, tags: tuple[str, ...] | list[str]) -> Facts:
-    return Facts(stage=stage, image=str(repository), tags=list(tags))
-
-
 def login(
     settings: Settings,
     *,
@@ -69,7 +61,7 @@ def login(
     key = session.login_key(settings)
     if key in session.logged_in and not save:
         return None
-    facts = _facts("login", repository, settings.tags)
+    facts = facts_for("login", repository, settings.tags)
     session.hooks.run("pre", facts)
     console = session.console
     with console.activity(
@@ -107,52 +99,19 @@ def build(
     allow_dirty: bool = False,
     session: Session | None = None,
 ) -> BuiltImage:
-    """Build the image with OCI labels, streaming the log, and give it every tag."""
+    """Build the image with OCI labels and the inputs label, streaming the log, and give it
+    every tag."""
     settings.require("build")
     check_context(settings)
     session = session_for(settings, session)
-    if tags is None or labels is None:
-        git = read_git(settings.cwd)
-        tags = tags or resolve_tags(settings, git, allow_dirty=allow_dirty)
-        labels = labels if labels is not None else labels_for(settings, git, tags)
-    return _build_checked(settings, tags, labels, session)
-
-
-def _build_checked(
-    settings: Settings, tags: tuple[str, ...], labels: dict[str, str], session: Session
-) -> BuiltImage:
-    """The build itself, once `settings`, the context, the tags and labels are validated."""
-    repository = settings.require_repository()
-    facts = _facts("build", repository, tags)
-    session.hooks.run("pre", facts)
-    console = session.console
+    git = read_git(settings.cwd)
+    tags = tags or resolve_tags(settings, git, allow_dirty=allow_dirty)
+    labels = labels if labels is not None else labels_for(settings, git, tags)
     engine = session.engine_for(settings)
-    first, *others = tags
-    console.stage(
-        "build",
-        f"building {repository.canonical(first)} from {settings.dockerfile} "
-        f"(context {settings.context})",
-    )
-    start = time.monotonic()
-    with console.building(repository.canonical(first)):
-        image_id = engine.build(
-            context=settings.context,
-            dockerfile=settings.dockerfile,
-            ref=repository.ref(first),
-            build_args=settings.build_args,
-            labels=labels,
-            on_output=console.build_output,
-        )
-    for name in others:
-        engine.tag(image_id, repository, name)
-    inspected = engine.inspect(image_id)
-    size = inspected.size if inspected else None
-    console.stage("build", f"built {image_id[:19]} ({human_size(size)}) tagged {', '.join(tags)}")
-    session.tags, session.image_id = tags, image_id
-    facts.image_id = image_id
-    facts.timings["build"] = time.monotonic() - start
-    session.hooks.run("post", facts)
-    return BuiltImage(repository=repository, image_id=image_id, tags=tags, labels=labels, size=size)
+    inputs = build_inputs(settings, git, labels, engine.platform())
+    image = Executor(settings, session, Stopwatch()).build(inputs, tags, tag_now=True)
+    session.tags, session.image_id = tags, image.image_id
+    return image
 
 
 def tag(
@@ -174,7 +133,6 @@ def tag(
     engine = session.engine_for(settings)
     if source is None and session.image_id:
         image_id: str | None = session.image_id
-        source = image_id
     else:
         source = source or "latest"
         candidates = [repository.ref(source)] if _is_tag(source) else []
@@ -186,15 +144,9 @@ def tag(
                 f"{' and '.join(dict.fromkeys(candidates))}); build it first or pass --source "
                 "with an existing tag, reference or image ID"
             )
-    facts = _facts("tag", repository, tags)
-    facts.image_id = image_id
-    session.hooks.run("pre", facts)
-    for name in tags:
-        engine.tag(image_id, repository, name)
-    session.console.stage("tag", f"{image_id[:19]} tagged {', '.join(tags)}")
+    Executor(settings, session, Stopwatch()).tag_locally(image_id, list(tags))
     session.tags = tuple(dict.fromkeys((*(session.tags or ()), *tags)))
     session.image_id = image_id
-    session.hooks.run("post", facts)
     return BuiltImage(repository=repository, image_id=image_id, tags=tags)
 
 
@@ -216,8 +168,9 @@ def push(
     """Push each tag explicitly and return what the registry now holds.
 
     Every tag must exist locally and the credentials must be accepted before the first push.
-    A tag the registry already holds for the same image is skipped; a version tag it holds for
-    another image is refused unless `force`. If a push fails, the error names what made it.
+    A tag the registry already holds for the same inputs (or image) is skipped; a version tag
+    it holds for another is refused unless `force`. If a push fails, the error names what
+    made it.
     """
     settings.require("push")
     repository = settings.require_repository()
@@ -234,76 +187,38 @@ def push(
             f"no local image {names}; build it first (inv build --tag {missing[0]}) "
             "or tag an existing image (inv tag)"
         )
+    inputs = {}
+    for image_id in set(local.values()):
+        inspected = engine.inspect(image_id or "")
+        inputs[image_id] = inspected.labels.get(INPUTS_LABEL) if inspected else None
     login(settings, session=session)
     watch = Stopwatch()
     with watch.time("plan"), session.console.activity("plan", "reading the registry"):
-        remote = read_remote(session.registry_for(settings), tags, session)
+        state = read_registry(session.registry_for(settings), tags, session)
     decisions = [
         planning.decide(
-            [name], image_id=local[name], remote=remote, published=[], force=force
+            [name],
+            remote=state.remote,
+            published=[],
+            inputs=inputs[local[name]],
+            image_id=local[name],
+            force=force,
         ).decisions[0]
         for name in tags
     ]
-    plan = Plan(tuple(decisions))
+    plan = Plan(tuple(decisions), build=False, source=None)
     if plan.refused:
-        raise refusal(plan, repository)
-    _report_plan(plan, repository, session.console)
-    facts = _facts("push", repository, tags)
-    session.hooks.run("pre", facts)
-    with watch.time("push"):
-        pushed = push_tags(
-            settings, [d.tag for d in plan.to_push], session=session, image_ids=local
-        )
-    published = now_published(tags, pushed, plan, repository)
-    _fill(facts, published, watch)
-    session.hooks.run("post", facts)
+        raise refuse(plan, repository)
+    report_plan(plan, repository, session)
+    published = Executor(settings, session, watch).push(plan, tags, local)
     return Release(repository, plan, published=published, timings=watch.timings)
 
 
-def _fill(facts: Facts, published: list[PushedTag], watch: Stopwatch) -> None:
-    facts.refs = [p.reference for p in published]
-    facts.digest = published[0].digest if published else None
-    facts.timings.update(watch.timings)
-
-
 def verify(settings: Settings, pushed: list[PushedTag], *, session: Session | None = None) -> None:
-    """Ask the registry for every pushed tag and compare its digest with the pushed one."""
+    """Read every pushed tag back and compare the digest of its manifest bytes with the
+    pushed one."""
     session = session_for(settings, session)
-    registry = session.registry_for(settings)
-    names = [item.tag for item in pushed]
-    with session.console.activity("verify", f"asking the registry for {', '.join(names)}"):
-        found = each_tag_or_raise(
-            registry,
-            session,
-            names,
-            lambda client, name: client.digest(name),
-            lambda name: f"verify of {registry.repository.canonical(name)}",
-        )
-    for item, remote in zip(pushed, found, strict=True):
-        if remote is None:
-            raise VerifyError(
-                f"{item.repository.canonical(item.tag)} was pushed but the registry does not "
-                "list it; run the release again"
-            )
-        if remote != item.digest:
-            raise VerifyError(
-                f"{item.repository.canonical(item.tag)} points at {remote} in the "
-                f"registry, not at the pushed {item.digest}; another push may have raced this one"
-            )
-        session.console.stage("verify", f"{item.reference} is in the registry")
-
-
-def _report_plan(plan: Plan, repository: Repository, console: Console) -> None:
-    words = {
-        planning.CREATE: "create",
-        planning.MOVE: "move",
-        planning.SKIP: "unchanged, skip",
-        planning.HOLD: "hold back",
-        planning.REFUSE: "REFUSE",
-        planning.CHECK: "check",
-    }
-    for d in plan.decisions:
-        console.stage("plan", f"{repository.canonical(d.tag)}: {words[d.action]} ({d.reason})")
+    Executor(settings, session, Stopwatch()).verify(pushed)
 
 
 def _relative(path: Path, base: Path) -> str:
@@ -318,103 +233,81 @@ def release(
     allow_dirty: bool = False,
     session: Session | None = None,
 ) -> Release:
-    """validate → pre_release → login → read the registry → build → plan → tag → push →
-    verify → post_release.
+    """gather (settings, git, build inputs; pre_release; login, the registry's tags and their
+    inputs) → plan (refusals before anything changes) → execute (build only when no tag
+    holds these inputs, tag, push or copy, verify) → post_release.
 
-    With `dry_run`, stop after the plan: nothing is built, tagged or pushed, and no hook runs.
-    The plan compares with the local image of the first tag when one with the same labels
-    exists.
+    With `dry_run`, stop after the plan: nothing is built, tagged or pushed, no hook runs, and
+    a refusal is reported exactly as the real run would report it.
     """
     settings.require("release")
     repository = settings.require_repository()
-    session = session_for(settings, session)
-    session.check_ahead(settings)  # while the checks below and the daemon connection run
     check_context(settings)
-    git = read_git(settings.cwd)
-    tags = resolve_tags(settings, git, allow_dirty=allow_dirty, chained=session.tags)
-    labels = labels_for(settings, git, tags)
+    session = session_for(settings, session)
+    session.check_ahead(settings)  # while git, the daemon connection and the context hash run
     watch = Stopwatch()
+    git, tags, labels = release_facts(settings, allow_dirty=allow_dirty, chained=session.tags)
     with watch.time("connect"):
         engine = session.engine_for(settings)
-    facts = _facts("release", repository, tags)
+    with watch.time("inputs"):
+        inputs = build_inputs(settings, git, labels, engine.platform())
+    facts = facts_for("release", repository, tags)
     if not dry_run:
         session.hooks.run("pre", facts)
     with watch.time("login"):
         login(settings, session=session)
-    registry = session.registry_for(settings)
-
-    def read_registry() -> tuple[list[str], dict[str, Remote | None]]:
-        with watch.time("plan"):
-            published = session.retrying(f"listing the tags of {repository}", registry.tags)
-            return published, read_remote(registry, tags, session, published)
-
-    if dry_run:
-        with session.console.activity("plan", "reading the registry"):
-            published, remote = read_registry()
+    with watch.time("plan"), session.console.activity("plan", "reading the registry"):
+        state = read_registry(session.registry_for(settings), tags, session)
+    image_id = None
+    if dry_run:  # a local build of the same inputs can settle what only a build could
         local = engine.inspect(repository.ref(tags[0]))
-        same_build = local is not None and all(local.labels.get(k) == v for k, v in labels.items())
-        image_id = local.id if local and same_build else None  # else the real build decides
-        plan = planning.decide(
-            list(tags), image_id=image_id, remote=remote, published=published, force=force
-        )
-        commands = planning.equivalent_commands(
-            registry=repository.registry,
-            username=settings.username or "",
-            local_name=repository.local_name,
-            plan=plan,
-            dockerfile=_relative(settings.dockerfile, settings.cwd),
-            context=_relative(settings.context, settings.cwd),
-            build_args=settings.build_args,
-            labels=labels,
-        )
-        return Release(repository, plan, timings=watch.timings, commands=commands, dry_run=True)
-
-    # The registry is read while the daemon builds (the build does not use the registry
-    # connection): on a real network that takes a round trip per request off every release.
-    # The credentials were checked above, so a registry that refuses us has already stopped
-    # the release.
-    reading = in_background(read_registry)
-    try:
-        with watch.time("build"):
-            image = _build_checked(settings, tags[:1], labels, session)
-    except Exception:
-        # Leave the registry client idle for whoever uses this session next (Ctrl-C does
-        # not wait).
-        with contextlib.suppress(Exception):
-            reading.result()
-        raise
-    published, remote = reading.result()
+        if local is not None and local.labels.get(INPUTS_LABEL) == inputs.digest:
+            image_id = local.id
     plan = planning.decide(
-        list(tags), image_id=image.image_id, remote=remote, published=published, force=force
+        list(tags),
+        remote=state.remote,
+        published=state.published,
+        inputs=inputs.digest,
+        image_id=image_id,
+        force=force,
     )
-    _report_plan(plan, repository, session.console)
     if plan.refused:
-        raise refusal(plan, repository)
-    later = [d.tag for d in plan.decisions[1:] if d.action != planning.HOLD]
-    if later:
-        with watch.time("tag"):
-            tag_facts = _facts("tag", repository, later)
-            tag_facts.image_id = image.image_id
-            session.hooks.run("pre", tag_facts)
-            for name in later:
-                engine.tag(image.image_id, repository, name)
-            session.hooks.run("post", tag_facts)
-    push_facts = _facts("push", repository, [d.tag for d in plan.to_push])
-    session.hooks.run("pre", push_facts)
-    with watch.time("push"):
-        pushed = push_tags(
-            settings,
-            [d.tag for d in plan.to_push],
-            session=session,
-            image_ids=dict.fromkeys(tags, image.image_id),
+        raise refuse(plan, repository)
+    if dry_run:
+        return Release(
+            repository,
+            plan,
+            timings=watch.timings,
+            commands=_commands(settings, plan, inputs.context.labels),
+            dry_run=True,
         )
-    with watch.time("verify"):
-        verify(settings, pushed, session=session)
-    published_now = now_published(tags, pushed, plan, repository)
-    _fill(push_facts, pushed, watch)
-    session.hooks.run("post", push_facts)
-    result = Release(repository, plan, image=image, published=published_now, timings=watch.timings)
-    _fill(facts, published_now, watch)
-    facts.image_id = image.image_id
+    if not plan.build:
+        report_plan(plan, repository, session)
+    plan, image, published = execute_release(
+        Executor(settings, session, watch),
+        plan,
+        tags=tags,
+        inputs=inputs,
+        state=state,
+        force=force,
+    )
+    facts.refs = [p.reference for p in published]
+    facts.digest = published[0].digest if published else None
+    facts.image_id = image.image_id if image else None
+    facts.timings.update(watch.timings)
     session.hooks.run("post", facts)
-    return result
+    return Release(repository, plan, image=image, published=published, timings=watch.timings)
+
+
+def _commands(settings: Settings, plan: Plan, labels: dict[str, str]) -> list[str]:
+    repository = settings.require_repository()
+    return planning.equivalent_commands(
+        registry=repository.registry,
+        username=settings.username or "",
+        local_name=repository.local_name,
+        plan=plan,
+        dockerfile=_relative(settings.dockerfile, settings.cwd),
+        context=_relative(settings.context, settings.cwd),
+        build_args=settings.build_args,
+        labels=labels,
+    )

@@ -1,9 +1,20 @@
-"""The build context as a tar stream: what `docker build` sends, without a temporary file.
+"""The build context: what is sent to the daemon, streamed as a tar, and what identifies it.
 
-The Docker SDK writes the whole context to a temporary tar file before uploading it (disk equal
-to the context, and time to write and delete it); this streams the same archive — the same
-`.dockerignore` rules, through the SDK's own matcher — file by file in 1 MiB chunks while it
-uploads. Memory stays flat whatever the context size.
+`BuildContext` holds the list of files `.dockerignore` lets through (listed by the engine with
+the Docker SDK's own matcher), the user's Dockerfile and the labels. It streams the archive file
+by file in 1 MiB chunks while the daemon reads it (memory stays flat whatever the context size,
+no temporary file), and it computes the build-inputs digest that says "this is the same
+release" across machines.
+
+Two things differ from a plain `docker build`, both so that one commit builds the same image
+everywhere, fast:
+- every entry gets the same mtime (the commit time or SOURCE_DATE_EPOCH) and uid/gid 0 with no
+  user or group names, so `COPY` layers do not carry the checkout's time or the runner's user;
+- the labels go into the Dockerfile as one `LABEL` instruction appended to a copy of it
+  (the classic builder makes one container per label given through the API). The copy travels
+  under a name of its own, listed with `.dockerignore` itself in the streamed `.dockerignore`
+  — what the Docker CLI does with a Dockerfile from outside the context — so the daemon drops
+  both after reading them and neither reaches the image. The file on disk is never changed.
 """
 
 from __future__ import annotations
@@ -11,62 +22,186 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
+import stat
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 CHUNK = 1 << 20
 _BLOCK = tarfile.BLOCKSIZE
+IGNORE_FILE = ".dockerignore"
+# Bump when what goes into the inputs digest changes: old images then count as "other inputs".
+INPUTS_VERSION = "hubtasks-inputs-v1"
+_ESCAPE_DIRECTIVE = re.compile(rb"^#\s*escape\s*=\s*(\S)\s*$", re.IGNORECASE)
 
 
 def ignore_patterns(context: Path) -> list[str]:
     """`.dockerignore` lines as the SDK reads them (no blanks, no comments)."""
-    ignore_file = context / ".dockerignore"
+    ignore_file = context / IGNORE_FILE
     if not ignore_file.is_file():
         return []
     lines = ignore_file.read_text(encoding="utf-8", errors="replace").splitlines()
     return [line.strip() for line in lines if line.strip() and line.strip()[0] != "#"]
 
 
-def build_context(context: Path, dockerfile: Path) -> tuple[Iterator[bytes], str]:
-    """The tar stream and the Dockerfile's name inside it. A Dockerfile outside the context
-    is added under a random name, as the SDK and the CLI do."""
-    from docker.utils.build import exclude_paths
+@dataclass(frozen=True)
+class BuildContext:
+    """One build's context: `paths` (relative, sorted) are what `.dockerignore` lets through."""
 
-    root = context.resolve()
-    dockerfile = dockerfile.resolve()
-    extra: tuple[str, bytes] | None = None
-    try:
-        name = dockerfile.relative_to(root).as_posix()
-    except ValueError:
-        # Named after its content, not at random: the same Dockerfile keeps `COPY .` cached.
-        data = dockerfile.read_bytes()
-        name = f".dockerfile.{hashlib.sha256(data).hexdigest()[:20]}"
-        extra = (name, data)
-    paths = sorted(exclude_paths(str(root), ignore_patterns(context), dockerfile=name))
-    return _stream(root, paths, extra), name
+    root: Path
+    paths: tuple[str, ...]
+    dockerfile: Path
+    labels: Mapping[str, str] = field(default_factory=dict)
+    mtime: int | None = None  # every entry's mtime; None keeps the files' own
 
+    @property
+    def dockerfile_bytes(self) -> bytes:
+        return self.dockerfile.read_bytes()
 
-def _stream(root: Path, paths: list[str], extra: tuple[str, bytes] | None) -> Iterator[bytes]:
-    headers = tarfile.TarFile(fileobj=io.BytesIO(), mode="w")  # for gettarinfo's hard links
-    for relative in paths:
-        full = os.path.join(root, relative)
-        try:
-            info = headers.gettarinfo(full, arcname=relative)
-        except OSError:
-            continue  # vanished since the walk
-        if info is None:  # sockets and other files a tar cannot hold
-            continue
-        yield info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
-        if info.isreg() and info.size:
-            yield from _file_data(full, info.size)
-    if extra is not None:
-        name, data = extra
+    def generated_dockerfile(self) -> bytes:
+        """The user's Dockerfile with the labels appended as one `LABEL` instruction."""
+        text = self.dockerfile_bytes
+        if not self.labels:
+            return text
+        escape = _escape_character(text)
+        words = " ".join(
+            f"{_quote(name, escape)}={_quote(value, escape)}" for name, value in self.labels.items()
+        )
+        separator = b"" if text.endswith(b"\n") else b"\n"
+        return text + separator + f"LABEL {words}\n".encode()
+
+    @property
+    def dockerfile_name(self) -> str:
+        """The generated Dockerfile's name in the archive: named after its content, so the
+        same Dockerfile keeps the builder's cache for `COPY .`."""
+        digest = hashlib.sha256(self.generated_dockerfile()).hexdigest()[:20]
+        return f".hubtasks.dockerfile.{digest}"
+
+    def stream(self) -> Iterator[bytes]:
+        """The tar archive, block by block, as the daemon reads it."""
+        generated = self.generated_dockerfile()
+        name = self.dockerfile_name
+        headers = tarfile.TarFile(fileobj=io.BytesIO(), mode="w")  # for gettarinfo's hard links
+        ignore_sent = False
+        for relative in self.paths:
+            full = os.path.join(self.root, relative)
+            try:
+                info = headers.gettarinfo(full, arcname=relative)
+            except OSError:
+                continue  # vanished since the walk
+            if info is None:  # sockets and other files a tar cannot hold
+                continue
+            self._normalise(info)
+            if relative == IGNORE_FILE and info.isreg():
+                ignore_sent = True
+                data = _ignore_file_with(Path(full).read_bytes(), name)
+                info.size = len(data)
+                yield _header(info)
+                yield data + _padding(len(data))
+                continue
+            yield _header(info)
+            if info.isreg() and info.size:
+                yield from _file_data(full, info.size)
+        if not ignore_sent:
+            yield from self._extra(IGNORE_FILE, _ignore_file_with(None, name))
+        yield from self._extra(name, generated)
+        yield b"\0" * (2 * _BLOCK)
+
+    def _normalise(self, info: tarfile.TarInfo) -> None:
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        if self.mtime is not None:
+            info.mtime = self.mtime
+
+    def _extra(self, name: str, data: bytes) -> Iterator[bytes]:
         info = tarfile.TarInfo(name)
-        info.size, info.mode = len(data), 0o644
-        yield info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+        info.size, info.mode = len(data), 0o600
+        info.mtime = self.mtime if self.mtime is not None else 0
+        yield _header(info)
         yield data + _padding(len(data))
-    yield b"\0" * (2 * _BLOCK)
+
+    def inputs_digest(self, *, build_args: Mapping[str, str], platform: str) -> str:
+        """sha256 of what goes into the build: every entry as sent (path, type, permission
+        bits, file contents, link targets — not mtimes or owners), the Dockerfile, the build
+        arguments, the target platform and the labels the user chose."""
+        h = hashlib.sha256()
+
+        def put(*parts: str | bytes) -> None:
+            for part in parts:
+                data = part.encode("utf-8", "surrogateescape") if isinstance(part, str) else part
+                h.update(len(data).to_bytes(8, "big") + data)
+
+        put(INPUTS_VERSION, platform)
+        put(b"dockerfile", self.dockerfile_bytes)
+        for name, value in sorted(build_args.items()):
+            put(b"arg", name, value)
+        for name, value in sorted(self.labels.items()):
+            put(b"label", name, value)
+        for relative in self.paths:
+            full = os.path.join(self.root, relative)
+            try:
+                info = os.lstat(full)
+            except OSError:
+                continue
+            mode = f"{stat.S_IMODE(info.st_mode):o}"
+            if stat.S_ISLNK(info.st_mode):
+                put(b"link", relative, mode, os.readlink(full))
+            elif stat.S_ISDIR(info.st_mode):
+                put(b"dir", relative, mode)
+            elif stat.S_ISREG(info.st_mode):
+                put(b"file", relative, mode, _file_sha256(full))
+        return "sha256:" + h.hexdigest()
+
+
+def _escape_character(dockerfile: bytes) -> str:
+    """The Dockerfile's escape character (`# escape=` parser directive, else backslash)."""
+    for line in dockerfile.splitlines():
+        match = _ESCAPE_DIRECTIVE.match(line.strip())
+        if match:
+            return match.group(1).decode()
+        if not line.strip().startswith(b"#"):
+            break  # directives only come before the first instruction
+    return "\\"
+
+
+def _quote(value: str, escape: str) -> str:
+    """A double-quoted Dockerfile word: quotes, escapes and `$` are escaped, so the label
+    holds exactly `value` (no variable expansion)."""
+    out = []
+    for char in value:
+        if char in ('"', "$", escape):
+            out.append(escape + char)
+        elif char == "\n":
+            out.append(" ")  # a label value cannot hold a newline in a Dockerfile
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
+
+
+def _ignore_file_with(existing: bytes | None, dockerfile_name: str) -> bytes:
+    """The `.dockerignore` to stream: the user's, plus the generated Dockerfile and itself,
+    so that the daemon removes both from the context after reading them."""
+    text = existing or b""
+    if text and not text.endswith(b"\n"):
+        text += b"\n"
+    return text + f"{IGNORE_FILE}\n{dockerfile_name}\n".encode()
+
+
+def _header(info: tarfile.TarInfo) -> bytes:
+    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+
+
+def _file_sha256(path: str) -> bytes:
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as stream:
+            for chunk in iter(lambda: stream.read(CHUNK), b""):
+                h.update(chunk)
+    except OSError:
+        pass
+    return h.digest()
 
 
 def _file_data(path: str, size: int) -> Iterator[bytes]:
@@ -89,3 +224,4 @@ def _file_data(path: str, size: int) -> Iterator[bytes]:
 
 def _padding(size: int) -> bytes:
     return b"\0" * (-size % _BLOCK)
+

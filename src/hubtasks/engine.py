@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .context import BuildContext, ignore_patterns
 from .errors import AuthError, BuildError, DaemonError, PushError
 from .references import Repository, auth_key
 from .retry import is_transient, mark_transient
@@ -22,6 +23,7 @@ from .retry import is_transient, mark_transient
 # Pushes of large layers can keep a single read waiting for minutes.
 DEFAULT_TIMEOUT = 600
 _DEFAULT_HOST = "unix:///var/run/docker.sock"
+_NO_FILE = ".hubtasks.none"  # exclude_paths insists on force-including a Dockerfile name
 _AUTH_MARKERS = ("unauthorized", "authentication required", "denied", "401", "403")
 _BUILDKIT_HINT = (
     "; hubtasks builds through the Docker API's classic builder, which has no BuildKit "
@@ -66,13 +68,21 @@ def context_includes(context: Path, path: Path, docker_host: str = "") -> bool:
     _import_docker(docker_host)
     from docker.utils.build import PatternMatcher
 
-    from .context import ignore_patterns
-
     try:
         relative = path.resolve().relative_to(context.resolve())
     except ValueError:
         return False
     return not PatternMatcher(ignore_patterns(context)).matches(str(relative))
+
+
+def context_paths(context: Path, docker_host: str = "") -> tuple[str, ...]:
+    """What `.dockerignore` lets through, as the SDK (and the CLI) decide it: relative
+    paths, sorted. The Dockerfile is not forced in: hubtasks sends a generated copy."""
+    _import_docker(docker_host)
+    from docker.utils.build import exclude_paths
+
+    root = context.resolve()
+    return tuple(sorted(exclude_paths(str(root), ignore_patterns(context), dockerfile=_NO_FILE)))
 
 
 @dataclass(frozen=True)
@@ -88,6 +98,7 @@ class Engine:
     def __init__(self, environment: Mapping[str, str], *, timeout: int = DEFAULT_TIMEOUT):
         self.host = environment.get("DOCKER_HOST") or _DEFAULT_HOST
         self.environment = dict(environment)
+        self._platform: str | None = None
         with self._daemon_errors("connect to"):
             docker = _import_docker(self.host)
             self._docker = docker
@@ -162,67 +173,50 @@ class Engine:
         with self._daemon_errors("query"):
             return self.client.version()
 
+    def platform(self) -> str:
+        """The daemon's own platform, `os/arch`: what it builds when none is asked for."""
+        if self._platform is None:
+            version = self.version()
+            self._platform = f"{version.get('Os', 'linux')}/{version.get('Arch', 'amd64')}"
+        return self._platform
+
     def build(
         self,
         *,
-        context: Path,
-        dockerfile: Path,
-        ref: str,
+        context: BuildContext,
+        ref: str | None,
         build_args: Mapping[str, str],
-        labels: Mapping[str, str] | None = None,
         on_output: OutputHandler,
     ) -> str:
-        """Build and tag `ref`, streaming the daemon's output; return the image ID."""
+        """Build from the streamed context (its generated Dockerfile carries the labels),
+        showing the daemon's output as it comes; tag it `ref` when given; return the image ID.
+        Messages name the user's Dockerfile, not the generated copy."""
+        what = ref or str(context.dockerfile)
+        names = (context.dockerfile_name, context.dockerfile.name)
         errors = self._docker.errors
         from docker.credentials.errors import StoreError
 
-        step = None
-        image_id = None
         with self._daemon_errors("build with"):
             try:
-                from .context import build_context
-
-                archive, dockerfile_name = build_context(context, dockerfile)
                 lines = self.client.api.build(
-                    fileobj=archive,
+                    fileobj=context.stream(),
                     custom_context=True,
-                    dockerfile=dockerfile_name,
+                    dockerfile=context.dockerfile_name,
                     tag=ref,
                     buildargs=dict(build_args),
-                    labels=dict(labels or {}),
                     rm=True,
                     forcerm=True,
                     decode=True,
                 )
-                for line in lines:
-                    text = line.get("stream")
-                    if text:
-                        if text.startswith("Step "):
-                            step = text.strip()
-                        on_output(text)
-                    elif "error" in line or "errorDetail" in line:
-                        detail = line.get("errorDetail") or {}
-                        message = " ".join(
-                            str(detail.get("message") or line.get("error") or "").split()
-                        )
-                        where = f" at {step}" if step else ""
-                        hint = _BUILDKIT_HINT if "buildkit" in message.lower() else ""
-                        raise BuildError(f"build of {ref} failed{where}: {message}{hint}")
-                    elif line.get("status"):
-                        on_output(f"{line['status']} {line.get('progress', '')}".rstrip() + "\n")
-                    aux = line.get("aux")
-                    if isinstance(aux, Mapping) and aux.get("ID"):
-                        image_id = str(aux["ID"])
+                image_id = _follow_build(lines, what, names, on_output)
             except StoreError as error:
                 raise DaemonError(self._credential_store_error(error)) from None
             except errors.APIError as error:
-                message = _short(error)
+                message = _short(error).replace(*names)
                 hint = _BUILDKIT_HINT if "buildkit" in message.lower() else ""
-                raise BuildError(f"build of {ref} failed: {message}{hint}") from None
+                raise BuildError(f"build of {what} failed: {message}{hint}") from None
         if image_id is None:
-            image_id = self.image_id(ref)
-        if image_id is None:
-            raise BuildError(f"build of {ref} ended without producing an image")
+            raise BuildError(f"build of {what} ended without producing an image")
         return image_id
 
     def inspect(self, ref: str) -> LocalImage | None:
@@ -324,6 +318,40 @@ class Engine:
             )
         error = PushError(f"push of {target} failed: {message}")
         return mark_transient(error) if is_transient(message) else error
+
+
+def _follow_build(
+    lines: Iterator[Mapping[str, Any]],
+    what: str,
+    names: tuple[str, str],
+    on_output: OutputHandler,
+) -> str | None:
+    """Read the build stream to its end: output to `on_output`, an error line raised as a
+    `BuildError` naming the step, the image ID from the `aux` line (or "Successfully built")."""
+    step = None
+    image_id = None
+    for line in lines:
+        text = line.get("stream")
+        if text:
+            text = text.replace(*names)
+            if text.startswith("Step "):
+                step = text.strip()
+            elif text.startswith("Successfully built ") and image_id is None:
+                image_id = text.split()[-1]
+            on_output(text)
+        elif "error" in line or "errorDetail" in line:
+            detail = line.get("errorDetail") or {}
+            message = " ".join(str(detail.get("message") or line.get("error") or "").split())
+            message = message.replace(*names)
+            where = f" at {step}" if step else ""
+            hint = _BUILDKIT_HINT if "buildkit" in message.lower() else ""
+            raise BuildError(f"build of {what} failed{where}: {message}{hint}")
+        elif line.get("status"):
+            on_output(f"{line['status']} {line.get('progress', '')}".rstrip() + "\n")
+        aux = line.get("aux")
+        if isinstance(aux, Mapping) and aux.get("ID"):
+            image_id = str(aux["ID"])
+    return image_id
 
 
 def docker_config_path(environment: Mapping[str, str]) -> Path:

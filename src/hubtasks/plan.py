@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import Enum
 
 from .references import DOCKER_HUB
 from .versions import (
@@ -19,34 +20,70 @@ from .versions import (
     parse_version,
 )
 
-CREATE, MOVE, SKIP, HOLD, REFUSE = "create", "move", "skip", "hold", "refuse"
-# Only in a dry run with no local image yet: the tag exists and the build will decide.
-CHECK = "check"
+
+class Action(str, Enum):
+    """What a release does with one tag: the one vocabulary of plans, results and output."""
+
+    CREATE = "create"
+    MOVE = "move"
+    SKIP = "skip"  # the registry already holds these inputs (or this image) under the tag
+    HOLD = "hold"  # a floating tag stays on a newer release
+    REFUSE = "refuse"
+    # Only before a build: the tag holds an image without our inputs label (pushed by another
+    # tool or an older hubtasks), so only the built image's ID can decide.
+    CHECK = "check"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+    @property
+    def pushes(self) -> bool:
+        return self in (Action.CREATE, Action.MOVE)
+
+
+CREATE, MOVE, SKIP, HOLD, REFUSE, CHECK = (
+    Action.CREATE,
+    Action.MOVE,
+    Action.SKIP,
+    Action.HOLD,
+    Action.REFUSE,
+    Action.CHECK,
+)
 
 
 @dataclass(frozen=True)
 class Remote:
     """What the registry holds under one tag."""
 
-    digest: str  # manifest digest
+    digest: str  # manifest digest, computed from the manifest's bytes
     config_digest: str | None  # the image ID it names, when it is a single-image manifest
+    inputs: str | None = None  # our build-inputs label on that image, if it carries one
 
 
 @dataclass(frozen=True)
 class TagDecision:
     tag: str
-    action: str  # one of CREATE, MOVE, SKIP, HOLD, REFUSE, CHECK
+    action: Action
     reason: str
     remote: Remote | None = None
 
     @property
     def pushes(self) -> bool:
-        return self.action in (CREATE, MOVE)
+        return self.action.pushes
 
 
 @dataclass(frozen=True)
 class Plan:
+    """Every tag's decision, and how the image gets there: `build` when it has to be built
+    and pushed; else `source`, an image the registry holds with the same inputs, is copied
+    registry-side to the tags that need it (no build, no layer traffic)."""
+
     decisions: tuple[TagDecision, ...]
+    build: bool = True
+    source: Remote | None = None
 
     @property
     def refused(self) -> list[TagDecision]:
@@ -56,7 +93,12 @@ class Plan:
     def to_push(self) -> list[TagDecision]:
         return [d for d in self.decisions if d.pushes]
 
-    def of(self, action: str) -> list[str]:
+    @property
+    def pending(self) -> list[TagDecision]:
+        """Tags the build decides (CHECK)."""
+        return [d for d in self.decisions if d.action == CHECK]
+
+    def of(self, action: Action) -> list[str]:
         return [d.tag for d in self.decisions if d.action == action]
 
 
@@ -88,54 +130,88 @@ def release_version(tags: list[str]) -> Version | None:
 def decide(
     tags: list[str],
     *,
-    image_id: str | None,
     remote: Mapping[str, Remote | None],
     published: list[str],
+    inputs: str | None = None,
+    image_id: str | None = None,
     force: bool = False,
 ) -> Plan:
-    """Decide each tag. `image_id` is the local image (None when unknown, as in a dry run
-    before any build); `remote` maps each tag to what the registry holds under it;
-    `published` is the registry's whole tag list."""
+    """Decide each tag, before any build. `inputs` is the build-inputs digest of what would
+    be built; `image_id` the image when it is known (after a build, or a local image); `remote`
+    maps each tag to what the registry holds under it; `published` is its whole tag list.
+
+    A tag holding the same inputs is unchanged. A tag holding other inputs is refused when it
+    is immutable (unless `force`), else moved. A tag holding an image without our label is
+    compared by image ID — after the build when the ID is not known yet (CHECK)."""
+    source = next((r for r in remote.values() if r and inputs and r.inputs == inputs), None)
+    if image_id is None and source is not None:
+        image_id = source.config_digest
     version = release_version(tags)
-    decisions = []
-    for tag in tags:
-        current = remote.get(tag)
-        same = current is not None and image_id is not None and current.config_digest == image_id
-        if same:
-            decisions.append(TagDecision(tag, SKIP, "unchanged", current))
-            continue
-        if is_floating(tag) and version is not None and not version.is_prerelease:
-            highest = highest_in_line(published, tag)
-            if highest is not None and version < highest:
-                decisions.append(
-                    TagDecision(tag, HOLD, f"{highest} is newer; {tag} stays on it", current)
-                )
-                continue
-        if current is None:
-            decisions.append(TagDecision(tag, CREATE, "new", None))
-        elif image_id is None:
-            otherwise = "refused" if is_immutable(tag) and not force else "moved"
-            reason = (
-                f"exists ({current.digest[:19]}); skipped if the build matches, else {otherwise}"
-            )
-            decisions.append(TagDecision(tag, CHECK, reason, current))
-        elif is_immutable(tag) and not force:
-            decisions.append(
-                TagDecision(
-                    tag,
-                    REFUSE,
-                    f"exists with another image ({current.digest[:19]}); version tags are "
-                    "immutable (use --force to overwrite)",
-                    current,
-                )
-            )
-        else:
-            reason = f"from {current.digest[:19]}" + (" (forced)" if is_immutable(tag) else "")
-            decisions.append(TagDecision(tag, MOVE, reason, current))
-    return Plan(tuple(decisions))
+    decisions = tuple(
+        _decide_tag(tag, remote.get(tag), inputs, image_id, version, published, force)
+        for tag in tags
+    )
+    needs_image = any(d.pushes or d.action == CHECK for d in decisions)
+    return Plan(decisions, build=needs_image and source is None, source=source)
+
+
+def _decide_tag(
+    tag: str,
+    current: Remote | None,
+    inputs: str | None,
+    image_id: str | None,
+    version: Version | None,
+    published: list[str],
+    force: bool,
+) -> TagDecision:
+    if current is not None and (
+        (inputs is not None and current.inputs == inputs)
+        or (image_id is not None and current.config_digest == image_id)
+    ):
+        return TagDecision(tag, SKIP, "the registry holds these inputs", current)
+    held = _held_back(tag, version, published, force)
+    if held:
+        return TagDecision(tag, HOLD, held, current)
+    if current is None:
+        return TagDecision(tag, CREATE, "new", None)
+    if current.inputs is None and image_id is None:
+        otherwise = "refused" if is_immutable(tag) and not force else "moved"
+        reason = (
+            f"holds {current.digest[:19]}, an image without the inputs label; "
+            f"unchanged if the build matches it, else {otherwise}"
+        )
+        return TagDecision(tag, CHECK, reason, current)
+    what = "other inputs" if current.inputs is not None else "another image"
+    if is_immutable(tag) and not force:
+        reason = (
+            f"holds {current.digest[:19]}, built from {what}; version tags are immutable "
+            "(use --force to overwrite)"
+        )
+        return TagDecision(tag, REFUSE, reason, current)
+    reason = f"from {current.digest[:19]}" + (" (forced)" if is_immutable(tag) else "")
+    return TagDecision(tag, MOVE, reason, current)
+
+
+def _held_back(tag: str, version: Version | None, published: list[str], force: bool) -> str:
+    """Why a floating tag stays where it is ("" when it may move): `latest` and `vX[.Y]`
+    only move forward, and `latest` stays on the highest version once one exists."""
+    if not is_floating(tag) or force and version is None:
+        return ""
+    highest = highest_in_line(published, tag)
+    if highest is None:
+        return ""
+    if version is None:
+        if tag != LATEST:
+            return ""
+        return f"{highest} is the highest version; {tag} stays on it (--force moves it)"
+    if not version.is_prerelease and version < highest:
+        return f"{highest} is newer; {tag} stays on it"
+    return ""
 
 
 LABEL_PREFIX = "org.opencontainers.image."
+# The build-inputs digest on every image hubtasks builds (README: "Identity").
+INPUTS_LABEL = "dev.hubtasks.inputs"
 
 
 def image_labels(
@@ -176,24 +252,31 @@ def equivalent_commands(
     build_args: Mapping[str, str],
     labels: Mapping[str, str],
 ) -> list[str]:
-    """The plain docker commands that would do what the plan does."""
+    """The plain docker commands that would do what the plan does, for every tag the real
+    run may touch (a CHECK tag is pushed when the build differs from what it holds)."""
     import shlex
 
-    first = plan.decisions[0].tag
+    touched = [d.tag for d in plan.decisions if d.pushes or d.action == CHECK]
     server = "" if registry == DOCKER_HUB else f" {registry}"
+    commands = [f"docker login{server} --username {shlex.quote(username)} --password-stdin"]
+    if not touched:
+        return commands
+    if not plan.build and plan.source is not None:
+        source = f"{local_name}@{plan.source.digest}"
+        return commands + [
+            f"docker buildx imagetools create --tag {local_name}:{name} {source}"
+            for name in touched
+        ]
+    first = plan.decisions[0].tag
     build = ["docker", "build", "-f", dockerfile, "-t", f"{local_name}:{first}"]
     for name, value in build_args.items():
         build += ["--build-arg", f"{name}={value}"]
     for name, value in labels.items():
         build += ["--label", f"{name}={value}"]
     build.append(context)
-    commands = [
-        f"docker login{server} --username {shlex.quote(username)} --password-stdin",
-        shlex.join(build),
-    ]
-    for decision in plan.decisions:
-        if decision.tag != first and decision.action in (CREATE, MOVE, SKIP):
-            commands.append(f"docker tag {local_name}:{first} {local_name}:{decision.tag}")
-    for decision in plan.to_push:
-        commands.append(f"docker push {local_name}:{decision.tag}")
+    commands.append(shlex.join(build))
+    for name in touched:
+        if name != first:
+            commands.append(f"docker tag {local_name}:{first} {local_name}:{name}")
+    commands.extend(f"docker push {local_name}:{name}" for name in touched)
     return commands

@@ -1,122 +1,19 @@
-"""Getting tags into the registry: reading what it holds, pushing through the daemon,
-copying manifests for further tags of the same image, and saying what made it."""
+"""Getting tags into the registry: pushing through the daemon, copying manifests for further
+tags of the same image (or of an image the registry already holds), and saying what made it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
 
-from . import plan as planning
-from .errors import (
-    AuthError,
-    HubError,
-    PushError,
-    RegistryError,
-    ReleaseRefused,
-)
-from .plan import Plan, Remote
+from .errors import AuthError, HubError, PushError, RegistryError, ReleaseRefused
+from .gather import each_tag, extra_connections
+from .plan import SKIP, Plan
+from .protocols import Registry
 from .references import Repository
 from .results import PushedTag
-from .retry import mark_transient
 from .session import Session
 from .settings import Settings
-
-if TYPE_CHECKING:
-    from .registry import RegistryClient
-
-T = TypeVar("T")
-
-
-def read_remote(
-    registry: RegistryClient,
-    tags: tuple[str, ...],
-    session: Session,
-    published: list[str] | None = None,
-) -> dict[str, Remote | None]:
-    """What the registry holds under each tag: one tag list, then a manifest per tag that
-    exists, a few at a time (a new tag costs nothing)."""
-    if published is None:
-        published = session.retrying(f"listing the tags of {registry.repository}", registry.tags)
-    listed = set(published)
-    existing = [name for name in tags if name in listed]
-    found = each_tag_or_raise(
-        registry,
-        session,
-        existing,
-        lambda client, name: client.manifest(name),
-        lambda name: f"reading {registry.repository.canonical(name)}",
-    )
-    return {**dict.fromkeys(tags), **dict(zip(existing, found, strict=True))}
-
-
-_WORKERS = 4
-
-
-def extra_connections(count: int) -> int:
-    """How many forks of the registry client `count` requests at once are spread over."""
-    return min(_WORKERS, count) - 1
-
-
-def each_tag(
-    registry: RegistryClient,
-    session: Session,
-    names: list[str],
-    operation: Callable[[RegistryClient, str], T],
-    what: Callable[[str], str],
-) -> list[T | HubError]:
-    """`operation(client, name)` for every name, retried like any network call, up to four
-    at a time: on `registry` and on the session's forks of it (connections of their own,
-    the same login). Returns, in the order of `names`, each result or the `HubError` it
-    ended with. On a real network every request is a round trip, and these do not depend on
-    each other."""
-
-    def attempt(client: RegistryClient, name: str) -> T:
-        return session.retrying(what(name), lambda: operation(client, name))
-
-    if len(names) <= 1:
-        return [_outcome(attempt, registry, name) for name in names]
-    import queue
-    from concurrent.futures import ThreadPoolExecutor
-
-    clients = [registry, *session.forks(registry, extra_connections(len(names)))]
-    free: queue.SimpleQueue[RegistryClient] = queue.SimpleQueue()
-    for client in clients:
-        free.put(client)
-
-    def work(name: str) -> T | HubError:
-        client = free.get()
-        try:
-            return _outcome(attempt, client, name)
-        finally:
-            free.put(client)
-
-    with ThreadPoolExecutor(max_workers=len(clients)) as pool:
-        return list(pool.map(work, names))
-
-
-def each_tag_or_raise(
-    registry: RegistryClient,
-    session: Session,
-    names: list[str],
-    operation: Callable[[RegistryClient, str], T],
-    what: Callable[[str], str],
-) -> list[T]:
-    """`each_tag`, raising the first failure (in the order of `names`) once all have ended."""
-    outcomes = each_tag(registry, session, names, operation, what)
-    failure = next((x for x in outcomes if isinstance(x, HubError)), None)
-    if failure is not None:
-        raise failure
-    return outcomes  # type: ignore[return-value]  # no HubError left in it
-
-
-def _outcome(
-    attempt: Callable[[RegistryClient, str], T], client: RegistryClient, name: str
-) -> T | HubError:
-    try:
-        return attempt(client, name)
-    except HubError as error:
-        return error
 
 
 def refusal(plan: Plan, repository: Repository) -> ReleaseRefused:
@@ -153,7 +50,7 @@ def push_tags(
             if image_id is not None:
                 first_push[image_id] = item
         for image_id, names in copies.items():
-            _copy_tags(settings, first_push[image_id], names, session, pushed)
+            copy_tags(settings, first_push[image_id].digest, names, session, pushed)
     except HubError as error:
         raise _with_progress(error, pushed) from None
     order = {name: index for index, name in enumerate(tags)}
@@ -176,27 +73,29 @@ class _Refused:
     reason: str
 
 
-def _copy_tags(
+def copy_tags(
     settings: Settings,
-    source: PushedTag,
+    source: str,
     names: list[str],
     session: Session,
     done: list[PushedTag],
+    *,
+    daemon_fallback: bool = True,
 ) -> None:
-    """Point `names` at `source`'s manifest, a few at a time, appending each to `done` as it
-    lands. A tag the registry will not take as a copy is pushed through the daemon instead;
-    transient failures are retried like any other."""
+    """Point `names` at the manifest `source` (a digest the registry holds), a few at a time,
+    appending each to `done` as it lands. With `daemon_fallback`, a tag the registry will not
+    take as a copy is pushed through the daemon instead; transient failures are retried."""
     repository = settings.require_repository()
     registry = session.registry_for(settings)
     # Read once, before any PUT: distribution rewrites the revision link on every PUT of the
     # same manifest, and a GET by digest racing that write gets a 500.
     manifest = session.retrying(
-        f"reading {repository.canonical(source.tag)}", lambda: registry.raw_manifest(source.digest)
+        f"reading {repository.canonical(source)}", lambda: registry.raw_manifest(source)
     )
 
-    def copy(client: RegistryClient, name: str) -> str | _Refused:
+    def copy(client: Registry, name: str) -> str | _Refused:
         try:
-            return client.copy_manifest(source.digest, name, manifest)
+            return client.copy_manifest(source, name, manifest)
         except (RegistryError, AuthError) as error:
             if error.transient:
                 raise
@@ -211,11 +110,13 @@ def _copy_tags(
         target = repository.canonical(name)
         if isinstance(outcome, HubError):
             failure = failure or outcome
+        elif isinstance(outcome, _Refused) and not daemon_fallback:
+            failure = failure or PushError(f"{target}: manifest copy refused ({outcome.reason})")
         elif isinstance(outcome, _Refused):
             session.console.stage("push", f"{target}: manifest copy refused ({outcome.reason})")
             fallback.append(name)
         else:
-            session.console.stage("push", f"tagged {target} {outcome} (same image as {source.tag})")
+            session.console.stage("push", f"tagged {target} {outcome} (copy of {source[:19]})")
             done.append(PushedTag(repository, name, outcome))
     if failure is not None:
         raise failure
@@ -238,8 +139,8 @@ def _push_once(settings: Settings, tag_name: str, session: Session) -> str:
             raise
         # Raises AuthError if they really are wrong.
         session.registry_for(settings).check_credentials()
-        raise mark_transient(
-            PushError(f"{error} although the credentials are valid (a registry hiccup)")
+        raise PushError(
+            f"{error} although the credentials are valid (a registry hiccup)", transient=True
         ) from None
 
 
@@ -259,6 +160,6 @@ def now_published(
     and the ones skipped because the registry already had them."""
     by_tag = {p.tag: p for p in pushed}
     for d in plan.decisions:
-        if d.action == planning.SKIP and d.remote:
+        if d.action == SKIP and d.remote:
             by_tag[d.tag] = PushedTag(repository, d.tag, d.remote.digest)
     return [by_tag[name] for name in tags if name in by_tag]

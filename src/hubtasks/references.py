@@ -54,9 +54,12 @@ class Repository:
         """The local reference `name:tag` that docker build/tag/push use."""
         return f"{self.local_name}:{tag}"
 
-    def canonical(self, tag: str, digest: str | None = None) -> str:
-        """The fully qualified `registry/path:tag[@digest]`, what the summary prints."""
-        text = f"{self.registry}/{self.path}:{tag}"
+    def canonical(self, tag: str | None, digest: str | None = None) -> str:
+        """The fully qualified `registry/path:tag[@digest]`, what the summary prints; a
+        digest given as the tag (`sha256:…`) reads `registry/path@sha256:…`."""
+        if tag and digest is None and tag.startswith("sha256:"):
+            tag, digest = None, tag
+        text = f"{self.registry}/{self.path}" + (f":{tag}" if tag else "")
         return f"{text}@{digest}" if digest else text
 
     def __str__(self) -> str:

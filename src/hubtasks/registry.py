@@ -1,4 +1,5 @@
-"""Read-only client for the registry HTTP API (Distribution spec): tag lists and manifests.
+"""Client for the registry HTTP API (Distribution spec): credential check, tag lists,
+manifests and config blobs, manifest copies.
 
 Authentication follows what Docker Hub does: a 401 carries `WWW-Authenticate`; `Basic` means
 send the credentials, `Bearer realm=…,service=…,scope=…` means fetch a token from the realm
@@ -8,6 +9,7 @@ with them and send that. Credentials only ever travel in headers. Standard libra
 from __future__ import annotations
 
 import base64
+import hashlib
 import http.client
 import ipaddress
 import json
@@ -18,8 +20,7 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .errors import AuthError, RegistryError
-from .plan import Remote
+from .errors import AuthError, RegistryError, VerifyError
 from .references import DOCKER_HUB, Repository
 from .retry import mark_transient
 
@@ -55,6 +56,17 @@ def registry_base_url(registry: str) -> str:
     return f"https://{registry}"
 
 
+@dataclass(frozen=True)
+class ImageRecord:
+    """A manifest in the registry: its digest and type, and for a single image its config
+    digest and labels."""
+
+    digest: str
+    media_type: str
+    config_digest: str | None
+    labels: Mapping[str, str]
+
+
 @dataclass
 class _Response:
     status: int
@@ -79,6 +91,7 @@ class RegistryClient:
         self._authorization: str | None = None
         # raw_manifest's cache: reference (a digest, in practice) → (body, media type)
         self._manifests: dict[str, tuple[bytes, str]] = {}
+        self._configs: dict[str, dict] = {}  # config blobs by digest, shared with forks
         self._connection: http.client.HTTPConnection | None = None
         parts = urllib.parse.urlsplit(self.base_url)
         self._netloc, self._https = parts.netloc, parts.scheme == "https"
@@ -98,6 +111,7 @@ class RegistryClient:
         )
         twin._authorization = self._authorization
         twin._manifests = dict(self._manifests)
+        twin._configs = self._configs
         return twin
 
     def connect(self) -> None:
@@ -273,21 +287,6 @@ class RegistryClient:
         self._check(response, f"read {reference} of")
         return response
 
-    def manifest(self, tag: str) -> Remote | None:
-        """What the registry holds under `tag`, or None when the tag does not exist."""
-        response = self._manifest("GET", tag)
-        if response is None:
-            return None
-        config_digest = None
-        try:
-            document = json.loads(response.body)
-            media_type = document.get("mediaType") or response.headers.get("Content-Type", "")
-            if media_type in _SINGLE_IMAGE_TYPES or "config" in document:
-                config_digest = (document.get("config") or {}).get("digest")
-        except ValueError:
-            pass
-        return Remote(digest=_content_digest(response), config_digest=config_digest)
-
     def raw_manifest(self, reference: str) -> tuple[bytes, str]:
         """The manifest bytes and media type under a tag or digest (cached per reference)."""
         if reference not in self._manifests:
@@ -309,17 +308,56 @@ class RegistryClient:
         path = f"/v2/{self.repository.path}/manifests/{tag}"
         put = self._request("PUT", path, body=body, content_type=media_type)
         self._check(put, f"tag {tag} in")
-        return _content_digest(put, body)
+        return _verified_digest(_Response(put.status, put.headers, body), f"{tag} (copied)")
 
     def digest(self, tag: str) -> str | None:
-        """The manifest digest under `tag` (a HEAD request), or None when it is not there."""
-        response = self._manifest("HEAD", tag)
+        """The manifest digest under `tag` — the sha256 of the bytes the registry sends,
+        checked against its header — or None when the tag is not there."""
+        response = self._manifest("GET", tag)
         if response is None:
             return None
-        if response.headers.get("Docker-Content-Digest"):
-            return _content_digest(response)
-        remote = self.manifest(tag)  # a registry that does not say it on HEAD
-        return remote.digest if remote else None
+        return _verified_digest(response, self.repository.canonical(tag))
+
+    def image_record(self, reference: str) -> ImageRecord | None:
+        """What the registry holds under a tag or digest: the manifest's digest (the sha256
+        of its bytes), and for a single image its config digest and labels (the config
+        blob is read once per digest). None when the reference does not exist."""
+        response = self._manifest("GET", reference)
+        if response is None:
+            return None
+        digest = _verified_digest(response, self.repository.canonical(reference))
+        media_type = (response.headers.get("Content-Type") or "").split(";")[0]
+        try:
+            document = json.loads(response.body)
+        except ValueError:
+            document = {}
+        media_type = document.get("mediaType") or media_type
+        self._manifests.setdefault(digest, (response.body, media_type or MANIFEST_TYPES[0]))
+        config = document.get("config") if isinstance(document, dict) else None
+        if not isinstance(config, dict) or not config.get("digest"):
+            return ImageRecord(digest, media_type, None, {})
+        config_digest = str(config["digest"])
+        if config_digest not in self._configs:
+            self._configs[config_digest] = json.loads(self.blob(config_digest))
+        labels = (self._configs[config_digest].get("config") or {}).get("Labels") or {}
+        return ImageRecord(digest, media_type, config_digest, dict(labels))
+
+    def blob(self, digest: str) -> bytes:
+        """A blob's bytes, checked against its digest. A redirect to storage elsewhere is
+        followed without our credentials."""
+        response = self._request("GET", f"/v2/{self.repository.path}/blobs/{digest}")
+        if response.status in (301, 302, 303, 307, 308) and response.headers.get("Location"):
+            location = urllib.parse.urljoin(self.base_url, response.headers["Location"])
+            response = self._open_urllib(urllib.request.Request(location))
+        self._check(response, f"read blob {digest[:19]} of")
+        found = "sha256:" + hashlib.sha256(response.body).hexdigest()
+        if found != digest:
+            raise RegistryError(
+                f"registry {self.repository.registry} sent blob {digest[:19]} of "
+                f"{self.repository} with other content ({found[:19]})",
+                transient=True,
+            )
+        return response.body
 
     def _check(self, response: _Response, action: str) -> None:
         if 200 <= response.status < 300:
@@ -337,12 +375,17 @@ class RegistryClient:
         raise failure
 
 
-def _content_digest(response: _Response, body: bytes | None = None) -> str:
-    """The registry's Docker-Content-Digest, else the sha256 of the manifest bytes."""
-    import hashlib
-
-    found = response.headers.get("Docker-Content-Digest")
-    return found or "sha256:" + hashlib.sha256(response.body if body is None else body).hexdigest()
+def _verified_digest(response: _Response, what: str) -> str:
+    """The sha256 of the manifest bytes; a `Docker-Content-Digest` header that names another
+    digest is an error, never believed."""
+    digest = "sha256:" + hashlib.sha256(response.body).hexdigest()
+    claimed = response.headers.get("Docker-Content-Digest")
+    if claimed and claimed != digest:
+        raise VerifyError(
+            f"the registry says {what} is {claimed[:19]}…, but its manifest bytes hash to "
+            f"{digest[:19]}…; refusing to trust the header"
+        )
+    return digest
 
 
 def _retry_after(value: str | None) -> float | None:

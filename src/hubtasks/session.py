@@ -1,21 +1,21 @@
-"""A session: what the stages of one command line share."""
+"""A session: what the stages of one command line share, and the one place that runs work
+concurrently (`Session.pool`: the credential check started ahead, registry requests a few at
+a time, connections opened while the daemon pushes)."""
 
 from __future__ import annotations
 
 import base64
-import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .console import Console
-from .engine import Engine
 from .hooks import Hooks
 from .retry import RetryPolicy
 from .settings import Settings
 
 if TYPE_CHECKING:
-    from .registry import RegistryClient
+    from .protocols import Daemon, Registry
 
 T = TypeVar("T")
 
@@ -34,6 +34,8 @@ class Session:
         console: Console | None = None,
         context: Any = None,
         hook_commands: Mapping[str, str] | None = None,
+        engine: Daemon | None = None,
+        registry_factory: Callable[[Settings], Registry] | None = None,
     ) -> None:
         self.console = console or Console()
         if context is None:
@@ -41,15 +43,17 @@ class Session:
 
             context = Context()
         self.hooks = Hooks(hook_commands or {}, context, self.console.stage)
-        self.engine: Engine | None = None
+        self.engine: Daemon | None = engine
+        self._registry_factory = registry_factory
+        self._pool: ThreadPoolExecutor | None = None
         self.logged_in: set[tuple[str, str]] = set()
         self.tags: tuple[str, ...] | None = None
         self.image_id: str | None = None
         self.policy: RetryPolicy | None = None
         self.warned = False
-        self._registries: dict[tuple[object, ...], RegistryClient] = {}
+        self._registries: dict[tuple[object, ...], Registry] = {}
         self._checks: dict[tuple[str, str], Future[None]] = {}
-        self._forks: dict[int, list[RegistryClient]] = {}
+        self._forks: dict[int, list[Registry]] = {}
         self._warming: dict[int, Future[None]] = {}
 
     def adopt(self, settings: Settings) -> Session:
@@ -77,19 +81,34 @@ class Session:
             operation, what=what, on_retry=lambda line: self.console.stage("retry", line)
         )
 
-    def engine_for(self, settings: Settings) -> Engine:
+    def background(self, operation: Callable[[], T]) -> Future[T]:
+        """Run `operation` on the session's worker pool; its outcome arrives in the future.
+        Every piece of work here is bounded by a network timeout, which also bounds how
+        long the interpreter waits for a running one at exit."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="hubtasks")
+        return self._pool.submit(operation)
+
+    def engine_for(self, settings: Settings) -> Daemon:
         if self.engine is None:
+            from .engine import Engine  # docker-py only when the daemon is needed
+
             self.engine = Engine(settings.docker_env)
         return self.engine
 
-    def registry_for(self, settings: Settings) -> RegistryClient:
+    def registry_for(self, settings: Settings) -> Registry:
         """One registry client (one connection, one token) per repository and credentials."""
-        from .registry import RegistryClient  # urllib & co. only when the registry is needed
-
         repository = settings.require_repository()
         key = (repository, settings.username, settings.token)
         if key not in self._registries:
-            self._registries[key] = RegistryClient(repository, settings.username, settings.token)
+            if self._registry_factory is not None:
+                self._registries[key] = self._registry_factory(settings)
+            else:
+                from .registry import RegistryClient  # urllib & co. only when needed
+
+                self._registries[key] = RegistryClient(
+                    repository, settings.username, settings.token
+                )
         return self._registries[key]
 
     # Work started ahead of the stage that needs it: on a real network each of these is a
@@ -108,7 +127,7 @@ class Session:
         if not (settings.username and settings.token) or key in self.logged_in:
             return
         if key not in self._checks:
-            self._checks[key] = in_background(self.registry_for(settings).check_credentials)
+            self._checks[key] = self.background(self.registry_for(settings).check_credentials)
 
     def credential_check(self, settings: Settings) -> Callable[[], None]:
         """The check `login` retries: the head start's outcome first (a transient failure
@@ -126,7 +145,7 @@ class Session:
 
         return check
 
-    def warm_forks(self, client: RegistryClient, count: int) -> None:
+    def warm_forks(self, client: Registry, count: int) -> None:
         """Open `count` more connections to `client`'s registry in the background, for
         `forks` to hand out later (verifying or copying several tags at once)."""
         key = id(client)
@@ -140,9 +159,9 @@ class Session:
                 fork.connect()
                 pool.append(fork)
 
-        self._warming[key] = in_background(open_forks)
+        self._warming[key] = self.background(open_forks)
 
-    def forks(self, client: RegistryClient, count: int) -> list[RegistryClient]:
+    def forks(self, client: Registry, count: int) -> list[Registry]:
         """`count` clients of their own connections, with `client`'s login, kept for the
         whole session (warmed-up ones first)."""
         key = id(client)
@@ -156,22 +175,6 @@ class Session:
         while len(pool) < count:
             pool.append(client.fork())
         return pool[:count]
-
-
-def in_background(operation: Callable[[], T]) -> Future[T]:
-    """Run `operation` on a daemon thread; its outcome arrives in the returned future."""
-    future: Future[T] = Future()
-
-    def run() -> None:
-        try:
-            result = operation()
-        except BaseException as error:  # handed over to whoever asks the future
-            future.set_exception(error)
-        else:
-            future.set_result(result)
-
-    threading.Thread(target=run, name="hubtasks-ahead", daemon=True).start()
-    return future
 
 
 def session_for(settings: Settings, session: Session | None) -> Session:

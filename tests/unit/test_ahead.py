@@ -18,7 +18,7 @@ import pytest
 from hubtasks import api, publish
 from hubtasks.console import Console
 from hubtasks.errors import AuthError, RegistryError
-from hubtasks.publish import each_tag
+from hubtasks.gather import each_tag
 from hubtasks.references import Repository
 from hubtasks.results import PushedTag
 from hubtasks.session import Session
@@ -27,18 +27,29 @@ from hubtasks.settings import Settings
 USER, SECRET = "alice", "s3cret-value"
 
 
+def _manifest(name: str) -> bytes:
+    """The manifest the test registry serves under a tag: distinct bytes per tag."""
+    return b'{"schemaVersion": 2, "tag": "%s"}' % name.encode()
+
+
+def _sha(body: bytes) -> str:
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
 class BasicRegistry(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def log_message(self, *args):
         pass
 
-    def _send(self, status, headers=()):
+    def _send(self, status, headers=(), body=b""):
         self.send_response(status)
         for name, value in headers:
             self.send_header(name, value)
-        self.send_header("Content-Length", "0")
+        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
     def do_GET(self):
         server = self.server
@@ -54,8 +65,8 @@ class BasicRegistry(BaseHTTPRequestHandler):
         if self.headers.get("Authorization") != expected:
             return self._send(401, [("WWW-Authenticate", 'Basic realm="test"')])
         if self.path.startswith("/v2/alice/app/manifests/"):
-            name = self.path.rsplit("/", 1)[1]
-            return self._send(200, [("Docker-Content-Digest", f"sha256:{name}")])
+            body = _manifest(self.path.rsplit("/", 1)[1])
+            return self._send(200, [("Docker-Content-Digest", _sha(body))], body)
         return self._send(200)
 
     do_HEAD = do_GET
@@ -171,7 +182,7 @@ def test_each_tag_keeps_order_and_puts_errors_in_place(registry):
 
     found = each_tag(client, session, names, operation, lambda name: f"reading {name}")
     assert [str(x) if isinstance(x, RegistryError) else x for x in found] == [
-        "t4 is broken" if n == "t4" else f"sha256:{n}" for n in names
+        "t4 is broken" if n == "t4" else _sha(_manifest(n)) for n in names
     ]
 
 
@@ -215,10 +226,9 @@ def test_copies_the_registry_refuses_go_through_the_daemon_instead(registry, mon
         return PushedTag(repository, name, "sha256:from-daemon")
 
     monkeypatch.setattr(publish, "_push_through_daemon", daemon_push)
-    source = PushedTag(repository, "v1", "sha256:src")
     done: list[PushedTag] = []
     names = ["a", "refused-b", "c", "refused-d", "e"]
-    publish._copy_tags(settings, source, names, session, done)
+    publish.copy_tags(settings, "sha256:src", names, session, done)
     copied = "sha256:" + hashlib.sha256(manifest[0]).hexdigest()
     assert {p.tag: p.digest for p in done} == {
         "a": copied,
@@ -234,16 +244,13 @@ def test_copies_the_registry_refuses_go_through_the_daemon_instead(registry, mon
 
 def test_a_copy_that_meets_a_hiccup_is_retried_not_sent_to_the_daemon(registry, monkeypatch):
     settings, session, client = _logged_in(registry)
-    repository = settings.require_repository()
     client._manifests["sha256:src"] = (b"{}", "application/vnd.oci.image.manifest.v1+json")
     monkeypatch.setattr(
         publish, "_push_through_daemon", lambda *a: pytest.fail("no daemon push expected")
     )
     registry.unwell = 1
     done: list[PushedTag] = []
-    publish._copy_tags(
-        settings, PushedTag(repository, "v1", "sha256:src"), ["flaky-x"], session, done
-    )
+    publish.copy_tags(settings, "sha256:src", ["flaky-x"], session, done)
     assert [p.tag for p in done] == ["flaky-x"]
     assert registry.requests.count("PUT /v2/alice/app/manifests/flaky-x") == 2
     assert "[retry] tagging" in session.console.err.getvalue()

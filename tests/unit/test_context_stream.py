@@ -6,14 +6,25 @@ import io
 import os
 import tarfile
 
-from hubtasks.context import build_context
+from hubtasks.context import BuildContext
+from hubtasks.engine import context_paths
 
 
-def _archive(context, dockerfile):
-    stream, name = build_context(context, dockerfile)
-    data = b"".join(stream)
+def _context(root, dockerfile, labels=None, mtime=None):
+    return BuildContext(
+        root=root,
+        paths=context_paths(root),
+        dockerfile=dockerfile,
+        labels=labels or {},
+        mtime=mtime,
+    )
+
+
+def _archive(root, dockerfile, **options):
+    context = _context(root, dockerfile, **options)
+    data = b"".join(context.stream())
     assert len(data) % 512 == 0
-    return tarfile.open(fileobj=io.BytesIO(data)), name
+    return tarfile.open(fileobj=io.BytesIO(data)), context.dockerfile_name
 
 
 def test_stream_holds_files_links_and_folders_and_honours_dockerignore(tmp_path):
@@ -29,7 +40,7 @@ def test_stream_holds_files_links_and_folders_and_honours_dockerignore(tmp_path)
     (tmp_path / ".dockerignore").write_text("# comment\n.env\n*.log\n")
     tar, name = _archive(tmp_path, tmp_path / "Dockerfile")
     members = {m.name: m for m in tar.getmembers()}
-    assert name == "Dockerfile"
+    assert name.startswith(".hubtasks.dockerfile.")
     assert {
         "Dockerfile",
         "a",
@@ -55,14 +66,87 @@ def test_dockerfile_outside_the_context_is_added_under_a_stable_name(tmp_path):
     outside = tmp_path / "Dockerfile.outside"
     outside.write_text("FROM scratch\nCOPY f /f\n")
     tar, name = _archive(context, outside)
-    assert name.startswith(".dockerfile.")
     assert tar.extractfile(name).read() == outside.read_bytes()
     _, again = _archive(context, outside)
     assert again == name  # same content, same name: `COPY .` stays cached
+    _, other = _archive(context, outside, labels={"a": "b"})
+    assert other != name
 
 
-def test_dockerignore_cannot_exclude_the_dockerfile(tmp_path):
+def test_labels_become_one_label_line_listed_in_the_streamed_dockerignore(tmp_path):
+    (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY . /src")  # no final newline
+    (tmp_path / ".dockerignore").write_text(".env")
+    labels = {"team": 'web "blue"', "cost": "$HOME\\x", "org.opencontainers.image.title": "t"}
+    tar, name = _archive(tmp_path, tmp_path / "Dockerfile", labels=labels)
+    generated = tar.extractfile(name).read().decode()
+    assert generated.startswith("FROM scratch\nCOPY . /src\nLABEL ")
+    assert generated.count("LABEL") == 1
+    assert '"team"="web \\"blue\\""' in generated
+    assert '"cost"="\\$HOME\\\\x"' in generated
+    ignore = tar.extractfile(".dockerignore").read().decode().splitlines()
+    assert ignore == [".env", ".dockerignore", name]
+    assert (tmp_path / "Dockerfile").read_text() == "FROM scratch\nCOPY . /src"  # untouched
+
+
+def test_escape_directive_is_honoured_in_label_quoting(tmp_path):
+    (tmp_path / "Dockerfile").write_text("# escape=`\nFROM scratch\n")
+    context = _context(tmp_path, tmp_path / "Dockerfile", labels={"a": 'x"$'})
+    assert context.generated_dockerfile().decode().endswith('LABEL "a"="x`"`$"\n')
+
+
+def test_entries_are_owned_by_root_with_the_given_mtime(tmp_path):
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "f").write_text("x")
+    tar, _ = _archive(tmp_path, tmp_path / "Dockerfile", mtime=1_600_000_000)
+    for member in tar.getmembers():
+        assert (member.uid, member.gid, member.uname, member.gname) == (0, 0, "", "")
+        assert member.mtime == 1_600_000_000
+
+
+def _digest(root, **changes):
+    options = {"build_args": {"A": "1"}, "platform": "linux/amd64", **changes}
+    labels = options.pop("labels", {"team": "web"})
+    return _context(root, root / "Dockerfile", labels=labels).inputs_digest(**options)
+
+
+def test_inputs_digest_follows_contents_modes_links_args_platform_and_labels(tmp_path):
+    (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY . /\n")
+    (tmp_path / "app").write_text("v1")
+    (tmp_path / "link").symlink_to("app")
+    base = _digest(tmp_path)
+    os.utime(tmp_path / "app", (1, 1))  # mtimes do not count
+    assert _digest(tmp_path) == base
+    (tmp_path / "app").chmod(0o755)
+    assert _digest(tmp_path) != base
+    (tmp_path / "app").chmod(0o644)
+    base = _digest(tmp_path)
+    assert _digest(tmp_path, build_args={"A": "2"}) != base
+    assert _digest(tmp_path, platform="linux/arm64") != base
+    assert _digest(tmp_path, labels={"team": "db"}) != base
+    (tmp_path / "link").unlink()
+    (tmp_path / "link").symlink_to("Dockerfile")
+    assert _digest(tmp_path) != base
+    (tmp_path / "link").unlink()
+    (tmp_path / "link").symlink_to("app")
+    assert _digest(tmp_path) == base
+    (tmp_path / "app").write_text("v2")
+    assert _digest(tmp_path) != base
+    (tmp_path / "app").write_text("v1")
+    (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY . /app/\n")
+    assert _digest(tmp_path) != base
+
+
+def test_ignored_files_do_not_count_in_the_inputs(tmp_path):
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    (tmp_path / ".dockerignore").write_text("*.log\n")
+    base = _digest(tmp_path)
+    (tmp_path / "debug.log").write_text("noise")
+    assert _digest(tmp_path) == base
+
+
+def test_dockerignore_excluding_everything_still_sends_the_generated_dockerfile(tmp_path):
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     (tmp_path / ".dockerignore").write_text("*\n")
-    tar, _ = _archive(tmp_path, tmp_path / "Dockerfile")
-    assert "Dockerfile" in tar.getnames()
+    tar, name = _archive(tmp_path, tmp_path / "Dockerfile")
+    assert set(tar.getnames()) == {".dockerignore", name}

@@ -7,21 +7,37 @@ exercised against the real registry in tests/integration.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from hubtasks.errors import AuthError, RegistryError
+from hubtasks.errors import AuthError, RegistryError, VerifyError
 from hubtasks.references import Repository
 from hubtasks.registry import RegistryClient, parse_challenge, registry_base_url
 
 USER, SECRET = "alice", "dckr_pat_0123456789"
 
 
+def _sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+CONFIG = json.dumps({"config": {"Labels": {"dev.hubtasks.inputs": "sha256:in"}}}).encode()
+MANIFEST = json.dumps(
+    {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"digest": _sha(CONFIG)},
+    }
+).encode()
+
+
 class TokenRegistry(BaseHTTPRequestHandler):
     token_requests: list[dict] = []
+    blob_reads = 0
 
     def log_message(self, *args):
         pass
@@ -55,16 +71,13 @@ class TokenRegistry(BaseHTTPRequestHandler):
                 link = '</v2/alice/app/tags/list?last=b&n=2>; rel="next"'
                 return self._send(200, json.dumps({"tags": ["a", "b"]}).encode(), [("Link", link)])
             return self._send(200, json.dumps({"tags": ["c"]}).encode())
-        if self.path == "/v2/alice/app/manifests/v1":
+        if self.path in ("/v2/alice/app/manifests/v1", "/v2/alice/app/manifests/lying"):
             assert "application/vnd.oci.image.manifest.v1+json" in self.headers["Accept"]
-            body = json.dumps(
-                {
-                    "schemaVersion": 2,
-                    "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-                    "config": {"digest": "sha256:cfg"},
-                }
-            ).encode()
-            return self._send(200, body, [("Docker-Content-Digest", "sha256:man")])
+            claimed = _sha(MANIFEST) if self.path.endswith("/v1") else "sha256:" + "0" * 64
+            return self._send(200, MANIFEST, [("Docker-Content-Digest", claimed)])
+        if self.path == f"/v2/alice/app/blobs/{_sha(CONFIG)}":
+            TokenRegistry.blob_reads += 1
+            return self._send(200, CONFIG)
         return self._send(404)
 
 
@@ -86,13 +99,25 @@ def _client(base_url, secret=SECRET):
 def test_bearer_flow_lists_all_pages_and_reads_manifest(server):
     client = _client(server)
     assert client.tags() == ["a", "b", "c"]
-    remote = client.manifest("v1")
-    assert remote.digest == "sha256:man" and remote.config_digest == "sha256:cfg"
-    assert client.manifest("nope") is None
+    record = client.image_record("v1")
+    assert record.digest == _sha(MANIFEST) and record.config_digest == _sha(CONFIG)
+    assert record.labels == {"dev.hubtasks.inputs": "sha256:in"}
+    assert client.image_record("v1") == record
+    assert TokenRegistry.blob_reads == 1  # the config blob is read once per digest
+    assert client.image_record("nope") is None
     # One token, reused; its request named the service and scope from the challenge.
     assert len(TokenRegistry.token_requests) == 1
     assert "service=reg.test" in TokenRegistry.token_requests[0]["path"]
     assert "scope=repository%3Aalice%2Fapp%3Apull" in TokenRegistry.token_requests[0]["path"]
+
+
+def test_a_digest_header_that_does_not_match_the_bytes_is_refused(server):
+    client = _client(server)
+    with pytest.raises(VerifyError, match="refusing to trust the header"):
+        client.image_record("lying")
+    with pytest.raises(VerifyError):
+        client.digest("lying")
+    assert client.digest("v1") == _sha(MANIFEST)
 
 
 def test_bearer_flow_with_wrong_secret_is_an_auth_error_without_the_secret(server):
