@@ -251,7 +251,8 @@ class Console:
             for d in release.plan.decisions
         ]
         timings = "  ".join(f"{k} {v:.1f}s" for k, v in release.timings.items())
-        footer = f"image {human_size(size)}  ·  {timings}"
+        built = f"image {human_size(size)}" if size is not None else "nothing built"
+        footer = f"{built}  ·  {timings}"
         if self.mode == "rich":
             from rich.table import Table
 

@@ -181,3 +181,62 @@ def test_image_labels_are_reproducible_and_overridable():
         title="app", tags=("sha-abc1234",), revision=None, source=None, created_epoch=None, extra={}
     )
     assert set(bare) == {"org.opencontainers.image.title", "org.opencontainers.image.version"}
+
+
+INPUTS, OTHER_INPUTS = "sha256:" + "1" * 64, "sha256:" + "2" * 64
+
+
+def _labelled(inputs, config=OTHER, digest="sha256:" + "9" * 64):
+    return Remote(digest=digest, config_digest=config, inputs=inputs)
+
+
+def test_same_inputs_are_unchanged_whatever_the_image_id():
+    remote = {"v1.0.0": _labelled(INPUTS)}
+    plan = decide(["v1.0.0"], remote=remote, published=["v1.0.0"], inputs=INPUTS, image_id=IMAGE)
+    assert _actions(plan) == {"v1.0.0": SKIP}
+    assert not plan.build and plan.to_push == []
+
+
+def test_other_inputs_decide_before_any_build():
+    remote = {"v1.0.0": _labelled(OTHER_INPUTS), "main": _labelled(OTHER_INPUTS)}
+    plan = decide(["v1.0.0", "main"], remote=remote, published=["v1.0.0"], inputs=INPUTS)
+    assert _actions(plan) == {"v1.0.0": REFUSE, "main": MOVE}
+    assert "other inputs" in plan.refused[0].reason
+    forced = decide(["v1.0.0"], remote=remote, published=[], inputs=INPUTS, force=True)
+    assert _actions(forced) == {"v1.0.0": MOVE} and forced.build
+
+
+def test_new_tags_copy_an_image_the_registry_holds_with_these_inputs():
+    held = _labelled(INPUTS, digest="sha256:" + "5" * 64)
+    plan = decide(
+        ["v1.0.0", "stable"], remote={"v1.0.0": held}, published=["v1.0.0"], inputs=INPUTS
+    )
+    assert _actions(plan) == {"v1.0.0": SKIP, "stable": CREATE}
+    assert not plan.build and plan.source == held
+
+
+def test_an_unlabelled_image_is_checked_after_the_build():
+    plan = decide(["v1.0.0"], remote={"v1.0.0": _remote()}, published=["v1.0.0"], inputs=INPUTS)
+    assert _actions(plan) == {"v1.0.0": CHECK} and plan.build
+    after = decide(
+        ["v1.0.0"],
+        remote={"v1.0.0": _remote(IMAGE)},
+        published=["v1.0.0"],
+        inputs=INPUTS,
+        image_id=IMAGE,
+    )
+    assert _actions(after) == {"v1.0.0": SKIP}
+
+
+def test_latest_stays_on_the_highest_version_for_a_release_without_one():
+    plan = decide(["main", "latest"], remote={}, published=["v1.2.3", "latest"], inputs=INPUTS)
+    assert _actions(plan) == {"main": CREATE, "latest": HOLD}
+    assert "--force" in plan.decisions[1].reason
+    forced = decide(["main", "latest"], remote={}, published=["v1.2.3"], inputs=INPUTS, force=True)
+    assert _actions(forced) == {"main": CREATE, "latest": CREATE}
+    alone = decide(["main", "latest"], remote={}, published=["main"], inputs=INPUTS)
+    assert _actions(alone) == {"main": CREATE, "latest": CREATE}
+
+
+def test_action_reads_as_its_word():
+    assert f"{SKIP:<6}|" == "skip  |" and str(REFUSE) == "refuse" and SKIP == "skip"

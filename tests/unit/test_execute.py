@@ -1,0 +1,162 @@
+"""The release pipeline (gather → plan → execute) with a fake daemon and registry at the
+protocols: what gets built, pushed, copied, refused, and what the registry ends up holding."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from hubtasks import api
+from hubtasks.console import Console
+from hubtasks.errors import ReleaseRefused
+from hubtasks.plan import CHECK, CREATE, HOLD, INPUTS_LABEL, MOVE, SKIP
+from hubtasks.references import Repository
+from hubtasks.session import Session
+from hubtasks.settings import Settings
+
+from .fakes import FakeDaemon, FakeRegistry, Store
+
+REGISTRY = "127.0.0.1:5000"
+REPOSITORY = Repository(registry=REGISTRY, path="alice/app")
+
+
+def _project(tmp_path: Path) -> Path:
+    (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY app /app\n")
+    (tmp_path / "app").write_text("v1")
+    return tmp_path
+
+
+def _settings(root: Path, *tags: str, **changes) -> Settings:
+    values = dict(
+        registry=REGISTRY,
+        username="alice",
+        token="s3cret",
+        repository=REPOSITORY,
+        tags=tags,
+        dockerfile=root / "Dockerfile",
+        context=root,
+        cwd=root,
+        retries=2,
+        retry_delay=0.0,
+    )
+    values.update(changes)
+    return Settings(**values)
+
+
+def _run(settings: Settings, store: Store, daemon: FakeDaemon | None = None, **options):
+    """One command line on a runner whose daemon is `daemon` (a fresh one by default)."""
+    daemon = daemon or FakeDaemon(store)
+    session = Session(
+        console=Console(out=io.StringIO(), err=io.StringIO(), mode="plain"),
+        context=object(),
+        engine=daemon,
+        registry_factory=lambda s: FakeRegistry(s.require_repository(), store),
+    )
+    return api.release(settings, session=session, **options), daemon, session
+
+
+def _actions(result) -> dict[str, str]:
+    return {d.tag: d.action for d in result.plan.decisions}
+
+
+def test_first_release_builds_once_pushes_once_and_copies_the_other_tags(tmp_path):
+    store = Store()
+    result, daemon, _ = _run(_settings(_project(tmp_path), "v1.0.0", semver=True), store)
+    assert daemon.calls["build"] == 1 and daemon.calls["push"] == 1
+    assert store.calls["copy_manifest"] == 3
+    assert set(_actions(result).values()) == {CREATE}
+    digests = {p.tag: p.digest for p in result.published}
+    assert digests == {t: store.tags[t] for t in ("v1.0.0", "v1.0", "v1", "latest")}
+    labels = daemon.images[result.image.image_id]
+    assert labels[INPUTS_LABEL].startswith("sha256:")
+    assert labels["org.opencontainers.image.version"] == "v1.0.0"
+
+
+def test_re_release_on_a_fresh_runner_builds_and_pushes_nothing(tmp_path):
+    root = _project(tmp_path)
+    store = Store()
+    first, _, _ = _run(_settings(root, "v1.0.0", semver=True), store)
+    store.calls.clear()
+    again, daemon, _ = _run(_settings(root, "v1.0.0", semver=True), store)  # a new daemon
+    assert daemon.calls == {}  # no build, no tag, no push
+    assert set(_actions(again).values()) == {SKIP}
+    assert again.published == first.published
+    assert store.calls["copy_manifest"] == 0
+    # A handful of requests: the tag list, one manifest per tag, one config blob read.
+    assert store.calls["tags"] == 1 and store.calls["image_record"] == 4
+
+
+def test_a_new_tag_for_inputs_the_registry_holds_is_a_registry_side_copy(tmp_path):
+    root = _project(tmp_path)
+    store = Store()
+    _run(_settings(root, "v1.0.0"), store)
+    result, daemon, _ = _run(_settings(root, "v1.0.0", "stable"), store)
+    assert daemon.calls == {}
+    assert _actions(result) == {"v1.0.0": SKIP, "stable": CREATE}
+    assert store.tags["stable"] == store.tags["v1.0.0"]
+    assert not result.plan.build and result.plan.source is not None
+
+
+def test_changed_inputs_are_refused_before_any_build_and_in_the_dry_run(tmp_path):
+    root = _project(tmp_path)
+    store = Store()
+    _run(_settings(root, "v1.0.0"), store)
+    before = dict(store.tags)
+    (root / "app").write_text("v2")
+    for dry_run in (True, False):
+        daemon = FakeDaemon(store)
+        with pytest.raises(ReleaseRefused, match="immutable") as caught:
+            _run(_settings(root, "v1.0.0"), store, daemon, dry_run=dry_run)
+        assert caught.value.exit_code == 1
+        assert daemon.calls == {}
+    assert store.tags == before
+
+
+def test_changed_inputs_move_a_branch_tag(tmp_path):
+    root = _project(tmp_path)
+    store = Store()
+    _run(_settings(root, "main"), store)
+    (root / "app").write_text("v2")
+    result, daemon, _ = _run(_settings(root, "main"), store)
+    assert _actions(result) == {"main": MOVE}
+    assert daemon.calls["build"] == 1
+
+
+def test_an_image_without_our_label_is_decided_after_the_build_and_keeps_local_tags(tmp_path):
+    root = _project(tmp_path)
+    store = Store()
+    store.put_image("v1.0.0", {"pushed-by": "another tool"})
+    daemon = FakeDaemon(store)
+    daemon.local_tags[REPOSITORY.ref("v1.0.0")] = "sha256:" + "e" * 64  # an older local build
+    dry, _, _ = _run(_settings(root, "v1.0.0"), store, FakeDaemon(store), dry_run=True)
+    assert _actions(dry) == {"v1.0.0": CHECK}
+    with pytest.raises(ReleaseRefused):
+        _run(_settings(root, "v1.0.0"), store, daemon)
+    assert daemon.calls["build"] == 1 and daemon.calls["push"] == 0
+    assert daemon.local_tags[REPOSITORY.ref("v1.0.0")] == "sha256:" + "e" * 64
+
+
+def test_latest_stays_on_the_highest_version_unless_forced(tmp_path):
+    root = _project(tmp_path)
+    store = Store()
+    _run(_settings(root, "v1.2.3", latest=True), store)
+    (root / "app").write_text("branch work")
+    held, _, _ = _run(_settings(root, "main", latest=True), store)
+    assert _actions(held) == {"main": CREATE, "latest": HOLD}
+    assert "v1.2.3 is the highest version" in held.plan.decisions[1].reason
+    assert store.tags["latest"] == store.tags["v1.2.3"]
+    forced, _, _ = _run(_settings(root, "main", latest=True), store, force=True)
+    assert _actions(forced)["latest"] == MOVE
+    assert store.tags["latest"] == store.tags["main"]
+
+
+def test_the_dry_run_lists_a_command_for_every_tag_the_run_may_touch(tmp_path):
+    root = _project(tmp_path)
+    store = Store()
+    store.put_image("v1", {"pushed-by": "another tool"})
+    result, _, _ = _run(_settings(root, "v1.0.0", semver=True), store, dry_run=True)
+    pushes = [c for c in result.commands if c.startswith("docker push")]
+    assert [c.rsplit(":", 1)[1] for c in pushes] == ["v1.0.0", "v1.0", "v1", "latest"]
+    assert store.calls["copy_manifest"] == 0
