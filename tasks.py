@@ -37,8 +37,9 @@ def bench(c, quick=False, only=""):
 
 @task
 def lint(c):
-    """ruff check and format check."""
+    """ruff check, mypy (src/, settings in pyproject.toml) and format check."""
     c.run("ruff check src tests devtools tasks.py")
+    c.run("mypy")
     c.run("ruff format --check src tests devtools tasks.py", warn=True)
 
 

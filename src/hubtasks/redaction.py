@@ -13,6 +13,8 @@ import re
 import threading
 
 HIDDEN = "<hidden>"
+# Process-global on purpose: every Console, every error and every log record (from any library,
+# in any thread) must hide the same secrets, whoever registered them.
 _SECRETS: set[str] = set()
 _ORDERED: tuple[str, ...] = ()  # longest first, so that a secret's prefix never wins
 _LOCK = threading.Lock()
@@ -26,7 +28,7 @@ _installed = False
 
 
 def add_secret(secret: str | None) -> None:
-    global _ORDERED
+    global _ORDERED  # noqa: PLW0603 (the process-wide registry above)
     # Very short values would redact ordinary words; tokens are long.
     if secret and len(secret) >= 4 and secret not in _SECRETS:
         with _LOCK:
@@ -48,7 +50,7 @@ def redact_keyed(text: str) -> str:
 
 def install_log_redaction() -> None:
     """Make every log record in this process pass through `redact` (idempotent)."""
-    global _installed
+    global _installed  # noqa: PLW0603 (logging's record factory is process-wide too)
     if _installed:
         return
     _installed = True
@@ -58,7 +60,7 @@ def install_log_redaction() -> None:
         record = previous(*args, **kwargs)
         try:
             message = record.getMessage()
-        except Exception:  # a broken format string is logging's business, not ours
+        except Exception:  # noqa: BLE001 (a broken format string is logging's business, not ours)
             return record
         cleaned = redact_keyed(redact(message))
         if cleaned != message:

@@ -145,28 +145,37 @@ def parse_repository(
             )
     resolved_registry = host or registry or DOCKER_HUB
     for part in parts:
-        if not _PATH_COMPONENT.fullmatch(part):
-            hint = " (repository names must be lowercase)" if part.lower() != part else ""
-            raise InvalidReferenceError(
-                f"{source}: '{value}' is not a valid repository name: component '{part}' "
-                f"may only hold lowercase letters, digits and single separators . _ __ -{hint}"
-            )
+        _check_component(part, value, source)
     if len(parts) == 1:
-        if not username:
-            raise InvalidReferenceError(
-                f"{source}: '{value}' has no namespace and no username is set; write it as "
-                f"NAMESPACE/{parts[0]} or set HUB_USERNAME"
-            )
-        namespace = username.lower()
-        if not _PATH_COMPONENT.fullmatch(namespace):
-            raise InvalidReferenceError(
-                f"{source}: the username '{username}' cannot serve as the namespace of "
-                f"'{value}'; write the repository as NAMESPACE/{parts[0]}"
-            )
-        parts = [namespace, *parts]
+        parts = [_default_namespace(username, value, parts[0], source), *parts]
     path = "/".join(parts)
     if len(path) > _NAME_MAX:
         raise InvalidReferenceError(
             f"{source}: '{value}' is {len(path)} characters long; the limit is {_NAME_MAX}"
         )
     return Repository(registry=resolved_registry, path=path)
+
+
+def _check_component(part: str, value: str, source: str) -> None:
+    if not _PATH_COMPONENT.fullmatch(part):
+        hint = " (repository names must be lowercase)" if part.lower() != part else ""
+        raise InvalidReferenceError(
+            f"{source}: '{value}' is not a valid repository name: component '{part}' "
+            f"may only hold lowercase letters, digits and single separators . _ __ -{hint}"
+        )
+
+
+def _default_namespace(username: str | None, value: str, name: str, source: str) -> str:
+    """The namespace a bare repository `name` gets: the username, lowercased."""
+    if not username:
+        raise InvalidReferenceError(
+            f"{source}: '{value}' has no namespace and no username is set; write it as "
+            f"NAMESPACE/{name} or set HUB_USERNAME"
+        )
+    namespace = username.lower()
+    if not _PATH_COMPONENT.fullmatch(namespace):
+        raise InvalidReferenceError(
+            f"{source}: the username '{username}' cannot serve as the namespace of "
+            f"'{value}'; write the repository as NAMESPACE/{name}"
+        )
+    return namespace

@@ -31,7 +31,7 @@ class Version:
     def is_prerelease(self) -> bool:
         return bool(self.pre)
 
-    def _key(self) -> tuple:
+    def _key(self) -> tuple[int, int, int, bool, tuple[tuple[int, int, str], ...]]:
         # A release sorts after its prereleases; numeric identifiers before alphanumeric ones.
         pre_key = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in self.pre)
         return (self.major, self.minor, self.patch, not self.pre, pre_key)

@@ -17,7 +17,8 @@ import pytest
 
 from devtools.stack import BASE_IMAGE, Stack, missing_packages
 
-pytestmark = pytest.mark.integration
+# Every test here is marked `integration` by tests/conftest.py (pytest ignores a `pytestmark`
+# in a conftest.py).
 
 _names = itertools.count(1)
 

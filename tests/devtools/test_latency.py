@@ -9,7 +9,7 @@ import time
 import pytest
 
 from devtools.latency import LatencyProxy
-from tests.unit.test_faultproxy import _Server
+from tests.devtools.test_faultproxy import _Server
 
 DELAY = 0.05
 
@@ -17,7 +17,9 @@ DELAY = 0.05
 @pytest.fixture()
 def server():
     srv = _Server()
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread = threading.Thread(
+        target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )  # shutdown() waits up to one poll interval
     thread.start()
     yield srv
     srv.shutdown()

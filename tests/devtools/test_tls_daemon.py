@@ -14,9 +14,6 @@ import requests
 
 from devtools.stack import BASE_IMAGE, TlsDaemon, make_base_image, make_certificates
 
-pytestmark = pytest.mark.integration
-
-
 # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a Session's own `verify`, so with
 # either set docker-py ignores the CA from DOCKER_CERT_PATH and fails with
 # CERTIFICATE_VERIFY_FAILED (docker/docker-py#2433, psf/requests#5209). This machine sets both;
@@ -116,10 +113,12 @@ def test_no_client_certificate_is_refused(tls_daemon):
     # The same at the socket level: the handshake (or, on TLS 1.3, the first read) fails.
     with socket.create_connection(("127.0.0.1", tls_daemon.port), timeout=5) as raw:
         context = tls_daemon.ssl_context(client_cert=False)
-        with pytest.raises(ssl.SSLError, match="(?i)certificate"):
-            with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
-                tls.sendall(b"GET /_ping HTTP/1.0\r\n\r\n")
-                tls.recv(100)
+        with (
+            pytest.raises(ssl.SSLError, match=r"(?i)certificate"),
+            context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+        ):
+            tls.sendall(b"GET /_ping HTTP/1.0\r\n\r\n")
+            tls.recv(100)
 
 
 def test_a_client_certificate_from_another_ca_is_refused(tls_daemon, tmp_path):
