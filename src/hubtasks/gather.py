@@ -7,6 +7,7 @@ config's labels (one request per distinct digest, a few at a time). Nothing here
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -148,7 +149,7 @@ def each_tag(
         finally:
             free.put(client)
 
-    futures = [session.background(lambda name=name: work(name)) for name in names]
+    futures = [session.background(functools.partial(work, name)) for name in names]
     return [future.result() for future in futures]
 
 

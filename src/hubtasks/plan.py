@@ -195,7 +195,7 @@ def _decide_tag(
 def _held_back(tag: str, version: Version | None, published: list[str], force: bool) -> str:
     """Why a floating tag stays where it is ("" when it may move): `latest` and `vX[.Y]`
     only move forward, and `latest` stays on the highest version once one exists."""
-    if not is_floating(tag) or force and version is None:
+    if not is_floating(tag) or (force and version is None):
         return ""
     highest = highest_in_line(published, tag)
     if highest is None:
