@@ -55,6 +55,13 @@ KEYS: tuple[Key, ...] = (
     Key("semver", "--semver", False, "Fan a version tag out: v1.2.3 → v1.2.3, v1.2, v1, latest."),
     Key("latest", "--latest", False, "Also publish latest (only moved forward)."),
     Key("labels", "--label", None, "Extra or overriding image labels: space separated K=V."),
+    Key(
+        "platforms",
+        "--platform",
+        None,
+        "Platforms to build, os/arch[/variant], comma or space separated; more than one "
+        "publishes a multi-platform image (default: the daemon's own).",
+    ),
     Key("retries", None, 5, "Attempts per network operation (transient failures only)."),
     Key("timeout", None, 120, "Seconds of retrying before a release gives up."),
     Key("retry_delay", None, 1.0, "First backoff delay in seconds; it doubles, with jitter."),
@@ -99,6 +106,7 @@ class Settings:
     semver: bool = False
     latest: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
+    platforms: tuple[str, ...] = ()
     source_date_epoch: int | None = None
     hooks: Mapping[str, str] = field(default_factory=dict)
     retries: int = 5
@@ -354,6 +362,20 @@ def _parse_epoch(value: str | None) -> int | None:
     return int(value.strip())
 
 
+_PLATFORM = re.compile(r"[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?")
+
+
+def _platform(text: str, source: str) -> str:
+    """`linux/arm64`, `linux/arm/v7`: lower case, as the Docker API takes it."""
+    value = text.strip().lower()
+    if not _PLATFORM.fullmatch(value):
+        raise ConfigError(
+            f"{source}: '{text}' is not a platform; write it as os/arch[/variant], e.g. "
+            "linux/amd64 or linux/arm64"
+        )
+    return value
+
+
 def _dedupe(items: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
@@ -428,6 +450,10 @@ def resolve_settings(
         semver=_parse_bool(picked["semver"][0], sources["semver"]),
         latest=_parse_bool(picked["latest"][0], sources["latest"]),
         labels=labels,
+        platforms=_dedupe(
+            _platform(item, sources["platforms"])
+            for item in _as_list(picked["platforms"][0], split="words")
+        ),
         source_date_epoch=_parse_epoch(
             environ.get("SOURCE_DATE_EPOCH") or dotenv.get("SOURCE_DATE_EPOCH")
         ),

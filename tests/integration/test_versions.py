@@ -105,7 +105,9 @@ def test_dry_run_changes_nothing(project, client, stack):
     assert sorted(i.id for i in client.images.list()) == images_before
     out = dry.stdout
     assert "v1.1.0  create" in out and "v1.1    create" in out
-    assert "v1      check" in out  # exists; the build would decide
+    # v1 holds v1.0.0's inputs label: decided before any build, moved forward.
+    assert "v1      move" in out and "latest  move" in out
+    assert f"docker push {stack.registry}/{project.repository}:v1\n" in out + "\n"
     assert f"docker push {stack.registry}/{project.repository}:v1.1.0" in out
     assert "docker build -f Dockerfile" in out
     assert project.token not in out + dry.stderr

@@ -75,6 +75,17 @@ PRECEDENCE = {
         ({"f.x": "1"}, {"e.x": "2"}, {"d.x": "3"}, {"c.x": "4"}, {}),
         lambda s: dict(s.labels),
     ),
+    "platforms": (
+        (["linux/arm64"], "linux/amd64,linux/arm64", "linux/arm/v7", ["linux/s390x"]),
+        (
+            ("linux/arm64",),
+            ("linux/amd64", "linux/arm64"),
+            ("linux/arm/v7",),
+            ("linux/s390x",),
+            (),
+        ),
+        lambda s: s.platforms,
+    ),
     # A bool flag can only say yes (left off it is False, which counts as unset), so the
     # lower levels say no and lose.
     "semver": (
@@ -97,6 +108,7 @@ SOURCE_NAMES = {
     "tags": ("--tag", "HUB_TAGS"),
     "build_args": ("--build-arg", "HUB_BUILD_ARGS"),
     "labels": ("--label", "HUB_LABELS"),
+    "platforms": ("--platform", "HUB_PLATFORMS"),
     "semver": ("--semver", "HUB_SEMVER"),
     "latest": ("--latest", "HUB_LATEST"),
 }
@@ -675,3 +687,9 @@ def test_env_example_mentions_every_setting():
     text = example.read_text(encoding="utf-8")
     missing = [key.env for key in KEYS if key.env not in text]
     assert missing == []
+
+
+@pytest.mark.parametrize("bad", ["arm64", "linux/", "linux/arm64/v8/x", "Linux arm64!"])
+def test_a_platform_that_is_not_os_arch_is_a_config_error(bad):
+    with pytest.raises(ConfigError, match="os/arch"):
+        resolve(flags={"platforms": [bad]})
