@@ -11,12 +11,13 @@ from pathlib import Path
 
 from . import plan as planning
 from .console import Stopwatch
+from .context import dockerfile_warnings
 from .engine import remove_credentials, save_credentials
 from .errors import ConfigError
 from .execute import Executor, facts_for, refuse, report_plan
 from .execute import release as execute_release
-from .gather import build_inputs, read_registry, release_facts
-from .gitinfo import read_git
+from .gather import BuildSet, build_set, read_registry, release_facts
+from .gitinfo import GitState, read_git
 from .plan import INPUTS_LABEL, Plan
 from .preflight import check_context, env_file_warnings, labels_for, resolve_tags
 from .references import validate_tag
@@ -107,11 +108,23 @@ def build(
     git = read_git(settings.cwd)
     tags = tags or resolve_tags(settings, git, allow_dirty=allow_dirty)
     labels = labels if labels is not None else labels_for(settings, git, tags)
+    builds = _build_set(settings, session, git, labels)
+    images = Executor(settings, session, Stopwatch()).build(builds, tags, tag_now=True)
+    session.tags, session.image_id = tags, images[0].image_id
+    return images[0]
+
+
+def _build_set(
+    settings: Settings, session: Session, git: GitState | None, labels: dict[str, str]
+) -> BuildSet:
+    """Each platform's inputs; the Dockerfile's directives the classic builder ignores are
+    said out loud first."""
+    for warning in dockerfile_warnings(
+        settings.dockerfile.read_bytes(), str(settings.dockerfile.name)
+    ):
+        session.console.warn(warning)
     engine = session.engine_for(settings)
-    inputs = build_inputs(settings, git, labels, engine.platform())
-    image = Executor(settings, session, Stopwatch()).build(inputs, tags, tag_now=True)
-    session.tags, session.image_id = tags, image.image_id
-    return image
+    return build_set(settings, git, labels, engine.platform())
 
 
 def tag(
@@ -250,7 +263,7 @@ def release(
     with watch.time("connect"):
         engine = session.engine_for(settings)
     with watch.time("inputs"):
-        inputs = build_inputs(settings, git, labels, engine.platform())
+        builds = _build_set(settings, session, git, labels)
     facts = facts_for("release", repository, tags)
     if not dry_run:
         session.hooks.run("pre", facts)
@@ -261,13 +274,13 @@ def release(
     image_id = None
     if dry_run:  # a local build of the same inputs can settle what only a build could
         local = engine.inspect(repository.ref(tags[0]))
-        if local is not None and local.labels.get(INPUTS_LABEL) == inputs.digest:
+        if local is not None and local.labels.get(INPUTS_LABEL) == builds.digest:
             image_id = local.id
     plan = planning.decide(
         list(tags),
         remote=state.remote,
         published=state.published,
-        inputs=inputs.digest,
+        inputs=builds.digest,
         image_id=image_id,
         force=force,
     )
@@ -278,28 +291,36 @@ def release(
             repository,
             plan,
             timings=watch.timings,
-            commands=_commands(settings, plan, inputs.context.labels),
+            commands=_commands(settings, plan, builds),
             dry_run=True,
         )
     if not plan.build:
         report_plan(plan, repository, session)
-    plan, image, published = execute_release(
+    plan, images, published, platforms = execute_release(
         Executor(settings, session, watch),
         plan,
         tags=tags,
-        inputs=inputs,
+        builds=builds,
         state=state,
         force=force,
     )
     facts.refs = [p.reference for p in published]
     facts.digest = published[0].digest if published else None
-    facts.image_id = image.image_id if image else None
+    facts.image_id = images[0].image_id if images and not builds.multi else None
+    facts.platforms = platforms
     facts.timings.update(watch.timings)
     session.hooks.run("post", facts)
-    return Release(repository, plan, image=image, published=published, timings=watch.timings)
+    return Release(
+        repository,
+        plan,
+        image=images[0] if images else None,
+        published=published,
+        timings=watch.timings,
+        platforms=platforms,
+    )
 
 
-def _commands(settings: Settings, plan: Plan, labels: dict[str, str]) -> list[str]:
+def _commands(settings: Settings, plan: Plan, builds: BuildSet) -> list[str]:
     repository = settings.require_repository()
     return planning.equivalent_commands(
         registry=repository.registry,
@@ -308,6 +329,10 @@ def _commands(settings: Settings, plan: Plan, labels: dict[str, str]) -> list[st
         plan=plan,
         dockerfile=_relative(settings.dockerfile, settings.cwd),
         context=_relative(settings.context, settings.cwd),
-        build_args=settings.build_args,
-        labels=labels,
+        builds=[
+            planning.BuildCommand(
+                i.platform if i.requested else None, i.context.labels, i.build_args
+            )
+            for i in builds.platforms
+        ],
     )

@@ -483,6 +483,10 @@ def write_github_output(path: str, release: Any) -> None:
         stream.write(f"digest={release.digest or ''}\n")
         stream.write(f"tags={tags}\n")
         stream.write(f"refs<<{delimiter}\n{refs}\n{delimiter}\n")
+        if release.platforms:
+            stream.write(f"platforms={','.join(release.platforms)}\n")
+            lines = "\n".join(f"{p}={d}" for p, d in release.platforms.items())
+            stream.write(f"platform-digests<<{delimiter}\n{lines}\n{delimiter}\n")
 
 
 class Stopwatch:

@@ -155,6 +155,58 @@ class BuildContext:
         return "sha256:" + h.hexdigest()
 
 
+def combine_inputs(by_platform: Mapping[str, str]) -> str:
+    """The inputs digest of a multi-platform image: one over each platform's digest."""
+    h = hashlib.sha256(INPUTS_VERSION.encode() + b" index")
+    for platform, digest in sorted(by_platform.items()):
+        h.update(f"\n{platform}={digest}".encode())
+    return "sha256:" + h.hexdigest()
+
+
+_AUTOMATIC_ARGS = (
+    "TARGETPLATFORM",
+    "TARGETOS",
+    "TARGETARCH",
+    "TARGETVARIANT",
+    "BUILDPLATFORM",
+    "BUILDOS",
+    "BUILDARCH",
+    "BUILDVARIANT",
+)
+_ARG = re.compile(rb"^\s*ARG\s+([A-Za-z_][A-Za-z0-9_]*)", re.IGNORECASE | re.MULTILINE)
+
+
+def platform_args(dockerfile: bytes, target: str, build: str) -> dict[str, str]:
+    """The build arguments BuildKit sets by itself (TARGETARCH, BUILDPLATFORM, …), for the
+    ones the Dockerfile declares with `ARG`: the classic builder leaves them empty."""
+    declared = {match.decode() for match in _ARG.findall(dockerfile)}
+    values: dict[str, str] = {}
+    for prefix, platform in (("TARGET", target), ("BUILD", build)):
+        os_name, arch, *variant = platform.split("/")
+        values[f"{prefix}PLATFORM"] = platform
+        values[f"{prefix}OS"], values[f"{prefix}ARCH"] = os_name, arch
+        values[f"{prefix}VARIANT"] = variant[0] if variant else ""
+    return {name: values[name] for name in _AUTOMATIC_ARGS if name in declared}
+
+
+def dockerfile_warnings(dockerfile: bytes, name: str) -> list[str]:
+    """What the classic builder ignores silently, said out loud."""
+    warnings = []
+    for number, line in enumerate(dockerfile.splitlines(), 1):
+        text = line.strip()
+        if re.match(rb"#\s*syntax\s*=", text, re.IGNORECASE) and number <= 5:
+            warnings.append(
+                f"{name}:{number}: the '# syntax=' directive is ignored: hubtasks builds with "
+                "the classic builder, which has no BuildKit frontends"
+            )
+        if re.match(rb"FROM\s+--platform=", text, re.IGNORECASE):
+            warnings.append(
+                f"{name}:{number}: 'FROM --platform=…' is ignored by the classic builder; "
+                "choose platforms with --platform (HUB_PLATFORMS)"
+            )
+    return warnings
+
+
 def _escape_character(dockerfile: bytes) -> str:
     """The Dockerfile's escape character (`# escape=` parser directive, else backslash)."""
     for line in dockerfile.splitlines():
@@ -224,4 +276,3 @@ def _file_data(path: str, size: int) -> Iterator[bytes]:
 
 def _padding(size: int) -> bytes:
     return b"\0" * (-size % _BLOCK)
-

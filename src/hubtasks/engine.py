@@ -90,6 +90,7 @@ class LocalImage:
     id: str
     size: int | None
     labels: dict[str, str]
+    platform: str = ""  # os/architecture[/variant]
 
 
 class Engine:
@@ -187,11 +188,12 @@ class Engine:
         ref: str | None,
         build_args: Mapping[str, str],
         on_output: OutputHandler,
+        platform: str | None = None,
     ) -> str:
         """Build from the streamed context (its generated Dockerfile carries the labels),
         showing the daemon's output as it comes; tag it `ref` when given; return the image ID.
         Messages name the user's Dockerfile, not the generated copy."""
-        what = ref or str(context.dockerfile)
+        what = (ref or str(context.dockerfile)) + (f" for {platform}" if platform else "")
         names = (context.dockerfile_name, context.dockerfile.name)
         errors = self._docker.errors
         from docker.credentials.errors import StoreError
@@ -204,11 +206,12 @@ class Engine:
                     dockerfile=context.dockerfile_name,
                     tag=ref,
                     buildargs=dict(build_args),
+                    platform=platform,
                     rm=True,
                     forcerm=True,
                     decode=True,
                 )
-                image_id = _follow_build(lines, what, names, on_output)
+                image_id = _follow_build(lines, what, names, on_output, platform)
             except StoreError as error:
                 raise DaemonError(self._credential_store_error(error)) from None
             except errors.APIError as error:
@@ -232,7 +235,14 @@ class Engine:
                     return None
                 raise DaemonError(f"cannot inspect image {ref}: {_short(error)}") from None
         labels = (data.get("Config") or {}).get("Labels") or {}
-        return LocalImage(id=str(data["Id"]), size=data.get("Size"), labels=dict(labels))
+        platform = "/".join(
+            str(part)
+            for part in (data.get("Os"), data.get("Architecture"), data.get("Variant"))
+            if part
+        )
+        return LocalImage(
+            id=str(data["Id"]), size=data.get("Size"), labels=dict(labels), platform=platform
+        )
 
     def image_id(self, ref: str) -> str | None:
         image = self.inspect(ref)
@@ -325,6 +335,7 @@ def _follow_build(
     what: str,
     names: tuple[str, str],
     on_output: OutputHandler,
+    platform: str | None = None,
 ) -> str | None:
     """Read the build stream to its end: output to `on_output`, an error line raised as a
     `BuildError` naming the step, the image ID from the `aux` line (or "Successfully built")."""
@@ -345,6 +356,8 @@ def _follow_build(
             message = message.replace(*names)
             where = f" at {step}" if step else ""
             hint = _BUILDKIT_HINT if "buildkit" in message.lower() else ""
+            if "exec format error" in message.lower():
+                hint = _emulation_hint(platform)
             raise BuildError(f"build of {what} failed{where}: {message}{hint}")
         elif line.get("status"):
             on_output(f"{line['status']} {line.get('progress', '')}".rstrip() + "\n")
@@ -352,6 +365,16 @@ def _follow_build(
         if isinstance(aux, Mapping) and aux.get("ID"):
             image_id = str(aux["ID"])
     return image_id
+
+
+def _emulation_hint(platform: str | None) -> str:
+    arch = (platform or "that platform").split("/")[1:2] or ["that platform"]
+    return (
+        f"; the daemon cannot run {platform or 'this platform'}'s programs: a RUN step for "
+        "another platform needs binfmt emulation on the daemon's host (apt-get install "
+        f"qemu-user-static binfmt-support, or docker run --privileged --rm "
+        f"tonistiigi/binfmt --install {arch[0]})"
+    )
 
 
 def docker_config_path(environment: Mapping[str, str]) -> Path:

@@ -9,21 +9,28 @@ computed from the manifest bytes. Hooks run around each stage that runs. `releas
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from . import plan as planning
 from .console import Stopwatch, human_size
-from .errors import ReleaseRefused, VerifyError
-from .gather import Inputs, RegistryState, each_tag_or_raise
+from .errors import BuildError, ReleaseRefused, VerifyError
+from .gather import BuildSet, Inputs, RegistryState, each_tag_or_raise
 from .hooks import Facts
 from .plan import Plan
 from .publish import copy_tags, now_published, push_tags, refusal
 from .references import Repository
+from .registry import manifest_list
 from .results import BuiltImage, PushedTag
 from .session import Session
 from .settings import Settings
+
+
+def platform_tag(tag: str, platform: str) -> str:
+    """The tag one platform's image is pushed under: `v1.2.3` → `v1.2.3-linux-arm64`."""
+    return f"{tag}-{platform.replace('/', '-')}"[:128]
 
 
 def facts_for(stage: str, repository: Repository, tags: tuple[str, ...] | list[str]) -> Facts:
@@ -42,40 +49,64 @@ class Executor:
     def repository(self) -> Repository:
         return self.settings.require_repository()
 
-    def build(self, inputs: Inputs, tags: tuple[str, ...], *, tag_now: bool) -> BuiltImage:
-        """Build the image (hooks around it). With `tag_now` it gets every tag at once (the
-        build task); else it stays untagged until the plan approves its tags."""
-        settings, session, repository = self.settings, self.session, self.repository
-        console, engine = session.console, session.engine_for(settings)
+    def build(self, builds: BuildSet, tags: tuple[str, ...], *, tag_now: bool) -> list[BuiltImage]:
+        """Build the image for each platform (hooks once around them all). With `tag_now`
+        the first platform's image gets every tag at once (the build task) and, for several
+        platforms, each image its per-platform tag too; else the images stay untagged until
+        the plan approves their tags."""
+        session, repository = self.session, self.repository
         facts = facts_for("build", repository, tags)
         session.hooks.run("pre", facts)
+        start = time.monotonic()
+        images = [self._build_one(inputs, tags, builds.multi) for inputs in builds.platforms]
+        if tag_now:
+            engine = session.engine_for(self.settings)
+            for name in tags:
+                engine.tag(images[0].image_id, repository, name)
+            if builds.multi:
+                for image in images:
+                    engine.tag(image.image_id, repository, platform_tag(tags[0], image.platform))
+        facts.image_id = images[0].image_id
+        facts.platforms = {image.platform: image.image_id for image in images}
+        facts.timings["build"] = time.monotonic() - start
+        session.hooks.run("post", facts)
+        return images
+
+    def _build_one(self, inputs: Inputs, tags: tuple[str, ...], multi: bool) -> BuiltImage:
+        settings, session, repository = self.settings, self.session, self.repository
+        console, engine = session.console, session.engine_for(settings)
         target = repository.canonical(tags[0])
+        for_platform = f" for {inputs.platform}" if inputs.requested else ""
         console.stage(
             "build",
-            f"building {target} from {settings.dockerfile} (context {settings.context})",
+            f"building {target}{for_platform} from {settings.dockerfile} "
+            f"(context {settings.context})",
         )
-        start = time.monotonic()
         with self.watch.time("build"), console.building(target):
             image_id = engine.build(
                 context=inputs.context,
-                ref=repository.ref(tags[0]) if tag_now else None,
-                build_args=settings.build_args,
+                ref=None,
+                build_args=inputs.build_args,
                 on_output=console.build_output,
+                platform=inputs.platform if inputs.requested else None,
             )
         inspected = engine.inspect(image_id)
         if inspected is not None:
             image_id = inspected.id  # the full ID, whatever form the stream gave
-        if tag_now:
-            for name in tags[1:]:
-                engine.tag(image_id, repository, name)
+        built_for = inspected.platform if inspected is not None else ""
+        wanted = inputs.platform.split("/v")[0]  # linux/arm64 is built as linux/arm64/v8
+        if inputs.requested and built_for and not built_for.startswith(wanted):
+            raise BuildError(
+                f"asked for {inputs.platform}, the daemon built {built_for}; "
+                "it may not support building for other platforms",
+                stage="build",
+            )
         size = inspected.size if inspected else None
-        done = f"tagged {', '.join(tags)}" if tag_now else "untagged until the plan approves"
-        console.stage("build", f"built {image_id[:19]} ({human_size(size)}) {done}")
-        facts.image_id = image_id
-        facts.timings["build"] = time.monotonic() - start
-        session.hooks.run("post", facts)
+        console.stage("build", f"built {image_id[:19]}{for_platform} ({human_size(size)})")
         labels = dict(inputs.context.labels)
-        return BuiltImage(repository, image_id, tags, labels=labels, size=size)
+        return BuiltImage(
+            repository, image_id, tags, labels=labels, size=size, platform=inputs.platform
+        )
 
     def tag_locally(self, image_id: str, tags: list[str], *, stage: str = "tag") -> None:
         """Give the local image the tags (hooks around it when `stage` is "tag")."""
@@ -92,22 +123,31 @@ class Executor:
         self.session.hooks.run("post", facts)
 
     def push(
-        self, plan: Plan, tags: tuple[str, ...], image_ids: Mapping[str, str | None]
-    ) -> list[PushedTag]:
+        self,
+        plan: Plan,
+        tags: tuple[str, ...],
+        image_ids: Mapping[str, str | None],
+        platform_images: list[BuiltImage] | None = None,
+    ) -> tuple[list[PushedTag], dict[str, str]]:
         """Get the plan's tags into the registry (hooks around it) and verify them; return
-        every requested tag now at the planned image."""
+        every requested tag now at the planned image, and for a multi-platform image each
+        platform's manifest digest. With `platform_images`, each is pushed under its
+        per-platform tag and an index listing them goes under the plan's tags."""
         settings, session, repository = self.settings, self.session, self.repository
         names = [d.tag for d in plan.to_push]
         facts = facts_for("push", repository, names)
         facts.image_id = next((i for i in image_ids.values() if i), None)
         session.hooks.run("pre", facts)
+        platforms: dict[str, str] = {}
+        pushed: list[PushedTag] = []
         with self.watch.time("push"):
             if not names:
-                pushed = []
+                pass
+            elif platform_images:
+                pushed, platforms = self._push_index(names, tags[0], platform_images)
             elif plan.build or plan.source is None:
                 pushed = push_tags(settings, names, session=session, image_ids=image_ids)
             else:
-                pushed = []
                 copy_tags(
                     settings, plan.source.digest, names, session, pushed, daemon_fallback=False
                 )
@@ -116,9 +156,54 @@ class Executor:
         published = now_published(tags, pushed, plan, repository)
         facts.refs = [p.reference for p in published]
         facts.digest = published[0].digest if published else None
+        facts.platforms = platforms
         facts.timings.update(self.watch.timings)
         session.hooks.run("post", facts)
-        return published
+        return published, platforms
+
+    def _push_index(
+        self, names: list[str], first: str, images: list[BuiltImage]
+    ) -> tuple[list[PushedTag], dict[str, str]]:
+        """Push each platform's image through the daemon under its per-platform tag, check
+        each manifest's config names the platform it was built for, PUT a manifest list of
+        them under the first tag and copy it to the others."""
+        settings, session = self.settings, self.session
+        engine, registry = session.engine_for(settings), session.registry_for(settings)
+        child_tags = {image.platform: platform_tag(first, image.platform) for image in images}
+        for image in images:
+            engine.tag(image.image_id, self.repository, child_tags[image.platform])
+        children = push_tags(
+            settings,
+            list(child_tags.values()),
+            session=session,
+            image_ids={child_tags[i.platform]: i.image_id for i in images},
+        )
+        records = []
+        for image, child in zip(images, children, strict=True):
+            record = session.retrying(
+                f"reading {child.reference}", functools.partial(registry.image_record, child.digest)
+            )
+            if record is None or record.platform != image.platform:
+                found = record.platform if record else "nothing"
+                raise VerifyError(
+                    f"{child.reference} should be {image.platform}, the registry holds {found}",
+                    stage="push",
+                    pushed=[c.reference for c in children],
+                )
+            records.append(record)
+        body, media_type = manifest_list(records)
+        digest = session.retrying(
+            f"putting the index as {self.repository.canonical(names[0])}",
+            lambda: registry.put_manifest(names[0], body, media_type),
+        )
+        session.console.stage(
+            "push",
+            f"pushed {self.repository.canonical(names[0], digest)} (index of "
+            f"{', '.join(child_tags)})",
+        )
+        pushed = [PushedTag(self.repository, names[0], digest)]
+        copy_tags(settings, digest, names[1:], session, pushed, daemon_fallback=False)
+        return pushed, {r.platform or "": r.digest for r in records}
 
     def verify(self, pushed: list[PushedTag]) -> None:
         """Read every pushed tag back: the sha256 of the manifest bytes the registry serves
@@ -140,8 +225,7 @@ class Executor:
             target = item.repository.canonical(item.tag)
             if remote is None:
                 raise VerifyError(
-                    f"{target} was pushed but the registry does not list it; run the release "
-                    "again",
+                    f"{target} was pushed but the registry does not list it; run the release again",
                     stage="verify",
                 )
             if remote != item.digest:
@@ -158,32 +242,44 @@ def release(
     plan: Plan,
     *,
     tags: tuple[str, ...],
-    inputs: Inputs,
+    builds: BuildSet,
     state: RegistryState,
     force: bool,
-) -> tuple[Plan, BuiltImage | None, list[PushedTag]]:
+) -> tuple[Plan, list[BuiltImage], list[PushedTag], dict[str, str]]:
     """Carry out a release plan: build when it says so (then decide the tags only the built
-    image could decide), tag locally what it approves, push or copy, verify."""
-    image = None
+    image could decide), tag locally what it approves, push or copy, verify. Returns the plan
+    followed, the images built, the tags published and, for a multi-platform image, each
+    platform's manifest digest."""
+    images: list[BuiltImage] = []
+    image_id = plan.source.config_digest if plan.source else None
     if plan.build:
-        image = executor.build(inputs, tags, tag_now=False)
+        images = executor.build(builds, tags, tag_now=False)
+        # An index has no image ID: only the inputs label can call it unchanged.
+        image_id = None if builds.multi else images[0].image_id
         plan = planning.decide(
             list(tags),
             remote=state.remote,
             published=state.published,
-            inputs=inputs.digest,
-            image_id=image.image_id,
+            inputs=builds.digest,
+            image_id=image_id or _NO_IMAGE,
             force=force,
         )
         plan = Plan(plan.decisions, build=True, source=None)
         report_plan(plan, executor.repository, executor.session)
         if plan.refused:
             raise refuse(plan, executor.repository)
-        approved = [d.tag for d in plan.decisions if d.pushes or d.action == planning.SKIP]
-        executor.tag_locally(image.image_id, approved)
-    image_id = image.image_id if image else (plan.source.config_digest if plan.source else None)
-    published = executor.push(plan, tags, dict.fromkeys(tags, image_id))
-    return plan, image, published
+        if not builds.multi:
+            approved = [d.tag for d in plan.decisions if d.pushes or d.action == planning.SKIP]
+            executor.tag_locally(images[0].image_id, approved)
+    published, platforms = executor.push(
+        plan, tags, dict.fromkeys(tags, image_id), images if builds.multi else None
+    )
+    if not platforms and published:
+        platforms = dict(state.indexes.get(published[0].digest, {}))
+    return plan, images, published, platforms
+
+
+_NO_IMAGE = "(an index: no image ID)"
 
 
 def refuse(plan: Plan, repository: Repository) -> ReleaseRefused:
@@ -210,4 +306,3 @@ def report_plan(plan: Plan, repository: Repository, session: Session) -> None:
         session.console.stage(
             "plan", f"{repository.canonical(d.tag)}: {_WORDS[d.action]} ({d.reason}){suffix}"
         )
-

@@ -8,17 +8,18 @@ config's labels (one request per distinct digest, a few at a time). Nothing here
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TypeVar
 
-from .context import BuildContext
+from .context import BuildContext, combine_inputs, platform_args
 from .engine import context_paths
 from .errors import HubError
 from .gitinfo import GitState, read_git
 from .plan import INPUTS_LABEL, Remote
 from .preflight import labels_for, resolve_tags
 from .protocols import Registry
+from .registry import ImageRecord
 from .session import Session
 from .settings import Settings
 
@@ -27,28 +28,75 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Inputs:
-    """What a build would be made from, and the digest that names it."""
+    """What one platform's build is made from, and the digest that names it."""
 
     context: BuildContext
     digest: str
-    platform: str
+    platform: str  # os/arch[/variant]: the daemon's own unless platforms were asked for
+    requested: bool  # the platform was asked for: it is passed to the build API
+    build_args: Mapping[str, str]  # the user's, plus BuildKit's automatic ones declared
+
+
+@dataclass(frozen=True)
+class BuildSet:
+    """Every platform's inputs; `digest` names them together (a multi-platform image's
+    identity covers all its platforms)."""
+
+    platforms: tuple[Inputs, ...]
+    digest: str
+
+    @property
+    def multi(self) -> bool:
+        return len(self.platforms) > 1
 
 
 @dataclass(frozen=True)
 class RegistryState:
     published: list[str]  # every tag of the repository
     remote: dict[str, Remote | None]  # each planned tag → what it holds (None: not there)
+    # Each multi-platform image among them: index digest → {platform: child digest}.
+    indexes: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+def build_set(
+    settings: Settings, git: GitState | None, labels: dict[str, str], native: str
+) -> BuildSet:
+    """The inputs of each platform to build (`settings.platforms`, else the daemon's own,
+    `native`)."""
+    wanted = settings.platforms or (native,)
+    paths = context_paths(settings.context, settings.docker_env.get("DOCKER_HOST", ""))
+    every = tuple(
+        build_inputs(
+            settings,
+            git,
+            labels,
+            platform,
+            paths=paths,
+            native=native,
+            requested=bool(settings.platforms),
+        )
+        for platform in wanted
+    )
+    if len(every) == 1:
+        return BuildSet(every, every[0].digest)
+    return BuildSet(every, combine_inputs({i.platform: i.digest for i in every}))
 
 
 def build_inputs(
-    settings: Settings, git: GitState | None, labels: dict[str, str], platform: str
+    settings: Settings,
+    git: GitState | None,
+    labels: dict[str, str],
+    platform: str,
+    *,
+    paths: tuple[str, ...],
+    native: str,
+    requested: bool,
 ) -> Inputs:
     """The context as it will be sent, with every entry's mtime set to the commit time (or
     SOURCE_DATE_EPOCH) so that one commit gives the same layers on every machine, and the
     inputs digest recorded on the image as `INPUTS_LABEL`. The caller has already refused
     a context that would leak the token (`preflight.check_context`)."""
     epoch = settings.source_date_epoch or (git.commit_time if git else None)
-    paths = context_paths(settings.context, settings.docker_env.get("DOCKER_HOST", ""))
     draft = BuildContext(
         root=settings.context.resolve(),
         paths=paths,
@@ -64,7 +112,14 @@ def build_inputs(
         labels={**labels, INPUTS_LABEL: digest},
         mtime=epoch,
     )
-    return Inputs(context=context, digest=digest, platform=platform)
+    automatic = platform_args(draft.dockerfile_bytes, platform, native)
+    return Inputs(
+        context=context,
+        digest=digest,
+        platform=platform,
+        requested=requested,
+        build_args={**automatic, **settings.build_args},
+    )
 
 
 def release_facts(
@@ -95,15 +150,51 @@ def read_registry(
         lambda client, name: client.image_record(name),
         lambda name: f"reading {registry.repository.canonical(name)}",
     )
+    children = _children(registry, session, [r for r in records if r is not None])
     remote: dict[str, Remote | None] = dict.fromkeys(tags)
     for name, record in zip(existing, records, strict=True):
         if record is not None:
             remote[name] = Remote(
                 digest=record.digest,
                 config_digest=record.config_digest,
-                inputs=record.labels.get(INPUTS_LABEL),
+                inputs=_inputs_of(record, children),
             )
-    return RegistryState(published=list(published), remote=remote)
+    indexes = {
+        r.digest: {platform: digest for digest, platform in r.children}
+        for r in records
+        if r is not None and r.children
+    }
+    return RegistryState(published=list(published), remote=remote, indexes=indexes)
+
+
+def _children(
+    registry: Registry, session: Session, records: list[ImageRecord]
+) -> dict[str, ImageRecord]:
+    """The child manifests of every index among `records` (each distinct one read once)."""
+    digests = list(dict.fromkeys(d for r in records for d, _ in r.children))
+    found = each_tag_or_raise(
+        registry,
+        session,
+        digests,
+        lambda client, digest: client.image_record(digest),
+        lambda digest: f"reading {registry.repository.canonical(digest)}",
+    )
+    return {d: r for d, r in zip(digests, found, strict=True) if r is not None}
+
+
+def _inputs_of(record: ImageRecord, children: Mapping[str, ImageRecord]) -> str | None:
+    """Our inputs label; for an index, the combination of its children's (None when one of
+    them lacks it: pushed by another tool)."""
+    if not record.children:
+        return record.labels.get(INPUTS_LABEL)
+    by_platform = {}
+    for digest, platform in record.children:
+        child = children.get(digest)
+        inputs = child.labels.get(INPUTS_LABEL) if child else None
+        if inputs is None:
+            return None
+        by_platform[platform] = inputs
+    return combine_inputs(by_platform)
 
 
 _WORKERS = 4

@@ -36,6 +36,8 @@ class Facts:
     refs: list[str] = field(default_factory=list)
     image_id: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    # Multi-platform: each platform → its image ID (build) or manifest digest (push, release).
+    platforms: dict[str, str] = field(default_factory=dict)
 
     def environment(self) -> dict[str, str]:
         return {
@@ -45,6 +47,8 @@ class Facts:
             "HUB_DIGEST": self.digest or "",
             "HUB_REFS": " ".join(self.refs),
             "HUB_IMAGE_ID": self.image_id or "",
+            "HUB_PLATFORMS": " ".join(self.platforms),
+            "HUB_PLATFORM_DIGESTS": " ".join(f"{p}={d}" for p, d in self.platforms.items()),
         }
 
 

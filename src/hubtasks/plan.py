@@ -241,6 +241,15 @@ def image_labels(
     return labels
 
 
+@dataclass(frozen=True)
+class BuildCommand:
+    """One `docker build` of the plan: its platform (None: the daemon's), labels and args."""
+
+    platform: str | None
+    labels: Mapping[str, str]
+    build_args: Mapping[str, str]
+
+
 def equivalent_commands(
     *,
     registry: str,
@@ -249,11 +258,11 @@ def equivalent_commands(
     plan: Plan,
     dockerfile: str,
     context: str,
-    build_args: Mapping[str, str],
-    labels: Mapping[str, str],
+    builds: list[BuildCommand],
 ) -> list[str]:
     """The plain docker commands that would do what the plan does, for every tag the real
-    run may touch (a CHECK tag is pushed when the build differs from what it holds)."""
+    run may touch (a CHECK tag is pushed when the build differs from what it holds). Several
+    platforms: one build and push per platform, then `docker manifest create/push`."""
     import shlex
 
     touched = [d.tag for d in plan.decisions if d.pushes or d.action == CHECK]
@@ -268,15 +277,34 @@ def equivalent_commands(
             for name in touched
         ]
     first = plan.decisions[0].tag
-    build = ["docker", "build", "-f", dockerfile, "-t", f"{local_name}:{first}"]
-    for name, value in build_args.items():
-        build += ["--build-arg", f"{name}={value}"]
-    for name, value in labels.items():
-        build += ["--label", f"{name}={value}"]
-    build.append(context)
-    commands.append(shlex.join(build))
+    if len(builds) > 1:
+        children = []
+        for build in builds:
+            child = f"{local_name}:{first}-{(build.platform or '').replace('/', '-')}"
+            commands.append(_build_command(build, child, dockerfile, context))
+            commands.append(f"docker push {child}")
+            children.append(child)
+        for name in touched:
+            commands.append(f"docker manifest create {local_name}:{name} {' '.join(children)}")
+            commands.append(f"docker manifest push {local_name}:{name}")
+        return commands
+    commands.append(_build_command(builds[0], f"{local_name}:{first}", dockerfile, context))
     for name in touched:
         if name != first:
             commands.append(f"docker tag {local_name}:{first} {local_name}:{name}")
     commands.extend(f"docker push {local_name}:{name}" for name in touched)
     return commands
+
+
+def _build_command(build: BuildCommand, ref: str, dockerfile: str, context: str) -> str:
+    import shlex
+
+    words = ["docker", "build", "-f", dockerfile, "-t", ref]
+    if build.platform:
+        words += ["--platform", build.platform]
+    for name, value in build.build_args.items():
+        words += ["--build-arg", f"{name}={value}"]
+    for name, value in build.labels.items():
+        words += ["--label", f"{name}={value}"]
+    words.append(context)
+    return shlex.join(words)

@@ -22,6 +22,7 @@ class Daemon(Protocol):
         ref: str | None,
         build_args: Mapping[str, str],
         on_output: Callable[[str], None],
+        platform: str | None = None,
     ) -> str: ...
 
     def tag(self, image: str, repository: Repository, tag: str) -> None: ...
@@ -58,6 +59,8 @@ class Registry(Protocol):
     def copy_manifest(
         self, source: str, tag: str, manifest: tuple[bytes, str] | None = None
     ) -> str: ...
+
+    def put_manifest(self, reference: str, body: bytes, media_type: str) -> str: ...
 
     def digest(self, tag: str) -> str | None: ...
 

@@ -65,6 +65,9 @@ class ImageRecord:
     media_type: str
     config_digest: str | None
     labels: Mapping[str, str]
+    platform: str | None = None  # the config's os/architecture[/variant]
+    children: tuple[tuple[str, str], ...] = ()  # an index: (digest, platform) per entry
+    size: int = 0  # of the manifest bytes
 
 
 @dataclass
@@ -333,14 +336,37 @@ class RegistryClient:
             document = {}
         media_type = document.get("mediaType") or media_type
         self._manifests.setdefault(digest, (response.body, media_type or MANIFEST_TYPES[0]))
-        config = document.get("config") if isinstance(document, dict) else None
+        size = len(response.body)
+        if not isinstance(document, dict):
+            document = {}
+        if isinstance(document.get("manifests"), list):
+            children = tuple(
+                (str(entry.get("digest")), platform_text(entry.get("platform") or {}))
+                for entry in document["manifests"]
+                if isinstance(entry, dict)
+            )
+            return ImageRecord(digest, media_type, None, {}, children=children, size=size)
+        config = document.get("config")
         if not isinstance(config, dict) or not config.get("digest"):
-            return ImageRecord(digest, media_type, None, {})
+            return ImageRecord(digest, media_type, None, {}, size=size)
         config_digest = str(config["digest"])
         if config_digest not in self._configs:
             self._configs[config_digest] = json.loads(self.blob(config_digest))
-        labels = (self._configs[config_digest].get("config") or {}).get("Labels") or {}
-        return ImageRecord(digest, media_type, config_digest, dict(labels))
+        image = self._configs[config_digest]
+        labels = (image.get("config") or {}).get("Labels") or {}
+        return ImageRecord(
+            digest, media_type, config_digest, dict(labels), platform_text(image), size=size
+        )
+
+    def put_manifest(self, reference: str, body: bytes, media_type: str) -> str:
+        """PUT a manifest (or index) under a tag or digest; returns the sha256 of `body`,
+        checked against what the registry says it stored."""
+        path = f"/v2/{self.repository.path}/manifests/{reference}"
+        put = self._request("PUT", path, body=body, content_type=media_type)
+        self._check(put, f"put a manifest as {reference} in")
+        digest = _verified_digest(_Response(put.status, put.headers, body), reference)
+        self._manifests.setdefault(digest, (body, media_type))
+        return digest
 
     def blob(self, digest: str) -> bytes:
         """A blob's bytes, checked against its digest. A redirect to storage elsewhere is
@@ -373,6 +399,38 @@ class RegistryClient:
         if response.status == 429 or response.status >= 500:
             raise mark_transient(failure, _retry_after(response.headers.get("Retry-After")))
         raise failure
+
+
+MANIFEST_LIST = MANIFEST_TYPES[1]
+
+
+def manifest_list(children: list[ImageRecord]) -> tuple[bytes, str]:
+    """A Docker manifest list over single-platform manifests (each with its media type,
+    size, digest and the platform its config names): its bytes and media type."""
+    entries = []
+    for child in children:
+        os_name, arch, *variant = (child.platform or "/").split("/")
+        platform = {"architecture": arch, "os": os_name}
+        if variant:
+            platform["variant"] = variant[0]
+        entries.append(
+            {
+                "mediaType": child.media_type or MANIFEST_TYPES[0],
+                "size": child.size,
+                "digest": child.digest,
+                "platform": platform,
+            }
+        )
+    document = {"schemaVersion": 2, "mediaType": MANIFEST_LIST, "manifests": entries}
+    return json.dumps(document, indent=3).encode(), MANIFEST_LIST
+
+
+def platform_text(platform: Mapping[str, object]) -> str:
+    """`os/architecture[/variant]` from an index entry's `platform` or an image config."""
+    parts = [str(platform.get("os") or ""), str(platform.get("architecture") or "")]
+    if platform.get("variant"):
+        parts.append(str(platform["variant"]))
+    return "/".join(parts)
 
 
 def _verified_digest(response: _Response, what: str) -> str:

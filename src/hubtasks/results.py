@@ -17,6 +17,7 @@ class BuiltImage:
     tags: tuple[str, ...]
     labels: dict[str, str] = field(default_factory=dict)
     size: int | None = None
+    platform: str = ""  # os/arch[/variant] it was built for
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ class Release:
     timings: dict[str, float] = field(default_factory=dict)
     commands: list[str] = field(default_factory=list)
     dry_run: bool = False
+    # A multi-platform release: each platform → the digest of its manifest in the index.
+    platforms: dict[str, str] = field(default_factory=dict)
 
     @property
     def digest(self) -> str | None:
@@ -77,6 +80,7 @@ class Release:
                     ("held", planning.HOLD),
                 )
             },
+            "platforms": dict(self.platforms),
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
             "commands": self.commands,
         }

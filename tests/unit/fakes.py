@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from hubtasks.engine import LocalImage
-from hubtasks.registry import ImageRecord
+from hubtasks.registry import ImageRecord, platform_text
 
 MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
 
@@ -31,7 +31,14 @@ class Store:
     def put_image(self, tag: str, labels: dict[str, str], *, created: str = "t0") -> str:
         """Store an image (config + manifest) under `tag`, as a push would; return the
         manifest digest."""
-        config = json.dumps({"created": created, "config": {"Labels": labels}}).encode()
+        config = json.dumps(
+            {
+                "created": created,
+                "os": "linux",
+                "architecture": "amd64",
+                "config": {"Labels": labels},
+            }
+        ).encode()
         self.blobs[sha(config)] = config
         manifest = json.dumps(
             {"schemaVersion": 2, "mediaType": MANIFEST_TYPE, "config": {"digest": sha(config)}}
@@ -58,13 +65,35 @@ class FakeRegistry:
 
     def image_record(self, reference: str) -> ImageRecord | None:
         self.store.calls["image_record"] += 1
-        digest = self.store.tags.get(reference)
-        if digest is None:
+        digest = self.store.tags.get(reference, reference)
+        if digest not in self.store.manifests:
             return None
-        config_digest = json.loads(self.store.manifests[digest])["config"]["digest"]
+        body = self.store.manifests[digest]
+        document = json.loads(body)
+        if "manifests" in document:
+            children = tuple(
+                (m["digest"], platform_text(m["platform"])) for m in document["manifests"]
+            )
+            return ImageRecord(
+                digest, document["mediaType"], None, {}, children=children, size=len(body)
+            )
+        config_digest = document["config"]["digest"]
         self.store.calls["blob"] += 1
         config = json.loads(self.store.blobs[config_digest])
-        return ImageRecord(digest, MANIFEST_TYPE, config_digest, config["config"]["Labels"])
+        return ImageRecord(
+            digest,
+            MANIFEST_TYPE,
+            config_digest,
+            config["config"]["Labels"],
+            platform_text(config),
+            size=len(body),
+        )
+
+    def put_manifest(self, reference: str, body: bytes, media_type: str) -> str:
+        self.store.calls["put_manifest"] += 1
+        self.store.manifests[sha(body)] = body
+        self.store.tags[reference] = sha(body)
+        return sha(body)
 
     def raw_manifest(self, reference: str) -> tuple[bytes, str]:
         self.store.calls["raw_manifest"] += 1
@@ -100,16 +129,25 @@ class FakeDaemon:
         self.local_tags: dict[str, str] = {}  # repo:tag → image ID
         self.calls: Counter = Counter()
         self._configs: dict[str, bytes] = {}  # image ID → config bytes
+        self.build_args: list[dict[str, str]] = []  # what each build was given
 
     def platform(self) -> str:
         return "linux/amd64"
 
-    def build(self, *, context, ref, build_args, on_output) -> str:
+    def build(self, *, context, ref, build_args, on_output, platform=None) -> str:
         self.calls["build"] += 1
+        self.build_args.append(dict(build_args))
         on_output("Step 1/1 : FROM scratch\n")
         labels = dict(context.labels)
+        os_name, arch, *variant = (platform or self.platform()).split("/")
         config = json.dumps(
-            {"created": f"build-{self.calls['build']}", "config": {"Labels": labels}}
+            {
+                "created": f"build-{self.calls['build']}",
+                "os": os_name,
+                "architecture": arch,
+                **({"variant": variant[0]} if variant else {}),
+                "config": {"Labels": labels},
+            }
         ).encode()
         image_id = sha(config)
         self.images[image_id] = labels
@@ -138,7 +176,9 @@ class FakeDaemon:
         image_id = self.local_tags.get(ref, ref)
         if image_id not in self.images:
             return None
-        return LocalImage(id=image_id, size=1234, labels=self.images[image_id])
+        config = json.loads(self._configs[image_id])
+        platform = "/".join(config[k] for k in ("os", "architecture", "variant") if config.get(k))
+        return LocalImage(id=image_id, size=1234, labels=self.images[image_id], platform=platform)
 
     def image_id(self, ref: str) -> str | None:
         image = self.inspect(ref)

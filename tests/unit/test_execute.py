@@ -4,6 +4,7 @@ protocols: what gets built, pushed, copied, refused, and what the registry ends 
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -160,3 +161,53 @@ def test_the_dry_run_lists_a_command_for_every_tag_the_run_may_touch(tmp_path):
     pushes = [c for c in result.commands if c.startswith("docker push")]
     assert [c.rsplit(":", 1)[1] for c in pushes] == ["v1.0.0", "v1.0", "v1", "latest"]
     assert store.calls["copy_manifest"] == 0
+
+
+def _multi(root: Path) -> Path:
+    (root / "Dockerfile").write_text("FROM scratch\nARG TARGETARCH\nCOPY app-${TARGETARCH} /app\n")
+    (root / "app-amd64").write_text("x86")
+    (root / "app-arm64").write_text("arm")
+    return root
+
+
+def test_multi_platform_release_pushes_each_platform_and_one_index(tmp_path):
+    root = _multi(tmp_path)
+    store = Store()
+    settings = _settings(root, "v1.0.0", semver=True, platforms=("linux/amd64", "linux/arm64"))
+    result, daemon, _ = _run(settings, store)
+    assert daemon.calls["build"] == 2 and daemon.calls["push"] == 2
+    assert [args.get("TARGETARCH") for args in daemon.build_args] == ["amd64", "arm64"]
+    assert {"v1.0.0-linux-amd64", "v1.0.0-linux-arm64"} <= set(store.tags)
+    index = json.loads(store.manifests[store.tags["v1.0.0"]])
+    assert index["mediaType"] == "application/vnd.docker.distribution.manifest.list.v2+json"
+    children = {
+        f"{m['platform']['os']}/{m['platform']['architecture']}": m["digest"]
+        for m in index["manifests"]
+    }
+    assert children == {
+        "linux/amd64": store.tags["v1.0.0-linux-amd64"],
+        "linux/arm64": store.tags["v1.0.0-linux-arm64"],
+    }
+    assert result.platforms == children
+    assert {p.digest for p in result.published} == {store.tags["v1.0.0"]}
+    assert store.tags["latest"] == store.tags["v1.0.0"]
+
+    again, fresh, _ = _run(settings, store)
+    assert fresh.calls == {}
+    assert set(_actions(again).values()) == {SKIP}
+    assert again.platforms == children
+
+    (root / "app-arm64").write_text("arm, changed")
+    with pytest.raises(ReleaseRefused, match="other inputs"):
+        _run(settings, store)
+
+
+def test_a_multi_platform_dry_run_shows_each_platforms_build(tmp_path):
+    root = _multi(tmp_path)
+    settings = _settings(root, "v2", platforms=("linux/amd64", "linux/arm64"))
+    result, daemon, _ = _run(settings, Store(), dry_run=True)
+    builds = [c for c in result.commands if c.startswith("docker build")]
+    assert len(builds) == 2 and "--platform linux/arm64" in builds[1]
+    assert "TARGETARCH=arm64" in builds[1]
+    assert any(c.startswith("docker manifest create") for c in result.commands)
+    assert daemon.calls == {}
