@@ -336,6 +336,12 @@ class RegistryClient:
             raise mark_transient(failure, _retry_after(response.headers.get("Retry-After")))
         raise failure
 
+    def send(self, method: str, path: str, *, accept: str | None = None) -> _Response:
+        """Any request to this registry's API (`/v2/…`) with the client's login, answered as it
+        came: status, headers, body. Raises `AuthError` only on a 401 after logging in.
+        (Used by prune.py for config blobs and deletes, and ratelimit.py for its HEAD.)"""
+        return self._request(method, path, accept=accept)
+
 
 def _content_digest(response: _Response, body: bytes | None = None) -> str:
     """The registry's Docker-Content-Digest, else the sha256 of the manifest bytes."""
