@@ -317,9 +317,11 @@ def release(
     force: bool = False,
     allow_dirty: bool = False,
     session: Session | None = None,
+    strict: bool = False,
 ) -> Release:
     """validate → pre_release → login → read the registry → build → plan → tag → push →
-    verify → post_release.
+    verify → Docker Hub page (HUB_DESCRIBE; a failure is a warning unless `strict`) →
+    post_release.
 
     With `dry_run`, stop after the plan: nothing is built, tagged or pushed, and no hook runs.
     The plan compares with the local image of the first tag when one with the same labels
@@ -416,5 +418,8 @@ def release(
     result = Release(repository, plan, image=image, published=published_now, timings=watch.timings)
     _fill(facts, published_now, watch)
     facts.image_id = image.image_id
+    from .describe import sync_after_release  # the Docker Hub page, when HUB_DESCRIBE asks
+
+    sync_after_release(settings, session, strict=strict)
     session.hooks.run("post", facts)
     return result
