@@ -76,7 +76,9 @@ def _duration(seconds: float) -> str:
     if minutes < 1:
         return f"{max(0, round(seconds))} s"
     hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
+    if not hours:
+        return f"{minutes} min"
+    return f"{hours} h {minutes:02d} min" if minutes else f"{hours} h"
 
 
 def describe_limit(found: RateLimit, now: float | None = None) -> str:

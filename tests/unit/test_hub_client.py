@@ -197,7 +197,7 @@ def test_parse_rate_limit_headers():
         {"RateLimit-Limit": "100;w=21600", "ratelimit-remaining": "76;w=21600"}
     )
     assert found == RateLimit(limit=100, remaining=76, window=21600, reset_in=None)
-    assert describe_limit(found) == "76 of 100 pulls left (per 6 h 00 min, a rolling window)"
+    assert describe_limit(found) == "76 of 100 pulls left (per 6 h, a rolling window)"
     assert parse_rate_limit({"Content-Type": "x"}) is None
 
 
@@ -210,7 +210,7 @@ def test_reset_from_a_delay_or_a_unix_time():
     found = parse_rate_limit(headers, now=0)
     assert found is not None and found.reset_in == 600
     assert describe_limit(found, now=0) == (
-        "0 of 100 pulls left (per 6 h 00 min); resets in 10 min (at 00:10 UTC)"
+        "0 of 100 pulls left (per 6 h); resets in 10 min (at 00:10 UTC)"
     )
     epoch = {**headers, "ratelimit-reset": str(2_000_000_000 + 3600)}
     assert parse_rate_limit(epoch, now=2_000_000_000).reset_in == 3600
