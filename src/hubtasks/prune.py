@@ -135,13 +135,16 @@ class HubTags:
 
     dated = "pushed"
 
-    def __init__(self, client: hub.HubClient, namespace: str, name: str) -> None:
+    def __init__(self, client: hub.HubClient, namespace: str, name: str, session: Session) -> None:
         self.client, self.namespace, self.name = client, namespace, name
+        self.session = session
 
     def list(self) -> list[TagInfo]:
-        return [
-            TagInfo(t.name, t.digest, t.pushed) for t in self.client.tags(self.namespace, self.name)
-        ]
+        found = self.session.retrying(
+            f"listing the tags of {self.namespace}/{self.name} on Docker Hub",
+            lambda: self.client.tags(self.namespace, self.name),
+        )
+        return [TagInfo(t.name, t.digest, t.pushed) for t in found]
 
     def delete(self, tags: list[TagInfo]) -> None:
         self.client.delete_tag(self.namespace, self.name, tags[0].name)
@@ -152,19 +155,33 @@ class RegistryTags:
 
     dated = "created"
 
-    def __init__(self, client: RegistryClient) -> None:
-        self.client = client
+    def __init__(self, client: RegistryClient, session: Session) -> None:
+        self.client, self.session = client, session
 
     def list(self) -> list[TagInfo]:
-        found = []
-        for name in self.client.tags():
-            remote = self.client.manifest(name)
-            if remote is not None:
-                found.append(TagInfo(name, remote.digest, self._created(remote.digest)))
-        return found
+        """Every tag with its digest and date, read up to four tags at a time."""
+        from .publish import each_tag_or_raise
 
-    def _json(self, path: str) -> dict:
-        response = self.client.send("GET", f"/v2/{self.client.repository.path}/{path}")
+        repository = self.client.repository
+        names = self.session.retrying(f"listing the tags of {repository}", self.client.tags)
+        found = each_tag_or_raise(
+            self.client,
+            self.session,
+            names,
+            self._info,
+            lambda name: f"reading {repository.canonical(name)}",
+        )
+        return [info for info in found if info is not None]
+
+    def _info(self, client: RegistryClient, name: str) -> TagInfo | None:
+        remote = client.manifest(name)
+        if remote is None:  # deleted since the listing
+            return None
+        return TagInfo(name, remote.digest, self._created(client, remote.digest))
+
+    @staticmethod
+    def _json(client: RegistryClient, path: str) -> dict:
+        response = client.send("GET", f"/v2/{client.repository.path}/{path}")
         body = response.body if response.status == 200 else b"{}"
         location = response.headers.get("Location")
         if response.status in (301, 302, 303, 307, 308) and location:
@@ -175,19 +192,19 @@ class RegistryTags:
             document = {}
         return document if isinstance(document, dict) else {}
 
-    def _created(self, digest: str) -> datetime.datetime | None:
+    def _created(self, client: RegistryClient, digest: str) -> datetime.datetime | None:
         """The image config's `created` (for an index: its first image's)."""
-        body, _ = self.client.raw_manifest(digest)
         try:
-            manifest = json.loads(body)
+            manifest = json.loads(client.raw_manifest(digest)[0])
+            if manifest.get("manifests"):
+                child = manifest["manifests"][0].get("digest")
+                manifest = json.loads(client.raw_manifest(child)[0]) if child else {}
         except ValueError:
             return None
-        if "manifests" in manifest and manifest["manifests"]:
-            child = manifest["manifests"][0].get("digest")
-            body, _ = self.client.raw_manifest(child) if child else (b"{}", "")
-            manifest = json.loads(body)
         config = (manifest.get("config") or {}).get("digest")
-        return hub.parse_time(self._json(f"blobs/{config}").get("created")) if config else None
+        if not config:
+            return None
+        return hub.parse_time(self._json(client, f"blobs/{config}").get("created"))
 
     def delete(self, tags: list[TagInfo]) -> None:
         """Delete the manifest every tag in `tags` points at (they share one digest)."""
@@ -238,10 +255,11 @@ class PruneResult:
 def _source(settings: Settings, session: Session) -> HubTags | RegistryTags:
     base = hub.api_url(settings)
     if base is None:
-        return RegistryTags(session.registry_for(settings))
+        return RegistryTags(session.registry_for(settings), session)
     namespace, name = hub.split_path(settings.require_repository())
     assert settings.username and settings.token
-    return HubTags(hub.HubClient(base, settings.username, settings.token), namespace, name)
+    client = hub.HubClient(base, settings.username, settings.token)
+    return HubTags(client, namespace, name, session)
 
 
 def _when(moment: datetime.datetime | None) -> str:
@@ -271,7 +289,7 @@ def prune(
     session = session_for(settings, session)
     source = _source(settings, session)
     with session.console.activity("prune", f"reading the tags of {repository}"):
-        tags = session.retrying(f"listing the tags of {repository}", source.list)
+        tags = source.list()
     now = now or datetime.datetime.now(datetime.timezone.utc)
     chosen = select(tags, match=match, keep=kept_count, older_than=age, now=now)
     _report(chosen, source.dated, yes, session)
