@@ -44,11 +44,14 @@ import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import AuthError, ConfigError, HubError, RegistryError
 from .redaction import add_secret
 from .references import DOCKER_HUB, Repository
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 DEFAULT_API_URL = "https://hub.docker.com"
 PAGE_SIZE = 100  # the documented maximum
@@ -61,11 +64,11 @@ READ, WRITE = "read", "admin"
 _PAT_PERMISSION = {READ: "Repo Read-only", WRITE: "Repo Read, Write, Delete"}
 
 
-def api_url(settings: Any) -> str | None:
+def api_url(settings: Settings) -> str | None:
     """The Hub web API for these settings: HUB_API_URL when set (it says "this registry has a
     Docker Hub API"), else hub.docker.com for docker.io, else None (not Docker Hub)."""
     if settings.api_url:
-        return str(settings.api_url)
+        return settings.api_url
     repository = settings.repository
     registry = repository.registry if repository is not None else settings.registry
     return DEFAULT_API_URL if registry == DOCKER_HUB else None

@@ -17,13 +17,14 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .errors import HubError
 from .references import DOCKER_HUB, Repository
 
 if TYPE_CHECKING:
     from .registry import RegistryClient
+    from .settings import Settings
 
 PROBE = "ratelimitpreview/test"  # Docker's documented repository for reading the limit
 _LIMIT = re.compile(r"\s*(\d+)\s*(?:;\s*w\s*=\s*(\d+))?")
@@ -131,7 +132,7 @@ def read_rate_limit(client: RegistryClient, reference: str = "latest") -> RateLi
     return parse_rate_limit(response.headers)
 
 
-def doctor_check(settings: Any) -> tuple[str, bool | None, str, str] | None:
+def doctor_check(settings: Settings) -> tuple[str, bool | None, str, str] | None:
     """(name, ok, detail, fix) for `inv doctor`, or None when the registry is not Docker Hub
     (HUB_API_URL set counts as Docker Hub: then the configured repository is probed)."""
     from .hub import api_url
