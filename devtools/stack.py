@@ -85,9 +85,19 @@ def _wait(predicate, timeout: float, what: str, log: Path | None = None) -> None
 class Registry:
     """One `docker-registry serve` process with htpasswd auth on 127.0.0.1."""
 
-    def __init__(self, root: Path, username: str, password: str, port: int | None = None):
+    def __init__(
+        self,
+        root: Path,
+        username: str,
+        password: str,
+        port: int | None = None,
+        *,
+        delete_enabled: bool = True,
+    ):
         self.root, self.username, self.password = root, username, password
         self.port = port or free_port()
+        # storage.delete.enabled: without it the registry answers DELETE with 405.
+        self.delete_enabled = delete_enabled
         self.process: subprocess.Popen | None = None
 
     @property
@@ -112,7 +122,7 @@ class Registry:
             "version: 0.1\n"
             "log:\n  level: warn\n  accesslog:\n    disabled: true\n"
             f"storage:\n  filesystem:\n    rootdirectory: {self.root / 'data'}\n"
-            "  delete:\n    enabled: true\n"
+            f"  delete:\n    enabled: {'true' if self.delete_enabled else 'false'}\n"
             f"http:\n  addr: {self.address}\n"
             f"auth:\n  htpasswd:\n    realm: hubtasks-test\n    path: {htpasswd}\n"
         )

@@ -58,7 +58,6 @@ def login(
     settings.require("login")
     repository = settings.require_repository()
     session = session_for(settings, session)
-    assert settings.username and settings.token
     key = session.login_key(settings)
     if key in session.logged_in and not save:
         return None
@@ -73,7 +72,8 @@ def login(
     console.stage("login", f"logged in to {repository.registry} as {settings.username}")
     where = None
     if save:
-        where = save_credentials(repository, settings.username, settings.token, settings.docker_env)
+        username, token = settings.username or "", settings.token or ""  # required above
+        where = save_credentials(repository, username, token, settings.docker_env)
         console.stage("login", f"credentials saved to {where}")
     session.hooks.run("post", facts)
     return where
@@ -245,10 +245,12 @@ def release(
     force: bool = False,
     allow_dirty: bool = False,
     session: Session | None = None,
+    strict: bool = False,
 ) -> Release:
     """gather (settings, git, build inputs; pre_release; login, the registry's tags and their
     inputs) → plan (refusals before anything changes) → execute (build only when no tag
-    holds these inputs, tag, push or copy, verify) → post_release.
+    holds these inputs, tag, push or copy, verify) → Docker Hub page (HUB_DESCRIBE; a
+    failure is a warning unless `strict`) → post_release.
 
     With `dry_run`, stop after the plan: nothing is built, tagged or pushed, no hook runs, and
     a refusal is reported exactly as the real run would report it.
@@ -309,6 +311,9 @@ def release(
     facts.image_id = images[0].image_id if images and not builds.multi else None
     facts.platforms = platforms
     facts.timings.update(watch.timings)
+    from .describe import sync_after_release  # the Docker Hub page, when HUB_DESCRIBE asks
+
+    sync_after_release(settings, session, strict=strict)
     session.hooks.run("post", facts)
     return Release(
         repository,

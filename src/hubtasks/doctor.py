@@ -147,6 +147,11 @@ def run_checks(
         checks.append(
             _guard("credentials", credentials, "set HUB_TOKEN to a valid password or access token")
         )
+        from .ratelimit import doctor_check  # Docker Hub only (or HUB_API_URL set)
+
+        found = doctor_check(settings)
+        if found is not None:
+            checks.append(Check(*found))
     return checks
 
 

@@ -100,3 +100,9 @@ def public_url(url: str) -> str:
 def is_tracked(path: Path) -> bool:
     """Whether git tracks `path` (False outside a work tree or without git)."""
     return _git(path.parent, "ls-files", "--error-unmatch", "--", path.name) is not None
+
+
+def folder_in_repository(folder: Path) -> str | None:
+    """`folder`'s path inside its git work tree, `""` at the top or `"docs/"` below it (None
+    outside a work tree or without git)."""
+    return _git(folder, "rev-parse", "--show-prefix")

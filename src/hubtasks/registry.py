@@ -68,6 +68,7 @@ class ImageRecord:
     platform: str | None = None  # the config's os/architecture[/variant]
     children: tuple[tuple[str, str], ...] = ()  # an index: (digest, platform) per entry
     size: int = 0  # of the manifest bytes
+    created: str | None = None  # the config's `created`
 
 
 @dataclass
@@ -355,7 +356,13 @@ class RegistryClient:
         image = self._configs[config_digest]
         labels = (image.get("config") or {}).get("Labels") or {}
         return ImageRecord(
-            digest, media_type, config_digest, dict(labels), platform_text(image), size=size
+            digest,
+            media_type,
+            config_digest,
+            dict(labels),
+            platform_text(image),
+            size=size,
+            created=image.get("created"),
         )
 
     def put_manifest(self, reference: str, body: bytes, media_type: str) -> str:
@@ -399,6 +406,12 @@ class RegistryClient:
         if response.status == 429 or response.status >= 500:
             raise mark_transient(failure, _retry_after(response.headers.get("Retry-After")))
         raise failure
+
+    def send(self, method: str, path: str, *, accept: str | None = None) -> _Response:
+        """Any request to this registry's API (`/v2/…`) with the client's login, answered as it
+        came: status, headers, body. Raises `AuthError` only on a 401 after logging in.
+        (Used by prune.py for config blobs and deletes, and ratelimit.py for its HEAD.)"""
+        return self._request(method, path, accept=accept)
 
 
 MANIFEST_LIST = MANIFEST_TYPES[1]

@@ -74,7 +74,15 @@ KEYS: tuple[Key, ...] = (
         )
         for name in HOOK_NAMES
     ),
+    # The Docker Hub page and tag retention (describe.py, prune.py, hub.py).
+    Key("api_url", None, None, "Docker Hub web API URL (default https://hub.docker.com)."),
+    Key("readme", "--readme", None, "Overview for the Docker Hub page (default README.md)."),
+    Key("description", "--description", None, "Docker Hub short description (≤ 100 chars)."),
+    Key("visibility", "--visibility", "public", "public or private: for a new Hub repository."),
+    Key("describe", "--describe", False, "Update the Docker Hub page after a release."),
 )
+# Settings field of a key whose name is taken by a method (`Settings.describe`).
+FIELD_OF = {"describe": "describe_after_release"}
 HOOK_KEYS = HOOK_NAMES
 KEYS_BY_NAME = {key.name: key for key in KEYS}
 
@@ -116,6 +124,11 @@ class Settings:
     env_file: Path | None = None
     docker_env: Mapping[str, str] = field(default_factory=dict, repr=False)
     sources: Mapping[str, str] = field(default_factory=dict)
+    api_url: str | None = None
+    readme: Path | None = None
+    description: str | None = None
+    visibility: str = "public"
+    describe_after_release: bool = False
 
     def require_repository(self) -> Repository:
         if self.repository is None:
@@ -175,7 +188,7 @@ class Settings:
             if key.name in HOOK_KEYS:
                 value = self.hooks.get(key.name)
             else:
-                value = getattr(self, key.name)
+                value = getattr(self, FIELD_OF.get(key.name, key.name))
             if key.name == "token":
                 shown = "<hidden>" if value else "<empty>"
             elif key.name == "tags":
@@ -469,4 +482,24 @@ def resolve_settings(
         env_file=env_file,
         docker_env=docker_env,
         sources=sources,
+        api_url=_parse_url(text("api_url"), sources["api_url"]),
+        readme=cwd / readme if (readme := text("readme")) else None,
+        description=text("description"),
+        visibility=_parse_choice(text("visibility"), sources["visibility"], ("public", "private")),
+        describe_after_release=_parse_bool(picked["describe"][0], sources["describe"]),
     )
+
+
+def _parse_url(value: str | None, source: str) -> str | None:
+    if value is None:
+        return None
+    if not re.fullmatch(r"https?://[^/\s?#]+(/[^\s?#]*)?", value):
+        raise ConfigError(f"{source}: '{value}' is not an http(s) URL, e.g. https://hub.docker.com")
+    return value.rstrip("/")
+
+
+def _parse_choice(value: str | None, source: str, choices: tuple[str, ...]) -> str:
+    chosen = (value or choices[0]).lower()
+    if chosen not in choices:
+        raise ConfigError(f"{source}: '{value}' is not one of {', '.join(choices)}")
+    return chosen

@@ -264,6 +264,9 @@ def push(
         "dry_run",
         *_OUT,
         json_=_FLAG_HELP["json"],
+        describe="After verifying, update the Docker Hub page like inv describe "
+        "(default: HUB_DESCRIBE).",
+        strict="Make a failed Docker Hub page update fail the release (default: a warning).",
     ),
 )
 def release(
@@ -283,15 +286,22 @@ def release(
     quiet=False,
     verbose=False,
     json_=False,
+    describe=False,
+    strict=False,
 ):
     """Validate, log in, build, tag, push and verify; print REGISTRY/REPO:TAG@DIGEST per tag."""
     flags = _build_flags(tag, repository, registry, dockerfile, context, build_arg, label)
     settings, session = _prepare(
-        c, quiet=quiet, verbose=verbose, semver=semver, latest=latest, **flags
+        c, quiet=quiet, verbose=verbose, semver=semver, latest=latest, describe=describe, **flags
     )
     result = _run(
         lambda: _api().release(
-            settings, dry_run=dry_run, force=force, allow_dirty=allow_dirty, session=session
+            settings,
+            dry_run=dry_run,
+            force=force,
+            allow_dirty=allow_dirty,
+            session=session,
+            strict=strict,
         ),
     )
     if not result.dry_run:
@@ -337,5 +347,76 @@ def images(c, repository=None, registry=None):
     session.console.render_images(settings.repository, rows)
 
 
-ns = Collection("hub", login, logout, build, tag_, push, release, doctor, images)
+@task(
+    help=_help(
+        "repository",
+        "registry",
+        "quiet",
+        readme="File shown as the overview; relative links become absolute from the git remote "
+        "(default: HUB_README, else README.md).",
+        description="Short description, at most 100 characters (default: HUB_DESCRIPTION).",
+        visibility="public or private, for a repository that does not exist yet "
+        "(default: HUB_VISIBILITY, else public).",
+        strict="Refuse an overview over 25,000 bytes instead of truncating it.",
+    )
+)
+def describe(
+    c,
+    repository=None,
+    registry=None,
+    readme=None,
+    description=None,
+    visibility=None,
+    strict=False,
+    quiet=False,
+):
+    """Set the Docker Hub page (overview from the README, short description); creates the
+    repository when needed and sends nothing when the page already matches."""
+    from .describe import describe as describe_page
+
+    settings, session = _prepare(
+        c,
+        quiet=quiet,
+        repository=repository,
+        registry=registry,
+        readme=readme,
+        description=description,
+        visibility=visibility,
+    )
+    result = _run(lambda: describe_page(settings, strict=strict, session=session))
+    if result.url:
+        session.console.result(result.url)
+
+
+@task(
+    help=_help(
+        "repository",
+        "registry",
+        "quiet",
+        match="Glob of the tags to consider, e.g. 'sha-*' (required). Version tags only when "
+        "the pattern starts with a version, e.g. 'v1.*'.",
+        keep="Keep this many of the most recently pushed matching tags.",
+        older_than="Only tags pushed longer ago than this, e.g. 30d, 12h, 2w.",
+        yes="Delete; without it the tags are only listed.",
+    )
+)
+def prune(
+    c,
+    match=None,
+    keep=None,
+    older_than=None,
+    yes=False,
+    repository=None,
+    registry=None,
+    quiet=False,
+):
+    """List the tags a rule would delete (tag, digest, date); delete them with --yes. Never a
+    tag whose digest a kept tag shares."""
+    from .prune import prune as prune_tags
+
+    settings, session = _prepare(c, quiet=quiet, repository=repository, registry=registry)
+    _run(lambda: prune_tags(settings, match, keep, older_than, yes, session))
+
+
+ns = Collection("hub", login, logout, build, tag_, push, release, doctor, images, describe, prune)
 ns.configure({"hub": config_defaults()})

@@ -98,6 +98,26 @@ PRECEDENCE = {
         (True, True, True, True, False),
         lambda s: s.latest,
     ),
+    "readme": (
+        ("F.md", "E.md", "D.md", "C.md"),
+        ("F.md", "E.md", "D.md", "C.md", None),
+        lambda s: s.readme and str(s.readme.relative_to(CWD)),
+    ),
+    "description": (
+        ("f", "e", "d", "c"),
+        ("f", "e", "d", "c", None),
+        lambda s: s.description,
+    ),
+    "visibility": (
+        ("private", "PUBLIC", "private", "public"),
+        ("private", "public", "private", "public", "public"),
+        lambda s: s.visibility,
+    ),
+    "describe": (
+        (True, "true", "yes", "on"),
+        (True, True, True, True, False),
+        lambda s: s.describe_after_release,
+    ),
 }
 
 SOURCE_NAMES = {
@@ -111,6 +131,10 @@ SOURCE_NAMES = {
     "platforms": ("--platform", "HUB_PLATFORMS"),
     "semver": ("--semver", "HUB_SEMVER"),
     "latest": ("--latest", "HUB_LATEST"),
+    "readme": ("--readme", "HUB_README"),
+    "description": ("--description", "HUB_DESCRIPTION"),
+    "visibility": ("--visibility", "HUB_VISIBILITY"),
+    "describe": ("--describe", "HUB_DESCRIBE"),
 }
 
 

@@ -1,0 +1,311 @@
+"""Tag retention: `prune` lists the tags a rule would delete, and deletes them only when told.
+
+The rule (`select`, pure): tags whose name matches the glob `match`, minus the `keep` most
+recently pushed, minus those pushed within `older_than`. Never deleted, whatever the rule:
+
+- a tag that does not match;
+- a version tag (`v1.2.3`, `1.2.3-rc.1`) unless the pattern names versions itself (it starts
+  with a version number, `v1.*` or `1.2.*`, or is the tag);
+- a tag whose digest a kept tag also holds: a registry deletes by digest, so deleting it would
+  take the kept tag (`latest`, say) with it. Applied on Docker Hub too, for the same result
+  everywhere.
+
+Where the tags come from: Docker Hub's tags API (last push time, delete by tag) when the
+settings have a Hub API (`hub.api_url`); any other registry through the Distribution API: the
+tag list, each manifest's digest, the date from its image config's `created` (the first
+platform's, for an index), and `DELETE /v2/<name>/manifests/<digest>`, which a registry may
+refuse with 405 (Distribution does unless started with `storage.delete.enabled: true`).
+"""
+
+from __future__ import annotations
+
+import datetime
+import fnmatch
+import functools
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
+
+from . import hub
+from .errors import ConfigError, HubError, RegistryError
+from .versions import parse_version
+
+if TYPE_CHECKING:
+    from .protocols import Registry
+    from .registry import ImageRecord, RegistryClient
+    from .session import Session
+    from .settings import Settings
+
+_AGE = re.compile(r"(\d+)\s*([smhdw])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_VERSION_PREFIX = re.compile(r"[vV]?\d+\.")
+
+
+@dataclass(frozen=True)
+class TagInfo:
+    """A tag, the digest it points at and when it was pushed (or the image created)."""
+
+    name: str
+    digest: str | None
+    pushed: datetime.datetime | None
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What a rule decides: `delete`, and why the other matching tags stay."""
+
+    delete: tuple[TagInfo, ...]
+    kept: tuple[TagInfo, ...]  # matching, but among the newest or too recent
+    shared: tuple[tuple[TagInfo, str], ...]  # (tag, the kept tag holding its digest)
+    versions: tuple[TagInfo, ...]  # matching version tags the pattern does not name
+
+
+def parse_age(text: str) -> datetime.timedelta:
+    """`30d`, `12h`, `2w`, `90m`, `45s` (or several: `1d12h`) → a timedelta."""
+    cleaned = text.strip().lower()
+    parts = _AGE.findall(cleaned)
+    if not parts or _AGE.sub("", cleaned).strip():
+        raise ConfigError(
+            f"--older-than: '{text}' is not an age; write a number and a unit, e.g. 30d, "
+            "12h, 2w (s, m, h, d, w)"
+        )
+    return datetime.timedelta(seconds=sum(int(n) * _UNITS[unit] for n, unit in parts))
+
+
+def parse_keep(value: object) -> int | None:
+    if value is None or value == "":
+        return None
+    text = str(value).strip()
+    if not text.isdigit():
+        raise ConfigError(f"--keep: '{value}' is not a whole number of tags (0 or more)")
+    return int(text)
+
+
+def names_versions(pattern: str) -> bool:
+    """Whether a pattern names version tags explicitly: it starts with a version number
+    (`v1.*`, `1.2.*`, `v2.0.0-rc.*`) or is a version tag itself."""
+    literal = re.split(r"[*?\[]", pattern, maxsplit=1)[0]
+    return bool(_VERSION_PREFIX.match(literal)) or parse_version(pattern) is not None
+
+
+def _newest_first(tags: Iterable[TagInfo]) -> list[TagInfo]:
+    """Unknown dates first (treated as newest, so kept), then newest to oldest."""
+    return sorted(
+        tags,
+        key=lambda t: (t.pushed is not None, -(t.pushed.timestamp() if t.pushed else 0), t.name),
+    )
+
+
+def select(
+    tags: Iterable[TagInfo],
+    *,
+    match: str,
+    keep: int | None,
+    older_than: datetime.timedelta | None,
+    now: datetime.datetime,
+) -> Selection:
+    """Which tags a rule deletes (see the module docstring for what is never deleted)."""
+    every = list(tags)
+    matching = [t for t in every if fnmatch.fnmatchcase(t.name, match)]
+    explicit = names_versions(match)
+    versions = [t for t in matching if parse_version(t.name) and not explicit]
+    eligible = _newest_first(t for t in matching if t not in versions)
+    candidates = eligible[keep:] if keep is not None else eligible
+    if older_than is not None:
+        cutoff = now - older_than
+        candidates = [t for t in candidates if t.pushed is not None and t.pushed < cutoff]
+    chosen = {t.name for t in candidates}
+    holders = {t.digest: t.name for t in every if t.name not in chosen and t.digest}
+    shared = [(t, holders.get(t.digest or "", "")) for t in candidates if t.digest in holders]
+    spared = {t.name for t, _ in shared} | {t.name for t in candidates if t.digest is None}
+    shared += [(t, "") for t in candidates if t.digest is None]
+    return Selection(
+        delete=tuple(t for t in candidates if t.name not in spared),
+        kept=tuple(t for t in eligible if t.name not in chosen),
+        shared=tuple(shared),
+        versions=tuple(versions),
+    )
+
+
+# --- where the tags are ------------------------------------------------------------------
+
+
+class HubTags:
+    """Docker Hub's tags API: last push times, delete by tag."""
+
+    dated = "pushed"
+
+    def __init__(self, client: hub.HubClient, namespace: str, name: str, session: Session) -> None:
+        self.client, self.namespace, self.name = client, namespace, name
+        self.session = session
+
+    def read(self) -> list[TagInfo]:
+        found = self.session.retrying(
+            f"listing the tags of {self.namespace}/{self.name} on Docker Hub",
+            lambda: self.client.tags(self.namespace, self.name),
+        )
+        return [TagInfo(t.name, t.digest, t.pushed) for t in found]
+
+    def delete(self, tags: list[TagInfo]) -> None:
+        self.client.delete_tag(self.namespace, self.name, tags[0].name)
+
+
+class RegistryTags:
+    """A Distribution registry: dates from image configs, delete by digest."""
+
+    dated = "created"
+
+    def __init__(self, client: RegistryClient, session: Session) -> None:
+        self.client, self.session = client, session
+
+    def read(self) -> list[TagInfo]:
+        """Every tag with its digest and date, read up to four tags at a time."""
+        from .gather import each_tag_or_raise
+
+        repository = self.client.repository
+        names = self.session.retrying(f"listing the tags of {repository}", self.client.tags)
+        found = each_tag_or_raise(
+            self.client,
+            self.session,
+            names,
+            self._info,
+            lambda name: f"reading {repository.canonical(name)}",
+        )
+        return [info for info in found if info is not None]
+
+    def _info(self, client: Registry, name: str) -> TagInfo | None:
+        """The tag's digest and its image config's `created` (for an index: its first
+        image's)."""
+        record = client.image_record(name)
+        if record is None:  # deleted since the listing
+            return None
+        dated: ImageRecord | None = record
+        if record.children:
+            dated = client.image_record(record.children[0][0])
+        created = hub.parse_time(dated.created) if dated is not None else None
+        return TagInfo(name, record.digest, created)
+
+    def delete(self, tags: list[TagInfo]) -> None:
+        """Delete the manifest every tag in `tags` points at (they share one digest)."""
+        digest = tags[0].digest
+        path = f"/v2/{self.client.repository.path}/manifests/{digest}"
+        response = self.client.send("DELETE", path)
+        if response.status in (200, 202, 404):
+            return
+        registry = self.client.repository.registry
+        if response.status == 405:
+            raise RegistryError(
+                f"registry {registry} does not allow deleting images (HTTP 405); nothing more "
+                "was deleted. A Distribution registry needs storage.delete.enabled: true",
+                status=405,
+            )
+        if response.status in (401, 403):
+            raise RegistryError(
+                f"registry {registry} denied deleting {digest} (HTTP {response.status}); the "
+                "token needs delete permission on the repository",
+                status=response.status,
+            )
+        raise RegistryError(
+            f"registry {registry} could not delete {digest} (HTTP {response.status})",
+            status=response.status,
+            transient=response.status == 429 or response.status >= 500,
+        )
+
+
+# --- the task -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    selection: Selection
+    deleted: tuple[TagInfo, ...]  # empty unless `yes`
+
+
+def _source(settings: Settings, session: Session) -> HubTags | RegistryTags:
+    base = hub.api_url(settings)
+    if base is None:
+        return RegistryTags(cast("RegistryClient", session.registry_for(settings)), session)
+    namespace, name = hub.split_path(settings.require_repository())
+    hub_client = hub.HubClient(base, settings.username or "", settings.token or "")
+    return HubTags(hub_client, namespace, name, session)
+
+
+def _when(moment: datetime.datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "date unknown"
+
+
+def prune(
+    settings: Settings,
+    match: str | None,
+    keep: object = None,
+    older_than: str | None = None,
+    yes: bool = False,
+    session: Session | None = None,
+    *,
+    now: datetime.datetime | None = None,
+) -> PruneResult:
+    """List (tag, digest, date) of what the rule deletes; delete only with `yes`."""
+    from .session import session_for
+
+    if not match:
+        raise ConfigError("prune needs --match PATTERN (a glob such as 'sha-*')")
+    kept_count, age = parse_keep(keep), parse_age(older_than) if older_than else None
+    if kept_count is None and age is None:
+        raise ConfigError("prune needs --keep N, --older-than AGE or both; it never guesses")
+    settings.require("login")
+    repository = settings.require_repository()
+    session = session_for(settings, session)
+    source = _source(settings, session)
+    with session.console.activity("prune", f"reading the tags of {repository}"):
+        tags = source.read()
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    chosen = select(tags, match=match, keep=kept_count, older_than=age, now=now)
+    _report(chosen, source.dated, yes, session)
+    deleted: list[TagInfo] = []
+    if yes:
+        try:
+            for group in _by_digest(chosen.delete, by_tag=isinstance(source, HubTags)):
+                session.retrying(
+                    f"deleting {group[0].name}", functools.partial(source.delete, group)
+                )
+                for tag in group:
+                    deleted.append(tag)
+                    session.console.result(repository.canonical(tag.name, tag.digest))
+        except HubError as error:
+            done = ", ".join(t.name for t in deleted) or "none"
+            raise error.evolve(f"{error} (deleted before this: {done})") from None
+    verb = "deleted" if yes else "would delete"
+    tail = "" if yes or not chosen.delete else "; run again with --yes to delete them"
+    session.console.stage("prune", f"{verb} {len(chosen.delete)} of {len(tags)} tag(s){tail}")
+    return PruneResult(chosen, tuple(deleted))
+
+
+def _by_digest(tags: Iterable[TagInfo], *, by_tag: bool) -> list[list[TagInfo]]:
+    """Delete groups: one per tag (Docker Hub), or one per digest (a registry)."""
+    if by_tag:
+        return [[t] for t in tags]
+    groups: dict[str | None, list[TagInfo]] = {}
+    for tag in tags:
+        groups.setdefault(tag.digest, []).append(tag)
+    return list(groups.values())
+
+
+def _report(chosen: Selection, dated: str, yes: bool, session: Session) -> None:
+    console = session.console
+    verb = "delete" if yes else "would delete"
+    for tag in chosen.delete:
+        console.stage("prune", f"{verb} {tag.name}  {tag.digest}  {dated} {_when(tag.pushed)}")
+    for tag, holder in chosen.shared:
+        why = (
+            f"its digest is also {holder}'s, which is kept"
+            if holder
+            else "its digest is unknown, so it cannot be checked against the kept tags"
+        )
+        console.stage("prune", f"keep {tag.name}: {why}")
+    for tag in chosen.versions:
+        console.stage(
+            "prune",
+            f"keep {tag.name}: a version tag; only a pattern that starts with a version "
+            "(such as 'v1.*') deletes version tags",
+        )
