@@ -144,19 +144,19 @@ def tag(
     session = session_for(settings, session)
     tags = resolve_tags(settings, allow_dirty=allow_dirty)
     engine = session.engine_for(settings)
-    if source is None and session.image_id:
-        image_id: str | None = session.image_id
-    else:
+    image_id = session.image_id if source is None else None
+    if image_id is None:
         source = source or "latest"
         candidates = [repository.ref(source)] if _is_tag(source) else []
         candidates.append(source)
-        image_id = next((i for i in map(engine.image_id, candidates) if i), None)
-        if image_id is None:
+        found = next((i for i in map(engine.image_id, candidates) if i), None)
+        if found is None:
             raise ConfigError(
                 f"no local image '{source}' (looked for "
                 f"{' and '.join(dict.fromkeys(candidates))}); build it first or pass --source "
                 "with an existing tag, reference or image ID"
             )
+        image_id = found
     Executor(settings, session, Stopwatch()).tag_locally(image_id, list(tags))
     session.tags = tuple(dict.fromkeys((*(session.tags or ()), *tags)))
     session.image_id = image_id
@@ -223,7 +223,7 @@ def push(
     if plan.refused:
         raise refuse(plan, repository)
     report_plan(plan, repository, session)
-    published = Executor(settings, session, watch).push(plan, tags, local)
+    published, _ = Executor(settings, session, watch).push(plan, tags, local)
     return Release(repository, plan, published=published, timings=watch.timings)
 
 

@@ -28,12 +28,15 @@ import tarfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 CHUNK = 1 << 20
 _BLOCK = tarfile.BLOCKSIZE
 IGNORE_FILE = ".dockerignore"
 # Bump when what goes into the inputs digest changes: old images then count as "other inputs".
 INPUTS_VERSION = "hubtasks-inputs-v1"
+_FROM_SCRATCH = re.compile(rb"^(\s*FROM\s+(?:--\S+\s+)*)scratch(\s|$)", re.I | re.M)
+_FROM = re.compile(r"^\s*FROM\s+(?:--\S+\s+)*(\S+)(?:\s+AS\s+(\S+))?", re.I | re.M)
 _ESCAPE_DIRECTIVE = re.compile(rb"^#\s*escape\s*=\s*(\S)\s*$", re.IGNORECASE)
 
 
@@ -55,6 +58,11 @@ class BuildContext:
     dockerfile: Path
     labels: Mapping[str, str] = field(default_factory=dict)
     mtime: int | None = None  # every entry's mtime; None keeps the files' own
+    # Building for another platform: the empty image of that platform (`scratch_image`) that
+    # replaces `FROM scratch`. The classic builder stamps a step without a parent image with
+    # the daemon's own platform, so `FROM scratch` + `ARG` + `COPY` fails for arm64 on amd64,
+    # and its cache would match such steps across platforms.
+    scratch: str | None = None
 
     @property
     def dockerfile_bytes(self) -> bytes:
@@ -63,6 +71,8 @@ class BuildContext:
     def generated_dockerfile(self) -> bytes:
         """The user's Dockerfile with the labels appended as one `LABEL` instruction."""
         text = self.dockerfile_bytes
+        if self.scratch:
+            text = _FROM_SCRATCH.sub(rb"\1" + self.scratch.encode() + rb"\2", text)
         if not self.labels:
             return text
         escape = _escape_character(text)
@@ -88,10 +98,11 @@ class BuildContext:
         for relative in self.paths:
             full = os.path.join(self.root, relative)
             try:
-                info = headers.gettarinfo(full, arcname=relative)
+                # None for sockets and other files a tar cannot hold (typeshed omits it).
+                info = cast("tarfile.TarInfo | None", headers.gettarinfo(full, arcname=relative))
             except OSError:
                 continue  # vanished since the walk
-            if info is None:  # sockets and other files a tar cannot hold
+            if info is None:
                 continue
             self._normalise(info)
             if relative == IGNORE_FILE and info.isreg():
@@ -187,6 +198,25 @@ def platform_args(dockerfile: bytes, target: str, build: str) -> dict[str, str]:
         values[f"{prefix}OS"], values[f"{prefix}ARCH"] = os_name, arch
         values[f"{prefix}VARIANT"] = variant[0] if variant else ""
     return {name: values[name] for name in _AUTOMATIC_ARGS if name in declared}
+
+
+def base_images(dockerfile: bytes) -> list[str]:
+    """The images the stages start from: not `scratch`, not an earlier stage, not one named
+    through a build argument (`$`)."""
+    found: list[str] = []
+    stages: set[str] = set()
+    for match in _FROM.finditer(dockerfile.decode("utf-8", "replace")):
+        image, alias = match.group(1), match.group(2)
+        if image.lower() != "scratch" and image not in stages and "$" not in image:
+            found.append(image)
+        if alias:
+            stages.add(alias)
+    return list(dict.fromkeys(found))
+
+
+def scratch_image(platform: str) -> str:
+    """The empty image that stands for `FROM scratch` when building for another platform."""
+    return f"hubtasks-scratch:{platform.replace('/', '-')}"
 
 
 def dockerfile_warnings(dockerfile: bytes, name: str) -> list[str]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .context import BuildContext, ignore_patterns
+from .context import BuildContext, base_images, ignore_patterns
 from .errors import AuthError, BuildError, DaemonError, PushError
 from .references import Repository, auth_key
 from .retry import is_transient, mark_transient
@@ -195,6 +195,11 @@ class Engine:
         Messages name the user's Dockerfile, not the generated copy."""
         what = (ref or str(context.dockerfile)) + (f" for {platform}" if platform else "")
         names = (context.dockerfile_name, context.dockerfile.name)
+        if context.scratch and platform:
+            self.ensure_scratch(context.scratch, platform)
+        if platform:
+            for base in base_images(context.dockerfile_bytes):
+                self.pull_for(base, platform, on_output)
         errors = self._docker.errors
         from docker.credentials.errors import StoreError
 
@@ -211,7 +216,8 @@ class Engine:
                     forcerm=True,
                     decode=True,
                 )
-                image_id = _follow_build(lines, what, names, on_output, platform)
+                foreign = platform is not None and not self.platform().startswith(platform)
+                image_id = _follow_build(lines, what, names, on_output, platform, foreign)
             except StoreError as error:
                 raise DaemonError(self._credential_store_error(error)) from None
             except errors.APIError as error:
@@ -243,6 +249,52 @@ class Engine:
         return LocalImage(
             id=str(data["Id"]), size=data.get("Size"), labels=dict(labels), platform=platform
         )
+
+    def pull_for(self, ref: str, platform: str, on_output: OutputHandler) -> None:
+        """Pull `ref` for `platform`, so that the local tag a build starts from is that
+        platform's image (the classic builder takes whatever the tag holds locally).
+        Credentials come from the Docker config, as for `docker pull`."""
+        errors = self._docker.errors
+        with self._daemon_errors("pull with"):
+            try:
+                for line in self.client.api.pull(ref, platform=platform, stream=True, decode=True):
+                    if "error" in line or "errorDetail" in line:
+                        detail = line.get("errorDetail") or {}
+                        message = " ".join(str(detail.get("message") or line["error"]).split())
+                        raise BuildError(f"cannot pull {ref} for {platform}: {message}")
+                    if line.get("status", "").startswith(("Digest", "Status")):
+                        on_output(f"{line['status']}\n")
+            except errors.APIError as error:
+                raise BuildError(f"cannot pull {ref} for {platform}: {_short(error)}") from None
+
+    def ensure_scratch(self, name: str, platform: str) -> None:
+        """Load the empty image `name` for `platform` unless the daemon has it: no layers,
+        a config naming the platform (`docker load` of a two-file archive)."""
+        if self.inspect(name) is not None:
+            return
+        import hashlib
+        import io
+        import json
+        import tarfile
+
+        os_name, arch, *variant = platform.split("/")
+        config = {"architecture": arch, "os": os_name, "config": {}, "history": []}
+        if variant:
+            config["variant"] = variant[0]
+        config["rootfs"] = {"type": "layers", "diff_ids": []}
+        config_bytes = json.dumps(config).encode()
+        config_name = hashlib.sha256(config_bytes).hexdigest() + ".json"
+        manifest = [{"Config": config_name, "RepoTags": [name], "Layers": []}]
+        archive = io.BytesIO()
+        with tarfile.open(fileobj=archive, mode="w") as tar:
+            for member, data in ((config_name, config_bytes), ("manifest.json", manifest)):
+                raw = data if isinstance(data, bytes) else json.dumps(data).encode()
+                info = tarfile.TarInfo(member)
+                info.size = len(raw)
+                tar.addfile(info, io.BytesIO(raw))
+        with self._daemon_errors("load images into"):
+            for _ in self.client.api.load_image(archive.getvalue()):
+                pass
 
     def image_id(self, ref: str) -> str | None:
         image = self.inspect(ref)
@@ -336,17 +388,20 @@ def _follow_build(
     names: tuple[str, str],
     on_output: OutputHandler,
     platform: str | None = None,
+    foreign: bool = False,
 ) -> str | None:
     """Read the build stream to its end: output to `on_output`, an error line raised as a
     `BuildError` naming the step, the image ID from the `aux` line (or "Successfully built")."""
     step = None
     image_id = None
+    said = ""  # what the current step printed
     for line in lines:
         text = line.get("stream")
         if text:
             text = text.replace(*names)
+            said += text
             if text.startswith("Step "):
-                step = text.strip()
+                step, said = text.strip(), ""
             elif text.startswith("Successfully built ") and image_id is None:
                 image_id = text.split()[-1]
             on_output(text)
@@ -356,8 +411,9 @@ def _follow_build(
             message = message.replace(*names)
             where = f" at {step}" if step else ""
             hint = _BUILDKIT_HINT if "buildkit" in message.lower() else ""
-            if "exec format error" in message.lower():
-                hint = _emulation_hint(platform)
+            cannot_run = "exec format error" in (message + said).lower()
+            if cannot_run or (foreign and step and " : RUN " in step):
+                hint = _emulation_hint(platform, certain=cannot_run)
             raise BuildError(f"build of {what} failed{where}: {message}{hint}")
         elif line.get("status"):
             on_output(f"{line['status']} {line.get('progress', '')}".rstrip() + "\n")
@@ -367,13 +423,15 @@ def _follow_build(
     return image_id
 
 
-def _emulation_hint(platform: str | None) -> str:
-    arch = (platform or "that platform").split("/")[1:2] or ["that platform"]
+def _emulation_hint(platform: str | None, *, certain: bool) -> str:
+    """What to do when a RUN step for another platform cannot run on the daemon."""
+    arch = (platform or "/").split("/")[1] or "arm64"
+    cause = "cannot run" if certain else "may not be able to run"
     return (
-        f"; the daemon cannot run {platform or 'this platform'}'s programs: a RUN step for "
-        "another platform needs binfmt emulation on the daemon's host (apt-get install "
-        f"qemu-user-static binfmt-support, or docker run --privileged --rm "
-        f"tonistiigi/binfmt --install {arch[0]})"
+        f"; the daemon {cause} {platform or 'that platform'}'s programs: a RUN step for another "
+        "platform needs binfmt emulation on the daemon's host (apt-get install "
+        "qemu-user-static binfmt-support, or docker run --privileged --rm tonistiigi/binfmt "
+        f"--install {arch}); `inv doctor --platform {platform}` checks it"
     )
 
 

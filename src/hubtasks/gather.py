@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
-from .context import BuildContext, combine_inputs, platform_args
+from .context import BuildContext, combine_inputs, platform_args, scratch_image
 from .engine import context_paths
 from .errors import HubError
 from .gitinfo import GitState, read_git
@@ -112,7 +112,10 @@ def build_inputs(
         labels={**labels, INPUTS_LABEL: digest},
         mtime=epoch,
     )
-    automatic = platform_args(draft.dockerfile_bytes, platform, native)
+    dockerfile = draft.dockerfile_bytes
+    automatic = platform_args(dockerfile, platform, native)
+    if requested and platform != native:
+        context = replace(context, scratch=scratch_image(platform))
     return Inputs(
         context=context,
         digest=digest,

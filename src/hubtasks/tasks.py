@@ -37,6 +37,8 @@ _FLAG_HELP = {
     "build_arg": "Build argument NAME=VALUE; repeat for more (default: HUB_BUILD_ARGS).",
     "label": "Image label NAME=VALUE, added to or overriding the OCI labels; repeat for more "
     "(default: HUB_LABELS).",
+    "platform": "Platform to build, os/arch[/variant]; repeat or comma-separate for a "
+    "multi-platform image (default: HUB_PLATFORMS, else the daemon's own).",
     "semver": "Fan a version tag out: v1.2.3 also publishes v1.2, v1 and latest, each moved "
     "only forward (default: HUB_SEMVER).",
     "latest": "Also publish latest, moved only forward (default: HUB_LATEST).",
@@ -70,7 +72,16 @@ def reset_session() -> None:
     _SESSION = None
 
 
-_BUILD_FLAGS = ("tag", "repository", "registry", "dockerfile", "context", "build_arg", "label")
+_BUILD_FLAGS = (
+    "tag",
+    "repository",
+    "registry",
+    "dockerfile",
+    "context",
+    "build_arg",
+    "label",
+    "platform",
+)
 
 
 def _help(*names: str, **extra: str) -> dict[str, str]:
@@ -95,7 +106,7 @@ def _hide_config_token(c: Context) -> None:
 
 def _setting_flags(flags: Mapping[str, Any]) -> dict[str, Any]:
     """Flags by setting name: a repeated `--tag` fills `tags`, `--build-arg` `build_args`…"""
-    renamed = {"tag": "tags", "build_arg": "build_args", "label": "labels"}
+    renamed = {"tag": "tags", "build_arg": "build_args", "label": "labels", "platform": "platforms"}
     return {renamed.get(name, name): value for name, value in flags.items()}
 
 
@@ -183,7 +194,7 @@ def login(c, save=False, registry=None, repository=None, quiet=False):
 
 
 @task(
-    iterable=["tag", "build_arg", "label"],
+    iterable=["tag", "build_arg", "label", "platform"],
     help=_help(*_BUILD_FLAGS, "allow_dirty", *_OUT),
 )
 def build(
@@ -195,12 +206,15 @@ def build(
     context=None,
     build_arg=None,
     label=None,
+    platform=None,
     allow_dirty=False,
     quiet=False,
     verbose=False,
 ):
     """Build the image with live output and OCI labels, and give it every requested tag."""
-    flags = _build_flags(tag, repository, registry, dockerfile, context, build_arg, label)
+    flags = _build_flags(
+        tag, repository, registry, dockerfile, context, build_arg, label, platform
+    )
     settings, session = _prepare(c, quiet=quiet, verbose=verbose, **flags)
     _run(lambda: _api().build(settings, allow_dirty=allow_dirty, session=session))
 
@@ -254,7 +268,7 @@ def push(
 
 
 @task(
-    iterable=["tag", "build_arg", "label"],
+    iterable=["tag", "build_arg", "label", "platform"],
     help=_help(
         *_BUILD_FLAGS,
         "semver",
@@ -278,6 +292,7 @@ def release(
     context=None,
     build_arg=None,
     label=None,
+    platform=None,
     semver=False,
     latest=False,
     force=False,
@@ -290,7 +305,9 @@ def release(
     strict=False,
 ):
     """Validate, log in, build, tag, push and verify; print REGISTRY/REPO:TAG@DIGEST per tag."""
-    flags = _build_flags(tag, repository, registry, dockerfile, context, build_arg, label)
+    flags = _build_flags(
+        tag, repository, registry, dockerfile, context, build_arg, label, platform
+    )
     settings, session = _prepare(
         c, quiet=quiet, verbose=verbose, semver=semver, latest=latest, describe=describe, **flags
     )

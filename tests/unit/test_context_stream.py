@@ -150,3 +150,24 @@ def test_dockerignore_excluding_everything_still_sends_the_generated_dockerfile(
     (tmp_path / ".dockerignore").write_text("*\n")
     tar, name = _archive(tmp_path, tmp_path / "Dockerfile")
     assert set(tar.getnames()) == {".dockerignore", name}
+
+
+def test_from_scratch_stands_for_the_platforms_empty_image_only_when_asked(tmp_path):
+    text = (
+        "# escape=\\\nFROM scratch AS base\nARG TARGETARCH\nfrom  --platform=x scratch\n"
+        "FROM scratchy\n"
+    )
+    (tmp_path / "Dockerfile").write_text(text)
+    plain = _context(tmp_path, tmp_path / "Dockerfile")
+    assert plain.generated_dockerfile().decode() == text
+    other = BuildContext(
+        root=tmp_path,
+        paths=(),
+        dockerfile=tmp_path / "Dockerfile",
+        scratch="hubtasks-scratch:linux-arm64",
+    )
+    lines = other.generated_dockerfile().decode().splitlines()
+    assert lines[1] == "FROM hubtasks-scratch:linux-arm64 AS base"
+    assert lines[3] == "from  --platform=x hubtasks-scratch:linux-arm64"
+    assert lines[4] == "FROM scratchy"
+    assert len(lines) == len(text.splitlines())  # line numbers stay the user's

@@ -1,0 +1,191 @@
+"""Multi-platform images with the classic builder: one build per platform, per-platform tags,
+a manifest list under every tag — checked through the registry API, not through hubtasks."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import tarfile
+
+from .conftest import assert_clean_failure
+
+LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+SINGLE = "application/vnd.docker.distribution.manifest.v2+json"
+
+
+def _get(stack, repository: str, path: str, accept: str | None = None) -> bytes:
+    with stack.registry_server.request(f"/v2/{repository}/{path}", accept=accept) as response:
+        return response.read()
+
+
+def _file_in_layers(stack, repository: str, manifest: dict, name: str) -> bytes | None:
+    for layer in manifest["layers"]:
+        data = gzip.decompress(_get(stack, repository, f"blobs/{layer['digest']}"))
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            if name in tar.getnames():
+                return tar.extractfile(name).read()
+    return None
+
+
+def _arm64_elf_header() -> bytes:
+    """The first 64 bytes of an aarch64 executable: what an amd64 kernel without binfmt
+    emulation refuses to run ("exec format error")."""
+    import struct
+
+    ident = b"\x7fELF" + bytes([2, 1, 1, 0]) + b"\0" * 8
+    return (
+        ident
+        + struct.pack("<HHIQQQIHHHHHH", 2, 0xB7, 1, 0x400078, 64, 0, 0, 64, 56, 1, 0, 0, 0)
+        + b"\0" * 64
+    )
+
+
+def _per_arch_project(project) -> None:
+    project.write(
+        "Dockerfile",
+        "FROM scratch\nARG TARGETARCH\nARG TARGETPLATFORM\n"
+        "COPY dist/app-${TARGETARCH} /app\nLABEL built.for=${TARGETPLATFORM}\n",
+    )
+    project.write("dist/app-amd64", "x86 build")
+    project.write("dist/app-arm64", "arm build")
+
+
+def test_two_platforms_under_one_tag(project, client, stack):
+    _per_arch_project(project)
+    result = project.inv(
+        "release",
+        "--tag",
+        "v1.0.0",
+        "--semver",
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    index_bytes = _get(stack, project.repository, "manifests/v1.0.0", LIST)
+    index = json.loads(index_bytes)
+    assert index["mediaType"] == LIST
+    assert document["digest"] == stack.registry_server.manifest_digest(project.repository, "v1")
+    children = {
+        f"{m['platform']['os']}/{m['platform']['architecture']}": m["digest"]
+        for m in index["manifests"]
+    }
+    assert document["platforms"] == children
+    assert set(children) == {"linux/amd64", "linux/arm64"}
+    for platform, digest in children.items():
+        manifest = json.loads(_get(stack, project.repository, f"manifests/{digest}", SINGLE))
+        config = json.loads(
+            _get(stack, project.repository, f"blobs/{manifest['config']['digest']}")
+        )
+        assert f"{config['os']}/{config['architecture']}" == platform
+        assert config["config"]["Labels"]["built.for"] == platform
+        arch = platform.split("/")[1]
+        assert _file_in_layers(stack, project.repository, manifest, "app") == (
+            b"x86 build" if arch == "amd64" else b"arm build"
+        )
+        tag = f"v1.0.0-linux-{arch}"
+        assert stack.registry_server.manifest_digest(project.repository, tag) == digest
+
+    # A pull on this amd64 daemon resolves the index to the amd64 image.
+    name = f"{stack.registry}/{project.repository}"
+    for image in client.images.list(name=name):
+        client.images.remove(image.id, force=True)
+    auth = {"username": stack.username, "password": stack.password}
+    pulled = client.images.pull(name, tag="v1", auth_config=auth)
+    assert pulled.attrs["Architecture"] == "amd64"
+    assert pulled.labels["built.for"] == "linux/amd64"
+
+    again = project.inv(
+        "release",
+        "--tag",
+        "v1.0.0",
+        "--semver",
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "--json",
+    )
+    assert again.returncode == 0, again.stderr
+    assert "building" not in again.stderr and "pushing" not in again.stderr
+    assert {t["action"] for t in json.loads(again.stdout)["tags"]} == {"skip"}
+    assert json.loads(again.stdout)["platforms"] == children
+
+
+def test_the_dry_run_shows_each_platforms_build(project, client):
+    _per_arch_project(project)
+    dry = project.inv(
+        "release",
+        "--tag",
+        "v2",
+        "--platform",
+        "linux/amd64",
+        "--platform",
+        "linux/arm64",
+        "--dry-run",
+    )
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.count("docker build") == 2
+    assert "--platform linux/arm64" in dry.stdout and "TARGETARCH=arm64" in dry.stdout
+    assert "docker manifest create" in dry.stdout
+
+
+def test_from_a_multi_platform_base_and_a_run_the_daemon_cannot_execute(project, client, stack):
+    """The base is made multi-platform in the test registry (with hubtasks itself); the
+    classic builder resolves each platform's child. Its arm64 `/bin/sh` is not an amd64
+    program, so a RUN for arm64 fails with the emulation hint."""
+    base = project.path / "base"
+    (base / "rootfs/bin").mkdir(parents=True)
+    (base / "Dockerfile").write_text("FROM scratch\nARG TARGETARCH\nCOPY rootfs-${TARGETARCH}/ /\n")
+    for arch in ("amd64", "arm64"):
+        (base / f"rootfs-{arch}").mkdir()
+        (base / f"rootfs-{arch}/marker").write_text(arch)
+    (base / "rootfs-arm64/bin").mkdir()
+    (base / "rootfs-arm64/bin/sh").write_bytes(_arm64_elf_header())
+    (base / "rootfs-arm64/bin/sh").chmod(0o755)
+    base_name = f"{project.repository}-base"
+    made = project.inv(
+        "release",
+        "--tag",
+        "v1",
+        "--context",
+        "base",
+        "--dockerfile",
+        "base/Dockerfile",
+        "--repository",
+        base_name.split("/", 1)[1],
+        "--platform",
+        "linux/amd64,linux/arm64",
+    )
+    assert made.returncode == 0, made.stderr
+    assert project.inv("login", "--save").returncode == 0  # the daemon pulls the base
+
+    project.write(
+        "Dockerfile", f"FROM {stack.registry}/{base_name}:v1\nCOPY hello.txt /hello.txt\n"
+    )
+    project.write("hello.txt", "hi")
+    result = project.inv(
+        "release", "--tag", "v1", "--platform", "linux/amd64,linux/arm64", "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    for platform, digest in json.loads(result.stdout)["platforms"].items():
+        manifest = json.loads(_get(stack, project.repository, f"manifests/{digest}", SINGLE))
+        assert _file_in_layers(stack, project.repository, manifest, "marker") == (
+            platform.split("/")[1].encode()
+        )
+
+    project.write("Dockerfile", f"FROM {stack.registry}/{base_name}:v1\nRUN echo hello > /hello\n")
+    failed = project.inv("release", "--tag", "v2", "--platform", "linux/arm64")
+    line = assert_clean_failure(failed, project, mentions="linux/arm64")
+    assert "binfmt" in line and "qemu-user-static" in line
+
+
+def test_classic_builder_directives_are_warned_about(project):
+    project.write(
+        "Dockerfile",
+        "# syntax=docker/dockerfile:1\nFROM --platform=linux/arm64 scratch\nCOPY tasks.py /\n",
+    )
+    result = project.inv("build", "--tag", "w1")
+    assert result.returncode == 0, result.stderr
+    assert "'# syntax=' directive is ignored" in result.stderr
+    assert "'FROM --platform=…' is ignored" in result.stderr
