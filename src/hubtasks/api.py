@@ -16,7 +16,7 @@ from .engine import remove_credentials, save_credentials
 from .errors import ConfigError
 from .execute import Executor, facts_for, refuse, report_plan
 from .execute import release as execute_release
-from .gather import BuildSet, build_set, read_registry, release_facts
+from .gather import BuildSet, RegistryState, build_set, read_registry, release_facts
 from .gitinfo import GitState, read_git
 from .plan import INPUTS_LABEL, Plan
 from .preflight import check_context, env_file_warnings, labels_for, resolve_tags
@@ -263,7 +263,7 @@ def release(
     watch = Stopwatch()
     git, tags, labels = release_facts(settings, allow_dirty=allow_dirty, chained=session.tags)
     with watch.time("connect"):
-        engine = session.engine_for(settings)
+        session.engine_for(settings)
     with watch.time("inputs"):
         builds = _build_set(settings, session, git, labels)
     facts = facts_for("release", repository, tags)
@@ -273,31 +273,10 @@ def release(
         login(settings, session=session)
     with watch.time("plan"), session.console.activity("plan", "reading the registry"):
         state = read_registry(session.registry_for(settings), tags, session)
-    image_id = None
-    if dry_run:  # a local build of the same inputs can settle what only a build could
-        local = engine.inspect(repository.ref(tags[0]))
-        if local is not None and local.labels.get(INPUTS_LABEL) == builds.digest:
-            image_id = local.id
-    plan = planning.decide(
-        list(tags),
-        remote=state.remote,
-        published=state.published,
-        inputs=builds.digest,
-        image_id=image_id,
-        force=force,
-    )
-    if plan.refused:
-        raise refuse(plan, repository)
+    plan = _release_plan(settings, session, tags, builds, state, force=force, dry_run=dry_run)
     if dry_run:
-        return Release(
-            repository,
-            plan,
-            timings=watch.timings,
-            commands=_commands(settings, plan, builds),
-            dry_run=True,
-        )
-    if not plan.build:
-        report_plan(plan, repository, session)
+        commands = _commands(settings, plan, builds)
+        return Release(repository, plan, timings=watch.timings, commands=commands, dry_run=True)
     plan, images, published, platforms = execute_release(
         Executor(settings, session, watch),
         plan,
@@ -315,14 +294,48 @@ def release(
 
     sync_after_release(settings, session, strict=strict)
     session.hooks.run("post", facts)
+    image = images[0] if images else None
     return Release(
         repository,
         plan,
-        image=images[0] if images else None,
+        image=image,
         published=published,
         timings=watch.timings,
         platforms=platforms,
     )
+
+
+def _release_plan(
+    settings: Settings,
+    session: Session,
+    tags: tuple[str, ...],
+    builds: BuildSet,
+    state: RegistryState,
+    *,
+    force: bool,
+    dry_run: bool,
+) -> Plan:
+    """The plan, before anything changes; a refusal raises, in the dry run too. A dry run
+    may settle a CHECK with the local image of the first tag when it has these inputs."""
+    repository = settings.require_repository()
+    image_id = None
+    if dry_run:
+        local = session.engine_for(settings).inspect(repository.ref(tags[0]))
+        if local is not None and local.labels.get(INPUTS_LABEL) == builds.digest:
+            image_id = local.id
+    plan = planning.decide(
+        list(tags),
+        remote=state.remote,
+        published=state.published,
+        inputs=builds.digest,
+        image_id=image_id,
+        force=force,
+    )
+    if plan.refused:
+        raise refuse(plan, repository)
+    if not plan.build and not dry_run:
+        report_plan(plan, repository, session)
+    return plan
 
 
 def _commands(settings: Settings, plan: Plan, builds: BuildSet) -> list[str]:
