@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from . import plan as planning
-from .console import Console, Stopwatch, human_size
+from .console import Console, human_size
 from .engine import remove_credentials, save_credentials
 from .errors import (
     ConfigError,
@@ -27,6 +27,7 @@ from .references import Repository, validate_tag
 from .results import BuiltImage, PushedTag, Release
 from .session import Session, in_background, session_for
 from .settings import Settings
+from .stopwatch import Stopwatch
 
 __all__ = [
     "BuiltImage",
@@ -249,6 +250,7 @@ def push(
         raise refusal(plan, repository)
     _report_plan(plan, repository, session.console)
     facts = _facts("push", repository, tags)
+    facts.image_id = local[tags[0]]
     session.hooks.run("pre", facts)
     with watch.time("push"):
         pushed = push_tags(
@@ -297,7 +299,7 @@ def _report_plan(plan: Plan, repository: Repository, console: Console) -> None:
     words = {
         planning.CREATE: "create",
         planning.MOVE: "move",
-        planning.SKIP: "unchanged, skip",
+        planning.SKIP: "skip",
         planning.HOLD: "hold back",
         planning.REFUSE: "REFUSE",
         planning.CHECK: "check",
@@ -400,6 +402,7 @@ def release(
                 engine.tag(image.image_id, repository, name)
             session.hooks.run("post", tag_facts)
     push_facts = _facts("push", repository, [d.tag for d in plan.to_push])
+    push_facts.image_id = image.image_id
     session.hooks.run("pre", push_facts)
     with watch.time("push"):
         pushed = push_tags(

@@ -176,7 +176,8 @@ def equivalent_commands(
     build_args: Mapping[str, str],
     labels: Mapping[str, str],
 ) -> list[str]:
-    """The plain docker commands that would do what the plan does."""
+    """The plain docker commands that would do what the plan does: every tag the real run
+    may tag or push (a `check` tag is pushed when the build differs from the registry's)."""
     import shlex
 
     first = plan.decisions[0].tag
@@ -191,9 +192,11 @@ def equivalent_commands(
         f"docker login{server} --username {shlex.quote(username)} --password-stdin",
         shlex.join(build),
     ]
+    # CHECK: the real run pushes the tag unless the build matches what the registry holds.
     for decision in plan.decisions:
-        if decision.tag != first and decision.action in (CREATE, MOVE, SKIP):
+        if decision.tag != first and decision.action in (CREATE, MOVE, SKIP, CHECK):
             commands.append(f"docker tag {local_name}:{first} {local_name}:{decision.tag}")
-    for decision in plan.to_push:
-        commands.append(f"docker push {local_name}:{decision.tag}")
+    for decision in plan.decisions:
+        if decision.pushes or decision.action == CHECK:
+            commands.append(f"docker push {local_name}:{decision.tag}")
     return commands

@@ -36,11 +36,16 @@ class Session:
         hook_commands: Mapping[str, str] | None = None,
     ) -> None:
         self.console = console or Console()
-        if context is None:
-            from invoke import Context
+        if context is None:  # the Python API, not a task: keep Invoke's and Docker's debug
+            from invoke import Context  # records out of the caller's (nox's) DEBUG logs
 
+            from .loggers import quiet_libraries
+
+            quiet_libraries()
             context = Context()
-        self.hooks = Hooks(hook_commands or {}, context, self.console.stage)
+        self.hooks = Hooks(
+            hook_commands or {}, context, self.console.stage, self.console.line
+        )
         self.engine: Engine | None = None
         self.logged_in: set[tuple[str, str]] = set()
         self.tags: tuple[str, ...] | None = None
