@@ -182,7 +182,6 @@ def _git_check(git: GitState | None) -> Check:
             "git",
             None,
             "not a git work tree: images get no revision, source or created label",
-            "git init and commit, if the project should have them",
         )
     state = "uncommitted changes" if git.dirty else "clean"
     where = f", tag {git.exact_tag}" if git.exact_tag else ""

@@ -82,16 +82,16 @@ def _describe(fn: Any) -> str:
 
 def _lines_to(stream: Any) -> Callable[[str], None]:
     def write_line(line: str) -> None:
-        stream.write(redact(line) + "\n")
+        stream.write(line + "\n")
         stream.flush()
 
     return write_line
 
 
 class LineWriter:
-    """A text stream for a hook's output: whole lines, each handed to `write_line` (which
-    redacts). A line is held until it ends, so a secret split across two reads is still
-    recognised; `close` hands over an unfinished last line."""
+    """A text stream for a hook's output: whole lines, each redacted and handed to
+    `write_line`. A line is held until it ends, so that a secret split across two reads is
+    still recognised; `close` hands over an unfinished last line."""
 
     def __init__(self, write_line: Callable[[str], None]) -> None:
         self.write_line = write_line
@@ -100,7 +100,7 @@ class LineWriter:
     def write(self, text: str) -> int:
         *lines, self.partial = (self.partial + text).replace("\r\n", "\n").split("\n")
         for line in lines:
-            self.write_line(line)
+            self.write_line(redact(line))
         return len(text)
 
     def flush(self) -> None:
@@ -111,7 +111,7 @@ class LineWriter:
 
     def close(self) -> None:
         if self.partial:
-            self.write_line(self.partial)
+            self.write_line(redact(self.partial))
             self.partial = ""
 
 
@@ -133,7 +133,8 @@ class Hooks:
     """Runs the hooks of one invocation, each at most once.
 
     `say` prints a status line (`[hook] pre_push: …`); `output` takes each line a hook prints
-    (by default: redacted, to stderr).
+    (redacted; by default it goes to stderr); `functions` are the Python hooks by name (by
+    default those registered with `hook`).
     """
 
     def __init__(
@@ -142,11 +143,13 @@ class Hooks:
         context: Any,
         say: Callable,
         output: Callable[[str], None] | None = None,
+        functions: Mapping[str, list[HookFunction]] | None = None,
     ) -> None:
         self.commands = {k: v for k, v in commands.items() if v}
         self.context = context
         self.say = say
         self.output = output or _lines_to(sys.stderr)
+        self.functions = _REGISTERED if functions is None else functions
         self.ran: set[str] = set()
 
     def update_commands(self, commands: Mapping[str, str | None]) -> None:
@@ -162,7 +165,7 @@ class Hooks:
         command = self.commands.get(name)
         if command:
             self._shell(name, command, facts)
-        for fn in list(_REGISTERED.get(name, ())):
+        for fn in list(self.functions.get(name, ())):
             self._python(name, fn, facts)
 
     def _failure(self, name: str, what: str, facts: Facts) -> HookError:

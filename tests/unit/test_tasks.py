@@ -25,7 +25,12 @@ from hubtasks.settings import KEYS
 TASK_NAMES = {"init", "login", "logout", "build", "tag", "push", "release", "doctor", "images"}
 TOKEN = "supersecret-xyz"
 # HUB_TAGS is set because the throwaway project is not a git work tree (no default tag).
-GOOD_ENV = f"HUB_USERNAME=u\nHUB_TOKEN={TOKEN}\nHUB_REPOSITORY=demo\nHUB_TAGS=v1\n"
+# HUB_REGISTRY is a closed port here: the credential check started ahead must not leave the
+# machine (not even as a DNS query for docker.io).
+GOOD_ENV = (
+    f"HUB_USERNAME=u\nHUB_TOKEN={TOKEN}\nHUB_REPOSITORY=demo\nHUB_TAGS=v1\n"
+    "HUB_REGISTRY=127.0.0.1:9\n"
+)
 
 
 # --- the collection ---------------------------------------------------------------------
@@ -260,7 +265,10 @@ def test_invoke_config_reaches_the_settings(tmp_path):
 
 
 def test_host_in_repository_works_through_invoke(tmp_path):
-    root = make_project(tmp_path, GOOD_ENV.replace("=demo", "=ghcr.io/u/demo"))
+    root = make_project(
+        tmp_path,
+        GOOD_ENV.replace("HUB_REGISTRY=127.0.0.1:9\n", "").replace("=demo", "=127.0.0.1:9/u/demo"),
+    )
     line = assert_one_line_error(invoke(root, "release"), code=1)
     assert dead_socket(tmp_path) in line  # got as far as the daemon
 
