@@ -134,3 +134,40 @@ def test_secret_split_across_reads_is_still_redacted():
         writer.write(chunk)
         writer.flush()
     assert lines == [f"a {HIDDEN} b"]
+
+
+# --- through `inv` (pre_login runs before anything touches the network) ----------------------
+
+GATE = """\
+import hubtasks
+from hubtasks import ns
+
+def gate(c, facts):
+    c.run("echo gate-output; exit 3")
+
+hubtasks.hook("pre_login", gate)
+"""
+
+
+def test_inv_shell_hook_output_is_on_stderr_and_redacted(tmp_path):
+    from .test_tasks import GOOD_ENV, TOKEN, invoke, make_project
+
+    root = make_project(tmp_path, GOOD_ENV + "HUB_PRE_LOGIN='echo token=$HUB_TOKEN'\n")
+    result = invoke(root, "login", HUB_TOKEN=TOKEN, HUB_RETRIES="1")  # 127.0.0.1:9 is closed
+    assert result.stdout == ""
+    assert f"token={HIDDEN}" in result.stderr
+    assert TOKEN not in result.stderr
+
+
+def test_inv_failing_python_hook_is_one_line(tmp_path):
+    from .test_tasks import assert_one_line_error, invoke, make_project
+
+    root = make_project(tmp_path)
+    (root / "tasks.py").write_text(GATE)
+    result = invoke(root, "login", "--quiet")
+    assert result.stdout == ""
+    line = assert_one_line_error(result, code=1)
+    assert line == (
+        "hubtasks: pre_login hook gate failed: 'echo gate-output; exit 3' failed with exit "
+        "code 3; the login stage did not run and nothing was changed"
+    )

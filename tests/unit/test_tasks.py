@@ -150,8 +150,11 @@ def dead_socket(root: Path) -> str:
     return f"unix://{root / 'no-daemon.sock'}"
 
 
-def invoke(root: Path, *args: str, docker_host: str | None = "") -> subprocess.CompletedProcess:
-    """Run `python -m invoke ARGS` in `root` with a clean HUB_*/DOCKER_* environment.
+def invoke(
+    root: Path, *args: str, docker_host: str | None = "", **extra_env: str
+) -> subprocess.CompletedProcess:
+    """Run `python -m invoke ARGS` in `root` with a clean HUB_*/DOCKER_* environment (plus
+    `extra_env`).
 
     DOCKER_HOST defaults to a socket in `root` that nothing listens on; None leaves it unset.
     """
@@ -162,6 +165,7 @@ def invoke(root: Path, *args: str, docker_host: str | None = "") -> subprocess.C
     environ["GIT_CEILING_DIRECTORIES"] = str(root.parent)  # never find an enclosing repo
     if docker_host is not None:
         environ["DOCKER_HOST"] = docker_host or dead_socket(root)
+    environ.update(extra_env)
     return subprocess.run(
         [sys.executable, "-m", "invoke", *args],
         cwd=root,
