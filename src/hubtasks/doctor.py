@@ -59,7 +59,6 @@ def run_checks(
     from .engine import Engine
     from .gitinfo import read_git
     from .preflight import env_file_warnings
-    from .registry import RegistryClient
 
     cwd = cwd or Path.cwd()
     checks: list[Check] = [_env_check(cwd)]
@@ -99,31 +98,35 @@ def run_checks(
     checks.append(_build_input_check(settings))
     checks.append(_git_check(git))
 
-    if not (settings.repository and settings.username and settings.token):
-        return checks
-    repository, username, token = settings.repository, settings.username, settings.token
+    return checks + _registry_checks(settings)
 
+
+def _registry_checks(settings: Settings) -> list[Check]:
+    """Reachable, then the credentials (which also lists the repository's tags)."""
+    from .registry import RegistryClient
+
+    if not (settings.repository and settings.username and settings.token):
+        return []
+    repository, username, token = settings.repository, settings.username, settings.token
     client = RegistryClient(repository, username, token, timeout=15)
 
     def reachable() -> str:
         return f"{client.base_url}/v2/ answers (HTTP {client.ping()})"
 
     registry = _guard("registry", reachable, "check HUB_REGISTRY and your network")
-    checks.append(registry)
-    if registry.ok:
+    if not registry.ok:
+        return [registry]
 
-        def credentials() -> str:
-            client.check_credentials()
-            found = client.tags()
-            return (
-                f"{repository.registry} accepts {username}'s token; {repository.path} "
-                f"has {len(found)} tag(s)"
-            )
-
-        checks.append(
-            _guard("credentials", credentials, "set HUB_TOKEN to a valid password or access token")
+    def credentials() -> str:
+        client.check_credentials()
+        found = client.tags()
+        return (
+            f"{repository.registry} accepts {username}'s token; {repository.path} "
+            f"has {len(found)} tag(s)"
         )
-    return checks
+
+    fix = "set HUB_TOKEN to a valid password or access token"
+    return [registry, _guard("credentials", credentials, fix)]
 
 
 def _tags_check(settings: Settings, git: GitState | None) -> Check:

@@ -17,6 +17,8 @@ import re
 import threading
 
 HIDDEN = "<hidden>"
+# Process-wide on purpose: log records from any library reach logging's one record factory,
+# and a secret registered by one console must be hidden in every other output too.
 _SECRETS: set[str] = set()
 _ORDERED: tuple[str, ...] = ()  # longest first, so that a secret's prefix never wins
 _LOCK = threading.Lock()

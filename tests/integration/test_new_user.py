@@ -146,6 +146,8 @@ def test_hooks_leave_stdout_to_the_results(project, stack, client):
     plain = project.inv("release", "--tag", "v1")  # as in `> published.txt`
     assert plain.returncode == 0, plain.stderr
     assert plain.stdout == f"{stack.registry}/{project.repository}:v1@{digest}\n"
+    # The re-run skips v1, and its plan line says so once.
+    assert f"[plan] {stack.registry}/{project.repository}:v1: skip (unchanged)" in plain.stderr
 
 
 def test_json_failure_after_a_push_lists_what_was_pushed(project, stack):
