@@ -85,7 +85,8 @@ def setting_flag(key: Key) -> Flag:
     default = key.shown_default or ("off" if key.default is False else key.default)
     where = f"default: {key.env}" + (f", else {default}" if default not in (None, "") else "")
     if key.kind in ("list", "pairs"):
-        text = f"{key.metavar}: {key.help[:1].lower()}{key.help[1:]}; repeat for more ({where})."
+        value = key.metavar or "VALUE"
+        text = f"{value}: {key.help[:1].lower()}{key.help[1:]}; repeat for more ({where})."
         return Flag(names, text, list, key.name)
     return Flag(names, f"{key.help} ({where}).", bool if key.kind == "bool" else str, key.name)
 

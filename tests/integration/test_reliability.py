@@ -98,7 +98,7 @@ def test_release_to_a_registry_a_round_trip_away(project, stack):
     assert first.stderr.count("[verify]") == 3
     # The same release again: the plan (read during the build) sees all three unchanged.
     assert again.returncode == 0, again.stderr
-    assert again.stderr.count("unchanged, skip") == 3
+    assert again.stderr.count(": skip (unchanged)") == 3
     assert "[push] pushing" not in again.stderr
     assert reached >= 4  # hubtasks' connections and the daemon's all went through the proxy
 
@@ -227,7 +227,7 @@ def test_failed_release_reports_what_made_it_and_a_rerun_completes(project, own_
     again = project.inv("release", *args)
     assert again.returncode == 0, again.stderr
     for tag in made_it:  # and is not pushed twice
-        assert f":{tag}: unchanged, skip" in again.stderr
+        assert f":{tag}: skip (unchanged)" in again.stderr
     _complete(project, own_registry, tags)
 
 

@@ -90,7 +90,7 @@ def test_identical_rerelease_is_a_no_op(project):
     assert again.returncode == 0, again.stderr
     assert _published(again) == _published(first)
     assert "[push] pushing" not in again.stderr
-    assert again.stderr.count("unchanged, skip") == 4
+    assert again.stderr.count(": skip (unchanged)") == 4
 
 
 def test_dry_run_changes_nothing(project, client, stack):

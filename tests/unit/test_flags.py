@@ -45,6 +45,12 @@ def test_every_setting_flag_has_help_naming_its_environment_variable():
             assert key.env in FLAGS[key.parameter].help
 
 
+def test_repeatable_setting_flags_name_their_value():
+    for key in KEYS:
+        if key.flag and key.kind in ("list", "pairs"):
+            assert key.metavar, key.name
+
+
 def test_a_flag_has_the_same_short_form_in_every_task():
     shorts: dict[str, set[tuple[str, ...]]] = {}
     for name in TASK_NAMES:
