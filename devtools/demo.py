@@ -1,7 +1,7 @@
 """A complete demo release, as a new user would do it, against a registry started here.
 
-Starts a private dockerd and an htpasswd registry on 127.0.0.1, makes a consumer project from
-the README's quick start (tasks.py, Dockerfile, .env, .dockerignore), runs
+Starts a private dockerd and an htpasswd registry on 127.0.0.1, follows the README's quick start
+in a temporary folder (`hubtasks init`, fill in .env, a Dockerfile), runs
 `inv release --tag v1 --tag latest`, pulls the image back from the registry and runs it.
 """
 
@@ -26,10 +26,13 @@ def main() -> int:
     with Stack() as stack, tempfile.TemporaryDirectory(prefix="hubtasks-demo-") as tmp:
         project = Path(tmp)
         _say(f"registry {stack.registry} (user {stack.username}), dockerd {stack.daemon.host}")
-        (project / "tasks.py").write_text("from hubtasks import ns\n")
+        env = {**stack.env(), "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
+        env["DOCKER_CONFIG"] = str(project / ".docker")
+        _say("hubtasks init")
+        init = subprocess.run([str(Path(sys.executable).parent / "hubtasks"), "init"], cwd=project)
+        if init.returncode != 0:
+            return init.returncode
         shutil.copy(REPO_ROOT / "demo" / "Dockerfile", project / "Dockerfile")
-        (project / ".dockerignore").write_text(".env\n")
-        example = (REPO_ROOT / ".env.example").read_text()
         values = {
             "HUB_REGISTRY": stack.registry,
             "HUB_USERNAME": stack.username,
@@ -37,16 +40,13 @@ def main() -> int:
             "HUB_REPOSITORY": "demo",
             "HUB_BUILD_ARGS": f"BASE={BASE_IMAGE}",
         }
-        lines = []
-        for line in example.splitlines():
-            key = line.split("=", 1)[0]
-            lines.append(f"{key}={values[key]}" if key in values else line)
+        lines = []  # what a person does in an editor: fill in a value, or uncomment one
+        for line in (project / ".env").read_text().splitlines():
+            key = line.removeprefix("# ").split("=", 1)[0]
+            lines.append(f"{key}={values.pop(key)}" if key in values and "=" in line else line)
         (project / ".env").write_text("\n".join(lines) + "\n")
-        (project / ".env").chmod(0o600)
-        _say(f"consumer project in {project}: tasks.py, Dockerfile, .env, .dockerignore")
+        _say(f"consumer project in {project}: .env filled in, Dockerfile from demo/")
 
-        env = {**stack.env(), "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
-        env["DOCKER_CONFIG"] = str(project / ".docker")
         _say("inv release --tag v1 --tag latest")
         release = subprocess.run(
             [sys.executable, "-m", "invoke", "release", "--tag", "v1", "--tag", "latest"],

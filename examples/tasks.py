@@ -3,9 +3,10 @@
 inv release --tag v1.2.3 --semver
 """
 
-from invoke import task
+from invoke import Collection, task
 
-from hubtasks import Facts, hook, ns
+import hubtasks
+from hubtasks import Facts, hook
 
 
 @task
@@ -25,4 +26,7 @@ def notify(c, facts: Facts):
 hook("pre_release", lambda c, facts: test(c))
 hook("post_release", notify)
 
+# A collection of our own, with hubtasks' tasks in it: adding to `hubtasks.ns` itself would
+# change the collection every other user of hubtasks in this process sees.
+ns = Collection.from_module(hubtasks)
 ns.add_task(test)

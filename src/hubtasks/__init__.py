@@ -1,59 +1,44 @@
 """hubtasks: publish Docker images with Invoke tasks.
 
-`from hubtasks import ns` in a `tasks.py` gives `inv login|build|tag|push|release`. The same
-steps are plain functions (`release(load_settings(...))`) for scripts and nox sessions.
+`from hubtasks import ns` in a `tasks.py` gives `inv init|login|build|tag|push|release|…`. The
+same steps are plain functions (`release(load_settings(...))`) for scripts and nox sessions.
+
+Importing the package does nothing else: each public name below is loaded on first use (so
+`inv --list` does not pay for Docker's SDK), and only the collection `ns` brings in the Invoke
+layer (which installs the log redaction `inv -d` needs).
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .errors import HubError
-from .settings import Settings, load_settings, resolve_settings
-from .tasks import ns
-
-if TYPE_CHECKING:
-    from .api import (
-        BuiltImage,
-        PushedTag,
-        Release,
-        Session,
-        build,
-        login,
-        logout,
-        push,
-        release,
-        tag,
-        verify,
-    )
-    from .hooks import Facts, hook
-
-# Loaded on first use: `inv --list` imports this package and should not pay for the rest.
-_LAZY = {
-    **dict.fromkeys(
-        (
-            "BuiltImage",
-            "PushedTag",
-            "Release",
-            "Session",
-            "build",
-            "login",
-            "logout",
-            "push",
-            "release",
-            "tag",
-            "verify",
-        ),
-        "api",
-    ),
+# The public names, each once, with the module that defines it.
+_PUBLIC = {
+    "BuiltImage": "results",
     "Facts": "hooks",
+    "HubError": "errors",
+    "PushedTag": "results",
+    "Release": "results",
+    "Session": "session",
+    "Settings": "settings",
+    "build": "api",
     "hook": "hooks",
+    "load_settings": "settings",
+    "login": "api",
+    "logout": "api",
+    "ns": "tasks",
+    "push": "api",
+    "release": "api",
+    "resolve_settings": "settings",
+    "tag": "api",
+    "verify": "api",
 }
+__all__ = [*_PUBLIC, "__version__"]  # noqa: PLE0604 - built from the one list of names
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
+    if name in _PUBLIC:
         from importlib import import_module
 
-        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+        value = getattr(import_module(f".{_PUBLIC[name]}", __name__), name)
         globals()[name] = value
         return value
     # importlib.metadata costs ~30 ms at import; `inv --list` should not pay for a version.
@@ -67,24 +52,5 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'hubtasks' has no attribute {name!r}")
 
 
-__all__ = [
-    "BuiltImage",
-    "Facts",
-    "HubError",
-    "PushedTag",
-    "Release",
-    "Session",
-    "Settings",
-    "__version__",
-    "build",
-    "hook",
-    "load_settings",
-    "login",
-    "logout",
-    "ns",
-    "push",
-    "release",
-    "resolve_settings",
-    "tag",
-    "verify",
-]
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import plan as planning
-from .console import Stopwatch
 from .context import dockerfile_warnings
 from .engine import remove_credentials, save_credentials
 from .errors import ConfigError
@@ -24,6 +23,7 @@ from .references import validate_tag
 from .results import BuiltImage, PushedTag, Release
 from .session import Session, session_for
 from .settings import Settings
+from .stopwatch import Stopwatch
 
 __all__ = [
     "BuiltImage",

@@ -1,5 +1,6 @@
 """`hubtasks`: the same tasks as a standalone command, no tasks.py needed.
 
+hubtasks init                  (.env to fill in, .dockerignore, .gitignore, tasks.py)
 hubtasks release --tag v1      (reads ./.env like `inv release` does)
 hubtasks --version
 """

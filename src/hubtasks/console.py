@@ -8,8 +8,9 @@ Three modes, chosen once per command line:
   progress every few seconds and a "still …" line when nothing was said for a while;
 - `quiet`: nothing but the final references on stdout (and errors).
 
-Every write passes through `redact`, so a token that slips into a daemon message, an error or
-a build log is replaced by `<hidden>` before it reaches the terminal.
+Every write passes through `redact`, so a token that slips into a daemon message, an error, a
+hook's output or a build log is replaced by `<hidden>` before it reaches the terminal.
+(`stopwatch` times the stages; `github_output` writes the GitHub Actions outputs.)
 """
 
 from __future__ import annotations
@@ -20,11 +21,16 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from . import redaction
+
+if TYPE_CHECKING:
+    from .doctor import Check
+    from .references import Repository
+    from .results import Release
 
 HIDDEN = redaction.HIDDEN
 
@@ -106,7 +112,8 @@ class Console:
         return self._rich
 
     # --- low level ------------------------------------------------------------------------------
-    def _err_line(self, text: str) -> None:
+    def line(self, text: str) -> None:
+        """One line for people, on stderr (nothing in quiet mode); a hook's output too."""
         if self.mode == "quiet":
             return
         with self._lock:
@@ -118,6 +125,18 @@ class Console:
             else:
                 self.err.write(self.redact(_clean(text)) + "\n")
                 self.err.flush()
+
+    def write_block(self, lines: Sequence[str]) -> None:
+        """Plain mode: many lines in one redact and one write (a 100k-line build log stays
+        cheap), flushed at most every 50 ms so that it still reads live."""
+        if self.mode == "quiet" or not lines:
+            return
+        with self._lock:
+            now = time.monotonic()
+            self.err.write(self.redact("\n".join(lines)) + "\n")
+            if now - self._last_output > 0.05:
+                self.err.flush()
+                self._last_output = now
 
     def result(self, line: str) -> None:
         """A final result, on stdout so that scripts can capture it."""
@@ -141,7 +160,7 @@ class Console:
     def _labelled(self, label: str, style: str, message: str) -> None:
         """`label` + `message` on stderr; on a terminal the label in `style`."""
         if self.mode != "rich":
-            self._err_line(f"{label}{message}")
+            self.line(f"{label}{message}")
             return
         from rich.text import Text
 
@@ -171,7 +190,7 @@ class Console:
                 with self._lock:
                     self.err.flush()  # lines written without a flush are out within 0.1 s
                 if time.monotonic() - self._last_output >= HEARTBEAT_INTERVAL:
-                    self._err_line(f"[{stage}] still {message} ({time.monotonic() - start:.0f}s)")
+                    self.line(f"[{stage}] still {message} ({time.monotonic() - start:.0f}s)")
 
         thread = threading.Thread(target=beat, daemon=True)
         thread.start()
@@ -206,7 +225,7 @@ class Console:
     def build_output(self, text: str) -> None:
         """Daemon build output as it arrives (chunks may hold several lines or end mid-line)."""
         if self._build is None:
-            self._err_line(text.rstrip("\n"))
+            self.line(text.rstrip("\n"))
             return
         self._build.feed(text)
 
@@ -230,7 +249,7 @@ class Console:
             self._push.feed(line)
 
     # --- results --------------------------------------------------------------------------------
-    def render_plan(self, release: Any) -> None:
+    def render_plan(self, release: Release) -> None:
         """A dry run's result on stdout: one row per tag, then the equivalent commands."""
         repository = release.repository
         self.result(f"plan for {repository} (dry run, nothing changed):")
@@ -241,7 +260,7 @@ class Console:
         for command in release.commands:
             self.result(f"  {command}")
 
-    def summary(self, release: Any, *, size: int | None = None) -> None:
+    def summary(self, release: Release, *, size: int | None = None) -> None:
         """What was published: reference, digest, action; size and time per stage."""
         if self.mode == "quiet":
             return
@@ -267,12 +286,12 @@ class Console:
                 self.rich.print(footer, style="dim")
             return
         width = max(len(r[0]) for r in rows)
-        self._err_line("[summary]")
+        self.line("[summary]")
         for reference, digest, action in rows:
-            self._err_line(f"  {reference:<{width}}  {digest[:19]:<19}  {action}")
-        self._err_line(f"  {footer}")
+            self.line(f"  {reference:<{width}}  {digest[:19]:<19}  {action}")
+        self.line(f"  {footer}")
 
-    def render_checks(self, checks: list[Any]) -> None:
+    def render_checks(self, checks: Sequence[Check]) -> None:
         """Doctor's report on stdout: ✓ / ✗ / ! per check, with the fix for each problem."""
         marks = {True: "✓", False: "✗", None: "!"}
         width = max(len(check.name) for check in checks)
@@ -282,7 +301,7 @@ class Console:
                 line += f"\n  {'':<{width}}  fix: {check.fix}"
             self.result(line)
 
-    def render_images(self, repository: Any, rows: list[Mapping[str, Any]]) -> None:
+    def render_images(self, repository: Repository, rows: Sequence[Mapping[str, Any]]) -> None:
         """`inv images`: tag, short ID, size and age, newest first."""
         if not rows:
             self.result(f"no local images of {repository.local_name}")
@@ -332,19 +351,11 @@ class _BuildView:
             self.line(line)
 
     def _plain(self, lines: list[str]) -> None:
-        """Plain mode, per chunk: one clean, one redact, one write (a 100k-line log is cheap)."""
+        """Plain mode, per chunk: one clean, then the console's block write."""
         kept = [line.rstrip() for line in _clean("\n".join(lines)).split("\n")]
         kept = [line for line in kept if line]
-        if not kept:
-            return
         self.log.extend(kept)
-        console = self.console
-        with console._lock:
-            now = time.monotonic()
-            console.err.write(console.redact("\n".join(kept)) + "\n")
-            if now - console._last_output > 0.05:  # live, without a syscall per line
-                console.err.flush()
-                console._last_output = now
+        self.console.write_block(kept)
 
     def line(self, raw: str) -> None:
         line = _clean(raw).rstrip()
@@ -354,14 +365,14 @@ class _BuildView:
         step = _STEP.match(line)
         console = self.console
         if console.mode == "plain":
-            console._err_line(line)
+            console.line(line)
         elif console.mode == "rich":
             if step:
                 self.step = line
                 self.tail.clear()
                 console.stage("build", line)
             elif console.verbose:
-                console._err_line(line)
+                console.line(line)
             else:
                 self.tail.append(line)
 
@@ -373,7 +384,7 @@ class _BuildView:
             return  # plain mode already printed everything
         self.console.stage("build", f"the build log ({len(self.log)} lines):")
         for line in self.log:
-            self.console._err_line(f"  {line}")
+            self.console.line(f"  {line}")
 
     def __rich__(self) -> Any:
         from rich.console import Group
@@ -385,6 +396,13 @@ class _BuildView:
         title.append(f"  {elapsed:.0f}s", style="dim")
         lines = [Text("    " + self.console.redact(t)[:200], style="dim") for t in self.tail]
         return Group(Spinner("dots", text=title), *lines)
+
+
+def layer_status(status: str) -> str:
+    """The daemon's word for a layer, shortened: "Layer already exists" → "exists"."""
+    if status == "Layer already exists":
+        return "exists"
+    return status[:1].lower() + status[1:]
 
 
 class _PushView:
@@ -408,12 +426,26 @@ class _PushView:
             TextColumn,
             TransferSpeedColumn,
         )
+        from rich.text import Text
+
+        def sending(task: Any) -> bool:
+            """Bytes are known and being (or were) sent: not a layer the registry already had,
+            not one still waiting for its size."""
+            return bool(task.fields.get("sent", True)) and task.total is not None
+
+        class Bytes(DownloadColumn):
+            def render(self, task: Any) -> Text:
+                return super().render(task) if sending(task) else Text("")
+
+        class Speed(TransferSpeedColumn):
+            def render(self, task: Any) -> Text:
+                return super().render(task) if sending(task) else Text("")
 
         self._progress = Progress(
             TextColumn("  {task.description}"),
             BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
+            Bytes(),
+            Speed(),
             TextColumn("{task.fields[status]}"),
             console=self.console.rich,
             transient=True,
@@ -443,20 +475,22 @@ class _PushView:
 
     def _update_bar(self, layer: str, status: str, finished: bool) -> None:
         current, total = self.layers[layer]
+        word = layer_status(status)
         if layer not in self._tasks:
-            self._tasks[layer] = self._progress.add_task(layer, total=total or None, status="")
+            self._tasks[layer] = self._progress.add_task(
+                layer, total=total or None, status="", sent=True
+            )
         task_id = self._tasks[layer]
         if finished:
-            size = max(current, total, 1)
-            self._progress.update(task_id, total=size, completed=size, status=status.lower())
+            sent = total > 0  # the daemon reported bytes: this layer was uploaded
+            size = total if sent else 1
+            self._progress.update(task_id, total=size, completed=size, status=word, sent=sent)
         else:
-            self._progress.update(
-                task_id, total=total or None, completed=current, status=status.lower()
-            )
+            self._progress.update(task_id, total=total or None, completed=current, status=word)
 
     def _report(self, layer: str, status: str, finished: bool) -> None:
         if finished and self.console.verbose:
-            self.console.stage("push", f"  layer {layer}: {status.lower()}")
+            self.console.stage("push", f"  layer {layer}: {layer_status(status)}")
         now = time.monotonic()
         if now - self.last_report < PROGRESS_INTERVAL:
             return
@@ -469,44 +503,3 @@ class _PushView:
             f"  {len(self.done)}/{len(self.layers)} layers, {human_size(sent)} of "
             f"{human_size(total)} sent, {human_size(speed)}/s",
         )
-
-
-def write_github_output(path: str, release: Any) -> None:
-    """Append `digest`, `tags`, `image` and `refs` for later GitHub Actions steps."""
-    import uuid
-
-    tags = ",".join(p.tag for p in release.published)
-    refs = "\n".join(p.reference for p in release.published)
-    delimiter = f"hubtasks_{uuid.uuid4().hex}"
-    with open(path, "a", encoding="utf-8") as stream:
-        stream.write(f"image={release.repository}\n")
-        stream.write(f"digest={release.digest or ''}\n")
-        stream.write(f"tags={tags}\n")
-        stream.write(f"refs<<{delimiter}\n{refs}\n{delimiter}\n")
-        if release.platforms:
-            stream.write(f"platforms={','.join(release.platforms)}\n")
-            lines = "\n".join(f"{p}={d}" for p, d in release.platforms.items())
-            stream.write(f"platform-digests<<{delimiter}\n{lines}\n{delimiter}\n")
-
-
-class Stopwatch:
-    """Seconds per named stage, for the summary and the JSON result."""
-
-    def __init__(self) -> None:
-        self.timings: dict[str, float] = {}
-
-    def time(self, stage: str) -> _Timer:
-        return _Timer(self, stage)
-
-
-class _Timer:
-    def __init__(self, watch: Stopwatch, stage: str) -> None:
-        self.watch, self.stage = watch, stage
-
-    def __enter__(self) -> _Timer:
-        self.start = time.monotonic()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        elapsed = time.monotonic() - self.start
-        self.watch.timings[self.stage] = self.watch.timings.get(self.stage, 0.0) + elapsed

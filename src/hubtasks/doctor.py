@@ -1,7 +1,8 @@
-"""`doctor`: is everything a release needs in order? Each check says ✓ or ✗ and how to fix it.
+"""`doctor`: is everything a release needs in order? Each check says ✓, ✗ or ! (a warning
+that does not block a release), and for a problem a fix that fits the situation.
 
-Checks never change anything: credentials are checked with a login that stores nothing, the
-registry is only read. The token is never printed.
+Checks never change anything: credentials are checked against the registry without storing
+them, the registry is only read. The token is never printed.
 """
 
 from __future__ import annotations
@@ -10,9 +11,13 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .errors import HubError
+from .errors import ContextLeakError, HubError
 from .settings import ENV_FILE_NAME, Settings, load_settings, read_env_file
+
+if TYPE_CHECKING:
+    from .gitinfo import GitState
 
 
 @dataclass(frozen=True)
@@ -31,12 +36,12 @@ def _env_check(cwd: Path) -> Check:
             ".env",
             None,
             f"no {path}; settings come from the environment only",
-            "cp .env.example .env and fill it in",
+            "hubtasks init (writes a .env to fill in)",
         )
     try:
         read_env_file(path)
     except HubError as error:
-        return Check(".env", False, str(error), "edit .env (see .env.example)")
+        return Check(".env", False, str(error), f"edit {path}")
     return Check(".env", True, f"{path} parses")
 
 
@@ -51,10 +56,9 @@ def run_checks(
     settings_flags: dict | None = None, config: dict | None = None, *, cwd: Path | None = None
 ) -> list[Check]:
     """Every check, in the order a release needs them; later checks skip what cannot run."""
-    from . import api
     from .engine import Engine
     from .gitinfo import read_git
-    from .registry import RegistryClient
+    from .preflight import env_file_warnings
 
     cwd = cwd or Path.cwd()
     checks: list[Check] = [_env_check(cwd)]
@@ -63,7 +67,7 @@ def run_checks(
         checks.append(Check("settings", True, "every value is valid"))
     except HubError as error:
         settings = None
-        checks.append(Check("settings", False, str(error), "see .env.example"))
+        checks.append(Check("settings", False, str(error)))  # the message names the value
 
     def daemon() -> str:
         env = (
@@ -73,86 +77,169 @@ def run_checks(
         )
         engine = Engine(env)
         info = engine.version()
+        if settings is not None and settings.platforms:
+            local = engine.host.startswith("unix://")
+            platform_results.extend(platform_checks(settings.platforms, engine.platform(), local))
         return (
             f"Docker Engine {info.get('Version', '?')} (API {info.get('ApiVersion', '?')}) "
             f"at {engine.host}"
         )
 
+    platform_results: list[Check] = []
     checks.append(_guard("Docker daemon", daemon, "start Docker or set DOCKER_HOST"))
+    checks.extend(platform_results)
     if settings is None:
         return checks
 
     def required() -> str:
-        settings.require("release")
+        settings.require("login", "push")  # the Dockerfile and context have their own check
         return f"{settings.repository} as {settings.username}, token set"
 
-    checks.append(_guard("required settings", required, "set them in .env"))
-    for warning in api.env_file_warnings(settings):  # what `inv release` warns about too
+    checks.append(_guard("required settings", required, ""))  # the message names them
+    for warning in env_file_warnings(settings):  # what `inv release` warns about too
         checks.append(Check(".env safety", None, warning))  # the fix is in the message
     git = read_git(settings.cwd)
+    checks.append(_tags_check(settings, git))
+    checks.append(_build_input_check(settings))
+    checks.append(_git_check(git))
 
-    def tags() -> str:
-        return ", ".join(api.resolve_tags(settings, git))
+    return checks + _registry_checks(settings)
 
-    checks.append(_guard("tags", tags, "pass --tag, set HUB_TAGS, or commit your changes"))
 
-    def build_input() -> str:
-        settings.require("build")
-        api.check_context(settings)
-        return f"{settings.dockerfile} in context {settings.context}; .env is excluded"
-
-    checks.append(_guard("Dockerfile and context", build_input, "see the message"))
-    if git is None:
-        checks.append(
-            Check(
-                "git",
-                None,
-                "not a git work tree: no default tag, no revision label",
-                "git init, or always pass --tag",
-            )
-        )
-    else:
-        state = "uncommitted changes" if git.dirty else "clean"
-        where = f", tag {git.exact_tag}" if git.exact_tag else ""
-        checks.append(
-            Check(
-                "git",
-                None if git.dirty else True,
-                f"{git.short}{where}, {state}",
-                "commit, or pass --tag / --allow-dirty" if git.dirty else "",
-            )
-        )
+def _registry_checks(settings: Settings) -> list[Check]:
+    """Reachable, then the credentials (which also lists the repository's tags)."""
+    from .registry import RegistryClient
 
     if not (settings.repository and settings.username and settings.token):
-        return checks
+        return []
     repository, username, token = settings.repository, settings.username, settings.token
-
     client = RegistryClient(repository, username, token, timeout=15)
 
     def reachable() -> str:
         return f"{client.base_url}/v2/ answers (HTTP {client.ping()})"
 
     registry = _guard("registry", reachable, "check HUB_REGISTRY and your network")
-    checks.append(registry)
-    if registry.ok:
+    if not registry.ok:
+        return [registry]
 
-        def credentials() -> str:
-            client.check_credentials()
-            found = client.tags()
-            return (
-                f"{repository.registry} accepts {username}'s token; {repository.path} "
-                f"has {len(found)} tag(s)"
-            )
-
-        checks.append(
-            _guard("credentials", credentials, "set HUB_TOKEN to a valid password or access token")
+    def credentials() -> str:
+        client.check_credentials()
+        found = client.tags()
+        return (
+            f"{repository.registry} accepts {username}'s token; {repository.path} "
+            f"has {len(found)} tag(s)"
         )
-        from .ratelimit import doctor_check  # Docker Hub only (or HUB_API_URL set)
 
-        found = doctor_check(settings)
-        if found is not None:
-            checks.append(Check(*found))
+    fix = "set HUB_TOKEN to a valid password or access token"
+    checks = [registry, _guard("credentials", credentials, fix)]
+    from .ratelimit import doctor_check  # Docker Hub only (or HUB_API_URL set)
+
+    found = doctor_check(settings)
+    if found is not None:
+        checks.append(Check(*found))
     return checks
+
+
+def platform_checks(platforms: tuple[str, ...], native: str, local_daemon: bool) -> list[Check]:
+    """Which requested platforms the daemon can run a `RUN` step for: its own always; another
+    when binfmt emulation for it is registered on the daemon's host (readable here only when
+    the daemon runs on this machine). COPY-only builds need none, hence warnings."""
+    checks = []
+    for platform in platforms:
+        arch = platform.split("/")[1]
+        if native.startswith(platform.split("/v")[0]):
+            checks.append(Check(f"platform {platform}", True, "the daemon's own platform"))
+            continue
+        fix = (
+            "apt-get install qemu-user-static binfmt-support on the daemon's host, or docker "
+            f"run --privileged --rm tonistiigi/binfmt --install {arch}"
+        )
+        if not local_daemon:
+            message = "the daemon is on another host: cannot tell whether it emulates it"
+            checks.append(Check(f"platform {platform}", None, message, fix))
+        elif _emulates(arch):
+            checks.append(Check(f"platform {platform}", True, f"binfmt emulation for {arch}"))
+        else:
+            message = (
+                f"no binfmt emulation for {arch}: builds with only COPY/ADD work, RUN steps "
+                "will fail"
+            )
+            checks.append(Check(f"platform {platform}", None, message, fix))
+    return checks
+
+
+_QEMU_NAMES = {"amd64": "x86_64", "arm64": "aarch64", "arm": "arm", "386": "i386"}
+
+
+def _emulates(arch: str, root: Path = Path("/proc/sys/fs/binfmt_misc")) -> bool:
+    entry = root / f"qemu-{_QEMU_NAMES.get(arch, arch)}"
+    try:
+        return entry.read_text().splitlines()[0].strip() == "enabled"
+    except (OSError, IndexError):
+        return False
+
+
+def _tags_check(settings: Settings, git: GitState | None) -> Check:
+    """The tags a release would publish; without git or HUB_TAGS, a warning that `release`
+    will need --tag (that is no problem for a project that always passes it)."""
+    from .preflight import resolve_tags
+
+    if not settings.tags and git is None:
+        return Check(
+            "tags",
+            None,
+            "no HUB_TAGS and not a git work tree: `release` will need --tag",
+            "set HUB_TAGS in .env, or pass --tag each time",
+        )
+    try:
+        return Check("tags", True, ", ".join(resolve_tags(settings, git)))
+    except HubError as error:
+        dirty = git is not None and git.dirty and not settings.tags
+        fix = "commit your changes, or pass --tag or --allow-dirty" if dirty else ""
+        return Check("tags", False, str(error), fix)
+
+
+def _build_input_check(settings: Settings) -> Check:
+    """Dockerfile and context, and that the context does not carry the token's `.env`."""
+    from .preflight import check_context
+
+    try:
+        settings.require("build")
+        check_context(settings)
+    except ContextLeakError as error:
+        ignore, context = settings.context / ".dockerignore", settings.context.resolve()
+        candidates = {settings.context / ENV_FILE_NAME, settings.env_file}
+        lines = sorted(
+            str(path.resolve().relative_to(context))
+            for path in candidates
+            if path and path.is_file() and path.resolve().is_relative_to(context)
+        )
+        fix = " && ".join(f"echo {line} >> {ignore}" for line in lines)
+        return Check("Dockerfile and context", False, str(error), fix)
+    except HubError as error:
+        if not settings.context.is_dir():
+            fix = f"mkdir {settings.context}, or set HUB_CONTEXT / --context to the folder to build"
+        else:
+            fix = f"create {settings.dockerfile}, or set HUB_DOCKERFILE / --dockerfile to its path"
+        return Check("Dockerfile and context", False, str(error), fix)
+    return Check(
+        "Dockerfile and context",
+        True,
+        f"{settings.dockerfile} in context {settings.context}; .env is excluded",
+    )
+
+
+def _git_check(git: GitState | None) -> Check:
+    if git is None:
+        return Check(
+            "git",
+            None,
+            "not a git work tree: images get no revision, source or created label",
+        )
+    state = "uncommitted changes" if git.dirty else "clean"
+    where = f", tag {git.exact_tag}" if git.exact_tag else ""
+    fix = "commit, or pass --tag / --allow-dirty" if git.dirty else ""
+    return Check("git", None if git.dirty else True, f"{git.short}{where}, {state}", fix)
 
 
 def healthy(checks: list[Check]) -> bool:

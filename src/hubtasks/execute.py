@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from . import plan as planning
-from .console import Stopwatch, human_size
+from .console import human_size
 from .errors import BuildError, ReleaseRefused, VerifyError
 from .gather import BuildSet, Inputs, RegistryState, each_tag_or_raise
 from .hooks import Facts
@@ -26,6 +26,7 @@ from .registry import manifest_list
 from .results import BuiltImage, PushedTag
 from .session import Session
 from .settings import Settings
+from .stopwatch import Stopwatch
 
 
 def platform_tag(tag: str, platform: str) -> str:

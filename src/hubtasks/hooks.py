@@ -2,26 +2,34 @@
 
 Shell hooks come from `HUB_PRE_RELEASE`, `HUB_POST_PUSH`, … (or `hub.pre_release` in Invoke
 config) and run through Invoke with the facts in their environment: HUB_STAGE, HUB_IMAGE,
-HUB_TAGS, HUB_DIGEST, HUB_REFS. Python hooks are Invoke tasks or plain callables registered with
-`hook("post_push", fn)`; they receive the Invoke context and a `Facts`.
+HUB_TAGS, HUB_DIGEST, HUB_REFS, HUB_IMAGE_ID. Python hooks are Invoke tasks or plain callables
+registered with `hook("post_push", fn)`; they receive the Invoke context and a `Facts`.
 
-A failing pre-hook stops its stage before any side effect; a failing post-hook fails the
-command and says that the stage itself succeeded. Each hook runs once per invocation.
+What a hook prints goes to stderr, line by line, through the same redaction as the build log:
+stdout holds only results. A failing pre-hook stops its stage before any side effect; a
+failing post-hook fails the command and says that the stage itself succeeded (the error's
+`stage` and `pushed` fields say the same). Either is one line. Each hook runs once per
+invocation.
 """
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigError, HookError
+from .redaction import redact
 
 STAGES = ("login", "build", "tag", "push", "release")
 HOOK_NAMES = tuple(f"{side}_{stage}" for stage in STAGES for side in ("pre", "post"))
 
 HookFunction = Callable[[Any, "Facts"], Any]
+# Process-wide: a tasks.py registers its hooks when Invoke imports it, before any session
+# exists, and Invoke hands tasks no object of ours to keep them on.
 _REGISTERED: dict[str, list[HookFunction]] = {}
 
 
@@ -72,22 +80,80 @@ def hook(name: str, function: HookFunction | None = None) -> Any:
     return register(function) if function is not None else register
 
 
-def clear_hooks() -> None:
-    """Forget every registered Python hook (for tests and long-lived processes)."""
-    _REGISTERED.clear()
-
-
 def _describe(fn: Any) -> str:
     return getattr(fn, "name", None) or getattr(fn, "__name__", None) or repr(fn)
 
 
-class Hooks:
-    """Runs the hooks of one invocation, each at most once."""
+def _lines_to(stream: Any) -> Callable[[str], None]:
+    def write_line(line: str) -> None:
+        stream.write(line + "\n")
+        stream.flush()
 
-    def __init__(self, commands: Mapping[str, str | None], context: Any, say: Callable) -> None:
+    return write_line
+
+
+class LineWriter:
+    """A text stream for a hook's output: whole lines, each redacted and handed to
+    `write_line`. A line is held until it ends, so that a secret split across two reads is
+    still recognised; `close` hands over an unfinished last line."""
+
+    def __init__(self, write_line: Callable[[str], None]) -> None:
+        self.write_line = write_line
+        self.partial = ""
+
+    def write(self, text: str) -> int:
+        *lines, self.partial = (self.partial + text).replace("\r\n", "\n").split("\n")
+        for line in lines:
+            self.write_line(redact(line))
+        return len(text)
+
+    def flush(self) -> None:
+        """Invoke flushes after every read; a line is written when it is complete."""
+
+    def isatty(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        if self.partial:
+            self.write_line(redact(self.partial))
+            self.partial = ""
+
+
+def summarize(error: BaseException) -> str:
+    """A failure of a hook in one line: Invoke's multi-line `UnexpectedExit` becomes the
+    command and its exit code."""
+    from invoke.exceptions import Failure, UnexpectedExit
+
+    if isinstance(error, UnexpectedExit):
+        return f"'{error.result.command}' failed with exit code {error.result.exited}"
+    text = getattr(error, "message", None) or str(error) or type(error).__name__
+    first = next((line.strip() for line in str(text).splitlines() if line.strip()), "")
+    if isinstance(error, Failure):
+        return f"'{error.result.command}' failed: {first}"
+    return first or type(error).__name__
+
+
+class Hooks:
+    """Runs the hooks of one invocation, each at most once.
+
+    `say` prints a status line (`[hook] pre_push: …`); `output` takes each line a hook prints
+    (redacted; by default it goes to stderr); `functions` are the Python hooks by name (by
+    default those registered with `hook`).
+    """
+
+    def __init__(
+        self,
+        commands: Mapping[str, str | None],
+        context: Any,
+        say: Callable,
+        output: Callable[[str], None] | None = None,
+        functions: Mapping[str, list[HookFunction]] | None = None,
+    ) -> None:
         self.commands = {k: v for k, v in commands.items() if v}
         self.context = context
         self.say = say
+        self.output = output or _lines_to(sys.stderr)
+        self.functions = _REGISTERED if functions is None else functions
         self.ran: set[str] = set()
 
     def update_commands(self, commands: Mapping[str, str | None]) -> None:
@@ -103,26 +169,51 @@ class Hooks:
         command = self.commands.get(name)
         if command:
             self._shell(name, command, facts)
-        for fn in list(_REGISTERED.get(name, ())):
+        for fn in list(self.functions.get(name, ())):
             self._python(name, fn, facts)
 
     def _failure(self, name: str, what: str, facts: Facts) -> HookError:
         if name.startswith("pre_"):
             return HookError(
-                f"{name} hook {what}; the {facts.stage} stage did not run and nothing was changed"
+                f"{name} hook {what}; the {facts.stage} stage did not run and nothing was changed",
+                stage=facts.stage,
             )
         done = f" ({' '.join(facts.refs)})" if facts.refs else ""
-        return HookError(f"{name} hook {what}; the {facts.stage} stage itself succeeded{done}")
+        return HookError(
+            f"{name} hook {what}; the {facts.stage} stage itself succeeded{done}",
+            stage=facts.stage,
+            pushed=facts.refs,
+        )
+
+    @contextlib.contextmanager
+    def _captured(self) -> Any:
+        """stdout and stderr writers for a hook; print(), Invoke's echo and a Python hook's own
+        `c.run` land there too."""
+        out, err = LineWriter(self.output), LineWriter(self.output)
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):  # type: ignore[type-var]
+                yield out, err
+        finally:
+            out.close()
+            err.close()
 
     def _shell(self, name: str, command: str, facts: Facts) -> None:
         self.say("hook", f"{name}: {command}")
         start = time.monotonic()
-        try:
-            result = self.context.run(
-                command, env=facts.environment(), warn=True, hide=False, in_stream=False
-            )
-        except Exception as error:  # Invoke raises for a missing shell, a bad command, …
-            raise self._failure(name, f"'{command}' could not run: {error}", facts) from None
+        with self._captured() as (out, err):
+            try:
+                result = self.context.run(
+                    command,
+                    env=facts.environment(),
+                    warn=True,
+                    hide=False,
+                    in_stream=False,
+                    out_stream=out,
+                    err_stream=err,
+                )
+            except Exception as error:  # Invoke raises for a missing shell, a bad command, …
+                what = f"'{command}' could not run: {summarize(error)}"
+                raise self._failure(name, what, facts) from None
         facts.timings[name] = time.monotonic() - start
         if result is None or result.exited != 0:
             code = "?" if result is None else result.exited
@@ -131,13 +222,15 @@ class Hooks:
     def _python(self, name: str, fn: HookFunction, facts: Facts) -> None:
         label = _describe(fn)
         self.say("hook", f"{name}: {label}()")
-        try:
-            fn(self.context, facts)
-        except HookError:
-            raise
-        except SystemExit as error:
-            if error.code not in (0, None):
-                raise self._failure(name, f"{label} exited with {error.code}", facts) from None
-        except Exception as error:
-            message = getattr(error, "message", None) or str(error) or type(error).__name__
-            raise self._failure(name, f"{label} failed: {message}", facts) from None
+        with self._captured():
+            try:
+                fn(self.context, facts)
+            except HookError:
+                raise
+            except SystemExit as error:
+                if error.code not in (0, None):
+                    what = f"{label} exited with {error.code}"
+                    raise self._failure(name, what, facts) from None
+            except Exception as error:
+                what = f"{label} failed: {summarize(error)}"
+                raise self._failure(name, what, facts) from None

@@ -4,6 +4,10 @@ Secrets are registered once (`add_secret`); `redact` replaces them, and the reco
 installed by `install_log_redaction` applies the same to every log record any library makes
 (Invoke's `-d` debug output included), plus any `'token': '…'` / `"password": "…"` value that
 shows up in a logged mapping before hubtasks has read its settings.
+
+Importing this module changes nothing. The factory is installed by the Invoke layer when Invoke
+loads the collection (before it logs its config files under `-d`), and by `add_secret` the
+first time hubtasks holds a secret (the Python API, at its first call).
 """
 
 from __future__ import annotations
@@ -28,12 +32,14 @@ _installed = False
 
 
 def add_secret(secret: str | None) -> None:
+    """Hide `secret` in every console write, error and log record from now on."""
     global _ORDERED  # noqa: PLW0603 (the process-wide registry above)
     # Very short values would redact ordinary words; tokens are long.
     if secret and len(secret) >= 4 and secret not in _SECRETS:
         with _LOCK:
             _SECRETS.add(secret)
             _ORDERED = tuple(sorted(_SECRETS, key=len, reverse=True))
+        install_log_redaction()
 
 
 def redact(text: str) -> str:
@@ -51,9 +57,10 @@ def redact_keyed(text: str) -> str:
 def install_log_redaction() -> None:
     """Make every log record in this process pass through `redact` (idempotent)."""
     global _installed  # noqa: PLW0603 (logging's record factory is process-wide too)
-    if _installed:
-        return
-    _installed = True
+    with _LOCK:
+        if _installed:
+            return
+        _installed = True
     previous = logging.getLogRecordFactory()
 
     def factory(*args: object, **kwargs: object) -> logging.LogRecord:

@@ -38,11 +38,14 @@ class Session:
         registry_factory: Callable[[Settings], Registry] | None = None,
     ) -> None:
         self.console = console or Console()
-        if context is None:
-            from invoke import Context
+        if context is None:  # the Python API, not a task: keep Invoke's and Docker's debug
+            from invoke import Context  # records out of the caller's (nox's) DEBUG logs
 
+            from .loggers import quiet_libraries
+
+            quiet_libraries()
             context = Context()
-        self.hooks = Hooks(hook_commands or {}, context, self.console.stage)
+        self.hooks = Hooks(hook_commands or {}, context, self.console.stage, self.console.line)
         self.engine: Daemon | None = engine
         self._registry_factory = registry_factory
         self._pool: ThreadPoolExecutor | None = None

@@ -1,8 +1,10 @@
 """Settings: one resolver for every source, validated before any side effect.
 
-Precedence, highest first: command-line flags > process environment > `.env` in the current
-directory > Invoke config (`hub.*`, e.g. `invoke.yaml`) > defaults. Nothing here talks to
-Docker; `Settings.require` says what a stage still lacks.
+`KEYS` is the one table of settings: name, environment variable, default, kind and flag (the
+task layer builds every command-line flag from it). Precedence, highest first: command-line
+flags > process environment > `.env` in the current directory > Invoke config (`hub.*`, e.g.
+`invoke.yaml`) > defaults. Nothing here talks to Docker; `Settings.require` says what a stage
+still lacks.
 """
 
 from __future__ import annotations
@@ -28,62 +30,139 @@ from .references import (
 ENV_FILE_NAME = ".env"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Key:
-    """One setting: its config name, environment variable, flag and default."""
+    """One setting, declared once: its `hub.*` name (also the `Settings` field), default,
+    kind and, when it has one, its command-line flag with short form, value placeholder and
+    help. The environment variable is derived from the name; the task layer builds every
+    flag (help text, repeatable flags, `--no-…` forms) from these rows."""
 
     name: str
-    flag: str | None
-    default: object
-    help: str
+    default: object = None
+    kind: str = "text"  # text, secret, list, pairs, bool, int, number, hook
+    flag: str | None = None  # "--tag"; None: settings only, never a flag
+    short: str | None = None  # "-t"
+    metavar: str | None = None  # the value of a repeatable flag in --help: TAG, NAME=VALUE
+    help: str = ""  # what the flag does (flags only)
+    shown_default: str | None = None  # the default in words, when `default` does not say it
 
     @property
     def env(self) -> str:
         return f"HUB_{self.name.upper()}"
 
+    @property
+    def parameter(self) -> str | None:
+        """The task parameter that carries the flag: --build-arg → build_arg."""
+        return self.flag.removeprefix("--").replace("-", "_") if self.flag else None
 
-_WHEN = {"pre": "before", "post": "after"}
+
 KEYS: tuple[Key, ...] = (
-    Key("registry", "--registry", DOCKER_HUB, "Registry host[:port]; docker.io is Docker Hub."),
-    Key("username", None, None, "Registry user name; also the namespace of a bare repository."),
-    Key("token", None, None, "Password or access token. Never give it as a flag."),
-    Key("repository", "--repository", None, "namespace/name; a bare name means USERNAME/name."),
-    Key("tags", "--tag", None, "Tags, comma or space separated (default: from git)."),
-    Key("dockerfile", "--dockerfile", "Dockerfile", "Dockerfile path, relative to the cwd."),
-    Key("context", "--context", ".", "Build context folder, relative to the cwd."),
-    Key("build_args", "--build-arg", None, "Build arguments: space separated KEY=VALUE."),
-    Key("semver", "--semver", False, "Fan a version tag out: v1.2.3 → v1.2.3, v1.2, v1, latest."),
-    Key("latest", "--latest", False, "Also publish latest (only moved forward)."),
-    Key("labels", "--label", None, "Extra or overriding image labels: space separated K=V."),
     Key(
-        "platforms",
-        "--platform",
-        None,
-        "Platforms to build, os/arch[/variant], comma or space separated; more than one "
-        "publishes a multi-platform image (default: the daemon's own).",
+        name="registry",
+        default=DOCKER_HUB,
+        flag="--registry",
+        short="-e",
+        help="Registry host[:port]; docker.io is Docker Hub",
     ),
-    Key("retries", None, 5, "Attempts per network operation (transient failures only)."),
-    Key("timeout", None, 120, "Seconds of retrying before a release gives up."),
-    Key("retry_delay", None, 1.0, "First backoff delay in seconds; it doubles, with jitter."),
-    *(
-        Key(
-            name,
-            None,
-            None,
-            f"Shell command run {_WHEN[name.split('_')[0]]} the {name.split('_')[1]} stage.",
-        )
-        for name in HOOK_NAMES
+    Key(name="username"),
+    Key(name="token", kind="secret"),  # never a flag: it would show in the process list
+    Key(
+        name="repository",
+        flag="--repository",
+        short="-r",
+        help="Repository as namespace/name; a bare name means HUB_USERNAME/name",
     ),
+    Key(
+        name="tags",
+        kind="list",
+        flag="--tag",
+        short="-t",
+        metavar="TAG",
+        help="Tag to build or push",
+        shown_default="the git tag at HEAD, else sha-<short sha>",
+    ),
+    Key(
+        name="dockerfile",
+        default="Dockerfile",
+        flag="--dockerfile",  # no short flag: `inv -d` is Invoke's debug flag
+        help="Path of the Dockerfile, relative to the current folder",
+    ),
+    Key(name="context", default=".", flag="--context", short="-c", help="Build context folder"),
+    Key(
+        name="build_args",
+        kind="pairs",
+        flag="--build-arg",
+        short="-b",
+        metavar="NAME=VALUE",
+        help="Build argument",
+    ),
+    Key(
+        name="semver",
+        default=False,
+        kind="bool",
+        flag="--semver",
+        short="-s",
+        help="Fan a version tag out: v1.2.3 also publishes v1.2, v1 and latest, each moved "
+        "only forward",
+    ),
+    Key(
+        name="latest",
+        default=False,
+        kind="bool",
+        flag="--latest",
+        help="Also publish latest, moved only forward",
+    ),
+    Key(
+        name="labels",
+        kind="pairs",
+        flag="--label",
+        short="-l",
+        metavar="NAME=VALUE",
+        help="Image label, added to or overriding the OCI labels",
+    ),
+    Key(
+        name="platforms",
+        kind="list",
+        flag="--platform",
+        metavar="OS/ARCH",
+        help="Platform to build, e.g. linux/arm64; several (repeated or comma separated) "
+        "publish one multi-platform image",
+        shown_default="the daemon's own",
+    ),
+    Key(name="retries", default=5, kind="int"),
+    Key(name="timeout", default=120, kind="number"),
+    Key(name="retry_delay", default=1.0, kind="number"),
+    *(Key(name=name, kind="hook") for name in HOOK_NAMES),
     # The Docker Hub page and tag retention (describe.py, prune.py, hub.py).
-    Key("api_url", None, None, "Docker Hub web API URL (default https://hub.docker.com)."),
-    Key("readme", "--readme", None, "Overview for the Docker Hub page (default README.md)."),
-    Key("description", "--description", None, "Docker Hub short description (≤ 100 chars)."),
-    Key("visibility", "--visibility", "public", "public or private: for a new Hub repository."),
-    Key("describe", "--describe", False, "Update the Docker Hub page after a release."),
+    Key(name="api_url"),  # Docker Hub web API URL (default https://hub.docker.com)
+    Key(
+        name="readme",
+        flag="--readme",
+        help="File whose text becomes the Docker Hub overview",
+        shown_default="README.md",
+    ),
+    Key(
+        name="description",
+        flag="--description",
+        help="Docker Hub short description (at most 100 characters)",
+    ),
+    Key(
+        name="visibility",
+        default="public",
+        flag="--visibility",
+        help="public or private: the visibility of a Docker Hub repository describe creates",
+    ),
+    Key(
+        name="describe",
+        default=False,
+        kind="bool",
+        flag="--describe",
+        help="Update the Docker Hub page after a verified release (a failure is a warning "
+        "unless --strict)",
+    ),
 )
-# Settings field of a key whose name is taken by a method (`Settings.describe`).
+# Settings field of a key whose field name would read as a verb.
 FIELD_OF = {"describe": "describe_after_release"}
-HOOK_KEYS = HOOK_NAMES
 KEYS_BY_NAME = {key.name: key for key in KEYS}
 
 _BUILD_ARG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -167,7 +246,8 @@ class Settings:
         if missing:
             raise ConfigError(
                 f"missing setting{'s' if len(missing) > 1 else ''}: {', '.join(missing)}; "
-                "set them in .env (see .env.example) or the environment"
+                "set them in .env (`hubtasks init` writes one to fill in) or in the "
+                "environment"
             )
         if any(s in ("build", "release") for s in stages):
             if not self.context.is_dir():
@@ -180,25 +260,6 @@ class Settings:
                     f"Dockerfile '{self.dockerfile}' ({self.source_of('dockerfile')}) not found; "
                     "set HUB_DOCKERFILE or --dockerfile to its path"
                 )
-
-    def describe(self) -> list[tuple[str, str, str]]:
-        """(key, value, source) rows for display; the token shows only as <hidden>."""
-        rows = []
-        for key in KEYS:
-            if key.name in HOOK_KEYS:
-                value = self.hooks.get(key.name)
-            else:
-                value = getattr(self, FIELD_OF.get(key.name, key.name))
-            if key.name == "token":
-                shown = "<hidden>" if value else "<empty>"
-            elif key.name == "tags":
-                shown = ",".join(value)
-            elif key.name in ("build_args", "labels"):
-                shown = " ".join(f"{k}={v}" for k, v in value.items())
-            else:
-                shown = "" if value is None else str(value)
-            rows.append((key.env, shown, self.source_of(key.name)))
-        return rows
 
 
 def read_env_file(path: Path) -> dict[str, str | None]:
@@ -277,9 +338,11 @@ def load_settings(
 
 
 def _given(value: object) -> bool:
-    # A bool flag left off arrives as False: it must not hide the environment's true.
-    if value is None or value is False:
+    # A yes/no flag left off arrives as None; `--no-semver` arrives as False and wins.
+    if value is None:
         return False
+    if isinstance(value, bool):
+        return True
     if isinstance(value, str):
         return bool(value.strip())
     if isinstance(value, list | tuple | dict):
@@ -300,7 +363,10 @@ def _pick(
 ) -> tuple[object, str]:
     """The winning value of one key and a description of where it came from."""
     if _given(flags.get(key.name)):
-        return flags[key.name], key.flag or key.name
+        flag = key.flag or key.name
+        if flags[key.name] is False:  # `--no-semver`
+            flag = f"--no-{flag.removeprefix('--')}"
+        return flags[key.name], flag
     if _given(environ.get(key.env)):
         return environ[key.env], f"{key.env} in the environment"
     if _given(dotenv.get(key.env)):
@@ -470,7 +536,7 @@ def resolve_settings(
         source_date_epoch=_parse_epoch(
             environ.get("SOURCE_DATE_EPOCH") or dotenv.get("SOURCE_DATE_EPOCH")
         ),
-        hooks={name: str(picked[name][0]) for name in HOOK_KEYS if _given(picked[name][0])},
+        hooks={name: str(picked[name][0]) for name in HOOK_NAMES if _given(picked[name][0])},
         retries=int(
             _parse_number(picked["retries"][0], sources["retries"], integer=True, minimum=1)
         ),

@@ -1,56 +1,167 @@
 """Publish a Docker image: log in, build, tag, push and verify.
 
 Settings come from flags, then the environment, then `.env`, then Invoke config (`hub.*`),
-then defaults. See .env.example for every key.
+then defaults; `inv init` (or `hubtasks init`) writes a `.env` that lists every key.
 """
+
+# The Invoke layer: flags → `Settings`, a `HubError` → one `hubtasks:` line and its exit code
+# (and with --json, a JSON document on stdout). Every flag is declared once: the settings'
+# flags in `settings.KEYS`, the other options in `OPTIONS` below; `HubTask` builds Invoke's
+# arguments (help, short flag, repeatable, `--no-…`) from those two tables.
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-from invoke import Collection, Context, Exit, task
+from invoke import Collection, Context, Exit, Task, task
+from invoke.parser import Argument
 
 from .errors import HubError
 from .redaction import add_secret, install_log_redaction, redact
-from .settings import Settings, config_defaults, load_settings, token_candidates
+from .settings import KEYS, Key, Settings, config_defaults, load_settings, token_candidates
 
 if TYPE_CHECKING:
     from . import api
     from .console import Console
 
 T = TypeVar("T")
-# Before Invoke loads invoke.yaml & co. and logs them under `inv -d`.
-install_log_redaction()
-for _secret in token_candidates():
-    add_secret(_secret)
 
-_FLAG_HELP = {
-    "tag": "Tag to build or push; repeat for more (default: HUB_TAGS, else the git tag at "
-    "HEAD, else sha-<short sha>).",
-    "repository": "Repository as namespace/name, or a bare name meaning USERNAME/name "
-    "(default: HUB_REPOSITORY).",
-    "registry": "Registry host[:port] (default: HUB_REGISTRY, else docker.io).",
-    "dockerfile": "Path of the Dockerfile (default: HUB_DOCKERFILE, else Dockerfile).",
-    "context": "Build context folder (default: HUB_CONTEXT, else .).",
-    "build_arg": "Build argument NAME=VALUE; repeat for more (default: HUB_BUILD_ARGS).",
-    "label": "Image label NAME=VALUE, added to or overriding the OCI labels; repeat for more "
-    "(default: HUB_LABELS).",
-    "platform": "Platform to build, os/arch[/variant]; repeat or comma-separate for a "
-    "multi-platform image (default: HUB_PLATFORMS, else the daemon's own).",
-    "semver": "Fan a version tag out: v1.2.3 also publishes v1.2, v1 and latest, each moved "
-    "only forward (default: HUB_SEMVER).",
-    "latest": "Also publish latest, moved only forward (default: HUB_LATEST).",
-    "force": "Overwrite version tags the registry holds for another image.",
-    "allow_dirty": "Allow a default tag from git although the work tree has changes.",
-    "dry_run": "Print the plan and the equivalent docker commands; change nothing.",
-    "json": "Print one JSON document with the result on stdout (human output on stderr).",
-    "quiet": "Print only the final references (and errors).",
-    "verbose": "Show the whole build log and every layer, even on a terminal.",
+# Invoke imports this module when it loads the collection, before it reads invoke.yaml & co.
+# and logs them under `inv -d`: the redacting log-record factory must be in place by then.
+# (`import hubtasks` does not import this module; only the collection `ns` does.)
+install_log_redaction()
+
+
+# --- flags, from the tables -----------------------------------------------------------------
+
+
+class YesNo(Argument):
+    """A yes/no flag that may also be left off: `--x` gives True, `--no-x` False, neither None
+    (so that a setting from the environment or `.env` applies).
+
+    Invoke registers `--no-x` only for a bool argument whose default is True
+    (`ParserContext.add_arg`) and reports that default when the flag is absent; this argument
+    is declared that way and reports None unless one of the two forms was given.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(kind=bool, default=True, **kwargs)
+
+    @property
+    def value(self) -> bool | None:
+        return None if self.raw_value is None else bool(self.raw_value)
+
+    @value.setter
+    def value(self, given: Any) -> None:
+        self.set_value(given)
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One task flag: its names (long, then short), help and kind, and the setting it fills."""
+
+    names: tuple[str, ...]
+    help: str
+    kind: type = str  # str (takes a value), bool, or list (repeatable)
+    setting: str | None = None
+
+    def argument(self, parameter: str) -> Argument:
+        """The Invoke argument for the task parameter `parameter` (`json_`, `build_arg`)."""
+        attr = {"attr_name": parameter} if parameter != self.names[0] else {}
+        if self.kind is bool and self.setting:
+            return YesNo(names=self.names, help=self.help, **attr)
+        default = {list: [], bool: False}.get(self.kind)
+        return Argument(names=self.names, kind=self.kind, default=default, help=self.help, **attr)
+
+
+def setting_flag(key: Key) -> Flag:
+    """A setting's flag, described from its row in `settings.KEYS`."""
+    long = (key.flag or key.name).removeprefix("--")
+    names = (long, *([key.short.lstrip("-")] if key.short else []))
+    default = key.shown_default or ("off" if key.default is False else key.default)
+    where = f"default: {key.env}" + (f", else {default}" if default not in (None, "") else "")
+    if key.kind in ("list", "pairs"):
+        value = key.metavar or "VALUE"
+        text = f"{value}: {key.help[:1].lower()}{key.help[1:]}; repeat for more ({where})."
+        return Flag(names, text, list, key.name)
+    return Flag(names, f"{key.help} ({where}).", bool if key.kind == "bool" else str, key.name)
+
+
+OPTIONS: dict[str, Flag] = {
+    "force": Flag(
+        ("force", "f"), "Overwrite version tags the registry holds for another image.", bool
+    ),
+    "allow_dirty": Flag(
+        ("allow-dirty",), "Allow a default tag from git although the work tree has changes.", bool
+    ),
+    "dry_run": Flag(
+        ("dry-run", "n"), "Print the plan and the equivalent docker commands; change nothing.", bool
+    ),
+    "json_": Flag(
+        ("json", "j"),
+        "Print one JSON document on stdout, the result or {\"error\": …} (human output on "
+        "stderr).",
+        bool,
+    ),
+    "quiet": Flag(("quiet", "q"), "Print only the final references (and errors).", bool),
+    "verbose": Flag(
+        ("verbose", "v"), "Show the whole build log and every layer, even on a terminal.", bool
+    ),
+    "save": Flag(
+        ("save", "s"),
+        "Store the credentials like `docker login` (credential helper, else "
+        "~/.docker/config.json); without it nothing is written.",
+        bool,
+    ),
+    "strict": Flag(
+        ("strict",),
+        "release: a failed Docker Hub page update fails the release (default: a warning); "
+        "describe: refuse an overview over 25,000 bytes instead of truncating it.",
+        bool,
+    ),
+    "match": Flag(
+        ("match", "m"),
+        "Glob of the tags to consider, e.g. 'sha-*' (required). Version tags only when the "
+        "pattern starts with a version, e.g. 'v1.*'.",
+    ),
+    "keep": Flag(("keep", "k"), "Keep this many of the most recently pushed matching tags."),
+    "older_than": Flag(
+        ("older-than", "o"), "Only tags pushed longer ago than this, e.g. 30d, 12h, 2w."
+    ),
+    "yes": Flag(("yes", "y"), "Delete; without it the tags are only listed.", bool),
+    "source": Flag(
+        ("source", "s"),
+        "Local image to tag: a tag of the repository, a reference or an image ID (default: the "
+        "image built earlier on this command line, else latest).",
+    ),
 }
-# One command line (`inv login build push`) is one session: one daemon connection, one
-# login, the tags of the build, and each hook at most once.
+FLAGS: dict[str, Flag] = {
+    **{key.parameter: setting_flag(key) for key in KEYS if key.parameter},
+    **OPTIONS,
+}
+
+
+class HubTask(Task):
+    """A task whose arguments come from `FLAGS`, by parameter name."""
+
+    def get_arguments(self, ignore_unknown_help: bool | None = None) -> list[Argument]:
+        return [FLAGS[name].argument(name) for name in self.argspec(self.body).parameters]
+
+
+def settings_flags(**given: Any) -> dict[str, Any]:
+    """Task parameters by the setting they fill: `tag` → `tags`, `build_arg` → `build_args`."""
+    return {FLAGS[parameter].setting: value for parameter, value in given.items()}
+
+
+# --- running a task -------------------------------------------------------------------------
+
+# One command line (`inv login build push`) is one session: one daemon connection, one login,
+# the tags of the build, and each hook at most once. Process-wide because Invoke makes a new
+# context (and config) for every task of the command line and gives them nothing shared.
 _SESSION: api.Session | None = None
 
 
@@ -66,28 +177,6 @@ def _new_console() -> Console:
     return Console()
 
 
-def reset_session() -> None:
-    """Start a new session (for processes that run several command lines)."""
-    global _SESSION
-    _SESSION = None
-
-
-_BUILD_FLAGS = (
-    "tag",
-    "repository",
-    "registry",
-    "dockerfile",
-    "context",
-    "build_arg",
-    "label",
-    "platform",
-)
-
-
-def _help(*names: str, **extra: str) -> dict[str, str]:
-    return {**{name: _FLAG_HELP[name] for name in names}, **extra}
-
-
 def _config(c: Context) -> Mapping[str, Any]:
     """Our `hub.*` config, whatever shape it arrived in (see invoke #782)."""
     try:
@@ -99,49 +188,54 @@ def _config(c: Context) -> Mapping[str, Any]:
     return {key: section[key] for key in section}
 
 
-def _hide_config_token(c: Context) -> None:
-    """A token in Invoke config (the environment's and .env's were registered at import)."""
-    add_secret(str(_config(c).get("token") or ""))
+def _hide_secrets(c: Context) -> None:
+    """Every token in sight, before anything can print it: the environment's, `.env`'s and
+    Invoke config's (a settings error may quote a value before the settings exist)."""
+    for secret in (*token_candidates(), str(_config(c).get("token") or "")):
+        add_secret(secret)
 
 
-def _setting_flags(flags: Mapping[str, Any]) -> dict[str, Any]:
-    """Flags by setting name: a repeated `--tag` fills `tags`, `--build-arg` `build_args`…"""
-    renamed = {"tag": "tags", "build_arg": "build_args", "label": "labels", "platform": "platforms"}
-    return {renamed.get(name, name): value for name, value in flags.items()}
+def _fail(message: str, code: int, stage: str, pushed: tuple[str, ...], json_to: Any) -> NoReturn:
+    message = redact(message)
+    if json_to is not None:
+        document = {"message": message, "exit_code": code, "stage": stage, "pushed": list(pushed)}
+        json_to.json_result({"error": document})
+    raise Exit(f"hubtasks: {message}", code=code)
 
 
-def _settings(c: Context, **flags: Any) -> Settings:
-    return load_settings(_setting_flags(flags), _config(c))
-
-
-def _run(action: Callable[[], T]) -> T:
-    """Run one task body: a `HubError` becomes one line on stderr and its exit code."""
+def _run(action: Callable[[], T], stage: str, json_to: Console | None = None) -> T:
+    """Run one task body: a failure becomes one line on stderr and an exit code, and with
+    `json_to` (--json) also `{"error": {message, exit_code, stage, pushed}}` on stdout."""
     try:
         return action()
     except HubError as error:
-        raise Exit(redact(f"hubtasks: {error}"), code=error.exit_code) from None
+        _fail(error.message, error.exit_code, error.stage or stage, error.pushed, json_to)
     except KeyboardInterrupt:
-        raise Exit("hubtasks: interrupted", code=130) from None
+        _fail("interrupted", 130, stage, (), json_to)
     except Exception as error:
         if os.environ.get("HUB_DEBUG"):
             raise
-        message = f"hubtasks: unexpected {type(error).__name__}: {error}"
-        raise Exit(
-            redact(message) + " (set HUB_DEBUG=1 for a traceback and report it)",
-            code=1,
-        ) from None
+        message = f"unexpected {type(error).__name__}: {error}"
+        _fail(message + " (set HUB_DEBUG=1 for a traceback and report it)", 1, stage, (), json_to)
 
 
 def _prepare(
-    c: Context, *, quiet: bool = False, verbose: bool = False, **flags: Any
+    c: Context,
+    stage: str,
+    flags: Mapping[str, Any],
+    *,
+    quiet: bool = False,
+    verbose: bool = False,
+    json_: bool = False,
 ) -> tuple[Settings, api.Session]:
     global _SESSION
     if _SESSION is None:
         _SESSION = _api().Session(console=_new_console(), context=c)
     _SESSION.console.configure(quiet=quiet, verbose=verbose)
     _SESSION.hooks.context = c  # Invoke makes a new context per task; use the current one
-    _hide_config_token(c)
-    settings = _run(lambda: _settings(c, **flags))
+    _hide_secrets(c)
+    json_to = _SESSION.console if json_ else None
+    settings = _run(lambda: load_settings(flags, _config(c)), "settings", json_to)
     if not _SESSION.warned:
         _SESSION.warned = True
         for warning in _api().env_file_warnings(settings):
@@ -149,7 +243,7 @@ def _prepare(
     return settings, _SESSION.adopt(settings)
 
 
-def _publish(result: api.Release, session: api.Session, as_json: bool) -> None:
+def _publish(result: api.Release, session: api.Session, stage: str, as_json: bool) -> None:
     """The result: JSON or one reference per line on stdout; GITHUB_OUTPUT when set."""
     if as_json:
         session.console.json_result(result.to_dict())
@@ -160,43 +254,39 @@ def _publish(result: api.Release, session: api.Session, as_json: bool) -> None:
             session.console.result(item.reference)
     github_output = os.environ.get("GITHUB_OUTPUT")
     if github_output and not result.dry_run:
-        from .console import write_github_output
+        from .github_output import write_github_output
 
-        _run(lambda: write_github_output(github_output, result))
-
-
-_OUT = ("quiet", "verbose")
+        _run(lambda: write_github_output(github_output, result), stage)
 
 
-def _build_flags(*values: Any) -> dict[str, Any]:
-    """The flags build and release share, by name, in `_BUILD_FLAGS` order."""
-    return dict(zip(_BUILD_FLAGS, values, strict=True))
+# --- the tasks ------------------------------------------------------------------------------
 
 
-@task(help=_help("registry", "quiet"))
+@task(klass=HubTask)
+def init(c):
+    """Start a project: .env (mode 600) to fill in, .env kept out of git and the image, tasks.py."""
+    from .init import init_project
+
+    console = _new_console()
+    _run(lambda: init_project(Path.cwd(), console), "init")
+
+
+@task(klass=HubTask)
 def logout(c, registry=None, quiet=False):
     """Remove the credentials `inv login --save` stored for the registry, nothing else."""
-    settings, session = _prepare(c, quiet=quiet, registry=registry)
-    _run(lambda: _api().logout(settings, session=session))
+    settings, session = _prepare(c, "logout", settings_flags(registry=registry), quiet=quiet)
+    _run(lambda: _api().logout(settings, session=session), "logout")
 
 
-@task(
-    help={
-        "save": "Store the credentials like `docker login` (credential helper, else "
-        "~/.docker/config.json); without it nothing is written.",
-        **_help("registry", "repository", "quiet"),
-    }
-)
+@task(klass=HubTask)
 def login(c, save=False, registry=None, repository=None, quiet=False):
     """Check HUB_USERNAME/HUB_TOKEN against the registry (never a cached answer)."""
-    settings, session = _prepare(c, quiet=quiet, registry=registry, repository=repository)
-    _run(lambda: _api().login(settings, save=save, session=session))
+    flags = settings_flags(registry=registry, repository=repository)
+    settings, session = _prepare(c, "login", flags, quiet=quiet)
+    _run(lambda: _api().login(settings, save=save, session=session), "login")
 
 
-@task(
-    iterable=["tag", "build_arg", "label", "platform"],
-    help=_help(*_BUILD_FLAGS, "allow_dirty", *_OUT),
-)
+@task(klass=HubTask)
 def build(
     c,
     tag=None,
@@ -212,40 +302,29 @@ def build(
     verbose=False,
 ):
     """Build the image with live output and OCI labels, and give it every requested tag."""
-    flags = _build_flags(
-        tag, repository, registry, dockerfile, context, build_arg, label, platform
+    flags = settings_flags(
+        tag=tag,
+        repository=repository,
+        registry=registry,
+        dockerfile=dockerfile,
+        context=context,
+        build_arg=build_arg,
+        label=label,
+        platform=platform,
     )
-    settings, session = _prepare(c, quiet=quiet, verbose=verbose, **flags)
-    _run(lambda: _api().build(settings, allow_dirty=allow_dirty, session=session))
+    settings, session = _prepare(c, "build", flags, quiet=quiet, verbose=verbose)
+    _run(lambda: _api().build(settings, allow_dirty=allow_dirty, session=session), "build")
 
 
-@task(
-    name="tag",
-    iterable=["tag"],
-    help=_help(
-        "tag",
-        "repository",
-        "registry",
-        "allow_dirty",
-        "quiet",
-        source="Local image to tag: a tag of the repository, a reference or an image ID "
-        "(default: the image built earlier on this command line, else latest).",
-    ),
-)
+@task(name="tag", klass=HubTask)
 def tag_(c, source=None, tag=None, repository=None, registry=None, allow_dirty=False, quiet=False):
     """Add tags to an image that already exists locally, without rebuilding."""
-    settings, session = _prepare(c, quiet=quiet, tag=tag, repository=repository, registry=registry)
-    _run(
-        lambda: _api().tag(settings, source, allow_dirty=allow_dirty, session=session),
-    )
+    flags = settings_flags(tag=tag, repository=repository, registry=registry)
+    settings, session = _prepare(c, "tag", flags, quiet=quiet)
+    _run(lambda: _api().tag(settings, source, allow_dirty=allow_dirty, session=session), "tag")
 
 
-@task(
-    iterable=["tag"],
-    help=_help(
-        "tag", "repository", "registry", "force", "allow_dirty", *_OUT, json_=_FLAG_HELP["json"]
-    ),
-)
+@task(klass=HubTask)
 def push(
     c,
     tag=None,
@@ -258,31 +337,17 @@ def push(
     json_=False,
 ):
     """Push each tag explicitly and print its manifest digest; unchanged tags are skipped."""
-    settings, session = _prepare(
-        c, quiet=quiet, verbose=verbose, tag=tag, repository=repository, registry=registry
-    )
+    flags = settings_flags(tag=tag, repository=repository, registry=registry)
+    settings, session = _prepare(c, "push", flags, quiet=quiet, verbose=verbose, json_=json_)
     result = _run(
         lambda: _api().push(settings, force=force, allow_dirty=allow_dirty, session=session),
+        "push",
+        session.console if json_ else None,
     )
-    _publish(result, session, json_)
+    _publish(result, session, "push", json_)
 
 
-@task(
-    iterable=["tag", "build_arg", "label", "platform"],
-    help=_help(
-        *_BUILD_FLAGS,
-        "semver",
-        "latest",
-        "force",
-        "allow_dirty",
-        "dry_run",
-        *_OUT,
-        json_=_FLAG_HELP["json"],
-        describe="After verifying, update the Docker Hub page like inv describe "
-        "(default: HUB_DESCRIBE).",
-        strict="Make a failed Docker Hub page update fail the release (default: a warning).",
-    ),
-)
+@task(klass=HubTask)
 def release(
     c,
     tag=None,
@@ -293,24 +358,32 @@ def release(
     build_arg=None,
     label=None,
     platform=None,
-    semver=False,
-    latest=False,
+    semver=None,
+    latest=None,
+    describe=None,
+    strict=False,
     force=False,
     allow_dirty=False,
     dry_run=False,
     quiet=False,
     verbose=False,
     json_=False,
-    describe=False,
-    strict=False,
 ):
     """Validate, log in, build, tag, push and verify; print REGISTRY/REPO:TAG@DIGEST per tag."""
-    flags = _build_flags(
-        tag, repository, registry, dockerfile, context, build_arg, label, platform
+    flags = settings_flags(
+        tag=tag,
+        repository=repository,
+        registry=registry,
+        dockerfile=dockerfile,
+        context=context,
+        build_arg=build_arg,
+        label=label,
+        platform=platform,
+        semver=semver,
+        latest=latest,
+        describe=describe,
     )
-    settings, session = _prepare(
-        c, quiet=quiet, verbose=verbose, semver=semver, latest=latest, describe=describe, **flags
-    )
+    settings, session = _prepare(c, "release", flags, quiet=quiet, verbose=verbose, json_=json_)
     result = _run(
         lambda: _api().release(
             settings,
@@ -320,63 +393,46 @@ def release(
             session=session,
             strict=strict,
         ),
+        "release",
+        session.console if json_ else None,
     )
     if not result.dry_run:
         session.console.summary(result, size=result.image.size if result.image else None)
-    _publish(result, session, json_)
+    _publish(result, session, "release", json_)
 
 
-@task(iterable=["tag"], help=_help("tag", "repository", "registry", "dockerfile", "context"))
+@task(klass=HubTask)
 def doctor(c, tag=None, repository=None, registry=None, dockerfile=None, context=None):
     """Check that everything a release needs is in order; exit 0 only when it is."""
     from .doctor import healthy, run_checks
 
     console = _new_console()
-    _hide_config_token(c)
-    flags = _setting_flags(
-        {
-            "tag": tag,
-            "repository": repository,
-            "registry": registry,
-            "dockerfile": dockerfile,
-            "context": context,
-        }
+    _hide_secrets(c)
+    flags = settings_flags(
+        tag=tag, repository=repository, registry=registry, dockerfile=dockerfile, context=context
     )
-    checks = _run(lambda: run_checks(flags, dict(_config(c))))
+    checks = _run(lambda: run_checks(flags, dict(_config(c))), "doctor")
     console.render_checks(checks)
     if not healthy(checks):
         failed = sum(1 for check in checks if check.ok is False)
         raise Exit(f"hubtasks: doctor found {failed} problem(s); fix them before releasing", 1)
 
 
-@task(help=_help("repository", "registry"))
+@task(klass=HubTask)
 def images(c, repository=None, registry=None):
     """List the local images of the repository: tag, image ID, size and age."""
-    settings, session = _prepare(c, repository=repository, registry=registry)
+    flags = settings_flags(repository=repository, registry=registry)
+    settings, session = _prepare(c, "images", flags)
 
-    def listing() -> list[dict[str, Any]]:
-        settings.require("tag")
-        assert settings.repository
-        return session.engine_for(settings).list_images(settings.repository)
+    def listing() -> tuple[Any, list[dict[str, Any]]]:
+        repo = settings.require_repository()
+        return repo, session.engine_for(settings).list_images(repo)
 
-    rows = _run(listing)
-    assert settings.repository
-    session.console.render_images(settings.repository, rows)
+    repo, rows = _run(listing, "images")
+    session.console.render_images(repo, rows)
 
 
-@task(
-    help=_help(
-        "repository",
-        "registry",
-        "quiet",
-        readme="File shown as the overview; relative links become absolute from the git remote "
-        "(default: HUB_README, else README.md).",
-        description="Short description, at most 100 characters (default: HUB_DESCRIPTION).",
-        visibility="public or private, for a repository that does not exist yet "
-        "(default: HUB_VISIBILITY, else public).",
-        strict="Refuse an overview over 25,000 bytes instead of truncating it.",
-    )
-)
+@task(klass=HubTask)
 def describe(
     c,
     repository=None,
@@ -391,32 +447,20 @@ def describe(
     repository when needed and sends nothing when the page already matches."""
     from .describe import describe as describe_page
 
-    settings, session = _prepare(
-        c,
-        quiet=quiet,
+    flags = settings_flags(
         repository=repository,
         registry=registry,
         readme=readme,
         description=description,
         visibility=visibility,
     )
-    result = _run(lambda: describe_page(settings, strict=strict, session=session))
+    settings, session = _prepare(c, "describe", flags, quiet=quiet)
+    result = _run(lambda: describe_page(settings, strict=strict, session=session), "describe")
     if result.url:
         session.console.result(result.url)
 
 
-@task(
-    help=_help(
-        "repository",
-        "registry",
-        "quiet",
-        match="Glob of the tags to consider, e.g. 'sha-*' (required). Version tags only when "
-        "the pattern starts with a version, e.g. 'v1.*'.",
-        keep="Keep this many of the most recently pushed matching tags.",
-        older_than="Only tags pushed longer ago than this, e.g. 30d, 12h, 2w.",
-        yes="Delete; without it the tags are only listed.",
-    )
-)
+@task(klass=HubTask)
 def prune(
     c,
     match=None,
@@ -431,9 +475,12 @@ def prune(
     tag whose digest a kept tag shares."""
     from .prune import prune as prune_tags
 
-    settings, session = _prepare(c, quiet=quiet, repository=repository, registry=registry)
-    _run(lambda: prune_tags(settings, match, keep, older_than, yes, session))
+    flags = settings_flags(repository=repository, registry=registry)
+    settings, session = _prepare(c, "prune", flags, quiet=quiet)
+    _run(lambda: prune_tags(settings, match, keep, older_than, yes, session), "prune")
 
 
-ns = Collection("hub", login, logout, build, tag_, push, release, doctor, images, describe, prune)
+ns = Collection(
+    "hub", init, login, logout, build, tag_, push, release, doctor, images, describe, prune
+)
 ns.configure({"hub": config_defaults()})

@@ -159,7 +159,9 @@ def test_doctor_finds_the_problem(project, change, failing, hint):
     assert re.search(rf"^✗ {re.escape(failing)}\b.*{re.escape(hint)}", result.stdout, re.M), (
         result.stdout
     )
-    assert "fix:" in result.stdout
+    # A settings error names the value and where it came from: no fix line repeats it.
+    assert ("fix:" in result.stdout) == (failing != "settings")
+    assert "see the message" not in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
     assert project.token not in result.stdout + result.stderr
     assert "wrong-token-123" not in result.stdout + result.stderr
@@ -170,6 +172,10 @@ def test_doctor_catches_env_in_context(project):
     result = _doctor(project, "--tag", "v1")
     assert result.returncode != 0
     assert re.search(r"^✗ Dockerfile and context .*\.dockerignore", result.stdout, re.M)
+    fix = re.search(r"fix: (echo \.env >> \S+/\.dockerignore)$", result.stdout, re.M)
+    assert fix, result.stdout
+    subprocess.run(fix.group(1), shell=True, cwd=project.path, check=True)  # the fix works
+    assert _doctor(project, "--tag", "v1").returncode == 0
 
 
 def test_images_after_build(project, client, stack):

@@ -8,7 +8,8 @@ import time
 import pytest
 
 from hubtasks import console as console_module
-from hubtasks.console import HIDDEN, Console, Stopwatch, choose_mode, human_size
+from hubtasks.console import HIDDEN, Console, choose_mode, human_size
+from hubtasks.stopwatch import Stopwatch
 
 SECRET = "s3cr3t-token"
 
@@ -127,7 +128,7 @@ def test_plain_push_progress_is_periodic_and_verbose_shows_layers(streams, monke
         c.push_progress({"status": "Layer already exists", "id": "bbb"})
     err = streams[1].getvalue()
     assert "[push]   layer aaa: pushed" in err
-    assert "[push]   layer bbb: layer already exists" in err
+    assert "[push]   layer bbb: exists" in err
     assert "of 1.0 MB sent" in err
 
 

@@ -271,5 +271,6 @@ def test_settings_validate_the_new_keys(tmp_path):
         settings_in(tmp_path, HUB_API_URL="hub.docker.com")
     settings = settings_in(tmp_path, HUB_API_URL="http://127.0.0.1:9/", HUB_VISIBILITY="Private")
     assert settings.api_url == "http://127.0.0.1:9" and settings.visibility == "private"
-    rows = {env: value for env, value, _ in settings_in(tmp_path, HUB_DESCRIBE="yes").describe()}
-    assert rows["HUB_DESCRIBE"] == "True"
+    described = settings_in(tmp_path, HUB_DESCRIBE="yes")
+    assert described.describe_after_release is True
+    assert described.source_of("describe") == "HUB_DESCRIBE in the environment"

@@ -387,11 +387,19 @@ def test_unbalanced_quote_in_build_args_is_a_config_error_naming_value_and_sourc
 @pytest.mark.parametrize(
     "sources, expected, source",
     [
+        # A yes/no flag left off is None: the environment decides.
         (
-            {"flags": {"semver": False}, "environ": {"HUB_SEMVER": "true"}},
+            {"flags": {"semver": None}, "environ": {"HUB_SEMVER": "true"}},
             True,
             "HUB_SEMVER in the environment",
         ),
+        # `--no-semver` is False, and a flag beats a true environment or .env.
+        (
+            {"flags": {"semver": False}, "environ": {"HUB_SEMVER": "true"}},
+            False,
+            "--no-semver",
+        ),
+        ({"flags": {"semver": True}, "dotenv": {"HUB_SEMVER": "no"}}, True, "--semver"),
         (
             {"environ": {"HUB_SEMVER": "false"}, "dotenv": {"HUB_SEMVER": "true"}},
             False,
@@ -400,7 +408,8 @@ def test_unbalanced_quote_in_build_args_is_a_config_error_naming_value_and_sourc
         ({"dotenv": {"HUB_SEMVER": "0"}, "config": {"semver": True}}, False, "HUB_SEMVER in .env"),
         ({"config": {"semver": "no"}}, False, "hub.semver in Invoke config"),
         ({"config": {"semver": True}}, True, "hub.semver in Invoke config"),
-        ({"config": {"semver": False}}, False, "default"),
+        ({"config": {"semver": False}}, False, "hub.semver in Invoke config"),
+        ({}, False, "default"),
         ({"environ": {"HUB_SEMVER": " OFF "}}, False, "HUB_SEMVER in the environment"),
     ],
 )
@@ -487,22 +496,6 @@ def test_token_never_in_repr(with_token):
     assert "username='u'" in repr(with_token)  # the repr is not simply empty
 
 
-def test_describe_hides_the_token(with_token):
-    rows = {env: (value, source) for env, value, source in with_token.describe()}
-    assert rows["HUB_TOKEN"] == ("<hidden>", "HUB_TOKEN in the environment")
-    assert TOKEN not in repr(with_token.describe())
-    assert rows["HUB_REPOSITORY"] == ("docker.io/u/app", "HUB_REPOSITORY in .env")
-
-
-def test_describe_lists_every_key_and_shows_empty_token():
-    rows = resolve(environ={"HUB_TAGS": "a b", "HUB_BUILD_ARGS": "X=1 Y=2"}).describe()
-    assert [env for env, _, _ in rows] == [key.env for key in KEYS]
-    shown = {env: value for env, value, _ in rows}
-    assert shown["HUB_TOKEN"] == "<empty>"
-    assert shown["HUB_TAGS"] == "a,b"
-    assert shown["HUB_BUILD_ARGS"] == "X=1 Y=2"
-
-
 def test_whitespace_only_token_is_no_token():
     settings = resolve(environ={"HUB_TOKEN": "   "})
     assert not settings.token
@@ -532,7 +525,7 @@ def test_require_lists_everything_missing_at_once():
     assert message.startswith(
         "missing settings: HUB_REPOSITORY (or --repository), HUB_USERNAME, HUB_TOKEN;"
     )
-    assert ".env.example" in message
+    assert "hubtasks init" in message
 
 
 @pytest.mark.parametrize(

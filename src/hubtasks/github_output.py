@@ -1,0 +1,27 @@
+"""The GitHub Actions step outputs of a release: `image`, `digest`, `tags` and `refs`, and for a
+multi-platform image `platforms` and `platform-digests`."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .results import Release
+
+
+def write_github_output(path: str, release: Release) -> None:
+    """Append `image`, `digest`, `tags` (comma separated) and `refs` (one per line, in a
+    heredoc with a random delimiter) to the file GitHub names in `GITHUB_OUTPUT`."""
+    tags = ",".join(p.tag for p in release.published)
+    refs = "\n".join(p.reference for p in release.published)
+    delimiter = f"hubtasks_{uuid.uuid4().hex}"
+    with open(path, "a", encoding="utf-8") as stream:
+        stream.write(f"image={release.repository}\n")
+        stream.write(f"digest={release.digest or ''}\n")
+        stream.write(f"tags={tags}\n")
+        stream.write(f"refs<<{delimiter}\n{refs}\n{delimiter}\n")
+        if release.platforms:
+            stream.write(f"platforms={','.join(release.platforms)}\n")
+            lines = "\n".join(f"{p}={d}" for p, d in release.platforms.items())
+            stream.write(f"platform-digests<<{delimiter}\n{lines}\n{delimiter}\n")

@@ -1,0 +1,80 @@
+"""Doctor's advice fits the situation: no tag source is a warning, no "commit" outside git,
+a real fix for the Dockerfile and context check. Files only; no daemon."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hubtasks.doctor import _build_input_check, _git_check, _tags_check
+from hubtasks.gitinfo import GitState
+from hubtasks.settings import resolve_settings
+
+from .test_tasks import GOOD_ENV, invoke, make_project
+
+GIT = GitState(revision="a" * 40, exact_tag=None, dirty=False, commit_time=0, remote_url=None)
+
+
+def settings(cwd: Path, **environ: str):
+    base = {"HUB_USERNAME": "u", "HUB_TOKEN": "secret-token", "HUB_REPOSITORY": "app"}
+    return resolve_settings(flags={}, environ={**base, **environ}, dotenv={}, config={}, cwd=cwd)
+
+
+def test_no_tag_source_is_a_warning_that_release_needs_tag(tmp_path):
+    check = _tags_check(settings(tmp_path), None)
+    assert check.ok is None  # a warning: doctor still exits 0 when all else is healthy
+    assert "`release` will need --tag" in check.detail
+    assert "commit" not in check.detail + check.fix
+
+
+def test_tags_from_settings_need_no_git(tmp_path):
+    check = _tags_check(settings(tmp_path, HUB_TAGS="v1 edge"), None)
+    assert (check.ok, check.detail) == (True, "v1, edge")
+
+
+@pytest.mark.parametrize("dirty", [False, True])
+def test_tags_from_git(tmp_path, dirty):
+    state = GitState(**{**GIT.__dict__, "dirty": dirty})
+    check = _tags_check(settings(tmp_path), state)
+    if dirty:
+        assert check.ok is False and "commit your changes" in check.fix
+    else:
+        assert (check.ok, check.detail) == (True, f"sha-{'a' * 7}")
+
+
+def test_outside_git_the_git_check_gives_no_commit_advice():
+    check = _git_check(None)
+    assert check.ok is None
+    assert "commit" not in check.detail
+    assert "--tag" not in check.detail + check.fix  # the tags check says that, once
+
+
+def test_context_leak_fix_is_the_line_to_add(tmp_path):
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    (tmp_path / ".env").write_text("HUB_TOKEN=secret-token\n")
+    current = settings(tmp_path)
+    current = type(current)(**{**current.__dict__, "env_file": tmp_path / ".env"})
+    check = _build_input_check(current)
+    assert check.ok is False
+    assert check.fix == f"echo .env >> {tmp_path / '.dockerignore'}"
+    (tmp_path / ".dockerignore").write_text(".env\n")  # what the fix does
+    assert _build_input_check(current).ok is True
+
+
+def test_missing_dockerfile_fix(tmp_path):
+    check = _build_input_check(settings(tmp_path))
+    assert check.ok is False
+    assert check.fix.startswith(f"create {tmp_path / 'Dockerfile'}, or set HUB_DOCKERFILE")
+    assert "see the message" not in check.fix
+
+
+def test_doctor_outside_git_without_tags(tmp_path):
+    # A closed port on this machine: doctor goes on to the registry checks.
+    env = GOOD_ENV.replace("HUB_TAGS=v1\n", "") + "HUB_REGISTRY=127.0.0.1:9\n"
+    root = make_project(tmp_path, env)
+    result = invoke(root, "doctor")
+    assert result.returncode == 1  # the daemon is not there (a dead socket)
+    assert "! tags" in result.stdout and "`release` will need --tag" in result.stdout
+    assert "commit" not in result.stdout
+    assert "✗ Docker daemon" in result.stdout
