@@ -140,7 +140,12 @@ def _registry_checks(settings: Settings) -> list[Check]:
     return checks
 
 
-def platform_checks(platforms: tuple[str, ...], native: str, local_daemon: bool) -> list[Check]:
+_BINFMT = Path("/proc/sys/fs/binfmt_misc")
+
+
+def platform_checks(
+    platforms: tuple[str, ...], native: str, local_daemon: bool, binfmt: Path = _BINFMT
+) -> list[Check]:
     """Which requested platforms the daemon can run a `RUN` step for: its own always; another
     when binfmt emulation for it is registered on the daemon's host (readable here only when
     the daemon runs on this machine). COPY-only builds need none, hence warnings."""
@@ -157,7 +162,7 @@ def platform_checks(platforms: tuple[str, ...], native: str, local_daemon: bool)
         if not local_daemon:
             message = "the daemon is on another host: cannot tell whether it emulates it"
             checks.append(Check(f"platform {platform}", None, message, fix))
-        elif _emulates(arch):
+        elif _emulates(arch, binfmt):
             checks.append(Check(f"platform {platform}", True, f"binfmt emulation for {arch}"))
         else:
             message = (
@@ -171,7 +176,7 @@ def platform_checks(platforms: tuple[str, ...], native: str, local_daemon: bool)
 _QEMU_NAMES = {"amd64": "x86_64", "arm64": "aarch64", "arm": "arm", "386": "i386"}
 
 
-def _emulates(arch: str, root: Path = Path("/proc/sys/fs/binfmt_misc")) -> bool:
+def _emulates(arch: str, root: Path) -> bool:
     entry = root / f"qemu-{_QEMU_NAMES.get(arch, arch)}"
     try:
         return entry.read_text().splitlines()[0].strip() == "enabled"

@@ -402,14 +402,22 @@ def release(
 
 
 @task(klass=HubTask)
-def doctor(c, tag=None, repository=None, registry=None, dockerfile=None, context=None):
-    """Check that everything a release needs is in order; exit 0 only when it is."""
+def doctor(
+    c, tag=None, repository=None, registry=None, dockerfile=None, context=None, platform=None
+):
+    """Check that everything a release needs is in order; exit 0 only when it is. With
+    --platform, also whether the daemon can run each platform's RUN steps."""
     from .doctor import healthy, run_checks
 
     console = _new_console()
     _hide_secrets(c)
     flags = settings_flags(
-        tag=tag, repository=repository, registry=registry, dockerfile=dockerfile, context=context
+        tag=tag,
+        repository=repository,
+        registry=registry,
+        dockerfile=dockerfile,
+        context=context,
+        platform=platform,
     )
     checks = _run(lambda: run_checks(flags, dict(_config(c))), "doctor")
     console.render_checks(checks)

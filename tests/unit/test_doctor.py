@@ -78,3 +78,17 @@ def test_doctor_outside_git_without_tags(tmp_path):
     assert "! tags" in result.stdout and "`release` will need --tag" in result.stdout
     assert "commit" not in result.stdout
     assert "✗ Docker daemon" in result.stdout
+
+
+def test_platform_checks_say_which_platforms_the_daemon_can_run(tmp_path):
+    from hubtasks.doctor import platform_checks
+
+    (tmp_path / "qemu-aarch64").write_text("enabled\ninterpreter /usr/bin/qemu-aarch64\n")
+    (tmp_path / "qemu-arm").write_text("disabled\n")
+    wanted = ("linux/amd64", "linux/arm64", "linux/arm/v7", "linux/s390x")
+    checks = platform_checks(wanted, "linux/amd64", True, tmp_path)
+    assert [c.ok for c in checks] == [True, True, None, None]
+    assert "binfmt emulation for arm64" in checks[1].detail
+    assert "RUN steps will fail" in checks[2].detail and "qemu-user-static" in checks[2].fix
+    remote = platform_checks(("linux/arm64",), "linux/amd64", False, tmp_path)
+    assert remote[0].ok is None and "another host" in remote[0].detail
