@@ -276,7 +276,7 @@ def verify(settings: Settings, pushed: list[PushedTag], *, session: Session | No
             registry,
             session,
             names,
-            lambda client, name: client.digest(name),
+            lambda client, name: client.digest(name, after_push=True),
             lambda name: f"verify of {registry.repository.canonical(name)}",
         )
     for item, remote in zip(pushed, found, strict=True):
@@ -369,6 +369,7 @@ def release(
         )
         return Release(repository, plan, timings=watch.timings, commands=commands, dry_run=True)
 
+    session.retrying(f"checking push access to {repository}", registry.check_push_access)
     # The registry is read while the daemon builds (the build does not use the registry
     # connection): on a real network that takes a round trip per request off every release.
     # The credentials were checked above, so a registry that refuses us has already stopped

@@ -18,7 +18,6 @@ from .errors import (
 from .plan import Plan, Remote
 from .references import Repository
 from .results import PushedTag
-from .retry import mark_transient
 from .session import Session
 from .settings import Settings
 
@@ -191,14 +190,16 @@ def _copy_tags(
     # Read once, before any PUT: distribution rewrites the revision link on every PUT of the
     # same manifest, and a GET by digest racing that write gets a 500.
     manifest = session.retrying(
-        f"reading {repository.canonical(source.tag)}", lambda: registry.raw_manifest(source.digest)
+        f"reading {repository.canonical(source.tag)}",
+        lambda: registry.raw_manifest(source.digest, after_push=True),
     )
+    from .registry import copy_unsupported
 
     def copy(client: RegistryClient, name: str) -> str | _Refused:
         try:
             return client.copy_manifest(source.digest, name, manifest)
         except (RegistryError, AuthError) as error:
-            if error.transient:
+            if not copy_unsupported(error):  # 401/403 and faults are final (or retried)
                 raise
             return _Refused(str(error))
 
@@ -229,17 +230,23 @@ def _push_once(settings: Settings, tag_name: str, session: Session) -> str:
     fine, that is a transient failure, and wrong credentials are never tried twice."""
     repository = settings.require_repository()
     engine, console = session.engine_for(settings), session.console
+    registry = session.registry_for(settings)
     try:
         return engine.push(
-            repository, tag_name, settings.auth_config, on_progress=console.push_progress
+            repository,
+            tag_name,
+            settings.auth_config,
+            on_progress=console.push_progress,
+            stall_timeout=session.policy.remaining() if session.policy else settings.timeout,
+            rate_limit_wait=lambda: registry.rate_limit_wait(tag_name),
         )
     except AuthError as error:
-        if "authentication required" not in str(error).lower():
+        if error.status != 401:
             raise
         # Raises AuthError if they really are wrong.
-        session.registry_for(settings).check_credentials()
-        raise mark_transient(
-            PushError(f"{error} although the credentials are valid (a registry hiccup)")
+        registry.check_credentials()
+        raise PushError(
+            f"{error} although the credentials are valid (a registry hiccup)", transient=True
         ) from None
 
 

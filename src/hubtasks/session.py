@@ -89,7 +89,12 @@ class Session:
         repository = settings.require_repository()
         key = (repository, settings.username, settings.token)
         if key not in self._registries:
-            self._registries[key] = RegistryClient(repository, settings.username, settings.token)
+            self._registries[key] = RegistryClient(
+                repository,
+                settings.username,
+                settings.token,
+                deadline=self.policy.remaining if self.policy else None,
+            )
         return self._registries[key]
 
     # Work started ahead of the stage that needs it: on a real network each of these is a
