@@ -45,7 +45,7 @@ import select
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -180,21 +180,21 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         body = self._body()
-        read_at = time.monotonic()
         proxy = self.server.proxy
         agent = self.headers.get("User-Agent", "")
         rule = proxy._rule_for(self.command, self.path, agent)
+        # Recorded before the client can read the answer: a test that got it sees the count.
+        self._note = Seen(self.command, self.path, agent, None, _fault(rule), time.monotonic())
         if rule is None or not (rule.stall is not None or rule.drop or rule.status is not None):
-            status = self._forward(body, rule)
+            self._forward(body, rule)
         elif rule.status is not None:
             answer = rule.body if rule.body is not None else error_body(rule.status)
-            status = self._send(rule.status, {"Content-Type": "application/json"}, answer, rule)
+            self._send(rule.status, {"Content-Type": "application/json"}, answer, rule)
         else:
-            status = None
+            proxy._record(self._note)
             if rule.stall is not None:
                 self._stall(rule.stall)
             self.close_connection = True
-        proxy._record(Seen(self.command, self.path, agent, status, _fault(rule), read_at))
 
     do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
@@ -213,18 +213,22 @@ class _Handler(BaseHTTPRequestHandler):
                     return
                 time.sleep(_TICK)  # the client sent more (a pipelined request): keep waiting
 
-    def _forward(self, body: bytes, rule: Rule | None) -> int:
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
-        headers.pop("Content-Length", None)
+    def _forward(self, body: bytes, rule: Rule | None) -> None:
+        dropped = _HOP_BY_HOP | {"content-length"}
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in dropped}
         if body or self.command in ("POST", "PUT", "PATCH"):
             headers["Content-Length"] = str(len(body))
-        response = self._upstream_request(headers, body)
-        data = response.read()
-        answer = {k: v for k, v in response.getheaders() if k.lower() not in _HOP_BY_HOP}
-        if self.command != "HEAD":
-            answer.pop("Content-Length", None)
-            answer.pop("content-length", None)
-        return self._send(response.status, answer, data, rule, head=self.command == "HEAD")
+        try:
+            response = self._upstream_request(headers, body)
+            data = response.read()
+        except (http.client.HTTPException, OSError):
+            self.server.proxy._record(replace(self._note, fault="target unreachable"))
+            self.close_connection = True  # the client sees the connection end, as it would
+            return
+        # A HEAD answer keeps the length of the body it does not carry.
+        dropped = _HOP_BY_HOP if self.command == "HEAD" else _HOP_BY_HOP | {"content-length"}
+        answer = {k: v for k, v in response.getheaders() if k.lower() not in dropped}
+        self._send(response.status, answer, data, rule)
 
     def _upstream_request(self, headers: dict[str, str], body: bytes) -> http.client.HTTPResponse:
         proxy = self.server.proxy
@@ -249,9 +253,7 @@ class _Handler(BaseHTTPRequestHandler):
         headers: dict[str, str],
         body: bytes,
         rule: Rule | None,
-        *,
-        head: bool = False,
-    ) -> int:
+    ) -> None:
         headers = dict(headers)
         if rule is not None:
             for name, value in rule.headers.items():
@@ -262,19 +264,19 @@ class _Handler(BaseHTTPRequestHandler):
             reason = HTTPStatus(status).phrase
         except ValueError:
             reason = "Injected"
+        self.server.proxy._record(replace(self._note, status=status))
         self.send_response_only(status, reason)
         for name, value in headers.items():
             self.send_header(name, value)
-        if not head:
+        if not any(name.lower() == "content-length" for name in headers):
             self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        if not head:
+        if self.command != "HEAD":
             cut = rule.truncate if rule is not None and rule.truncate is not None else None
             self.wfile.write(body if cut is None else body[:cut])
             if cut is not None:
                 self.close_connection = True
         self.wfile.flush()
-        return status
 
 
 class _Server(ThreadingHTTPServer):

@@ -140,7 +140,7 @@ def server():
     TokenRegistry.opaque = False
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), TokenRegistry)
     httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
