@@ -68,6 +68,21 @@ def _short(error: BaseException) -> str:
     return " ".join(text.split())
 
 
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    """`error` and every exception it wraps: requests and urllib3 keep the OSError that
+    started it in `__cause__`, `__context__`, `reason` or `args`."""
+    seen: set[int] = set()
+    todo = [error]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        nested = (current.__cause__, current.__context__, getattr(current, "reason", None))
+        todo.extend(x for x in (*nested, *current.args) if isinstance(x, BaseException))
+
+
 @dataclass(frozen=True)
 class DaemonMessage:
     """What a daemon's error message says, as fields: the registry's HTTP status when it names
@@ -192,11 +207,12 @@ class Engine:
                 f"DOCKER_HOST={self.host} needs the paramiko package for ssh:// daemons: "
                 "pip install 'hubtasks[ssh]'"
             )
-        if "FileNotFoundError" in detail or "No such file" in detail:
+        causes = list(_causes(error))
+        if any(isinstance(cause, FileNotFoundError) for cause in causes):
             reason = "no daemon is listening there"
-        elif "Connection refused" in detail or "ConnectionRefused" in detail:
+        elif any(isinstance(cause, ConnectionRefusedError) for cause in causes):
             reason = "connection refused"
-        elif "PermissionError" in detail or "Permission denied" in detail:
+        elif any(isinstance(cause, PermissionError) for cause in causes):
             reason = "permission denied on the socket (add your user to the docker group)"
         else:
             reason = detail

@@ -56,7 +56,7 @@ KEYS: tuple[Key, ...] = (
     Key("latest", "--latest", False, "Also publish latest (only moved forward)."),
     Key("labels", "--label", None, "Extra or overriding image labels: space separated K=V."),
     Key("retries", None, 5, "Attempts per network operation (transient failures only)."),
-    Key("timeout", None, 120, "Seconds of retrying before a release gives up."),
+    Key("timeout", None, 120, "Seconds each network operation may take, retries included."),
     Key("retry_delay", None, 1.0, "First backoff delay in seconds; it doubles, with jitter."),
     *(
         Key(

@@ -201,3 +201,21 @@ def test_without_a_stall_timeout_the_client_timeout_still_applies(daemon):
     daemon.script = "ok"
     engine.push(REPOSITORY, "v1", {}, on_progress=lambda line: None, stall_timeout=3)
     assert engine.client.api.timeout == 600  # restored after the push
+
+
+@pytest.mark.parametrize(
+    ("host", "reason"),
+    [
+        ("unix:///tmp/hubtasks-no-such-daemon.sock", "no daemon is listening there"),
+        ("tcp://127.0.0.1:9", "connection refused"),
+    ],
+)
+def test_an_unreachable_daemon_is_named_with_the_reason_its_errors_carry(host, reason):
+    from hubtasks.errors import DaemonError
+
+    with pytest.raises(DaemonError) as caught:
+        Engine({"DOCKER_HOST": host})
+    assert str(caught.value) == (
+        f"cannot connect to the Docker daemon at {host}: {reason}; "
+        "start Docker or point DOCKER_HOST at a running daemon"
+    )

@@ -408,3 +408,12 @@ def test_a_429_carries_its_status_and_wait(proxy):
 def test_requests_name_hubtasks_as_their_agent(proxy):
     _client(proxy).check_credentials()
     assert proxy.count(agent="^hubtasks/") == 2
+
+
+def test_a_truncated_answer_is_a_transient_failure_and_the_retry_reads_it_whole(proxy):
+    client = _logged_in(proxy)
+    cut = proxy.add(Rule(method="GET", path="/manifests/v1", truncate=20))
+    lines: list[str] = []
+    policy = RetryPolicy(attempts=3, base_delay=0.01)
+    assert policy.call(lambda: client.digest("v1"), what="read", on_retry=lines.append) == DIGEST
+    assert cut.fired == 1 and len(lines) == 1 and "cut short" in lines[0]
