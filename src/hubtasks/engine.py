@@ -459,7 +459,7 @@ def _read_timeouts() -> tuple[type[BaseException], ...]:
     import requests
     import urllib3
 
-    return (urllib3.exceptions.ReadTimeoutError, requests.exceptions.Timeout, TimeoutError)
+    return (urllib3.exceptions.ReadTimeoutError, requests.exceptions.ReadTimeout, TimeoutError)
 
 
 def docker_config_path(environment: Mapping[str, str]) -> Path:

@@ -86,6 +86,9 @@ class FakeDaemon(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(body.encode())
             return
+        if script == "silent":  # not even the response head
+            self._hold()
+            return
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")
@@ -179,8 +182,9 @@ def test_toomanyrequests_waits_what_our_own_request_read(daemon):
     assert (caught.value.status, caught.value.retry_after) == (429, None)
 
 
-def test_a_stalled_push_is_aborted_and_its_connection_closed(daemon):
-    daemon.script = "stall"
+@pytest.mark.parametrize("script", ["stall", "silent"])
+def test_a_stalled_push_is_aborted_and_its_connection_closed(daemon, script):
+    daemon.script = script
     started = time.monotonic()
     with pytest.raises(PushError) as caught:
         _push(daemon, stall_timeout=1.5)
