@@ -274,6 +274,9 @@ def release(
     with watch.time("plan"), session.console.activity("plan", "reading the registry"):
         state = read_registry(session.registry_for(settings), tags, session)
     plan = _release_plan(settings, session, tags, builds, state, force=force, dry_run=dry_run)
+    if not dry_run and (plan.to_push or plan.build):  # may the token push here? before building
+        registry = session.registry_for(settings)
+        session.retrying(f"checking push access to {repository}", registry.check_push_access)
     if dry_run:
         commands = _commands(settings, plan, builds)
         return Release(repository, plan, timings=watch.timings, commands=commands, dry_run=True)

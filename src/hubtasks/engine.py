@@ -1,7 +1,9 @@
-"""The only module that imports `docker`: login, build, tag, push, remote digest.
+"""The only module that imports `docker`: build, tag, push, image listing, and the Docker
+config's credentials (`save_credentials`, `remove_credentials`).
 
 It turns the Docker SDK's many failure shapes (exceptions, HTTP 500s carrying a registry's 401,
-error lines inside a 200 stream) into the `HubError` subclasses the rest of hubtasks speaks.
+error lines inside a 200 stream) into the `HubError` subclasses the rest of hubtasks speaks,
+with their fields set: a daemon's error message is read once, by `read_daemon_message`.
 `docker` is imported on first use so that `inv --list` stays fast.
 """
 
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,16 +21,42 @@ from typing import Any
 from .context import BuildContext, base_images, ignore_patterns
 from .errors import AuthError, BuildError, DaemonError, PushError
 from .references import Repository, auth_key
-from .retry import is_transient, mark_transient
 
 # Pushes of large layers can keep a single read waiting for minutes.
 DEFAULT_TIMEOUT = 600
 _DEFAULT_HOST = "unix:///var/run/docker.sock"
 _NO_FILE = ".hubtasks.none"  # exclude_paths insists on force-including a Dockerfile name
-_AUTH_MARKERS = ("unauthorized", "authentication required", "denied", "401", "403")
 _BUILDKIT_HINT = (
     "; hubtasks builds through the Docker API's classic builder, which has no BuildKit "
     "features (RUN --mount, # syntax=, multi-platform)"
+)
+# The daemon prints a registry's error as "<code, lower case, spaces for _>: <message>"
+# (distribution's errcode); the HTTP status each code stands for.
+_REGISTRY_CODES = {
+    "unauthorized": 401,
+    "denied": 403,
+    "name unknown": 404,
+    "manifest unknown": 404,
+    "blob unknown": 404,
+    "blob upload unknown": 404,
+    "unsupported": 405,
+    "toomanyrequests": 429,
+    "unknown": 500,
+    "unavailable": 503,
+}
+_UNEXPECTED_STATUS = re.compile(r"unexpected http status: (\d{3})", re.IGNORECASE)
+# What Go's net/http and the daemon say when the network, not the registry, failed.
+_NETWORK_TROUBLE = (
+    "connection refused",
+    "connection reset",
+    "broken pipe",
+    "eof",
+    "i/o timeout",
+    "timeout",
+    "no route to host",
+    "network is unreachable",
+    "temporarily unavailable",
+    "tls handshake",
 )
 
 OutputHandler = Callable[[str], None]
@@ -41,9 +70,43 @@ def _short(error: BaseException) -> str:
     return " ".join(text.split())
 
 
-def _is_auth_failure(message: str) -> bool:
-    lowered = message.lower()
-    return any(marker in lowered for marker in _AUTH_MARKERS)
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    """`error` and every exception it wraps: requests and urllib3 keep the OSError that
+    started it in `__cause__`, `__context__`, `reason` or `args`."""
+    seen: set[int] = set()
+    todo = [error]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        nested = (current.__cause__, current.__context__, getattr(current, "reason", None))
+        todo.extend(x for x in (*nested, *current.args) if isinstance(x, BaseException))
+
+
+@dataclass(frozen=True)
+class DaemonMessage:
+    """What a daemon's error message says, as fields: the registry's HTTP status when it names
+    one, and whether trying again may help."""
+
+    status: int | None
+    transient: bool
+
+
+def read_daemon_message(message: str) -> DaemonMessage:
+    """Read a daemon's push (or login) error message once: a registry error code prefix
+    (`denied: …`, `toomanyrequests: …`), an "unexpected HTTP status: 503", or a network
+    failure (connection refused or reset, EOF, timeouts)."""
+    lowered = message.strip().lower()
+    code = lowered.split(":", 1)[0].strip() if ":" in lowered else ""
+    status = _REGISTRY_CODES.get(code)
+    match = _UNEXPECTED_STATUS.search(lowered)
+    if status is None and match:
+        status = int(match.group(1))
+    if status is not None:
+        return DaemonMessage(status, status in (408, 429) or status >= 500)
+    return DaemonMessage(None, any(marker in lowered for marker in _NETWORK_TROUBLE))
 
 
 def _import_docker(host: str) -> Any:
@@ -136,9 +199,16 @@ class Engine:
         except requests.exceptions.RequestException as error:
             raise DaemonError(self._unreachable(action, error)) from None
         except Exception as error:
-            if "Credentials store error" in str(error) or type(error).__name__ == "StoreError":
+            docker = sys.modules.get("docker")
+            if docker is None:
+                raise
+            from docker.credentials.errors import StoreError
+
+            # The SDK reports a helper's failure as a DockerException raised while handling
+            # the helper's StoreError.
+            if isinstance(error, StoreError) or isinstance(error.__context__, StoreError):
                 raise DaemonError(self._credential_store_error(error)) from None
-            if type(error).__name__ in ("DockerException", "TLSParameterError"):
+            if type(error) in (docker.errors.DockerException, docker.errors.TLSParameterError):
                 raise DaemonError(self._unreachable(action, error)) from None
             raise
 
@@ -149,11 +219,12 @@ class Engine:
                 f"DOCKER_HOST={self.host} needs the paramiko package for ssh:// daemons: "
                 "pip install 'hubtasks[ssh]'"
             )
-        if "FileNotFoundError" in detail or "No such file" in detail:
+        causes = list(_causes(error))
+        if any(isinstance(cause, FileNotFoundError) for cause in causes):
             reason = "no daemon is listening there"
-        elif "Connection refused" in detail or "ConnectionRefused" in detail:
+        elif any(isinstance(cause, ConnectionRefusedError) for cause in causes):
             reason = "connection refused"
-        elif "PermissionError" in detail or "Permission denied" in detail:
+        elif any(isinstance(cause, PermissionError) for cause in causes):
             reason = "permission denied on the socket (add your user to the docker group)"
         else:
             reason = detail
@@ -340,46 +411,111 @@ class Engine:
         auth_config: Mapping[str, str],
         *,
         on_progress: ProgressHandler,
+        stall_timeout: float | None = None,
+        rate_limit_wait: Callable[[], float | None] | None = None,
     ) -> str:
-        """Push one explicit tag, read the whole stream, and return the manifest digest."""
+        """Push one explicit tag, read the whole stream, and return the manifest digest.
+
+        `stall_timeout`: when the daemon sends nothing for that many seconds, the push is
+        aborted (its connection closed, which cancels it in the daemon) with a `PushError`
+        that is not transient. When the stream reports `toomanyrequests`, `rate_limit_wait`
+        (a request of our own to the registry) says how long to wait before the next try."""
         errors = self._docker.errors
         ref = repository.ref(tag)
         digest = None
         with self._daemon_errors("push with"):
             try:
-                lines = self.client.api.push(
-                    repository.local_name,
-                    tag=tag,
-                    stream=True,
-                    decode=True,
-                    auth_config=dict(auth_config),
-                )
-                for line in lines:
+                for line in self._push_stream(repository, tag, auth_config, stall_timeout):
                     if "error" in line or "errorDetail" in line:
                         detail = line.get("errorDetail") or {}
                         message = " ".join(
                             str(detail.get("message") or line.get("error") or "").split()
                         )
-                        raise self._push_failure(repository, tag, message)
+                        raise self._push_failure(repository, tag, message, rate_limit_wait)
                     aux = line.get("aux")
                     if isinstance(aux, Mapping) and aux.get("Digest"):
                         digest = str(aux["Digest"])
                     on_progress(line)
             except errors.APIError as error:
-                raise self._push_failure(repository, tag, _short(error)) from None
+                raise self._push_failure(repository, tag, _short(error), rate_limit_wait) from None
+            except _read_timeouts() as error:
+                if stall_timeout is None:
+                    raise
+                raise PushError(
+                    f"push of {repository.canonical(tag)} stalled: the daemon reported no "
+                    f"progress for {stall_timeout:.0f}s (HUB_TIMEOUT), so the push was aborted",
+                    stage="push",
+                ) from error
         if digest is None:
-            raise PushError(f"push of {ref} ended without a digest from the registry")
+            raise PushError(f"push of {ref} ended without a digest from the registry", stage="push")
         return digest
 
-    def _push_failure(self, repository: Repository, tag: str, message: str) -> Exception:
+    def _push_stream(
+        self,
+        repository: Repository,
+        tag: str,
+        auth_config: Mapping[str, str],
+        stall_timeout: float | None,
+    ) -> Iterator[Mapping[str, Any]]:
+        """The daemon's push stream, each read of which waits at most `stall_timeout`.
+
+        docker-py takes no timeout per call: the client's own applies to the request it sends
+        inside `push()`, and stays on that connection's socket for every read of the stream.
+        A read that times out closes the connection (urllib3 does on any read error)."""
+        api = self.client.api
+        saved = api.timeout
+        if stall_timeout is not None:
+            api.timeout = max(stall_timeout, 1.0)
+        try:
+            return api.push(  # type: ignore[no-any-return]
+                repository.local_name,
+                tag=tag,
+                stream=True,
+                decode=True,
+                auth_config=dict(auth_config),
+            )
+        finally:
+            api.timeout = saved
+
+    def _push_failure(
+        self,
+        repository: Repository,
+        tag: str,
+        message: str,
+        rate_limit_wait: Callable[[], float | None] | None,
+    ) -> Exception:
         target = repository.canonical(tag)
-        if _is_auth_failure(message):
+        said = read_daemon_message(message)
+        if said.status in (401, 403):
             return AuthError(
                 f"registry {repository.registry} refused the push of {target}: {message}; "
-                "check HUB_USERNAME, HUB_TOKEN and that the token may push to this repository"
+                "check HUB_USERNAME, HUB_TOKEN and that the token may push to this repository",
+                status=said.status,
+                stage="push",
             )
-        error = PushError(f"push of {target} failed: {message}")
-        return mark_transient(error) if is_transient(message) else error
+        wait = None
+        if said.status == 429 and rate_limit_wait is not None:
+            from .errors import HubError
+
+            try:
+                wait = rate_limit_wait()
+            except HubError:
+                wait = None  # the registry did not say; the usual backoff applies
+        return PushError(
+            f"push of {target} failed: {message}",
+            status=said.status,
+            transient=said.transient,
+            retry_after=wait,
+            stage="push",
+        )
+
+
+def _read_timeouts() -> tuple[type[BaseException], ...]:
+    """What reading a daemon stream raises when a read waited longer than its timeout."""
+    import requests
+    import urllib3
+
+    return (urllib3.exceptions.ReadTimeoutError, requests.exceptions.ReadTimeout, TimeoutError)
 
 
 def _follow_build(

@@ -92,6 +92,11 @@ class VerifyError(HubError):
     """The registry does not hold what was pushed (or not with the digest we computed)."""
 
 
+class DigestMismatchError(VerifyError):
+    """Bytes the registry sent or took do not hash to the digest it names for them (its
+    `Docker-Content-Digest` header, or the digest they were asked for by)."""
+
+
 class ReleaseRefused(HubError):
     """The plan would overwrite an immutable tag; nothing was pushed."""
 

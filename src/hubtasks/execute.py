@@ -182,7 +182,8 @@ class Executor:
         records = []
         for image, child in zip(images, children, strict=True):
             record = session.retrying(
-                f"reading {child.reference}", functools.partial(registry.image_record, child.digest)
+                f"reading {child.reference}",
+                functools.partial(registry.image_record, child.digest, after_push=True),
             )
             if record is None or record.platform != image.platform:
                 found = record.platform if record else "nothing"
@@ -219,7 +220,7 @@ class Executor:
                 registry,
                 self.session,
                 [item.tag for item in pushed],
-                lambda client, name: client.digest(name),
+                lambda client, name: client.digest(name, after_push=True),
                 lambda name: f"verify of {registry.repository.canonical(name)}",
             )
         for item, remote in zip(pushed, found, strict=True):

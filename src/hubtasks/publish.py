@@ -90,14 +90,16 @@ def copy_tags(
     # Read once, before any PUT: distribution rewrites the revision link on every PUT of the
     # same manifest, and a GET by digest racing that write gets a 500.
     manifest = session.retrying(
-        f"reading {repository.canonical(source)}", lambda: registry.raw_manifest(source)
+        f"reading {repository.canonical(source)}",
+        lambda: registry.raw_manifest(source, after_push=True),
     )
+    from .registry import copy_unsupported
 
     def copy(client: Registry, name: str) -> str | _Refused:
         try:
             return client.copy_manifest(source, name, manifest)
         except (RegistryError, AuthError) as error:
-            if error.transient:
+            if not copy_unsupported(error):  # 401/403 and faults are final (or retried)
                 raise
             return _Refused(str(error))
 
@@ -130,15 +132,21 @@ def _push_once(settings: Settings, tag_name: str, session: Session) -> str:
     fine, that is a transient failure, and wrong credentials are never tried twice."""
     repository = settings.require_repository()
     engine, console = session.engine_for(settings), session.console
+    registry = session.registry_for(settings)
     try:
         return engine.push(
-            repository, tag_name, settings.auth_config, on_progress=console.push_progress
+            repository,
+            tag_name,
+            settings.auth_config,
+            on_progress=console.push_progress,
+            stall_timeout=session.policy.remaining() if session.policy else settings.timeout,
+            rate_limit_wait=lambda: registry.rate_limit_wait(tag_name),
         )
     except AuthError as error:
-        if "authentication required" not in str(error).lower():
+        if error.status != 401:
             raise
         # Raises AuthError if they really are wrong.
-        session.registry_for(settings).check_credentials()
+        registry.check_credentials()
         raise PushError(
             f"{error} although the credentials are valid (a registry hiccup)", transient=True
         ) from None

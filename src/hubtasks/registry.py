@@ -1,28 +1,39 @@
-"""Client for the registry HTTP API (Distribution spec): credential check, tag lists,
-manifests and config blobs, manifest copies.
+"""Client for the registry HTTP API (Distribution spec): the credential and push-permission
+checks, tag lists, manifests and blobs, manifest copies, and the registry's rate-limit headers.
+
+A digest is the sha256 of the bytes read or sent, never a header: when the registry names one
+(`Docker-Content-Digest`) it must agree, or the request fails with `DigestMismatchError`.
 
 Authentication follows what Docker Hub does: a 401 carries `WWW-Authenticate`; `Basic` means
 send the credentials, `Bearer realm=…,service=…,scope=…` means fetch a token from the realm
-with them and send that. Credentials only ever travel in headers. Standard library only.
+with them and send that. A 401 to credentials already sent is final (a Bearer token is fetched
+again once: it may have expired). Credentials only ever travel in headers, and never to
+another host a redirect points at. Standard library only.
+
+Every request waits at most `timeout` seconds and never longer than the `deadline` callable
+(the retry policy's `remaining`) allows; a failed request is not sent again here: it raises a
+transient `RegistryError`, and the caller's retry policy decides (and says so).
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import http.client
 import ipaddress
 import json
 import re
+import select
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from .errors import AuthError, RegistryError, VerifyError
+from .errors import AuthError, DigestMismatchError, HubError, RegistryError, VerifyError
 from .references import DOCKER_HUB, Repository
-from .retry import mark_transient
 
 MANIFEST_TYPES = (
     "application/vnd.docker.distribution.manifest.v2+json",
@@ -30,9 +41,16 @@ MANIFEST_TYPES = (
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.oci.image.index.v1+json",
 )
-_SINGLE_IMAGE_TYPES = (MANIFEST_TYPES[0], MANIFEST_TYPES[2])
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _PAGE_SIZE = 1000
+_REDIRECTS = (301, 302, 303, 307, 308)
+_MAX_REDIRECTS = 3
+# A manifest copy the registry cannot do (it takes no manifest PUTs, or not of this media
+# type): the caller may push the tag through the daemon instead. 401/403 are never this.
+COPY_UNSUPPORTED = frozenset({405, 415})
+# A request never waits less than this, even when the budget is nearly spent.
+_MIN_WAIT = 1.0
 
 
 def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
@@ -58,8 +76,8 @@ def registry_base_url(registry: str) -> str:
 
 @dataclass(frozen=True)
 class ImageRecord:
-    """A manifest in the registry: its digest and type, and for a single image its config
-    digest and labels."""
+    """A manifest in the registry: its digest, type and size; for an index its entries; for a
+    single image its config digest, labels, platform and creation time."""
 
     digest: str
     media_type: str
@@ -69,349 +87,6 @@ class ImageRecord:
     children: tuple[tuple[str, str], ...] = ()  # an index: (digest, platform) per entry
     size: int = 0  # of the manifest bytes
     created: str | None = None  # the config's `created`
-
-
-@dataclass
-class _Response:
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-
-
-class RegistryClient:
-    def __init__(
-        self,
-        repository: Repository,
-        username: str | None,
-        token: str | None,
-        *,
-        timeout: float = 30,
-        base_url: str | None = None,
-    ) -> None:
-        self.repository = repository
-        self.base_url = base_url or registry_base_url(repository.registry)
-        self._username, self._token = username, token
-        self._timeout = timeout
-        self._authorization: str | None = None
-        # raw_manifest's cache: reference (a digest, in practice) → (body, media type)
-        self._manifests: dict[str, tuple[bytes, str]] = {}
-        self._configs: dict[str, dict] = {}  # config blobs by digest, shared with forks
-        self._connection: http.client.HTTPConnection | None = None
-        parts = urllib.parse.urlsplit(self.base_url)
-        self._netloc, self._https = parts.netloc, parts.scheme == "https"
-        # One kept-open connection to the registry, unless a proxy is configured for it.
-        proxies = urllib.request.getproxies()
-        self._direct = not proxies or bool(urllib.request.proxy_bypass(parts.hostname or ""))
-
-    def fork(self) -> RegistryClient:
-        """A client of its own connection for another thread, starting with this one's
-        authorization (no new login round trip) and the manifests it has read."""
-        twin = RegistryClient(
-            self.repository,
-            self._username,
-            self._token,
-            timeout=self._timeout,
-            base_url=self.base_url,
-        )
-        twin._authorization = self._authorization
-        twin._manifests = dict(self._manifests)
-        twin._configs = self._configs
-        return twin
-
-    def connect(self) -> None:
-        """Open the kept-open connection now (TCP, and TLS for https), before a request."""
-        if self._direct and self._connection is None:
-            self._connection = self._new_connection()
-            try:
-                self._connection.connect()
-            except OSError as error:
-                self.close()
-                raise self._unreachable(error) from None
-
-    def _new_connection(self) -> http.client.HTTPConnection:
-        kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-        return kind(self._netloc, timeout=self._timeout)
-
-    def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
-
-    def _basic(self) -> str:
-        raw = f"{self._username or ''}:{self._token or ''}".encode()
-        return "Basic " + base64.b64encode(raw).decode("ascii")
-
-    def _open(self, request: urllib.request.Request) -> _Response:
-        if self._direct and urllib.parse.urlsplit(request.full_url).netloc == self._netloc:
-            return self._open_kept(request)
-        return self._open_urllib(request)
-
-    def _open_kept(self, request: urllib.request.Request) -> _Response:
-        """The same request over one kept-open connection (retried once if it went stale)."""
-        split = urllib.parse.urlsplit(request.full_url)
-        target = split.path + (f"?{split.query}" if split.query else "")
-        headers = dict(request.header_items())
-        for attempt in range(2):
-            fresh = self._connection is None
-            if fresh:
-                self._connection = self._new_connection()
-            try:
-                self._connection.request(
-                    request.get_method(), target, body=request.data, headers=headers
-                )
-                response = self._connection.getresponse()
-                body = response.read()
-                if response.getheader("Connection", "").lower() == "close":
-                    self.close()
-                return _Response(response.status, response.headers, body)
-            except (http.client.HTTPException, OSError) as error:
-                self.close()
-                if fresh or attempt == 1:
-                    raise self._unreachable(error) from None
-        raise AssertionError("unreachable")
-
-    def _unreachable(self, error: BaseException) -> RegistryError:
-        reason = getattr(error, "reason", error)
-        if isinstance(reason, OSError) and reason.strerror:
-            reason = reason.strerror.lower()
-        return mark_transient(
-            RegistryError(
-                f"cannot reach registry {self.repository.registry} ({self.base_url}): {reason}"
-            )
-        )
-
-    def _open_urllib(self, request: urllib.request.Request) -> _Response:
-        try:
-            with urllib.request.urlopen(request, timeout=self._timeout) as response:
-                return _Response(response.status, response.headers, response.read())
-        except urllib.error.HTTPError as error:
-            return _Response(error.code, error.headers, error.read())
-        except (urllib.error.URLError, OSError) as error:
-            raise self._unreachable(error) from None
-
-    def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        accept: str | None = None,
-        body: bytes | None = None,
-        content_type: str | None = None,
-    ) -> _Response:
-        url = f"{self.base_url}{path}"
-        for attempt in range(2):
-            request = urllib.request.Request(url, data=body, method=method)
-            if accept:
-                request.add_header("Accept", accept)
-            if content_type:
-                request.add_header("Content-Type", content_type)
-            if self._authorization:
-                request.add_header("Authorization", self._authorization)
-            response = self._open(request)
-            if response.status != 401 or attempt == 1:
-                break
-            self._authenticate(response.headers.get("WWW-Authenticate", ""))
-        if response.status == 401:
-            raise AuthError(
-                f"registry {self.repository.registry} rejected the credentials of user "
-                f"'{self._username}'; check HUB_USERNAME and HUB_TOKEN"
-            )
-        return response
-
-    def _authenticate(self, challenge: str) -> None:
-        scheme, params = parse_challenge(challenge)
-        if scheme == "basic" or not scheme:
-            self._authorization = self._basic()
-            return
-        if scheme != "bearer" or "realm" not in params:
-            raise RegistryError(
-                f"registry {self.repository.registry} asked for unsupported authentication "
-                f"'{challenge[:60]}'"
-            )
-        query = {"service": params.get("service", "")}
-        query["scope"] = params.get("scope") or f"repository:{self.repository.path}:pull"
-        url = f"{params['realm']}?{urllib.parse.urlencode(query)}"
-        request = urllib.request.Request(url)
-        if self._username and self._token:
-            request.add_header("Authorization", self._basic())
-        response = self._open(request)
-        if response.status in (401, 403):
-            raise AuthError(
-                f"the token service of {self.repository.registry} rejected the credentials of "
-                f"'{self._username}'; check HUB_USERNAME and HUB_TOKEN"
-            )
-        try:
-            body = json.loads(response.body)
-            token = body.get("token") or body.get("access_token")
-        except (ValueError, AttributeError):
-            token = None
-        if response.status != 200 or not token:
-            raise RegistryError(
-                f"the token service of {self.repository.registry} answered {response.status} "
-                "without a token"
-            )
-        self._authorization = f"Bearer {token}"
-
-    def check_credentials(self) -> None:
-        """Log in for real, as `docker login` does: `GET /v2/` and answer its challenge
-        (Basic, or a token from the Bearer realm). Raises `AuthError` when the registry
-        rejects the credentials, a transient `RegistryError` when it is unwell."""
-        if not (self._username and self._token):
-            raise AuthError("HUB_USERNAME and HUB_TOKEN are needed to log in")
-        self._check(self._request("GET", "/v2/"), "log in to")
-
-    def ping(self) -> int:
-        """The HTTP status of `GET /v2/` without credentials: any answer means reachable."""
-        return self._open(urllib.request.Request(f"{self.base_url}/v2/")).status
-
-    def tags(self) -> list[str]:
-        """Every tag of the repository (following pagination); [] when it does not exist."""
-        path: str | None = f"/v2/{self.repository.path}/tags/list?n={_PAGE_SIZE}"
-        found: list[str] = []
-        while path:
-            response = self._request("GET", path)
-            if response.status == 404:
-                return []
-            self._check(response, "list the tags of")
-            try:
-                found.extend(json.loads(response.body).get("tags") or [])
-            except ValueError:
-                raise RegistryError(
-                    f"registry {self.repository.registry} sent an unreadable tag list"
-                ) from None
-            path = _next_link(response.headers.get("Link"))
-        return found
-
-    def _manifest(self, method: str, reference: str) -> _Response | None:
-        """GET or HEAD a manifest with the types we understand; None when it is not there."""
-        path = f"/v2/{self.repository.path}/manifests/{reference}"
-        response = self._request(method, path, accept=", ".join(MANIFEST_TYPES))
-        if response.status == 404:
-            return None
-        self._check(response, f"read {reference} of")
-        return response
-
-    def raw_manifest(self, reference: str) -> tuple[bytes, str]:
-        """The manifest bytes and media type under a tag or digest (cached per reference)."""
-        if reference not in self._manifests:
-            response = self._manifest("GET", reference)
-            if response is None:
-                raise RegistryError(
-                    f"{self.repository.canonical(reference)} is not in the registry"
-                )
-            media_type = (response.headers.get("Content-Type") or MANIFEST_TYPES[0]).split(";")[0]
-            self._manifests[reference] = (response.body, media_type)
-        return self._manifests[reference]
-
-    def copy_manifest(
-        self, source: str, tag: str, manifest: tuple[bytes, str] | None = None
-    ) -> str:
-        """Point `tag` at the manifest `source` (a tag or digest) the registry already holds:
-        a PUT of its bytes (read once, or given), no layer traffic. Returns the digest."""
-        body, media_type = manifest or self.raw_manifest(source)
-        path = f"/v2/{self.repository.path}/manifests/{tag}"
-        put = self._request("PUT", path, body=body, content_type=media_type)
-        self._check(put, f"tag {tag} in")
-        return _verified_digest(_Response(put.status, put.headers, body), f"{tag} (copied)")
-
-    def digest(self, tag: str) -> str | None:
-        """The manifest digest under `tag` — the sha256 of the bytes the registry sends,
-        checked against its header — or None when the tag is not there."""
-        response = self._manifest("GET", tag)
-        if response is None:
-            return None
-        return _verified_digest(response, self.repository.canonical(tag))
-
-    def image_record(self, reference: str) -> ImageRecord | None:
-        """What the registry holds under a tag or digest: the manifest's digest (the sha256
-        of its bytes), and for a single image its config digest and labels (the config
-        blob is read once per digest). None when the reference does not exist."""
-        response = self._manifest("GET", reference)
-        if response is None:
-            return None
-        digest = _verified_digest(response, self.repository.canonical(reference))
-        media_type = (response.headers.get("Content-Type") or "").split(";")[0]
-        try:
-            document = json.loads(response.body)
-        except ValueError:
-            document = {}
-        media_type = document.get("mediaType") or media_type
-        self._manifests.setdefault(digest, (response.body, media_type or MANIFEST_TYPES[0]))
-        size = len(response.body)
-        if not isinstance(document, dict):
-            document = {}
-        if isinstance(document.get("manifests"), list):
-            children = tuple(
-                (str(entry.get("digest")), platform_text(entry.get("platform") or {}))
-                for entry in document["manifests"]
-                if isinstance(entry, dict)
-            )
-            return ImageRecord(digest, media_type, None, {}, children=children, size=size)
-        config = document.get("config")
-        if not isinstance(config, dict) or not config.get("digest"):
-            return ImageRecord(digest, media_type, None, {}, size=size)
-        config_digest = str(config["digest"])
-        if config_digest not in self._configs:
-            self._configs[config_digest] = json.loads(self.blob(config_digest))
-        image = self._configs[config_digest]
-        labels = (image.get("config") or {}).get("Labels") or {}
-        return ImageRecord(
-            digest,
-            media_type,
-            config_digest,
-            dict(labels),
-            platform_text(image),
-            size=size,
-            created=image.get("created"),
-        )
-
-    def put_manifest(self, reference: str, body: bytes, media_type: str) -> str:
-        """PUT a manifest (or index) under a tag or digest; returns the sha256 of `body`,
-        checked against what the registry says it stored."""
-        path = f"/v2/{self.repository.path}/manifests/{reference}"
-        put = self._request("PUT", path, body=body, content_type=media_type)
-        self._check(put, f"put a manifest as {reference} in")
-        digest = _verified_digest(_Response(put.status, put.headers, body), reference)
-        self._manifests.setdefault(digest, (body, media_type))
-        return digest
-
-    def blob(self, digest: str) -> bytes:
-        """A blob's bytes, checked against its digest. A redirect to storage elsewhere is
-        followed without our credentials."""
-        response = self._request("GET", f"/v2/{self.repository.path}/blobs/{digest}")
-        if response.status in (301, 302, 303, 307, 308) and response.headers.get("Location"):
-            location = urllib.parse.urljoin(self.base_url, response.headers["Location"])
-            response = self._open_urllib(urllib.request.Request(location))
-        self._check(response, f"read blob {digest[:19]} of")
-        found = "sha256:" + hashlib.sha256(response.body).hexdigest()
-        if found != digest:
-            raise RegistryError(
-                f"registry {self.repository.registry} sent blob {digest[:19]} of "
-                f"{self.repository} with other content ({found[:19]})",
-                transient=True,
-            )
-        return response.body
-
-    def _check(self, response: _Response, action: str) -> None:
-        if 200 <= response.status < 300:
-            return
-        if response.status == 403:
-            raise AuthError(
-                f"registry {self.repository.registry} denied access to {self.repository}; "
-                "check that the token may read it"
-            )
-        failure = RegistryError(
-            f"cannot {action} {self.repository}: registry answered HTTP {response.status}"
-        )
-        if response.status == 429 or response.status >= 500:
-            raise mark_transient(failure, _retry_after(response.headers.get("Retry-After")))
-        raise failure
-
-    def send(self, method: str, path: str, *, accept: str | None = None) -> _Response:
-        """Any request to this registry's API (`/v2/…`) with the client's login, answered as it
-        came: status, headers, body. Raises `AuthError` only on a 401 after logging in.
-        (Used by prune.py for config blobs and deletes, and ratelimit.py for its HEAD.)"""
-        return self._request(method, path, accept=accept)
 
 
 MANIFEST_LIST = MANIFEST_TYPES[1]
@@ -446,17 +121,569 @@ def platform_text(platform: Mapping[str, object]) -> str:
     return "/".join(parts)
 
 
-def _verified_digest(response: _Response, what: str) -> str:
-    """The sha256 of the manifest bytes; a `Docker-Content-Digest` header that names another
-    digest is an error, never believed."""
-    digest = "sha256:" + hashlib.sha256(response.body).hexdigest()
-    claimed = response.headers.get("Docker-Content-Digest")
-    if claimed and claimed != digest:
-        raise VerifyError(
-            f"the registry says {what} is {claimed[:19]}…, but its manifest bytes hash to "
-            f"{digest[:19]}…; refusing to trust the header"
+def copy_unsupported(error: HubError) -> bool:
+    """Whether a failed `copy_manifest` means "this registry does not copy like that" (push the
+    tag through the daemon instead) rather than a refusal or a fault."""
+    return not error.transient and error.status in COPY_UNSUPPORTED
+
+
+def sha256_digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class _Response:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Redirects come back as responses: `_request` decides where credentials may go."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+class RegistryClient:
+    def __init__(
+        self,
+        repository: Repository,
+        username: str | None,
+        token: str | None,
+        *,
+        timeout: float = 30,
+        base_url: str | None = None,
+        deadline: Callable[[], float] | None = None,
+    ) -> None:
+        self.repository = repository
+        self.base_url = base_url or registry_base_url(repository.registry)
+        self._username, self._token = username, token
+        self._timeout = timeout
+        self._deadline = deadline
+        self._authorization: str | None = None
+        self._bearer: dict[str, str] | None = None  # the Bearer challenge's parameters
+        # raw_manifest's cache: digest → (body, media type); what a digest names never changes
+        self._manifests: dict[str, tuple[bytes, str]] = {}
+        self._configs: dict[str, dict[str, Any]] = {}  # config blobs by digest, shared by forks
+        self._connection: http.client.HTTPConnection | None = None
+        parts = urllib.parse.urlsplit(self.base_url)
+        self._netloc, self._https = parts.netloc, parts.scheme == "https"
+        # One kept-open connection to the registry, unless a proxy is configured for it.
+        proxies = urllib.request.getproxies()
+        self._direct = not proxies or bool(urllib.request.proxy_bypass(parts.hostname or ""))
+
+    def fork(self) -> RegistryClient:
+        """A client of its own connection for another thread, starting with this one's
+        authorization (no new login round trip) and the manifests it has read."""
+        twin = RegistryClient(
+            self.repository,
+            self._username,
+            self._token,
+            timeout=self._timeout,
+            base_url=self.base_url,
+            deadline=self._deadline,
         )
-    return digest
+        twin._authorization, twin._bearer = self._authorization, self._bearer
+        twin._manifests = dict(self._manifests)
+        twin._configs = self._configs
+        return twin
+
+    # --- transport -----------------------------------------------------------------------
+
+    def _wait(self) -> float:
+        """How long the next request may wait: `timeout`, within what is left of the budget."""
+        left = self._deadline() if self._deadline is not None else self._timeout
+        return max(_MIN_WAIT, min(self._timeout, left))
+
+    def connect(self) -> None:
+        """Open the kept-open connection now (TCP, and TLS for https), before a request."""
+        if self._direct and self._connection is None:
+            self._connection = self._new_connection(self._wait())
+            try:
+                self._connection.connect()
+            except OSError as error:
+                self.close()
+                raise self._unreachable(error) from None
+
+    def _new_connection(self, timeout: float) -> http.client.HTTPConnection:
+        kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+        return kind(self._netloc, timeout=timeout)
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def _basic(self) -> str:
+        raw = f"{self._username or ''}:{self._token or ''}".encode()
+        return "Basic " + base64.b64encode(raw).decode("ascii")
+
+    def _open(self, request: urllib.request.Request) -> _Response:
+        if self._direct and urllib.parse.urlsplit(request.full_url).netloc == self._netloc:
+            return self._open_kept(request)
+        return self._open_urllib(request)
+
+    def _open_kept(self, request: urllib.request.Request) -> _Response:
+        """The request over the kept-open connection. A connection the registry closed while
+        idle is replaced before anything is sent; a request that fails is not sent again."""
+        wait = self._wait()
+        if self._connection is not None and _closed_by_peer(self._connection):
+            self.close()
+        if self._connection is None:
+            self._connection = self._new_connection(wait)
+        connection = self._connection
+        connection.timeout = wait
+        if connection.sock is not None:
+            connection.sock.settimeout(wait)
+        split = urllib.parse.urlsplit(request.full_url)
+        target = split.path + (f"?{split.query}" if split.query else "")
+        headers = dict(request.header_items())
+        try:
+            connection.request(request.get_method(), target, body=request.data, headers=headers)
+            response = connection.getresponse()
+            body = response.read()
+        except (http.client.HTTPException, OSError) as error:
+            self.close()
+            raise self._unreachable(error, wait) from None
+        if response.getheader("Connection", "").lower() == "close":
+            self.close()
+        return _Response(response.status, response.headers, body)
+
+    def _open_urllib(self, request: urllib.request.Request) -> _Response:
+        wait = self._wait()
+        opener = urllib.request.build_opener(_NoRedirects)
+        try:
+            with opener.open(request, timeout=wait) as response:
+                return _Response(response.status, response.headers, response.read())
+        except urllib.error.HTTPError as error:
+            return _Response(error.code, error.headers, error.read())
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
+            raise self._unreachable(error, wait) from None
+
+    def _unreachable(self, error: BaseException, wait: float | None = None) -> RegistryError:
+        reason = getattr(error, "reason", error)
+        if isinstance(reason, TimeoutError) and wait is not None:
+            reason = f"no answer within {wait:.0f}s"
+        elif isinstance(reason, OSError) and reason.strerror:
+            reason = reason.strerror.lower()
+        elif isinstance(reason, http.client.RemoteDisconnected):
+            reason = "the connection was closed without an answer"
+        elif isinstance(reason, http.client.IncompleteRead):
+            reason = "the answer was cut short"
+        return RegistryError(
+            f"cannot reach registry {self.repository.registry} ({self.base_url}): {reason}",
+            transient=True,
+        )
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+    ) -> _Response:
+        """One request, following redirects for reads; our credentials go only to the
+        registry's own address."""
+        for _ in range(_MAX_REDIRECTS + 1):
+            request = urllib.request.Request(url, data=body, method=method)
+            for name, value in headers.items():
+                request.add_header(name, value)
+            request.add_header("User-Agent", _user_agent())
+            own = urllib.parse.urlsplit(url).netloc == self._netloc
+            if self._authorization and own:
+                request.add_unredirected_header("Authorization", self._authorization)
+            response = self._open(request)
+            location = response.headers.get("Location")
+            if response.status not in _REDIRECTS or method not in ("GET", "HEAD") or not location:
+                return response
+            url = urllib.parse.urljoin(url, location)
+        return response
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        accept: str | None = None,
+        body: bytes | None = None,
+        content_type: str | None = None,
+    ) -> _Response:
+        """A request to the registry (`path`, or a full URL it gave us), answering its
+        authentication challenge once. Raises `AuthError(status=401)` when the credentials
+        (or a freshly fetched token) are rejected."""
+        url = path if "://" in path else f"{self.base_url}{path}"
+        headers = {k: v for k, v in (("Accept", accept), ("Content-Type", content_type)) if v}
+        sent = self._authorization
+        response = self._send(method, url, headers, body)
+        if response.status == 401 and not (sent or "").startswith("Basic "):
+            # No credentials yet, or a token that may have expired or lack this scope.
+            self._authenticate(response.headers.get("WWW-Authenticate", ""))
+            response = self._send(method, url, headers, body)
+        if response.status == 401:
+            raise AuthError(
+                f"registry {self.repository.registry} rejected the credentials of user "
+                f"'{self._username}'; check HUB_USERNAME and HUB_TOKEN",
+                status=401,
+            )
+        return response
+
+    # --- authentication --------------------------------------------------------------------
+
+    def _authenticate(self, challenge: str) -> None:
+        scheme, params = parse_challenge(challenge)
+        if scheme == "basic" or not scheme:
+            self._authorization = self._basic()
+            return
+        if scheme != "bearer" or "realm" not in params:
+            raise RegistryError(
+                f"registry {self.repository.registry} asked for unsupported authentication "
+                f"'{challenge[:60]}'"
+            )
+        self._bearer = params
+        scope = params.get("scope") or f"repository:{self.repository.path}:pull"
+        self._authorization = f"Bearer {self._fetch_token(params, scope)}"
+
+    def _fetch_token(self, params: Mapping[str, str], scope: str) -> str:
+        """A token for `scope` from the Bearer realm, asked with our credentials."""
+        query = urllib.parse.urlencode({"service": params.get("service", ""), "scope": scope})
+        request = urllib.request.Request(f"{params['realm']}?{query}")
+        request.add_header("User-Agent", _user_agent())
+        if self._username and self._token:
+            request.add_unredirected_header("Authorization", self._basic())
+        response = self._open(request)
+        if response.status in (401, 403):
+            raise AuthError(
+                f"the token service of {self.repository.registry} rejected the credentials of "
+                f"'{self._username}'; check HUB_USERNAME and HUB_TOKEN",
+                status=response.status,
+            )
+        try:
+            body = json.loads(response.body)
+            token = body.get("token") or body.get("access_token")
+        except (ValueError, AttributeError):
+            token = None
+        if response.status != 200 or not token:
+            raise RegistryError(
+                f"the token service of {self.repository.registry} answered {response.status} "
+                "without a token",
+                status=response.status,
+                transient=response.status == 429 or response.status >= 500,
+            )
+        return str(token)
+
+    def check_credentials(self) -> None:
+        """Log in for real, as `docker login` does: `GET /v2/` and answer its challenge
+        (Basic, or a token from the Bearer realm). Raises `AuthError` when the registry
+        rejects the credentials, a transient `RegistryError` when it is unwell."""
+        if not (self._username and self._token):
+            raise AuthError("HUB_USERNAME and HUB_TOKEN are needed to log in")
+        self._check(self._request("GET", "/v2/"), "log in to")
+
+    def check_push_access(self) -> None:
+        """Whether these credentials may push to the repository, asked without pushing.
+
+        With a Bearer token service: a token for `pull,push`, whose granted `access` (the JWT
+        payload; the signature is not checked) must include push. Otherwise, or when the token
+        is not a JWT: a blob upload opened and cancelled at once (`POST …/blobs/uploads/`,
+        `DELETE` its location). Raises `AuthError(status=403)` when they may not push."""
+        if self._authorization is None:
+            self.check_credentials()
+        if self._bearer is not None:
+            token = self._fetch_token(self._bearer, f"repository:{self.repository.path}:pull,push")
+            granted = _granted_actions(token, self.repository.path)
+            if granted is not None and "push" not in granted:
+                actions = ",".join(sorted(granted)) or "nothing"
+                raise self._may_not_push(f"the token service granted {actions}")
+            if granted is not None:
+                self._authorization = f"Bearer {token}"
+                return
+        try:
+            opened = self._request("POST", f"/v2/{self.repository.path}/blobs/uploads/")
+        except AuthError:
+            raise self._may_not_push("HTTP 401 to opening an upload") from None
+        if opened.status in (401, 403):
+            raise self._may_not_push(f"HTTP {opened.status} to opening an upload")
+        self._check(opened, "open an upload in")
+        location = opened.headers.get("Location")
+        if location:
+            self._request("DELETE", urllib.parse.urljoin(self.base_url + "/", location))
+
+    def _may_not_push(self, why: str) -> AuthError:
+        return AuthError(
+            f"the token of '{self._username}' may not push to {self.repository} ({why}); "
+            "use a token with write access to that repository",
+            status=403,
+        )
+
+    def ping(self) -> int:
+        """The HTTP status of `GET /v2/` without credentials: any answer means reachable."""
+        return self._open(urllib.request.Request(f"{self.base_url}/v2/")).status
+
+    # --- reads -------------------------------------------------------------------------------
+
+    def tags(self) -> list[str]:
+        """Every tag of the repository (following pagination); [] when it does not exist."""
+        path: str | None = f"/v2/{self.repository.path}/tags/list?n={_PAGE_SIZE}"
+        found: list[str] = []
+        while path:
+            response = self._request("GET", path)
+            if response.status == 404:
+                return []
+            self._check(response, "list the tags of")
+            try:
+                found.extend(json.loads(response.body).get("tags") or [])
+            except ValueError:
+                raise RegistryError(
+                    f"registry {self.repository.registry} sent an unreadable tag list"
+                ) from None
+            path = _next_link(response.headers.get("Link"))
+        return found
+
+    def named(self, reference: str) -> str:
+        """`registry/path:tag`, or `registry/path@sha256:…` for a digest."""
+        if reference.startswith("sha256:"):
+            return f"{self.repository}@{reference}"
+        return self.repository.canonical(reference)
+
+    def _manifest(self, reference: str, after_push: bool) -> tuple[_Response, str] | None:
+        """GET a manifest with the types we understand, and its digest (the sha256 of the
+        bytes, checked against the registry's header and a digest reference); None when it
+        is not there. `after_push`: we have just pushed it, so a 404 is the registry's
+        read-after-write lag, a transient `VerifyError` the retry policy tries again."""
+        path = f"/v2/{self.repository.path}/manifests/{reference}"
+        response = self._request("GET", path, accept=", ".join(MANIFEST_TYPES))
+        if response.status == 404:
+            if after_push:
+                raise VerifyError(
+                    f"{self.named(reference)} is not in the registry (yet?) although it was "
+                    "just pushed",
+                    status=404,
+                    transient=True,
+                )
+            return None
+        self._check(response, f"read {reference} of")
+        digest = self._checked_digest(response, response.body, self.named(reference))
+        if reference.startswith("sha256:") and digest != reference:
+            raise DigestMismatchError(
+                f"registry {self.repository.registry} answered {self.named(reference)} with a "
+                f"manifest whose sha256 is {digest}"
+            )
+        return response, digest
+
+    def _checked_digest(self, response: _Response, body: bytes, what: str) -> str:
+        """The sha256 of `body`; the registry's `Docker-Content-Digest`, if any, must agree."""
+        digest = sha256_digest(body)
+        claimed = response.headers.get("Docker-Content-Digest")
+        if claimed and claimed.strip() != digest:
+            raise DigestMismatchError(
+                f"registry {self.repository.registry} says {what} is {claimed.strip()}, but "
+                f"the manifest's sha256 is {digest}; not trusting it"
+            )
+        return digest
+
+    def image_record(self, reference: str, *, after_push: bool = False) -> ImageRecord | None:
+        """What the registry holds under a tag or digest: the manifest's digest (the sha256
+        of its bytes) and size; for an index its entries' digests and platforms; for a single
+        image its config digest, labels, platform and creation time (the config blob is read
+        once per digest). None when the reference does not exist."""
+        found = self._manifest(reference, after_push)
+        if found is None:
+            return None
+        response, digest = found
+        try:
+            document = json.loads(response.body)
+        except ValueError:
+            document = {}
+        if not isinstance(document, dict):
+            document = {}
+        header_type = (response.headers.get("Content-Type") or "").split(";")[0]
+        media_type = str(document.get("mediaType") or header_type or MANIFEST_TYPES[0])
+        self._manifests.setdefault(digest, (response.body, media_type))
+        size = len(response.body)
+        if isinstance(document.get("manifests"), list):
+            children = tuple(
+                (str(entry.get("digest")), platform_text(entry.get("platform") or {}))
+                for entry in document["manifests"]
+                if isinstance(entry, dict)
+            )
+            return ImageRecord(digest, media_type, None, {}, children=children, size=size)
+        config = document.get("config")
+        if not isinstance(config, dict) or not config.get("digest"):
+            return ImageRecord(digest, media_type, None, {}, size=size)
+        config_digest = str(config["digest"])
+        if config_digest not in self._configs:
+            try:
+                image = json.loads(self.blob(config_digest))
+            except ValueError:
+                raise RegistryError(f"{self.named(reference)} has an unreadable config") from None
+            self._configs[config_digest] = image if isinstance(image, dict) else {}
+        image = self._configs[config_digest]
+        labels = (image.get("config") or {}).get("Labels") or {}
+        return ImageRecord(
+            digest,
+            media_type,
+            config_digest,
+            dict(labels),
+            platform_text(image),
+            size=size,
+            created=image.get("created"),
+        )
+
+    def digest(self, tag: str, *, after_push: bool = False) -> str | None:
+        """The digest of the manifest under `tag` (read whole and hashed), or None."""
+        found = self._manifest(tag, after_push)
+        return found[1] if found else None
+
+    def raw_manifest(self, reference: str, *, after_push: bool = False) -> tuple[bytes, str]:
+        """The manifest bytes and media type under a tag or digest (digests cached)."""
+        if reference not in self._manifests:
+            found = self._manifest(reference, after_push)
+            if found is None:
+                raise RegistryError(f"{self.named(reference)} is not in the registry", status=404)
+            response = found[0]
+            media_type = (response.headers.get("Content-Type") or MANIFEST_TYPES[0]).split(";")[0]
+            if not reference.startswith("sha256:"):
+                return response.body, media_type
+            self._manifests[reference] = (response.body, media_type)
+        return self._manifests[reference]
+
+    def blob(self, digest: str) -> bytes:
+        """The bytes of a blob (e.g. an image config), checked against their digest."""
+        if not _DIGEST.match(digest):
+            raise RegistryError(f"'{digest}' is not a sha256 digest")
+        response = self._request("GET", f"/v2/{self.repository.path}/blobs/{digest}")
+        if response.status == 404:
+            raise RegistryError(f"blob {self.named(digest)} is not in the registry", status=404)
+        self._check(response, f"read blob {digest} of")
+        if sha256_digest(response.body) != digest:
+            raise DigestMismatchError(
+                f"registry {self.repository.registry} answered blob {digest} with bytes whose "
+                f"sha256 is {sha256_digest(response.body)}"
+            )
+        return response.body
+
+    def rate_limit_wait(self, reference: str = "latest") -> float | None:
+        """Seconds the registry asks us to wait, read from a manifest HEAD of our own:
+        `Retry-After`, else `RateLimit-Reset` / `X-RateLimit-Reset` once `RateLimit-Remaining`
+        is 0 or the answer is a 429. None when it says nothing."""
+        path = f"/v2/{self.repository.path}/manifests/{reference}"
+        response = self._request("HEAD", path, accept=", ".join(MANIFEST_TYPES))
+        return rate_limit_wait(response.status, response.headers)
+
+    # --- writes ------------------------------------------------------------------------------
+
+    def copy_manifest(
+        self, source: str, tag: str, manifest: tuple[bytes, str] | None = None
+    ) -> str:
+        """Point `tag` at the manifest `source` (a tag or digest) the registry already holds:
+        a PUT of its bytes (read once, or given), no layer traffic. Returns the sha256 of the
+        bytes sent, which the registry's answer must agree with. Errors carry the `status`
+        (`copy_unsupported` tells which ones mean "push it through the daemon instead")."""
+        body, media_type = manifest or self.raw_manifest(source)
+        path = f"/v2/{self.repository.path}/manifests/{tag}"
+        try:
+            put = self._request("PUT", path, body=body, content_type=media_type)
+        except AuthError:
+            raise self._may_not_push(f"HTTP 401 to the manifest PUT of {tag}") from None
+        if put.status in (401, 403):
+            raise self._may_not_push(f"HTTP {put.status} to the manifest PUT of {tag}")
+        self._check(put, f"tag {tag} in")
+        return self._checked_digest(put, body, self.named(tag))
+
+    def put_manifest(self, reference: str, body: bytes, media_type: str) -> str:
+        """PUT a manifest (or index) under a tag or digest; returns the sha256 of `body`,
+        which the registry's answer must agree with."""
+        path = f"/v2/{self.repository.path}/manifests/{reference}"
+        try:
+            put = self._request("PUT", path, body=body, content_type=media_type)
+        except AuthError:
+            raise self._may_not_push(f"HTTP 401 to the manifest PUT of {reference}") from None
+        if put.status in (401, 403):
+            raise self._may_not_push(f"HTTP {put.status} to the manifest PUT of {reference}")
+        self._check(put, f"put a manifest as {reference} in")
+        digest = self._checked_digest(put, body, self.named(reference))
+        self._manifests.setdefault(digest, (body, media_type))
+        return digest
+
+    def send(self, method: str, path: str, *, accept: str | None = None) -> _Response:
+        """Any request to this registry's API (`/v2/…`) with the client's login, answered as it
+        came: status, headers, body. Raises `AuthError` only on a 401 after logging in.
+        (Used by prune.py for deletes and ratelimit.py for its HEAD.)"""
+        return self._request(method, path, accept=accept)
+
+    def _check(self, response: _Response, action: str) -> None:
+        if 200 <= response.status < 300:
+            return
+        if response.status == 403:
+            raise AuthError(
+                f"registry {self.repository.registry} denied access to {self.repository}; "
+                "check that the token may read it",
+                status=403,
+            )
+        transient = response.status == 429 or response.status >= 500
+        raise RegistryError(
+            f"cannot {action} {self.repository}: registry answered HTTP {response.status}",
+            status=response.status,
+            transient=transient,
+            retry_after=rate_limit_wait(response.status, response.headers) if transient else None,
+        )
+
+
+def _closed_by_peer(connection: http.client.HTTPConnection) -> bool:
+    """Whether an idle kept-open connection has something to read: the registry closed it
+    (or sent what nobody asked for); either way it cannot carry the next request."""
+    sock = connection.sock
+    if sock is None:
+        return False
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
+def _granted_actions(token: str, path: str) -> set[str] | None:
+    """The actions a JWT's `access` claim grants on repository `path`; None when the token is
+    not a JWT with such a claim (an opaque token tells us nothing)."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, binascii.Error):
+        return None
+    access = payload.get("access") if isinstance(payload, dict) else None
+    if not isinstance(access, list):
+        return None
+    return {
+        str(action)
+        for entry in access
+        if isinstance(entry, dict)
+        and entry.get("type") == "repository"
+        and entry.get("name") == path
+        for action in entry.get("actions") or ()
+    }
+
+
+def rate_limit_wait(status: int, headers: Mapping[str, str]) -> float | None:
+    """Seconds a registry's answer asks us to wait: `Retry-After` (seconds or an HTTP date),
+    else the reset of a used-up limit (`RateLimit-Reset` in seconds, `X-RateLimit-Reset` in
+    seconds or as a Unix time) when the answer is a 429 or `RateLimit-Remaining` is 0."""
+    after = _retry_after(headers.get("Retry-After"))
+    if after is not None:
+        return after
+    remaining = (headers.get("RateLimit-Remaining") or "").split(";")[0].strip()
+    if status != 429 and remaining != "0":
+        return None
+    for name in ("RateLimit-Reset", "X-RateLimit-Reset"):
+        value = (headers.get(name) or "").split(";")[0].strip()
+        if value.replace(".", "", 1).isdigit():
+            import time
+
+            seconds = float(value)
+            return max(0.0, seconds - time.time()) if seconds > 1e9 else seconds
+    return None
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -485,3 +712,18 @@ def _next_link(header: str | None) -> str | None:
         return None
     parsed = urllib.parse.urlsplit(match.group(1))
     return parsed.path + (f"?{parsed.query}" if parsed.query else "")
+
+
+_AGENT: list[str] = []
+
+
+def _user_agent() -> str:
+    """`hubtasks/<version>`: a registry (or a test's proxy) can tell our requests apart."""
+    if not _AGENT:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            _AGENT.append(f"hubtasks/{version('hubtasks')}")
+        except PackageNotFoundError:
+            _AGENT.append("hubtasks")
+    return _AGENT[0]

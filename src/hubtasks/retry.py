@@ -1,13 +1,20 @@
-"""Retries that are safe: transient failures only, exponential backoff with jitter, bounded
-in attempts and in total time.
+"""Retries that are safe: failures marked transient where they were made, exponential backoff
+with jitter, bounded in attempts and in time.
 
-Never retried: 401/403/denied/not found (Docker Hub locks a username for minutes after repeated
-failed logins) and anything the caller did not mark transient. The Docker daemon already
-retries each layer upload itself; these retries wrap whole operations around that.
+Nothing here reads messages: an error says whether it is worth another try (`transient`) and
+how long the server asked us to wait (`retry_after`). Never retried: rejected credentials,
+denied access, not found (Docker Hub locks a username for minutes after repeated failed
+logins). The Docker daemon already retries each layer upload itself; these retries wrap whole
+operations around that.
+
+The time budget belongs to one operation (a login, a read of one tag, one tag's push or copy,
+a verify): it starts when the operation starts, and its attempts, the waits between them and
+each request's own timeout (`remaining()`) all fit inside it.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,45 +24,6 @@ from .errors import HubError
 
 T = TypeVar("T")
 
-_TRANSIENT_MARKERS = (
-    "connection refused",
-    "connection reset",
-    "broken pipe",
-    "eof",
-    "timeout",
-    "timed out",
-    "i/o timeout",
-    "no route to host",
-    "temporarily unavailable",
-    "service unavailable",
-    "bad gateway",
-    "gateway timeout",
-    "internal server error",
-    "toomanyrequests",
-    "too many requests",
-    " 500 ",
-    " 502 ",
-    " 503 ",
-    " 504 ",
-    " 429 ",
-    "http 500",
-    "http 502",
-    "http 503",
-    "http 504",
-    "http 429",
-)
-_PERMANENT_MARKERS = (
-    "unauthorized",
-    "authentication required",
-    "denied",
-    "forbidden",
-    "not found",
-    "unknown",
-    "401",
-    "403",
-    "404",
-)
-
 
 def _random() -> float:
     import random
@@ -63,17 +31,9 @@ def _random() -> float:
     return random.random()
 
 
-def is_transient(message: str) -> bool:
-    """Whether a failure message describes something worth trying again."""
-    text = f" {message.lower()} "
-    if any(marker in text for marker in _PERMANENT_MARKERS):
-        return False
-    return any(marker in text for marker in _TRANSIENT_MARKERS)
-
-
 @dataclass
 class RetryPolicy:
-    """`attempts` tries at most, and no new try once `budget` seconds have gone by."""
+    """`attempts` tries at most per operation, all within `budget` seconds of its start."""
 
     attempts: int = 5
     budget: float = 120.0
@@ -82,7 +42,10 @@ class RetryPolicy:
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
     jitter: Callable[[], float] = field(default_factory=lambda: _random)
-    started: float | None = field(default=None)
+    # The deadlines of the operations running on each thread (innermost last).
+    _running: threading.local = field(
+        default_factory=threading.local, init=False, repr=False, compare=False
+    )
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Full-jitter exponential backoff; a server's Retry-After is a floor."""
@@ -91,9 +54,12 @@ class RetryPolicy:
         return max(wait, retry_after or 0.0)
 
     def remaining(self) -> float:
-        if self.started is None:
-            self.started = self.clock()
-        return self.budget - (self.clock() - self.started)
+        """Seconds left of the operation running on this thread (the whole budget outside one):
+        what a request or a push may still wait for an answer."""
+        deadlines = getattr(self._running, "deadlines", None)
+        if not deadlines:
+            return self.budget
+        return deadlines[-1] - self.clock()
 
     def call(
         self,
@@ -102,7 +68,22 @@ class RetryPolicy:
         what: str,
         on_retry: Callable[[str], None],
     ) -> T:
-        """Run `operation`, retrying `HubError`s whose `transient` flag is set."""
+        """Run `operation`, retrying `HubError`s whose `transient` flag is set, within the
+        attempts and the time budget. An operation started inside another one ends no later
+        than the outer one."""
+        deadlines = getattr(self._running, "deadlines", None)
+        if deadlines is None:
+            deadlines = self._running.deadlines = []
+        deadline = self.clock() + self.budget
+        deadlines.append(min([deadline, *deadlines[-1:]]))
+        try:
+            return self._attempts(operation, what, on_retry)
+        finally:
+            deadlines.pop()
+
+    def _attempts(
+        self, operation: Callable[[], T], what: str, on_retry: Callable[[str], None]
+    ) -> T:
         attempt = 1
         while True:
             try:
@@ -110,22 +91,26 @@ class RetryPolicy:
             except HubError as error:
                 if not error.transient:
                     raise
-                left = self.remaining()
                 wait = self.delay(attempt, error.retry_after)
-                if attempt >= self.attempts or wait > left:
-                    why = (
-                        f"{attempt} attempts"
-                        if attempt >= self.attempts
-                        else f"the {self.budget:.0f}s retry budget"
-                    )
-                    raise error.evolve(f"{error} (gave up after {why})") from None
+                why = self._give_up(attempt, wait, error.retry_after)
+                if why:
+                    raise error.evolve(f"{error} (gave up {why})") from None
                 on_retry(
                     f"{what} failed: {error}; retry {attempt + 1}/{self.attempts} in {wait:.1f}s"
                 )
                 self.sleep(wait)
                 attempt += 1
 
-
-def mark_transient(error: HubError, retry_after: float | None = None) -> HubError:
-    """The same error, marked worth retrying (prefer `transient=True` where it is made)."""
-    return error.evolve(transient=True, retry_after=retry_after)
+    def _give_up(self, attempt: int, wait: float, retry_after: float | None) -> str | None:
+        """Why there is no next attempt, or None when there is one."""
+        if attempt >= self.attempts:
+            return f"after {attempt} attempts"
+        left = self.remaining()
+        if wait <= left:
+            return None
+        if retry_after is not None and retry_after >= wait:
+            return (
+                f"at once: the registry asked to wait {retry_after:.0f}s, more than the "
+                f"{max(left, 0):.0f}s left of the {self.budget:.0f}s retry budget"
+            )
+        return f"after the {self.budget:.0f}s retry budget"

@@ -110,7 +110,10 @@ class Session:
                 from .registry import RegistryClient  # urllib & co. only when needed
 
                 self._registries[key] = RegistryClient(
-                    repository, settings.username, settings.token
+                    repository,
+                    settings.username,
+                    settings.token,
+                    deadline=self.policy.remaining if self.policy else None,
                 )
         return self._registries[key]
 

@@ -59,11 +59,17 @@ class FakeRegistry:
     def check_credentials(self) -> None:
         self.store.calls["check_credentials"] += 1
 
+    def check_push_access(self) -> None:
+        self.store.calls["check_push_access"] += 1
+
+    def rate_limit_wait(self, reference: str = "latest") -> float | None:
+        return None
+
     def tags(self) -> list[str]:
         self.store.calls["tags"] += 1
         return sorted(self.store.tags)
 
-    def image_record(self, reference: str) -> ImageRecord | None:
+    def image_record(self, reference: str, *, after_push: bool = False) -> ImageRecord | None:
         self.store.calls["image_record"] += 1
         digest = self.store.tags.get(reference, reference)
         if digest not in self.store.manifests:
@@ -95,7 +101,7 @@ class FakeRegistry:
         self.store.tags[reference] = sha(body)
         return sha(body)
 
-    def raw_manifest(self, reference: str) -> tuple[bytes, str]:
+    def raw_manifest(self, reference: str, *, after_push: bool = False) -> tuple[bytes, str]:
         self.store.calls["raw_manifest"] += 1
         digest = self.store.tags.get(reference, reference)
         return self.store.manifests[digest], MANIFEST_TYPE
@@ -107,7 +113,7 @@ class FakeRegistry:
         self.store.tags[tag] = sha(body)
         return sha(body)
 
-    def digest(self, tag: str) -> str | None:
+    def digest(self, tag: str, *, after_push: bool = False) -> str | None:
         self.store.calls["digest"] += 1
         digest = self.store.tags.get(tag)
         return sha(self.store.manifests[digest]) if digest else None
@@ -160,7 +166,9 @@ class FakeDaemon:
         self.calls["tag"] += 1
         self.local_tags[repository.ref(tag)] = image
 
-    def push(self, repository, tag, auth_config, *, on_progress) -> str:
+    def push(
+        self, repository, tag, auth_config, *, on_progress, stall_timeout=None, rate_limit_wait=None
+    ) -> str:
         self.calls["push"] += 1
         image_id = self.local_tags[repository.ref(tag)]
         config = self._configs[image_id]

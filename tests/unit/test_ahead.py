@@ -27,15 +27,6 @@ from hubtasks.settings import Settings
 USER, SECRET = "alice", "s3cret-value"
 
 
-def _manifest(name: str) -> bytes:
-    """The manifest the test registry serves under a tag: distinct bytes per tag."""
-    return b'{"schemaVersion": 2, "tag": "%s"}' % name.encode()
-
-
-def _sha(body: bytes) -> str:
-    return "sha256:" + hashlib.sha256(body).hexdigest()
-
-
 class BasicRegistry(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -65,8 +56,8 @@ class BasicRegistry(BaseHTTPRequestHandler):
         if self.headers.get("Authorization") != expected:
             return self._send(401, [("WWW-Authenticate", 'Basic realm="test"')])
         if self.path.startswith("/v2/alice/app/manifests/"):
-            body = _manifest(self.path.rsplit("/", 1)[1])
-            return self._send(200, [("Docker-Content-Digest", _sha(body))], body)
+            body = _manifest_of(self.path.rsplit("/", 1)[1])
+            return self._send(200, [("Docker-Content-Digest", _digest_of(body))], body)
         return self._send(200)
 
     do_HEAD = do_GET
@@ -78,14 +69,22 @@ class BasicRegistry(BaseHTTPRequestHandler):
             self.server.requests.append(f"PUT {self.path}")
         name = self.path.rsplit("/", 1)[1]
         if name.startswith("refused"):
-            # What a registry says when it will not take the manifest under that name.
-            return self._send(400)
+            # What a registry that takes no manifest PUTs answers (distribution: UNSUPPORTED).
+            return self._send(405)
         if name.startswith("flaky") and self.server.unwell > 0:
             with self.server.lock:
                 self.server.unwell -= 1
             return self._send(503)
         digest = "sha256:" + hashlib.sha256(body).hexdigest()
         return self._send(201, [("Docker-Content-Digest", digest)])
+
+
+def _manifest_of(name: str) -> bytes:
+    return b'{"schemaVersion": 2, "name": "%s"}' % name.encode()
+
+
+def _digest_of(body: bytes) -> str:
+    return "sha256:" + hashlib.sha256(body).hexdigest()
 
 
 @pytest.fixture
@@ -182,7 +181,7 @@ def test_each_tag_keeps_order_and_puts_errors_in_place(registry):
 
     found = each_tag(client, session, names, operation, lambda name: f"reading {name}")
     assert [str(x) if isinstance(x, RegistryError) else x for x in found] == [
-        "t4 is broken" if n == "t4" else _sha(_manifest(n)) for n in names
+        "t4 is broken" if n == "t4" else _digest_of(_manifest_of(n)) for n in names
     ]
 
 
@@ -239,7 +238,7 @@ def test_copies_the_registry_refuses_go_through_the_daemon_instead(registry, mon
     }
     assert through_daemon == ["refused-b", "refused-d"]  # each once, in order, after copies
     out = session.console.err.getvalue()
-    assert "refused-b: manifest copy refused" in out and "HTTP 400" in out
+    assert "refused-b: manifest copy refused" in out and "HTTP 405" in out
 
 
 def test_a_copy_that_meets_a_hiccup_is_retried_not_sent_to_the_daemon(registry, monkeypatch):

@@ -1,44 +1,14 @@
-"""Retry policy: what is transient, backoff growth, and the attempt and time budgets."""
+"""Retry policy: backoff growth, and the attempt and time budgets of each operation.
+
+(Which daemon messages are transient is read in `engine`: tests/unit/test_engine_errors.py.)
+"""
 
 from __future__ import annotations
 
 import pytest
 
 from hubtasks.errors import AuthError, RegistryError
-from hubtasks.retry import RetryPolicy, is_transient, mark_transient
-
-
-@pytest.mark.parametrize(
-    "message",
-    [
-        "dial tcp 127.0.0.1:5000: connect: connection refused",
-        "read: connection reset by peer",
-        "net/http: TLS handshake timeout",
-        "unexpected EOF",
-        "registry answered HTTP 503",
-        "received unexpected HTTP status: 502 Bad Gateway",
-        "toomanyrequests: rate limit",
-        "Internal Server Error",
-    ],
-)
-def test_transient(message):
-    assert is_transient(message)
-
-
-@pytest.mark.parametrize(
-    "message",
-    [
-        "unauthorized: authentication required",
-        "denied: requested access is forbidden",
-        "manifest unknown",
-        "registry answered HTTP 404",
-        "HTTP 401 after timeout",
-        "name unknown: repository name not known to registry",
-        "invalid tag",
-    ],
-)
-def test_permanent(message):
-    assert not is_transient(message)
+from hubtasks.retry import RetryPolicy
 
 
 class Clock:
@@ -61,7 +31,7 @@ def test_retries_transient_failures_with_growing_delays_until_success():
     def flaky():
         calls.append(1)
         if len(calls) < 4:
-            raise mark_transient(RegistryError("registry answered HTTP 503"))
+            raise RegistryError("registry answered HTTP 503", transient=True)
         return "ok"
 
     policy = _policy(clock, attempts=5, base_delay=0.5)
@@ -79,7 +49,7 @@ def test_retry_after_is_a_floor():
     def limited():
         calls.append(1)
         if len(calls) == 1:
-            raise mark_transient(RegistryError("HTTP 429"), retry_after=7)
+            raise RegistryError("HTTP 429", transient=True, retry_after=7)
         return "ok"
 
     assert policy.call(limited, what="x", on_retry=lambda line: None) == "ok"
@@ -102,7 +72,7 @@ def test_gives_up_after_the_attempts():
     clock = Clock()
 
     def down():
-        raise mark_transient(RegistryError("connection refused"))
+        raise RegistryError("connection refused", transient=True)
 
     with pytest.raises(RegistryError, match=r"gave up after 3 attempts"):
         _policy(clock, attempts=3, base_delay=0.1).call(down, what="x", on_retry=lambda line: None)
@@ -114,7 +84,7 @@ def test_gives_up_when_the_next_wait_would_exceed_the_budget():
 
     def down():
         clock.now += 1.0  # each attempt itself takes a second
-        raise mark_transient(RegistryError("connection refused"))
+        raise RegistryError("connection refused", transient=True)
 
     with pytest.raises(RegistryError, match=r"gave up after the 5s retry budget"):
         _policy(clock, attempts=100, budget=5, base_delay=1).call(
@@ -128,3 +98,75 @@ def test_delay_has_jitter_and_a_cap():
     assert policy.delay(1) == 0.5  # half of the ceiling at the lowest jitter
     assert policy.delay(10) == 4.0  # the cap of 8, halved
     assert RetryPolicy(base_delay=1, max_delay=8, jitter=lambda: 1.0).delay(10) == 8.0
+
+
+def test_each_operation_has_its_own_budget_and_remaining_tells_what_is_left():
+    clock = Clock()
+    policy = _policy(clock, attempts=5, budget=10, base_delay=1)
+    seen = []
+
+    def slow():
+        seen.append(policy.remaining())
+        clock.now += 4
+        if len(seen) < 2:
+            raise RegistryError("HTTP 503", transient=True)
+        return "ok"
+
+    assert policy.remaining() == 10  # outside an operation: the whole budget
+    assert policy.call(slow, what="x", on_retry=lambda line: None) == "ok"
+    assert seen == [10, 5]  # 4 s of the first attempt and a 1 s wait are gone
+    assert policy.remaining() == 10
+    # The next operation starts with the whole budget again.
+    assert policy.call(policy.remaining, what="y", on_retry=lambda line: None) == 10
+
+
+def test_an_operation_inside_another_ends_no_later_than_the_outer_one():
+    clock = Clock()
+    policy = _policy(clock, budget=10)
+
+    def outer():
+        clock.now += 7
+        return policy.call(policy.remaining, what="inner", on_retry=lambda line: None)
+
+    assert policy.call(outer, what="outer", on_retry=lambda line: None) == 3
+
+
+def test_budgets_are_per_thread():
+    import threading
+
+    clock = Clock()
+    policy = _policy(clock, budget=10)
+    inside = threading.Event()
+    release = threading.Event()
+    found = []
+
+    def hold():
+        clock.now += 6
+        inside.set()
+        release.wait(5)
+        return policy.remaining()
+
+    worker = threading.Thread(
+        target=lambda: found.append(policy.call(hold, what="a", on_retry=print))
+    )
+    worker.start()
+    inside.wait(5)
+    found.append(policy.remaining())  # this thread runs no operation: the whole budget
+    release.set()
+    worker.join(5)
+    assert found == [10, 4]
+
+
+def test_a_retry_after_beyond_the_budget_gives_up_at_once_and_says_why():
+    clock = Clock()
+    calls = []
+
+    def limited():
+        calls.append(1)
+        raise RegistryError("HTTP 429", transient=True, retry_after=60)
+
+    with pytest.raises(RegistryError) as caught:
+        _policy(clock, attempts=5, budget=10).call(limited, what="x", on_retry=lambda line: None)
+    assert calls == [1] and clock.sleeps == []
+    assert "the registry asked to wait 60s, more than the 10s left" in str(caught.value)
+    assert caught.value.status is None and caught.value.transient  # fields kept
