@@ -1,6 +1,6 @@
 """hubtasks: publish Docker images with Invoke tasks.
 
-`from hubtasks import ns` in a `tasks.py` gives `inv login|build|tag|push|release`. The same
+`from hubtasks import ns` in a `tasks.py` gives `inv login|build|tag|push|release|promote`. The same
 steps are plain functions (`release(load_settings(...))`) for scripts and nox sessions.
 """
 
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
         build,
         login,
         logout,
+        promote,
         push,
         release,
         tag,
@@ -37,6 +38,7 @@ _LAZY = {
             "build",
             "login",
             "logout",
+            "promote",
             "push",
             "release",
             "tag",
@@ -82,6 +84,7 @@ __all__ = [
     "login",
     "logout",
     "ns",
+    "promote",
     "push",
     "release",
     "resolve_settings",

@@ -10,7 +10,7 @@ computed from the manifest bytes. Hooks run around each stage that runs. `releas
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from . import plan as planning
@@ -92,16 +92,25 @@ class Executor:
         self.session.hooks.run("post", facts)
 
     def push(
-        self, plan: Plan, tags: tuple[str, ...], image_ids: Mapping[str, str | None]
+        self,
+        plan: Plan,
+        tags: tuple[str, ...],
+        image_ids: Mapping[str, str | None],
+        *,
+        prepare: Callable[[], None] | None = None,
     ) -> list[PushedTag]:
         """Get the plan's tags into the registry (hooks around it) and verify them; return
-        every requested tag now at the planned image."""
+        every requested tag now at the planned image. `prepare` runs first (after the pre
+        hook) when a tag is to be written: a promotion brings the source image into the
+        repository there."""
         settings, session, repository = self.settings, self.session, self.repository
         names = [d.tag for d in plan.to_push]
         facts = facts_for("push", repository, names)
         facts.image_id = next((i for i in image_ids.values() if i), None)
         session.hooks.run("pre", facts)
         with self.watch.time("push"):
+            if names and prepare is not None:
+                prepare()
             if not names:
                 pushed = []
             elif plan.build or plan.source is None:

@@ -193,7 +193,10 @@ class RegistryClient:
         accept: str | None = None,
         body: bytes | None = None,
         content_type: str | None = None,
+        scope: str | None = None,
     ) -> _Response:
+        """One request, answering a 401 challenge once; `scope` is a token scope asked for
+        on top of the challenge's (pull on the repository a blob is mounted from)."""
         url = f"{self.base_url}{path}"
         for attempt in range(2):
             request = urllib.request.Request(url, data=body, method=method)
@@ -206,7 +209,7 @@ class RegistryClient:
             response = self._open(request)
             if response.status != 401 or attempt == 1:
                 break
-            self._authenticate(response.headers.get("WWW-Authenticate", ""))
+            self._authenticate(response.headers.get("WWW-Authenticate", ""), also=scope)
         if response.status == 401:
             raise AuthError(
                 f"registry {self.repository.registry} rejected the credentials of user "
@@ -214,7 +217,7 @@ class RegistryClient:
             )
         return response
 
-    def _authenticate(self, challenge: str) -> None:
+    def _authenticate(self, challenge: str, also: str | None = None) -> None:
         scheme, params = parse_challenge(challenge)
         if scheme == "basic" or not scheme:
             self._authorization = self._basic()
@@ -224,8 +227,12 @@ class RegistryClient:
                 f"registry {self.repository.registry} asked for unsupported authentication "
                 f"'{challenge[:60]}'"
             )
-        query = {"service": params.get("service", "")}
-        query["scope"] = params.get("scope") or f"repository:{self.repository.path}:pull"
+        # One `scope` parameter per scope, as the Docker CLI asks (a challenge may name
+        # several, space separated).
+        scopes = (params.get("scope") or f"repository:{self.repository.path}:pull").split()
+        if also and also not in scopes:
+            scopes.append(also)
+        query = [("service", params.get("service", "")), *(("scope", s) for s in scopes)]
         url = f"{params['realm']}?{urllib.parse.urlencode(query)}"
         request = urllib.request.Request(url)
         if self._username and self._token:
@@ -373,6 +380,76 @@ class RegistryClient:
         if response.status == 429 or response.status >= 500:
             raise mark_transient(failure, _retry_after(response.headers.get("Retry-After")))
         raise failure
+
+    # --- promotion: blobs and manifests written registry-side (no daemon) ------------------
+
+    def mount_blob(self, digest: str, from_repository: Repository) -> bool:
+        """Link blob `digest` of `from_repository` (same registry) into this repository:
+        `POST /v2/<this>/blobs/uploads/?mount=<digest>&from=<that>`. True when the registry
+        mounted it (201). A registry that cannot (it does not hold the blob there, or may not
+        read it for us) answers 202 and starts an upload instead; that upload is cancelled
+        (DELETE, best effort: an abandoned upload expires) and False returned, for the caller
+        to copy the bytes. The token asked for also grants pull on `from_repository`."""
+        query = urllib.parse.urlencode({"mount": digest, "from": from_repository.path})
+        response = self._request(
+            "POST",
+            f"/v2/{self.repository.path}/blobs/uploads/?{query}",
+            body=b"",
+            scope=f"repository:{from_repository.path}:pull",
+        )
+        self._check(response, f"mount blob {digest[:19]} into")
+        if response.status == 201:
+            return True
+        location = response.headers.get("Location")
+        if location:
+            try:
+                self._request("DELETE", self._upload_path(location))
+            except (RegistryError, AuthError):
+                pass
+        return False
+
+    def upload_blob(self, digest: str, data: bytes) -> None:
+        """Store `data` as blob `digest` in one monolithic upload: `POST …/blobs/uploads/`,
+        then `PUT <Location>&digest=…` with the bytes (the registry checks the digest)."""
+        start = self._request("POST", f"/v2/{self.repository.path}/blobs/uploads/", body=b"")
+        self._check(start, f"start an upload of blob {digest[:19]} to")
+        location = start.headers.get("Location")
+        if not location:
+            raise RegistryError(
+                f"registry {self.repository.registry} started an upload to {self.repository} "
+                "without a Location"
+            )
+        path = self._upload_path(location)
+        separator = "&" if "?" in path else "?"
+        query = urllib.parse.urlencode({"digest": digest})
+        put = self._request(
+            "PUT", f"{path}{separator}{query}", body=data, content_type="application/octet-stream"
+        )
+        self._check(put, f"upload blob {digest[:19]} to")
+
+    def _upload_path(self, location: str) -> str:
+        """The path and query of an upload `Location` (relative, or on this registry); an
+        upload elsewhere is refused rather than sent our credentials."""
+        target = urllib.parse.urlsplit(urllib.parse.urljoin(self.base_url + "/", location))
+        if f"{target.scheme}://{target.netloc}" != self.base_url:
+            raise RegistryError(
+                f"registry {self.repository.registry} sent an upload to {target.netloc}; "
+                "hubtasks only uploads to the registry itself"
+            )
+        return target.path + (f"?{target.query}" if target.query else "")
+
+    def put_manifest(self, reference: str, body: bytes, media_type: str) -> str:
+        """PUT manifest bytes under a tag or digest; returns their digest (the sha256 of the
+        bytes, checked against the registry's header). Every blob and child manifest it
+        names must already be in this repository."""
+        path = f"/v2/{self.repository.path}/manifests/{reference}"
+        put = self._request("PUT", path, body=body, content_type=media_type)
+        self._check(put, f"put manifest {reference[:19]} in")
+        digest = _verified_digest(
+            _Response(put.status, put.headers, body), self.repository.canonical(reference)
+        )
+        self._manifests.setdefault(digest, (body, media_type))
+        return digest
 
 
 def _verified_digest(response: _Response, what: str) -> str:

@@ -299,6 +299,65 @@ def release(
     _publish(result, session, json_)
 
 
+@task(
+    iterable=["tag"],
+    help=_help(
+        "repository",
+        "registry",
+        "semver",
+        "latest",
+        "force",
+        "dry_run",
+        *_OUT,
+        source="The image to publish, already in the registry: a tag or digest (sha256:…) of "
+        "the repository, or [REGISTRY/]namespace/name:tag (or @sha256:…) in another "
+        "repository of the same registry.",
+        tag="Tag to publish the source under; repeat for more (default: HUB_TAGS).",
+        json_=_FLAG_HELP["json"],
+    ),
+)
+def promote(
+    c,
+    source=None,
+    tag=None,
+    repository=None,
+    registry=None,
+    semver=False,
+    latest=False,
+    force=False,
+    dry_run=False,
+    quiet=False,
+    verbose=False,
+    json_=False,
+):
+    """Publish an image the registry already holds under new tags, registry-side: no Docker
+    daemon, no pull, no layer push; print REGISTRY/REPO:TAG@DIGEST per tag."""
+    settings, session = _prepare(
+        c,
+        quiet=quiet,
+        verbose=verbose,
+        tag=tag,
+        repository=repository,
+        registry=registry,
+        semver=semver,
+        latest=latest,
+    )
+
+    def run() -> api.Release:
+        if not source:
+            from .errors import ConfigError
+
+            raise ConfigError("promote needs --source: the tag, digest or image to publish")
+        return _api().promote(
+            settings, source=source, force=force, dry_run=dry_run, session=session
+        )
+
+    result = _run(run)
+    if not result.dry_run:
+        session.console.summary(result)
+    _publish(result, session, json_)
+
+
 @task(iterable=["tag"], help=_help("tag", "repository", "registry", "dockerfile", "context"))
 def doctor(c, tag=None, repository=None, registry=None, dockerfile=None, context=None):
     """Check that everything a release needs is in order; exit 0 only when it is."""
@@ -337,5 +396,5 @@ def images(c, repository=None, registry=None):
     session.console.render_images(settings.repository, rows)
 
 
-ns = Collection("hub", login, logout, build, tag_, push, release, doctor, images)
+ns = Collection("hub", login, logout, build, tag_, push, release, promote, doctor, images)
 ns.configure({"hub": config_defaults()})

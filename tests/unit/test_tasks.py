@@ -23,7 +23,7 @@ from hubtasks.console import Console
 from hubtasks.errors import ConfigError, DaemonError
 from hubtasks.settings import KEYS
 
-TASK_NAMES = {"login", "logout", "build", "tag", "push", "release", "doctor", "images"}
+TASK_NAMES = {"login", "logout", "build", "tag", "push", "release", "promote", "doctor", "images"}
 TOKEN = "supersecret-xyz"
 # HUB_TAGS is set because the throwaway project is not a git work tree (no default tag).
 GOOD_ENV = f"HUB_USERNAME=u\nHUB_TOKEN={TOKEN}\nHUB_REPOSITORY=demo\nHUB_TAGS=v1\n"
