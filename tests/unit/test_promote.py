@@ -18,6 +18,7 @@ from hubtasks.session import Session
 from hubtasks.settings import Settings
 
 from .fakes import FakeRegistry, Store
+from .test_tasks import assert_one_line_error, invoke, make_project
 
 REGISTRY = "127.0.0.1:5000"
 APP = Repository(registry=REGISTRY, path="alice/app")
@@ -237,3 +238,18 @@ def test_refusals_name_every_refused_tag_and_nothing_is_written_for_any_tag():
     plan = _promote(world, _settings("edge"), "v1.2.3-rc.1", dry_run=True).plan
     assert [d.action for d in plan.decisions] == [CREATE]
     assert REFUSE not in {d.action for d in plan.decisions}
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        ([], "promote needs --source"),
+        (["--source", "ghcr.io/u/other:v1"], "promote copies within one registry"),
+        (["--source", "sha256:abc"], "is not a digest"),
+    ],
+)
+def test_inv_promote_bad_input_is_one_line_before_any_request(tmp_path, args, fragment):
+    """Through `python -m invoke`, with DOCKER_HOST at a dead socket and docker.io (which
+    nothing here may reach) as the registry: these fail before any connection."""
+    line = assert_one_line_error(invoke(make_project(tmp_path), "promote", *args), code=2)
+    assert fragment in line
