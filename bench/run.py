@@ -18,6 +18,9 @@ Everything it creates lives in one temporary folder that is removed at the end, 
    against `python -c pass` (and against `import invoke`, hubtasks' own share).
 3. Scaling: `inv push` of 1, 5 and 20 tags; peak RSS of `inv build` with a 10 MiB and a 1 GiB
    build context, and with a 100,000-line build log.
+4. Promotion (`--only promote`): `inv promote` of a 200 MiB image to a new tag, with no daemon,
+   against `docker pull` + `docker tag` + `docker push` on a runner without the image, in the
+   same repository (P1) and into another repository of the registry (P2).
 
 Timings are wall-clock seconds of whole processes, as a person at a terminal sees them. Each
 command runs under GNU time (`/usr/bin/time`, Debian package `time`): its peak RSS is that of
@@ -65,7 +68,10 @@ RSS_REPO = "bench-rss"
 PUSH_COUNTS = (1, 5, 20)
 LOG_LINES = 100_000
 GNU_TIME = "/usr/bin/time"
-SECTIONS = ("release", "startup", "push", "memory")
+SECTIONS = ("release", "startup", "push", "memory", "promote")
+PROMOTE_REPO = "bench-promote"
+PROMOTE_MIB = 200
+NO_DAEMON = "unix:///nonexistent.sock"  # promote needs none: any use of one would fail
 LATENCY_MS = 25.0  # one way: a 50 ms round trip, about a laptop in Europe to Docker Hub
 RELEASE_DOCKERFILE = (
     f'FROM {BASE_IMAGE}\nARG NONCE=0\nCOPY payload.bin /payload.bin\nRUN echo "$NONCE" > /nonce\n'
@@ -1046,6 +1052,79 @@ class Bench:
                 b=log.b,
             )
         )
+
+    # 4. promotion ------------------------------------------------------------------------
+
+    def promote_section(self) -> None:
+        """A: `inv promote` with DOCKER_HOST at a socket that does not exist. B: what a CI
+        job without hubtasks runs on a fresh runner: pull (the image is removed first,
+        untimed), tag, push. Each repetition promotes to a new tag; P2 into a new repository
+        each time, so that both sides mount every blob rather than find it there."""
+        project = self.project(
+            "promote", PROMOTE_REPO, f"FROM {BASE_IMAGE}\nCOPY payload.bin /payload.bin\n"
+        )
+        note(f"promote: building and pushing the {PROMOTE_MIB} MiB source image once")
+        write_random(project / "payload.bin", PROMOTE_MIB * MIB)
+        source_tag = self.tag_name("promote-rc")
+        self.inv(project, "release", "--tag", source_tag, name="promote-setup")
+        (project / "payload.bin").unlink()
+        source = self.ref(PROMOTE_REPO, source_tag)
+        no_daemon = {**self.hub_env, "DOCKER_HOST": NO_DAEMON}
+        rows = {
+            "P1": (self.add(Row("P1", f"promote, {PROMOTE_MIB} MiB image, same repository",
+                                "`inv promote` (no daemon)", "`docker pull` + `tag` + `push`",
+                                "wall")), None),
+            "P2": (self.add(Row("P2", f"promote, {PROMOTE_MIB} MiB image, to another "
+                                "repository", "`inv promote` (no daemon, mounts)",
+                                "`docker pull` + `tag` + `push`", "wall")), "prod"),
+        }  # fmt: skip
+        for key, (row, suffix) in rows.items():
+
+            def promote(side: str, i: int, key: str = key, suffix: str | None = suffix) -> Sample:
+                repository = f"{PROMOTE_REPO}-{suffix}-{i}-{side.lower()}" if suffix else None
+                tag = self.tag_name(key, i, side.lower())
+                if side == "A":
+                    args = ["promote", "--source", f"{self.stack.username}/{PROMOTE_REPO}:"
+                            f"{source_tag}", "--tag", tag]  # fmt: skip
+                    args += ["--repository", repository] if repository else []
+                    sample, out = self.runner.run(
+                        [sys.executable, "-m", "invoke", *args],
+                        cwd=project,
+                        env=no_daemon,
+                        name=f"{key}-hub-{i}",
+                    )
+                    if out.count("@sha256:") != 1:
+                        raise BenchError(f"inv promote printed {out!r}, not one reference")
+                    return sample
+                self.forget_local(source)
+                target = self.ref(repository or PROMOTE_REPO, tag)
+                return self.runner.sequence(
+                    [
+                        (["docker", "pull", "-q", source], f"{key}-cli-pull-{i}"),
+                        (["docker", "tag", source, target], f"{key}-cli-tag-{i}"),
+                        (["docker", "push", target], f"{key}-cli-push-{i}"),
+                    ],
+                    cwd=project,
+                    env=self.cli_env,
+                )
+
+            self.paired(row, promote)
+
+    def forget_local(self, ref: str) -> None:
+        """Remove the image `ref` names (every tag of it) from the daemon, untimed."""
+        found = subprocess.run(
+            ["docker", "image", "inspect", "--format", "{{.Id}}", ref],
+            env=self.cli_env,
+            capture_output=True,
+            text=True,
+        )
+        if found.returncode == 0:
+            subprocess.run(
+                ["docker", "rmi", "-f", found.stdout.strip()],
+                env=self.cli_env,
+                capture_output=True,
+                check=True,
+            )
 
 
 def report(bench: Bench, machine: dict[str, str], started: float, args: argparse.Namespace) -> str:

@@ -1,7 +1,7 @@
 """hubtasks: publish Docker images with Invoke tasks.
 
-`from hubtasks import ns` in a `tasks.py` gives `inv init|login|build|tag|push|release|…`. The
-same steps are plain functions (`release(load_settings(...))`) for scripts and nox sessions.
+`from hubtasks import ns` in a `tasks.py` gives `inv init|login|build|tag|push|release|promote|…`.
+The same steps are plain functions (`release(load_settings(...))`) for scripts and nox sessions.
 
 Importing the package does nothing else: each public name below is loaded on first use (so
 `inv --list` does not pay for Docker's SDK), and only the collection `ns` brings in the Invoke
@@ -25,6 +25,7 @@ _PUBLIC = {
     "login": "api",
     "logout": "api",
     "ns": "tasks",
+    "promote": "api",
     "push": "api",
     "release": "api",
     "resolve_settings": "settings",

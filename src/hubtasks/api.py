@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import plan as planning
+from . import promotion
 from .context import dockerfile_warnings
 from .engine import remove_credentials, save_credentials
 from .errors import ConfigError
@@ -36,6 +37,7 @@ __all__ = [
     "labels_for",
     "login",
     "logout",
+    "promote",
     "push",
     "release",
     "resolve_tags",
@@ -339,6 +341,61 @@ def _release_plan(
     if not plan.build and not dry_run:
         report_plan(plan, repository, session)
     return plan
+
+
+def promote(
+    settings: Settings,
+    *,
+    source: str,
+    force: bool = False,
+    dry_run: bool = False,
+    session: Session | None = None,
+) -> Release:
+    """Publish an image the registry already holds under the configured tags, registry-side:
+    no Docker daemon, no pull, no layer push. `source` is a tag or digest of the repository,
+    or `[REGISTRY/]namespace/name:tag` (or `@sha256:…`) in another repository of the same
+    registry, whose blobs are then mounted.
+
+    gather (the source's manifest and labels; login; the registry's tags) → plan (the release
+    rules: immutable version tags, forward-only floating tags, `force`; a refusal before any
+    write) → execute (the source brought into the repository, a manifest copy per tag,
+    verify). The login and push hooks run. With `dry_run`, stop after the plan, which reports
+    a refusal exactly as the real run would.
+    """
+    settings.require("push")
+    repository = settings.require_repository()
+    session = session_for(settings, session)
+    image = promotion.resolve_source(settings, source)
+    if not settings.tags:
+        raise ConfigError("promote needs the tags to publish: pass --tag (or set HUB_TAGS)")
+    tags = resolve_tags(settings)
+    session.check_ahead(settings)
+    watch = Stopwatch()
+    with watch.time("login"):
+        login(settings, session=session)
+    target = session.registry_for(settings)
+    with watch.time("plan"), session.console.activity("plan", f"reading {image}"):
+        origin = promotion.read_source(settings, session, image)
+        state = read_registry(target, tags, session)
+    plan = promotion.plan_promotion(tags, state, origin, force=force)
+    if plan.refused:
+        raise refuse(plan, repository)
+    if dry_run:
+        commands = promotion.equivalent_commands(settings, plan, image, origin.record.digest)
+        return Release(repository, plan, timings=watch.timings, commands=commands, dry_run=True)
+    report_plan(plan, repository, session)
+
+    def bring_source() -> None:
+        if origin.registry is not target:
+            promotion.transfer(session, origin.registry, target, origin.record.digest)
+
+    published, _ = Executor(settings, session, watch).push(
+        plan, tags, dict.fromkeys(tags, origin.record.config_digest), prepare=bring_source
+    )
+    platforms = {p: d for d, p in origin.record.children}
+    return Release(
+        repository, plan, published=published, timings=watch.timings, platforms=platforms
+    )
 
 
 def _commands(settings: Settings, plan: Plan, builds: BuildSet) -> list[str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from . import plan as planning
@@ -129,11 +129,15 @@ class Executor:
         tags: tuple[str, ...],
         image_ids: Mapping[str, str | None],
         platform_images: list[BuiltImage] | None = None,
+        *,
+        prepare: Callable[[], None] | None = None,
     ) -> tuple[list[PushedTag], dict[str, str]]:
         """Get the plan's tags into the registry (hooks around it) and verify them; return
         every requested tag now at the planned image, and for a multi-platform image each
         platform's manifest digest. With `platform_images`, each is pushed under its
-        per-platform tag and an index listing them goes under the plan's tags."""
+        per-platform tag and an index listing them goes under the plan's tags. `prepare` runs
+        first (after the pre hook) when a tag is to be written: a promotion brings the source
+        image into the repository there."""
         settings, session, repository = self.settings, self.session, self.repository
         names = [d.tag for d in plan.to_push]
         facts = facts_for("push", repository, names)
@@ -142,6 +146,8 @@ class Executor:
         platforms: dict[str, str] = {}
         pushed: list[PushedTag] = []
         with self.watch.time("push"):
+            if names and prepare is not None:
+                prepare()
             if not names:
                 pass
             elif platform_images:

@@ -179,3 +179,61 @@ def _default_namespace(username: str | None, value: str, name: str, source: str)
             f"'{value}'; write the repository as NAMESPACE/{name}"
         )
     return namespace
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class ImageReference:
+    """One image in a registry: a repository and a tag or a digest (the digest wins)."""
+
+    repository: Repository
+    tag: str | None = None
+    digest: str | None = None
+
+    @property
+    def reference(self) -> str:
+        """What the registry API takes after `/manifests/`: the digest, else the tag."""
+        return self.digest or self.tag or ""
+
+    def __str__(self) -> str:
+        return self.repository.canonical(self.tag, self.digest)
+
+
+def parse_image_reference(
+    value: str, *, default: Repository, username: str | None, source: str = "--source"
+) -> ImageReference:
+    """A tag (`v1.2.3-rc.1`) or digest (`sha256:…`) alone names an image of `default`;
+    `[HOST/]namespace/name:tag` or `…@sha256:…` names one in another repository (a bare
+    `name:tag` means `username/name`). The host, when written, is kept as given: the caller
+    decides what another registry means."""
+    text = value.strip()
+    if text.startswith("sha256:"):
+        if not _DIGEST.fullmatch(text):
+            raise InvalidReferenceError(
+                f"{source}: '{value}' is not a digest; write it as sha256:<64 hex digits>"
+            )
+        return ImageReference(default, digest=text)
+    if is_valid_tag(text):
+        return ImageReference(default, tag=text)
+    name, _, digest = text.partition("@")
+    tag = None
+    if ":" in name.rsplit("/", 1)[-1]:
+        name, tag = name.rsplit(":", 1)
+        validate_tag(tag, source=source)
+    if digest and not _DIGEST.fullmatch(digest):
+        raise InvalidReferenceError(
+            f"{source}: '{digest}' in '{value}' is not a digest; write it as sha256:<64 hex digits>"
+        )
+    if not (tag or digest):
+        raise InvalidReferenceError(
+            f"{source}: '{value}' names a repository but no image; add :TAG or @sha256:…"
+        )
+    parts = name.split("/")
+    explicit = len(parts) > 1 and _looks_like_host(parts[0])
+    repository = parse_repository(
+        name,
+        registry=None if explicit else default.registry,
+        username=username,
+        source=source,
+    )
+    return ImageReference(repository, tag=tag, digest=digest or None)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import http.client
 import ipaddress
@@ -308,17 +309,20 @@ class RegistryClient:
         accept: str | None = None,
         body: bytes | None = None,
         content_type: str | None = None,
+        scope: str | None = None,
     ) -> _Response:
         """A request to the registry (`path`, or a full URL it gave us), answering its
-        authentication challenge once. Raises `AuthError(status=401)` when the credentials
-        (or a freshly fetched token) are rejected."""
+        authentication challenge once; `scope` is a token scope asked for on top of the
+        challenge's (pull on the repository a blob is mounted from). Raises
+        `AuthError(status=401)` when the credentials (or a freshly fetched token) are
+        rejected."""
         url = path if "://" in path else f"{self.base_url}{path}"
         headers = {k: v for k, v in (("Accept", accept), ("Content-Type", content_type)) if v}
         sent = self._authorization
         response = self._send(method, url, headers, body)
         if response.status == 401 and not (sent or "").startswith("Basic "):
             # No credentials yet, or a token that may have expired or lack this scope.
-            self._authenticate(response.headers.get("WWW-Authenticate", ""))
+            self._authenticate(response.headers.get("WWW-Authenticate", ""), also=scope)
             response = self._send(method, url, headers, body)
         if response.status == 401:
             raise AuthError(
@@ -330,7 +334,7 @@ class RegistryClient:
 
     # --- authentication --------------------------------------------------------------------
 
-    def _authenticate(self, challenge: str) -> None:
+    def _authenticate(self, challenge: str, also: str | None = None) -> None:
         scheme, params = parse_challenge(challenge)
         if scheme == "basic" or not scheme:
             self._authorization = self._basic()
@@ -341,13 +345,17 @@ class RegistryClient:
                 f"'{challenge[:60]}'"
             )
         self._bearer = params
-        scope = params.get("scope") or f"repository:{self.repository.path}:pull"
-        self._authorization = f"Bearer {self._fetch_token(params, scope)}"
+        # One `scope` parameter per scope, as the Docker CLI asks (a challenge may name
+        # several, space separated).
+        scopes = (params.get("scope") or f"repository:{self.repository.path}:pull").split()
+        if also and also not in scopes:
+            scopes.append(also)
+        self._authorization = f"Bearer {self._fetch_token(params, *scopes)}"
 
-    def _fetch_token(self, params: Mapping[str, str], scope: str) -> str:
-        """A token for `scope` from the Bearer realm, asked with our credentials."""
-        query = urllib.parse.urlencode({"service": params.get("service", ""), "scope": scope})
-        request = urllib.request.Request(f"{params['realm']}?{query}")
+    def _fetch_token(self, params: Mapping[str, str], *scopes: str) -> str:
+        """A token for `scopes` from the Bearer realm, asked with our credentials."""
+        query = [("service", params.get("service", "")), *(("scope", s) for s in scopes)]
+        request = urllib.request.Request(f"{params['realm']}?{urllib.parse.urlencode(query)}")
         request.add_header("User-Agent", _user_agent())
         if self._username and self._token:
             request.add_unredirected_header("Authorization", self._basic())
@@ -628,6 +636,61 @@ class RegistryClient:
             transient=transient,
             retry_after=rate_limit_wait(response.status, response.headers) if transient else None,
         )
+
+    # --- promotion: blobs and manifests written registry-side (no daemon) ------------------
+
+    def mount_blob(self, digest: str, from_repository: Repository) -> bool:
+        """Link blob `digest` of `from_repository` (same registry) into this repository:
+        `POST /v2/<this>/blobs/uploads/?mount=<digest>&from=<that>`. True when the registry
+        mounted it (201). A registry that cannot (it does not hold the blob there, or may not
+        read it for us) answers 202 and starts an upload instead; that upload is cancelled
+        (DELETE, best effort: an abandoned upload expires) and False returned, for the caller
+        to copy the bytes. The token asked for also grants pull on `from_repository`."""
+        query = urllib.parse.urlencode({"mount": digest, "from": from_repository.path})
+        response = self._request(
+            "POST",
+            f"/v2/{self.repository.path}/blobs/uploads/?{query}",
+            body=b"",
+            scope=f"repository:{from_repository.path}:pull",
+        )
+        self._check(response, f"mount blob {digest[:19]} into")
+        if response.status == 201:
+            return True
+        location = response.headers.get("Location")
+        if location:
+            with contextlib.suppress(RegistryError, AuthError):  # an abandoned upload expires
+                self._request("DELETE", self._upload_path(location))
+        return False
+
+    def upload_blob(self, digest: str, data: bytes) -> None:
+        """Store `data` as blob `digest` in one monolithic upload: `POST …/blobs/uploads/`,
+        then `PUT <Location>&digest=…` with the bytes (the registry checks the digest)."""
+        start = self._request("POST", f"/v2/{self.repository.path}/blobs/uploads/", body=b"")
+        self._check(start, f"start an upload of blob {digest[:19]} to")
+        location = start.headers.get("Location")
+        if not location:
+            raise RegistryError(
+                f"registry {self.repository.registry} started an upload to {self.repository} "
+                "without a Location"
+            )
+        path = self._upload_path(location)
+        separator = "&" if "?" in path else "?"
+        query = urllib.parse.urlencode({"digest": digest})
+        put = self._request(
+            "PUT", f"{path}{separator}{query}", body=data, content_type="application/octet-stream"
+        )
+        self._check(put, f"upload blob {digest[:19]} to")
+
+    def _upload_path(self, location: str) -> str:
+        """The path and query of an upload `Location` (relative, or on this registry); an
+        upload elsewhere is refused rather than sent our credentials."""
+        target = urllib.parse.urlsplit(urllib.parse.urljoin(self.base_url + "/", location))
+        if f"{target.scheme}://{target.netloc}" != self.base_url:
+            raise RegistryError(
+                f"registry {self.repository.registry} sent an upload to {target.netloc}; "
+                "hubtasks only uploads to the registry itself"
+            )
+        return target.path + (f"?{target.query}" if target.query else "")
 
 
 def _closed_by_peer(connection: http.client.HTTPConnection) -> bool:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from invoke import Collection, Context, Exit, Task, task
 from invoke.parser import Argument
 
-from .errors import HubError
+from .errors import ConfigError, HubError
 from .redaction import add_secret, install_log_redaction, redact
 from .settings import KEYS, Key, Settings, config_defaults, load_settings, token_candidates
 
@@ -134,9 +134,11 @@ OPTIONS: dict[str, Flag] = {
     ),
     "yes": Flag(("yes", "y"), "Delete; without it the tags are only listed.", bool),
     "source": Flag(
-        ("source", "s"),
-        "Local image to tag: a tag of the repository, a reference or an image ID (default: the "
-        "image built earlier on this command line, else latest).",
+        ("source",),  # no -s: promote has --semver
+        "tag: the local image to tag, a tag of the repository, a reference or an image ID "
+        "(default: the image built earlier on this command line, else latest). promote: the "
+        "image in the registry to publish, a tag or sha256:… digest of the repository, or "
+        "[REGISTRY/]namespace/name:tag in another repository of the same registry.",
     ),
 }
 FLAGS: dict[str, Flag] = {
@@ -402,6 +404,41 @@ def release(
 
 
 @task(klass=HubTask)
+def promote(
+    c,
+    source=None,
+    tag=None,
+    repository=None,
+    registry=None,
+    semver=None,
+    latest=None,
+    force=False,
+    dry_run=False,
+    quiet=False,
+    verbose=False,
+    json_=False,
+):
+    """Publish an image the registry already holds under new tags, registry-side: no Docker
+    daemon, no pull, no layer push; print REGISTRY/REPO:TAG@DIGEST per tag."""
+    flags = settings_flags(
+        tag=tag, repository=repository, registry=registry, semver=semver, latest=latest
+    )
+    settings, session = _prepare(c, "promote", flags, quiet=quiet, verbose=verbose, json_=json_)
+
+    def run() -> api.Release:
+        if not source:
+            raise ConfigError("promote needs --source: the tag, digest or image to publish")
+        return _api().promote(
+            settings, source=source, force=force, dry_run=dry_run, session=session
+        )
+
+    result = _run(run, "promote", session.console if json_ else None)
+    if not result.dry_run:
+        session.console.summary(result, size=None)
+    _publish(result, session, "promote", json_)
+
+
+@task(klass=HubTask)
 def doctor(
     c, tag=None, repository=None, registry=None, dockerfile=None, context=None, platform=None
 ):
@@ -489,6 +526,18 @@ def prune(
 
 
 ns = Collection(
-    "hub", init, login, logout, build, tag_, push, release, doctor, images, describe, prune
+    "hub",
+    init,
+    login,
+    logout,
+    build,
+    tag_,
+    push,
+    release,
+    promote,
+    doctor,
+    images,
+    describe,
+    prune,
 )
 ns.configure({"hub": config_defaults()})

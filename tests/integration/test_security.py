@@ -19,6 +19,7 @@ TASK_RUNS = [
     ("release", "--tag", "s3", "--verbose", "--semver"),
     ("release", "--tag", "v9.9.9", "--dry-run", "--semver"),
     ("release", "--tag", "s4", "--json"),
+    ("promote", "--source", "s4", "--tag", "s6", "--verbose"),
     ("doctor", "--tag", "s5"),
     ("images",),
     # failures

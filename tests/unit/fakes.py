@@ -1,18 +1,22 @@
 """Small fakes at the executor's protocols (`hubtasks.protocols`): a daemon and a registry
 that keep images and manifests in memory, with digests computed as the real ones are (the
-sha256 of the bytes), and that count the calls made to them."""
+sha256 of the bytes), and that count the calls made to them. Several repositories of one
+registry are a `world`: repository path → `Store`, which blob mounts read from."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from hubtasks.engine import LocalImage
+from hubtasks.errors import RegistryError
 from hubtasks.registry import ImageRecord, platform_text
 
 MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
+INDEX_TYPE = "application/vnd.oci.image.index.v1+json"
 
 
 def sha(data: bytes) -> str:
@@ -27,10 +31,13 @@ class Store:
     manifests: dict[str, bytes] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     calls: Counter = field(default_factory=Counter)
+    refuse_mounts: bool = False  # answer every mount as a registry that cannot (202)
 
-    def put_image(self, tag: str, labels: dict[str, str], *, created: str = "t0") -> str:
-        """Store an image (config + manifest) under `tag`, as a push would; return the
-        manifest digest."""
+    def put_image(
+        self, tag: str, labels: dict[str, str], *, created: str = "t0", layer: bytes | None = None
+    ) -> str:
+        """Store an image (config, an optional layer, manifest) under `tag`, as a push
+        would; return the manifest digest."""
         config = json.dumps(
             {
                 "created": created,
@@ -40,21 +47,49 @@ class Store:
             }
         ).encode()
         self.blobs[sha(config)] = config
-        manifest = json.dumps(
-            {"schemaVersion": 2, "mediaType": MANIFEST_TYPE, "config": {"digest": sha(config)}}
-        ).encode()
-        self.manifests[sha(manifest)] = manifest
-        self.tags[tag] = sha(manifest)
-        return sha(manifest)
+        document: dict = {
+            "schemaVersion": 2,
+            "mediaType": MANIFEST_TYPE,
+            "config": {"digest": sha(config)},
+        }
+        if layer is not None:
+            self.blobs[sha(layer)] = layer
+            document["layers"] = [{"digest": sha(layer), "size": len(layer)}]
+        return self._put(tag, json.dumps(document).encode())
+
+    def put_index(self, tag: str, children: list[str]) -> str:
+        """Store an index over the images under the tags `children`; return its digest."""
+        entries = [
+            {
+                "mediaType": MANIFEST_TYPE,
+                "digest": self.tags[c],
+                "platform": {"os": "linux", "architecture": "amd64"},
+            }
+            for c in children
+        ]
+        body = json.dumps({"schemaVersion": 2, "mediaType": INDEX_TYPE, "manifests": entries})
+        return self._put(tag, body.encode())
+
+    def _put(self, tag: str, body: bytes) -> str:
+        self.manifests[sha(body)] = body
+        self.tags[tag] = sha(body)
+        return sha(body)
+
+    def resolve(self, reference: str) -> str | None:
+        """The manifest digest under a tag or digest."""
+        if reference in self.manifests:
+            return reference
+        return self.tags.get(reference)
 
     def config_digest(self, tag: str) -> str:
         return json.loads(self.manifests[self.tags[tag]])["config"]["digest"]
 
 
 class FakeRegistry:
-    def __init__(self, repository, store: Store) -> None:
+    def __init__(self, repository, store: Store, world: Mapping[str, Store] | None = None) -> None:
         self.repository = repository
         self.store = store
+        self.world = world or {repository.path: store}
 
     def check_credentials(self) -> None:
         self.store.calls["check_credentials"] += 1
@@ -71,14 +106,15 @@ class FakeRegistry:
 
     def image_record(self, reference: str, *, after_push: bool = False) -> ImageRecord | None:
         self.store.calls["image_record"] += 1
-        digest = self.store.tags.get(reference, reference)
-        if digest not in self.store.manifests:
+        digest = self.store.resolve(reference)
+        if digest is None:
             return None
         body = self.store.manifests[digest]
         document = json.loads(body)
-        if "manifests" in document:
+        if "config" not in document:
             children = tuple(
-                (m["digest"], platform_text(m["platform"])) for m in document["manifests"]
+                (m["digest"], platform_text(m.get("platform") or {}))
+                for m in document.get("manifests") or []
             )
             return ImageRecord(
                 digest, document["mediaType"], None, {}, children=children, size=len(body)
@@ -95,16 +131,10 @@ class FakeRegistry:
             size=len(body),
         )
 
-    def put_manifest(self, reference: str, body: bytes, media_type: str) -> str:
-        self.store.calls["put_manifest"] += 1
-        self.store.manifests[sha(body)] = body
-        self.store.tags[reference] = sha(body)
-        return sha(body)
-
     def raw_manifest(self, reference: str, *, after_push: bool = False) -> tuple[bytes, str]:
         self.store.calls["raw_manifest"] += 1
-        digest = self.store.tags.get(reference, reference)
-        return self.store.manifests[digest], MANIFEST_TYPE
+        body = self.store.manifests[self.store.resolve(reference) or reference]
+        return body, json.loads(body).get("mediaType", MANIFEST_TYPE)
 
     def copy_manifest(self, source: str, tag: str, manifest=None) -> str:
         self.store.calls["copy_manifest"] += 1
@@ -115,14 +145,50 @@ class FakeRegistry:
 
     def digest(self, tag: str, *, after_push: bool = False) -> str | None:
         self.store.calls["digest"] += 1
-        digest = self.store.tags.get(tag)
+        digest = self.store.resolve(tag)
         return sha(self.store.manifests[digest]) if digest else None
 
     def fork(self) -> FakeRegistry:
-        return FakeRegistry(self.repository, self.store)
+        return FakeRegistry(self.repository, self.store, self.world)
 
     def connect(self) -> None:
         pass
+
+    def blob(self, digest: str) -> bytes:
+        self.store.calls["blob"] += 1
+        return self.store.blobs[digest]
+
+    def mount_blob(self, digest: str, from_repository) -> bool:
+        """Mounted when the other repository holds the blob (and mounts are not refused)."""
+        self.store.calls["mount_blob"] += 1
+        other = self.world.get(from_repository.path)
+        if self.store.refuse_mounts or other is None or digest not in other.blobs:
+            return False
+        self.store.blobs[digest] = other.blobs[digest]
+        return True
+
+    def upload_blob(self, digest: str, data: bytes) -> None:
+        self.store.calls["upload_blob"] += 1
+        assert sha(data) == digest, "the registry checks an upload's digest"
+        self.store.blobs[digest] = data
+
+    def put_manifest(self, reference: str, body: bytes, media_type: str) -> str:
+        """Refused, as a registry does, when a blob or child manifest it names is missing."""
+        self.store.calls["put_manifest"] += 1
+        document = json.loads(body)
+        named = [document.get("config"), *(document.get("layers") or [])]
+        missing = [d["digest"] for d in named if d and d["digest"] not in self.store.blobs]
+        missing += [
+            m["digest"]
+            for m in document.get("manifests") or []
+            if m["digest"] not in self.store.manifests
+        ]
+        if missing:
+            raise RegistryError(f"manifest {reference} names unknown {missing[0]}", status=400)
+        self.store.manifests[sha(body)] = body
+        if not reference.startswith("sha256:"):
+            self.store.tags[reference] = sha(body)
+        return sha(body)
 
 
 class FakeDaemon:

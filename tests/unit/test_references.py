@@ -10,6 +10,7 @@ from hubtasks.references import (
     Repository,
     is_valid_tag,
     normalize_registry,
+    parse_image_reference,
     parse_repository,
     validate_tag,
 )
@@ -318,3 +319,40 @@ def test_docker_hub_auth_key_constant():
 def test_str_is_registry_and_path():
     assert str(HUB) == "docker.io/user/app"
     assert str(LOCAL) == "localhost:5000/team/app"
+
+
+@pytest.mark.parametrize(
+    ("text", "repository", "tag", "digest"),
+    [
+        ("v1.2.3-rc.1", LOCAL, "v1.2.3-rc.1", None),
+        (DIGEST, LOCAL, None, DIGEST),
+        ("team/other:v1", Repository("localhost:5000", "team/other"), "v1", None),
+        ("other:v1", Repository("localhost:5000", "alice/other"), "v1", None),
+        ("localhost:5000/team/other:v1", Repository("localhost:5000", "team/other"), "v1", None),
+        (f"team/other@{DIGEST}", Repository("localhost:5000", "team/other"), None, DIGEST),
+        (f"team/other:v1@{DIGEST}", Repository("localhost:5000", "team/other"), "v1", DIGEST),
+        ("ghcr.io/team/other:v1", Repository("ghcr.io", "team/other"), "v1", None),
+        ("docker.io/library/x:1", Repository("docker.io", "library/x"), "1", None),
+    ],
+)
+def test_image_references_default_to_the_configured_repository_and_registry(
+    text, repository, tag, digest
+):
+    image = parse_image_reference(text, default=LOCAL, username="alice")
+    assert (image.repository, image.tag, image.digest) == (repository, tag, digest)
+    assert image.reference == (digest or tag)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("sha256:abc", "is not a digest"),
+        ("team/other@sha256:xyz", "is not a digest"),
+        ("team/other", "names a repository but no image"),
+        ("team/Other:v1", "must be lowercase"),
+        ("team/other:-bad", "not a valid tag"),
+    ],
+)
+def test_bad_image_references_say_what_is_wrong(text, message):
+    with pytest.raises(InvalidReferenceError, match=message):
+        parse_image_reference(text, default=LOCAL, username="alice")

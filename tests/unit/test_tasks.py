@@ -30,6 +30,7 @@ TASK_NAMES = {
     "tag",
     "push",
     "release",
+    "promote",
     "doctor",
     "images",
     "describe",

@@ -1,0 +1,236 @@
+"""Promotion: publish an image the registry already holds under new tags, with no daemon.
+
+gather   the source (a tag or digest of this repository, or an image of another repository of
+         the same registry): its manifest digest (hashed from the bytes), config digest and
+         inputs label; then the target's tags and what each planned tag holds (`gather`)
+plan     `plan.decide` given the source's inputs label and image ID, so a release's rules hold
+         unchanged; a tag neither can settle (the source is an index: no config) is decided
+         by manifest digest
+execute  from another repository: every blob mounted (copied when the registry will not mount
+         it), child manifests and the manifest PUT by digest; then, as for any release, a
+         manifest copy per tag and the verification (`Executor.push`)
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .errors import ConfigError, RegistryError, VerifyError
+from .gather import RegistryState, each_tag_or_raise
+from .plan import (
+    CHECK,
+    INPUTS_LABEL,
+    MOVE,
+    REFUSE,
+    SKIP,
+    Plan,
+    Remote,
+    TagDecision,
+    decide,
+    is_immutable,
+)
+from .protocols import Registry
+from .references import DOCKER_HUB, ImageReference, parse_image_reference
+from .registry import ImageRecord
+from .session import Session
+from .settings import Settings
+
+
+@dataclass(frozen=True)
+class Source:
+    """The image being promoted, as the registry holds it, and a client of its repository."""
+
+    image: ImageReference
+    record: ImageRecord
+    registry: Registry
+
+    @property
+    def remote(self) -> Remote:
+        labels = self.record.labels
+        return Remote(self.record.digest, self.record.config_digest, labels.get(INPUTS_LABEL))
+
+
+def resolve_source(settings: Settings, text: str) -> ImageReference:
+    """`--source` as an image reference; an image in another registry is refused (a copy
+    between registries moves every byte through the client: that is pull and push)."""
+    repository = settings.require_repository()
+    image = parse_image_reference(text, default=repository, username=settings.username)
+    if image.repository.registry != repository.registry:
+        raise ConfigError(
+            f"--source {text} is in registry {image.repository.registry}, but {repository} is "
+            f"in {repository.registry}; promote copies within one registry (pull, tag and push "
+            "to move an image between registries)"
+        )
+    return image
+
+
+def read_source(settings: Settings, session: Session, image: ImageReference) -> Source:
+    """What the registry holds under the source reference (one manifest and one config
+    read), through a client of the source's repository with the same credentials."""
+    own = image.repository == settings.require_repository()
+    client = session.registry_for(
+        settings if own else replace(settings, repository=image.repository)
+    )
+    record = session.retrying(f"reading {image}", lambda: client.image_record(image.reference))
+    if record is None:
+        raise ConfigError(
+            f"the source {image} is not in the registry; name a tag or digest it holds "
+            "(nothing was changed)"
+        )
+    return Source(image, record, client)
+
+
+def plan_promotion(
+    tags: tuple[str, ...], state: RegistryState, source: Source, *, force: bool
+) -> Plan:
+    """The release rules for the source image: `decide` with its inputs label and image ID;
+    what only an image ID could settle (an index has none) is settled by manifest digest.
+    The plan copies the source, never builds."""
+    remote = source.remote
+    plan = decide(
+        list(tags),
+        remote=state.remote,
+        published=state.published,
+        inputs=remote.inputs,
+        image_id=remote.config_digest,
+        force=force,
+    )
+    decisions = tuple(
+        _by_digest(d, remote.digest, force) if d.action == CHECK else d for d in plan.decisions
+    )
+    return Plan(decisions, build=False, source=remote)
+
+
+def _by_digest(decision: TagDecision, digest: str, force: bool) -> TagDecision:
+    current, tag = decision.remote, decision.tag
+    if current is None:  # CHECK is only ever a tag the registry holds
+        return decision
+    if current.digest == digest:
+        return TagDecision(tag, SKIP, "the registry holds this image", current)
+    if is_immutable(tag) and not force:
+        reason = (
+            f"holds {current.digest[:19]}, another image; version tags are immutable "
+            "(use --force to overwrite)"
+        )
+        return TagDecision(tag, REFUSE, reason, current)
+    reason = f"from {current.digest[:19]}" + (" (forced)" if is_immutable(tag) else "")
+    return TagDecision(tag, MOVE, reason, current)
+
+
+def transfer(session: Session, source: Registry, target: Registry, digest: str) -> None:
+    """Make the manifest `digest` of the source repository exist in the target repository,
+    registry-side: each blob it (and any child manifest) names is mounted, else copied; child
+    manifests, then the manifest, are PUT by digest. Nothing when the target holds it."""
+    console = session.console
+    held = session.retrying(
+        f"reading {target.repository.canonical(digest)}", lambda: target.digest(digest)
+    )
+    if held == digest:
+        console.stage("push", f"{target.repository} already holds {digest[:19]}")
+        return
+    body, media_type = session.retrying(
+        f"reading {source.repository.canonical(digest)}", lambda: source.raw_manifest(digest)
+    )
+    children = _children(session, source, body)
+    manifests = (body, *(child_body for child_body, _ in children.values()))
+    blobs = list(dict.fromkeys(blob for payload in manifests for blob in _blobs(payload)))
+    with console.activity("push", f"mounting {len(blobs)} blobs from {source.repository}"):
+        mounted = each_tag_or_raise(
+            target,
+            session,
+            blobs,
+            lambda client, blob: _mount_or_copy(client, source, blob),
+            lambda blob: f"mounting {blob[:19]} into {target.repository}",
+        )
+    copied = mounted.count(False)
+    console.stage(
+        "push",
+        f"{len(blobs) - copied} blob(s) mounted from {source.repository}"
+        + (f", {copied} copied (the registry would not mount them)" if copied else ""),
+    )
+    for child, (child_body, child_type) in children.items():  # children before their index
+        _put(session, target, child, child_body, child_type)
+    _put(session, target, digest, body, media_type)
+
+
+def _put(session: Session, target: Registry, digest: str, body: bytes, media_type: str) -> None:
+    stored = session.retrying(
+        f"storing {target.repository.canonical(digest)}",
+        lambda: target.put_manifest(digest, body, media_type),
+    )
+    if stored != digest:
+        raise VerifyError(f"the manifest PUT as {digest[:19]} hashes to {stored[:19]}")
+
+
+def _mount_or_copy(client: Registry, source: Registry, blob: str) -> bool:
+    """True when mounted; else the bytes are read from the source (its own connection: this
+    runs beside other mounts) and uploaded."""
+    if client.mount_blob(blob, source.repository):
+        return True
+    client.upload_blob(blob, source.fork().blob(blob))
+    return False
+
+
+def _document(body: bytes) -> dict[str, Any]:
+    try:
+        document = json.loads(body)
+    except ValueError:
+        document = None
+    if not isinstance(document, dict):
+        raise RegistryError("the registry sent a manifest that is not a JSON object")
+    return document
+
+
+def _children(session: Session, source: Registry, body: bytes) -> dict[str, tuple[bytes, str]]:
+    """The manifests an index names (and theirs, for an index of indexes), read from the
+    source a few at a time, each after those it names: the order to PUT them in."""
+    digests = [
+        str(entry["digest"])
+        for entry in _document(body).get("manifests") or []
+        if isinstance(entry, dict) and entry.get("digest")
+    ]
+    if not digests:
+        return {}
+    read = each_tag_or_raise(
+        source,
+        session,
+        digests,
+        lambda client, digest: client.raw_manifest(digest),
+        lambda digest: f"reading {source.repository.canonical(digest)}",
+    )
+    found: dict[str, tuple[bytes, str]] = {}
+    for digest, manifest in zip(digests, read, strict=True):
+        found.update(_children(session, source, manifest[0]))
+        found[digest] = manifest
+    return found
+
+
+def _blobs(body: bytes) -> list[str]:
+    """The config and layer digests a manifest names; layers with `urls` (foreign layers)
+    live outside the registry and are skipped."""
+    document = _document(body)
+    descriptors = [document.get("config"), *(document.get("layers") or [])]
+    return [
+        str(d["digest"])
+        for d in descriptors
+        if isinstance(d, dict) and d.get("digest") and not d.get("urls")
+    ]
+
+
+def equivalent_commands(
+    settings: Settings, plan: Plan, image: ImageReference, digest: str
+) -> list[str]:
+    """What the same promotion takes with docker alone: a login, then one registry-side
+    `imagetools create` per tag the plan writes."""
+    repository = settings.require_repository()
+    server = "" if repository.registry == DOCKER_HUB else f" {repository.registry}"
+    user = shlex.quote(settings.username or "")
+    commands = [f"docker login{server} --username {user} --password-stdin"]
+    source = f"{image.repository.local_name}@{digest}"
+    return commands + [
+        f"docker buildx imagetools create --tag {repository.ref(d.tag)} {source}"
+        for d in plan.to_push
+    ]
