@@ -64,12 +64,14 @@ wait is a short `select`, so `stop()` is seen within ~0.1 s; only the owning thr
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import select
 import socket
 import struct
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
@@ -167,10 +169,8 @@ def _reset(sock: socket.socket | None) -> None:
     """Close with SO_LINGER 0, so the peer gets a RST instead of a FIN."""
     if sock is None:
         return
-    try:
+    with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    except OSError:
-        pass
     sock.close()
 
 
@@ -248,42 +248,55 @@ class _RequestCounter:
         count = 0
         while self.state in ("head", "chunk-size", "trailer"):
             if self.state == "head":
-                while self.buffer[:2] == b"\r\n":  # stray CRLFs between requests are allowed
-                    del self.buffer[:2]
-                if self.buffer[:1] not in (b"", b"\r") and not _looks_like_http(self.buffer):
-                    self._lose()
+                if not self._parse_head():
                     return count
-                end = self.buffer.find(b"\r\n\r\n")
-                if end < 0:
-                    if len(self.buffer) > _MAX_HEAD:
-                        self._lose()
-                    return count
-                head = bytes(self.buffer[:end]).decode("latin-1")
-                del self.buffer[: end + 4]
                 count += 1
-                self._start_body(head)
-            else:
-                end = self.buffer.find(b"\r\n")
-                if end < 0:
-                    if len(self.buffer) > _MAX_HEAD:
-                        self._lose()
-                    return count
-                line = bytes(self.buffer[:end])
-                del self.buffer[: end + 2]
-                if self.state == "trailer":
-                    if not line:
-                        self.state = "head"
-                    continue
-                try:
-                    size = int(line.split(b";", 1)[0].strip(), 16)
-                except ValueError:
-                    self._lose()
-                    return count
-                if size == 0:
-                    self.state = "trailer"
-                else:
-                    self.state, self.remaining = "chunk-data", size + 2  # data + CRLF
+            elif not self._parse_chunk_line():
+                return count
         return count
+
+    def _parse_head(self) -> bool:
+        """Take one request head off the buffer; False when it is not complete yet (or the
+        stream stopped looking like HTTP)."""
+        while self.buffer[:2] == b"\r\n":  # stray CRLFs between requests are allowed
+            del self.buffer[:2]
+        if self.buffer[:1] not in (b"", b"\r") and not _looks_like_http(self.buffer):
+            self._lose()
+            return False
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self.buffer) > _MAX_HEAD:
+                self._lose()
+            return False
+        head = bytes(self.buffer[:end]).decode("latin-1")
+        del self.buffer[: end + 4]
+        self._start_body(head)
+        return True
+
+    def _parse_chunk_line(self) -> bool:
+        """Take one chunk-size or trailer line off the buffer; False when it is not complete
+        yet (or is not a chunk size)."""
+        end = self.buffer.find(b"\r\n")
+        if end < 0:
+            if len(self.buffer) > _MAX_HEAD:
+                self._lose()
+            return False
+        line = bytes(self.buffer[:end])
+        del self.buffer[: end + 2]
+        if self.state == "trailer":
+            if not line:
+                self.state = "head"
+            return True
+        try:
+            size = int(line.split(b";", 1)[0].strip(), 16)
+        except ValueError:
+            self._lose()
+            return False
+        if size == 0:
+            self.state = "trailer"
+        else:
+            self.state, self.remaining = "chunk-data", size + 2  # data + CRLF
+        return True
 
     def _start_body(self, head: str) -> None:
         headers: dict[str, str] = {}
@@ -306,6 +319,94 @@ class _RequestCounter:
     def _lose(self) -> None:
         self.state = "lost"
         self.buffer.clear()
+
+
+class _Pipe:
+    """Both directions of one forwarded connection, copied until both are closed.
+
+    Each direction has a buffer; a side is only read while its buffer is empty, so a slow
+    reader slows the writer down (back-pressure) and nothing ever blocks. Direction 0 is
+    client → upstream, direction 1 is upstream → client. An OSError (a reset on one side)
+    propagates: the proxy passes it on as a reset.
+    """
+
+    def __init__(
+        self,
+        client: socket.socket,
+        upstream: socket.socket,
+        pending: bytes,
+        scenario: Scenario,
+        counter: _RequestCounter,
+        claim: Callable[[Scenario], bool],
+        count: Callable[[str, int], None],
+    ) -> None:
+        self.client = client
+        self.src = (client, upstream)
+        self.dst = (upstream, client)
+        self.buf = [bytearray(pending), bytearray()]
+        self.eof = [False, False]  # the source sent FIN
+        self.shut = [False, False]  # we passed the FIN on (shutdown(SHUT_WR) of the destination)
+        self.sent_up = len(pending)  # client bytes passed on (pending is from HttpStatus only)
+        self.scenario, self.counter, self.claim, self.count = scenario, counter, claim, count
+        # CutUpload: the byte count to cut at, until this connection has been decided on.
+        self.cut_after = scenario.after_bytes if isinstance(scenario, CutUpload) else None
+        self.cut_at: int | None = None  # set once this connection is going to be cut
+
+    def run(self, stopping: threading.Event) -> bool:
+        """Copy until both directions are closed (False) or the cut point is reached (True:
+        reset both); False when `stopping` is set first."""
+        while not stopping.is_set():
+            if self.cut_at is not None and not self.buf[0]:
+                return True  # everything up to the cut point was delivered: reset both
+            if self._pass_on_fins():
+                return False  # both directions finished cleanly
+            readers = [self.src[d] for d in (0, 1) if not self.eof[d] and not self.buf[d]]
+            if self.cut_at is not None and self.client in readers:
+                readers.remove(self.client)
+            writers = [self.dst[d] for d in (0, 1) if self.buf[d]]
+            readable, writable, _ = select.select(readers, writers, [], _TICK)
+            for d in (0, 1):
+                if self.src[d] in readable and not self._read(d):
+                    continue
+                if self.dst[d] in writable and self.buf[d]:
+                    with contextlib.suppress(BlockingIOError):
+                        del self.buf[d][: self.dst[d].send(self.buf[d])]
+        return False
+
+    def _pass_on_fins(self) -> bool:
+        """Shut the destination of each direction whose source sent FIN and whose buffer is
+        empty; True when both directions are shut."""
+        for d in (0, 1):
+            if self.eof[d] and not self.buf[d] and not self.shut[d]:
+                self.dst[d].shutdown(socket.SHUT_WR)
+                self.shut[d] = True
+        return self.shut[0] and self.shut[1]
+
+    def _read(self, d: int) -> bool:
+        """Read from direction `d`'s source into its buffer; False when nothing came (not
+        ready yet, or FIN)."""
+        try:
+            data = self.src[d].recv(_CHUNK)
+        except BlockingIOError:
+            return False
+        if not data:
+            self.eof[d] = True
+            return False
+        if d == 0:
+            data = self._upload(data)
+        self.buf[d] += data
+        return True
+
+    def _upload(self, data: bytes) -> bytes:
+        """Client bytes on their way up: counted, and cut short where CutUpload cuts."""
+        if self.cut_after is not None and self.sent_up + len(data) > self.cut_after:
+            if self.claim(self.scenario):
+                self.cut_at = self.cut_after
+                data = data[: self.cut_at - self.sent_up]
+            self.cut_after = None  # decided for this connection, either way
+        self.sent_up += len(data)
+        self.count("requests_seen", self.counter.feed(data))
+        return data
 
 
 # --- the proxy ---------------------------------------------------------------------------------
@@ -447,26 +548,11 @@ class FaultProxy:
                 self._count("tls_connections")
                 if not self.fault_tls:
                     scenario = Passthrough()
-            if isinstance(scenario, RefuseConnections) and self._claim(scenario):
-                rst = True
-                return
-            if isinstance(scenario, Stall) and self._claim(scenario):
-                # Say nothing; whatever the client sends stays unread (a hung server). Closing
-                # a socket with unread data makes the kernel send a RST, so a client that sent a
-                # request sees "connection reset" after the stall, not a clean EOF.
-                self._stopping.wait(scenario.seconds)
-                return
             counter = _RequestCounter()
-            pending = b""
-            if isinstance(scenario, HttpStatus) and scenario.remaining:
-                pending = self._read_head(client)
-                seen = counter.feed(pending)
-                self._count("requests_seen", seen)
-                if seen and self._claim(scenario):
-                    self._answer(client, _status_response(scenario.status, scenario.retry_after))
-                    return
-                if self._stopping.is_set():
-                    return
+            pending = self._fault(client, scenario, counter)
+            if isinstance(pending, bool):  # the fault ended the connection
+                rst = pending
+                return
             try:
                 upstream = socket.create_connection(
                     (self.target_host, self.target_port), timeout=_CONNECT_TIMEOUT
@@ -479,15 +565,43 @@ class FaultProxy:
         except OSError:
             rst = True
         finally:
-            if rst:
-                _reset(client)
-                _reset(upstream)
-            else:
-                client.close()
-                if upstream is not None:
-                    upstream.close()
-            with self._lock:
-                self._threads.discard(threading.current_thread())
+            self._close(client, upstream, rst)
+
+    def _fault(
+        self, client: socket.socket, scenario: Scenario, counter: _RequestCounter
+    ) -> bool | bytes:
+        """The scenario's fault on a new connection, when it is its turn. When the connection
+        ends here: True to end it with a RST, False with a FIN. Otherwise the bytes already
+        read from the client (HttpStatus reads the request head), to forward first."""
+        if isinstance(scenario, RefuseConnections) and self._claim(scenario):
+            return True
+        if isinstance(scenario, Stall) and self._claim(scenario):
+            # Say nothing; whatever the client sends stays unread (a hung server). Closing
+            # a socket with unread data makes the kernel send a RST, so a client that sent a
+            # request sees "connection reset" after the stall, not a clean EOF.
+            self._stopping.wait(scenario.seconds)
+            return False
+        if not (isinstance(scenario, HttpStatus) and scenario.remaining):
+            return b""
+        pending = self._read_head(client)
+        seen = counter.feed(pending)
+        self._count("requests_seen", seen)
+        if seen and self._claim(scenario):
+            self._answer(client, _status_response(scenario.status, scenario.retry_after))
+            return False
+        return False if self._stopping.is_set() else pending
+
+    def _close(self, client: socket.socket, upstream: socket.socket | None, rst: bool) -> None:
+        """Close both sockets (with a RST when `rst`) and forget this connection's thread."""
+        if rst:
+            _reset(client)
+            _reset(upstream)
+        else:
+            client.close()
+            if upstream is not None:
+                upstream.close()
+        with self._lock:
+            self._threads.discard(threading.current_thread())
 
     def _peek_first_byte(self, client: socket.socket) -> bytes:
         """Wait for the client's first byte and look at it without consuming it.
@@ -564,63 +678,6 @@ class FaultProxy:
         pending: bytes,
     ) -> bool:
         """Copy bytes both ways until both directions are closed; True means "end with RST".
-
-        Each direction has a buffer; a side is only read while its buffer is empty, so a slow
-        reader slows the writer down (back-pressure) and nothing ever blocks.
-        """
-        # Direction 0 is client → upstream, direction 1 is upstream → client.
-        src = (client, upstream)
-        dst = (upstream, client)
-        buf = [bytearray(pending), bytearray()]
-        eof = [False, False]  # the source sent FIN
-        shut = [False, False]  # we passed the FIN on (shutdown(SHUT_WR) of the destination)
-        sent_up = len(pending)  # client bytes passed on so far (pending is from HttpStatus only)
-        # CutUpload: the byte count to cut at, until this connection has been decided on.
-        cut_after = scenario.after_bytes if isinstance(scenario, CutUpload) else None
-        cut_at: int | None = None  # set once this connection is going to be cut
-
-        while not self._stopping.is_set():
-            if cut_at is not None and not buf[0]:
-                return True  # everything up to the cut point was delivered: reset both
-            for d in (0, 1):
-                if eof[d] and not buf[d] and not shut[d]:
-                    try:
-                        dst[d].shutdown(socket.SHUT_WR)
-                    except OSError:
-                        return True
-                    shut[d] = True
-            if shut[0] and shut[1]:
-                return False  # both directions finished cleanly
-            readers = [src[d] for d in (0, 1) if not eof[d] and not buf[d]]
-            if cut_at is not None and client in readers:
-                readers.remove(client)
-            writers = [dst[d] for d in (0, 1) if buf[d]]
-            readable, writable, _ = select.select(readers, writers, [], _TICK)
-            for d in (0, 1):
-                if src[d] in readable:
-                    try:
-                        data = src[d].recv(_CHUNK)
-                    except BlockingIOError:
-                        continue
-                    except OSError:
-                        return True  # a reset on one side is passed on as a reset
-                    if not data:
-                        eof[d] = True
-                        continue
-                    if d == 0:
-                        if cut_after is not None and sent_up + len(data) > cut_after:
-                            if self._claim(scenario):
-                                cut_at = cut_after
-                                data = data[: cut_at - sent_up]
-                            cut_after = None  # decided for this connection, either way
-                        sent_up += len(data)
-                        self._count("requests_seen", counter.feed(data))
-                    buf[d] += data
-                if dst[d] in writable and buf[d]:
-                    try:
-                        del buf[d][: dst[d].send(buf[d])]
-                    except BlockingIOError:
-                        continue
-                    except OSError:
-                        return True
-        return False
+        An OSError on either socket (a reset on one side) ends with a RST too, in `_serve`."""
+        pipe = _Pipe(client, upstream, pending, scenario, counter, self._claim, self._count)
+        return pipe.run(self._stopping)

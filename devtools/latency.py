@@ -13,6 +13,7 @@ connection costs one more (the TCP handshake). Data keeps flowing while earlier 
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import socket
 import threading
@@ -57,10 +58,8 @@ class LatencyProxy:
         with self._lock:
             sockets, threads = list(self._sockets), list(self._threads)
         for sock in sockets:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             sock.close()
         for thread in threads:
             thread.join(5)

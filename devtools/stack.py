@@ -14,6 +14,7 @@ bridge. Used by the test suite, `scripts/demo` and the benchmarks:
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -290,7 +291,7 @@ def make_certificates(folder: Path, *, days: int = 7) -> dict[str, Path]:
 
     def run(*args: str | Path) -> None:
         result = subprocess.run(
-            [openssl, *map(str, args)], cwd=folder, capture_output=True, text=True
+            [openssl, *map(str, args)], cwd=folder, capture_output=True, text=True, check=False
         )
         if result.returncode != 0:
             raise StackError(f"openssl {args[0]} failed:\n{result.stderr[-2000:]}")
@@ -406,10 +407,12 @@ class TlsDaemon(Daemon):
     def ready(self) -> bool:
         self._check_alive()
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=2) as raw:
-                with self.ssl_context().wrap_socket(raw, server_hostname="127.0.0.1") as tls:
-                    tls.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
-                    return b"OK" in tls.recv(4096)
+            with (
+                socket.create_connection(("127.0.0.1", self.port), timeout=2) as raw,
+                self.ssl_context().wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+            ):
+                tls.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+                return b"OK" in tls.recv(4096)
         except OSError:  # includes ssl.SSLError
             return False
 
@@ -514,10 +517,8 @@ def main() -> None:
         )
         (stack.root / "r" / "password").write_text(stack.password)
         os.chmod(stack.root / "r" / "password", 0o600)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             signal.pause()
-        except KeyboardInterrupt:
-            pass
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ them, the registry is only read. The token is never printed.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -53,10 +53,12 @@ def _guard(name: str, action: Callable[[], str], fix: str) -> Check:
 
 
 def run_checks(
-    settings_flags: dict | None = None, config: dict | None = None, *, cwd: Path | None = None
+    settings_flags: Mapping[str, object] | None = None,
+    config: Mapping[str, object] | None = None,
+    *,
+    cwd: Path | None = None,
 ) -> list[Check]:
     """Every check, in the order a release needs them; later checks skip what cannot run."""
-    from .engine import Engine
     from .gitinfo import read_git
     from .preflight import env_file_warnings
 
@@ -68,6 +70,31 @@ def run_checks(
     except HubError as error:
         settings = None
         checks.append(Check("settings", False, str(error)))  # the message names the value
+    checks.extend(_daemon_checks(settings))
+    if settings is None:
+        return checks
+
+    def required() -> str:
+        settings.require("login", "push")  # the Dockerfile and context have their own check
+        return f"{settings.repository} as {settings.username}, token set"
+
+    checks.append(_guard("required settings", required, ""))  # the message names them
+    for warning in env_file_warnings(settings):  # what `inv release` warns about too
+        checks.append(Check(".env safety", None, warning))  # the fix is in the message
+    git = read_git(settings.cwd)
+    checks.append(_tags_check(settings, git))
+    checks.append(_build_input_check(settings))
+    checks.append(_git_check(git))
+
+    return checks + _registry_checks(settings)
+
+
+def _daemon_checks(settings: Settings | None) -> list[Check]:
+    """The daemon answers (with the settings' DOCKER_* variables, else the environment's);
+    then, with HUB_PLATFORMS, which of those platforms it can run."""
+    from .engine import Engine
+
+    platform_results: list[Check] = []
 
     def daemon() -> str:
         env = (
@@ -85,25 +112,7 @@ def run_checks(
             f"at {engine.host}"
         )
 
-    platform_results: list[Check] = []
-    checks.append(_guard("Docker daemon", daemon, "start Docker or set DOCKER_HOST"))
-    checks.extend(platform_results)
-    if settings is None:
-        return checks
-
-    def required() -> str:
-        settings.require("login", "push")  # the Dockerfile and context have their own check
-        return f"{settings.repository} as {settings.username}, token set"
-
-    checks.append(_guard("required settings", required, ""))  # the message names them
-    for warning in env_file_warnings(settings):  # what `inv release` warns about too
-        checks.append(Check(".env safety", None, warning))  # the fix is in the message
-    git = read_git(settings.cwd)
-    checks.append(_tags_check(settings, git))
-    checks.append(_build_input_check(settings))
-    checks.append(_git_check(git))
-
-    return checks + _registry_checks(settings)
+    return [_guard("Docker daemon", daemon, "start Docker or set DOCKER_HOST"), *platform_results]
 
 
 def _registry_checks(settings: Settings) -> list[Check]:

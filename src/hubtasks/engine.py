@@ -135,7 +135,9 @@ def context_includes(context: Path, path: Path, docker_host: str = "") -> bool:
         relative = path.resolve().relative_to(context.resolve())
     except ValueError:
         return False
-    return not PatternMatcher(ignore_patterns(context)).matches(str(relative))
+    # The stubs want a PathLike; the SDK's own `walk` passes strings, as here.
+    matcher = PatternMatcher(ignore_patterns(context))
+    return not matcher.matches(str(relative))  # type: ignore[arg-type]
 
 
 def context_paths(context: Path, docker_host: str = "") -> tuple[str, ...]:
@@ -243,7 +245,8 @@ class Engine:
 
     def version(self) -> Mapping[str, Any]:
         with self._daemon_errors("query"):
-            return self.client.version()
+            version: Mapping[str, Any] = self.client.version()
+        return version
 
     def platform(self) -> str:
         """The daemon's own platform, `os/arch`: what it builds when none is asked for."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -145,7 +145,7 @@ class Hooks:
         self,
         commands: Mapping[str, str | None],
         context: Any,
-        say: Callable,
+        say: Callable[[str, str], None],
         output: Callable[[str], None] | None = None,
         functions: Mapping[str, list[HookFunction]] | None = None,
     ) -> None:
@@ -186,12 +186,12 @@ class Hooks:
         )
 
     @contextlib.contextmanager
-    def _captured(self) -> Any:
+    def _captured(self) -> Iterator[tuple[LineWriter, LineWriter]]:
         """stdout and stderr writers for a hook; print(), Invoke's echo and a Python hook's own
         `c.run` land there too."""
         out, err = LineWriter(self.output), LineWriter(self.output)
         try:
-            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):  # type: ignore[type-var]
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
                 yield out, err
         finally:
             out.close()
@@ -211,7 +211,7 @@ class Hooks:
                     out_stream=out,
                     err_stream=err,
                 )
-            except Exception as error:  # Invoke raises for a missing shell, a bad command, …
+            except Exception as error:  # noqa: BLE001 - Invoke's for a missing shell, a bad command…
                 what = f"'{command}' could not run: {summarize(error)}"
                 raise self._failure(name, what, facts) from None
         facts.timings[name] = time.monotonic() - start
@@ -231,6 +231,6 @@ class Hooks:
                 if error.code not in (0, None):
                     what = f"{label} exited with {error.code}"
                     raise self._failure(name, what, facts) from None
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001 - the user's code: any failure is one line
                 what = f"{label} failed: {summarize(error)}"
                 raise self._failure(name, what, facts) from None

@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime
 import re
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -23,7 +22,7 @@ from .errors import HubError
 from .references import DOCKER_HUB, Repository
 
 if TYPE_CHECKING:
-    from .registry import RegistryClient
+    from .registry import Headers, RegistryClient
     from .settings import Settings
 
 PROBE = "ratelimitpreview/test"  # Docker's documented repository for reading the limit
@@ -39,14 +38,14 @@ class RateLimit:
     reset_in: float | None  # seconds from now, when the server says
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
+def _header(headers: Headers, name: str) -> str | None:
     value = headers.get(name)
     if value is None:  # plain dicts in tests are case-sensitive; HTTP headers are not
         value = next((v for k, v in headers.items() if k.lower() == name), None)
     return value
 
 
-def parse_rate_limit(headers: Mapping[str, str], now: float | None = None) -> RateLimit | None:
+def parse_rate_limit(headers: Headers, now: float | None = None) -> RateLimit | None:
     """The limit from `ratelimit-*` headers, or None when the answer carries none."""
     limit = _LIMIT.match(_header(headers, "ratelimit-limit") or "")
     remaining = _LIMIT.match(_header(headers, "ratelimit-remaining") or "")
@@ -61,7 +60,7 @@ def parse_rate_limit(headers: Mapping[str, str], now: float | None = None) -> Ra
     )
 
 
-def _reset_in(headers: Mapping[str, str], now: float | None) -> float | None:
+def _reset_in(headers: Headers, now: float | None) -> float | None:
     for name in ("ratelimit-reset", "retry-after"):
         value = (_header(headers, name) or "").strip()
         if value.isdigit():
@@ -95,7 +94,7 @@ def describe_limit(found: RateLimit, now: float | None = None) -> str:
 
 
 def too_many_requests(
-    registry: str, headers: Mapping[str, str] | None = None, now: float | None = None
+    registry: str, headers: Headers | None = None, now: float | None = None
 ) -> str:
     """The line for a `429 TOOMANYREQUESTS` from a registry: on Docker Hub, that it is the pull
     rate limit, what it is and when it resets (as far as the answer says)."""

@@ -29,9 +29,9 @@ import select
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from .errors import AuthError, DigestMismatchError, HubError, RegistryError, VerifyError
 from .references import DOCKER_HUB, Repository
@@ -132,10 +132,19 @@ def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+class Headers(Protocol):
+    """Response headers as `http.client` (case-insensitive) and a plain dict both give them:
+    one header's value (None when absent), and every name and value."""
+
+    def get(self, name: str, /) -> str | None: ...
+
+    def items(self) -> Iterable[tuple[str, str]]: ...
+
+
 @dataclass
 class _Response:
     status: int
-    headers: Mapping[str, str]
+    headers: Headers
     body: bytes
 
 
@@ -286,7 +295,8 @@ class RegistryClient:
     ) -> _Response:
         """One request, following redirects for reads; our credentials go only to the
         registry's own address."""
-        for _ in range(_MAX_REDIRECTS + 1):
+        redirects = 0
+        while True:
             request = urllib.request.Request(url, data=body, method=method)
             for name, value in headers.items():
                 request.add_header(name, value)
@@ -298,8 +308,10 @@ class RegistryClient:
             location = response.headers.get("Location")
             if response.status not in _REDIRECTS or method not in ("GET", "HEAD") or not location:
                 return response
+            if redirects == _MAX_REDIRECTS:  # the last redirect is the answer
+                return response
+            redirects += 1
             url = urllib.parse.urljoin(url, location)
-        return response
 
     def _request(
         self,
@@ -322,7 +334,7 @@ class RegistryClient:
         response = self._send(method, url, headers, body)
         if response.status == 401 and not (sent or "").startswith("Basic "):
             # No credentials yet, or a token that may have expired or lack this scope.
-            self._authenticate(response.headers.get("WWW-Authenticate", ""), also=scope)
+            self._authenticate(response.headers.get("WWW-Authenticate") or "", also=scope)
             response = self._send(method, url, headers, body)
         if response.status == 401:
             raise AuthError(
@@ -729,7 +741,7 @@ def _granted_actions(token: str, path: str) -> set[str] | None:
     }
 
 
-def rate_limit_wait(status: int, headers: Mapping[str, str]) -> float | None:
+def rate_limit_wait(status: int, headers: Headers) -> float | None:
     """Seconds a registry's answer asks us to wait: `Retry-After` (seconds or an HTTP date),
     else the reset of a used-up limit (`RateLimit-Reset` in seconds, `X-RateLimit-Reset` in
     seconds or as a Unix time) when the answer is a 429 or `RateLimit-Remaining` is 0."""

@@ -49,14 +49,14 @@ class RetryPolicy:
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Full-jitter exponential backoff; a server's Retry-After is a floor."""
-        ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        ceiling = min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1))
         wait = ceiling * (0.5 + self.jitter() / 2)
         return max(wait, retry_after or 0.0)
 
     def remaining(self) -> float:
         """Seconds left of the operation running on this thread (the whole budget outside one):
         what a request or a push may still wait for an answer."""
-        deadlines = getattr(self._running, "deadlines", None)
+        deadlines: list[float] | None = getattr(self._running, "deadlines", None)
         if not deadlines:
             return self.budget
         return deadlines[-1] - self.clock()
@@ -71,7 +71,7 @@ class RetryPolicy:
         """Run `operation`, retrying `HubError`s whose `transient` flag is set, within the
         attempts and the time budget. An operation started inside another one ends no later
         than the outer one."""
-        deadlines = getattr(self._running, "deadlines", None)
+        deadlines: list[float] | None = getattr(self._running, "deadlines", None)
         if deadlines is None:
             deadlines = self._running.deadlines = []
         deadline = self.clock() + self.budget

@@ -5,6 +5,7 @@ a time, connections opened while the daemon pushes)."""
 from __future__ import annotations
 
 import base64
+import contextlib
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -173,10 +174,10 @@ class Session:
         key = id(client)
         warming = self._warming.pop(key, None)
         if warming is not None:
-            try:
+            # Whatever failed in the warm-up happens again, with its own error, when the
+            # connection is opened where it is used.
+            with contextlib.suppress(Exception):
                 warming.result()
-            except Exception:
-                pass  # a connection that did not open is opened again when used
         pool = self._forks.setdefault(key, [])
         while len(pool) < count:
             pool.append(client.fork())

@@ -398,7 +398,9 @@ def _as_list(value: object, *, split: str, source: str = "setting") -> list[str]
     return [str(value)]
 
 
-def _parse_pairs(items: list[str], source: str, what: str, name_re: re.Pattern) -> dict[str, str]:
+def _parse_pairs(
+    items: list[str], source: str, what: str, name_re: re.Pattern[str]
+) -> dict[str, str]:
     pairs: dict[str, str] = {}
     for item in items:
         name, sep, value = item.partition("=")

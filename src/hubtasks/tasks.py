@@ -71,11 +71,13 @@ class Flag:
 
     def argument(self, parameter: str) -> Argument:
         """The Invoke argument for the task parameter `parameter` (`json_`, `build_arg`)."""
-        attr = {"attr_name": parameter} if parameter != self.names[0] else {}
+        attr_name = parameter if parameter != self.names[0] else None
         if self.kind is bool and self.setting:
-            return YesNo(names=self.names, help=self.help, **attr)
+            return YesNo(names=self.names, help=self.help, attr_name=attr_name)
         default = {list: [], bool: False}.get(self.kind)
-        return Argument(names=self.names, kind=self.kind, default=default, help=self.help, **attr)
+        return Argument(
+            names=self.names, kind=self.kind, default=default, help=self.help, attr_name=attr_name
+        )
 
 
 def setting_flag(key: Key) -> Flag:
@@ -147,16 +149,22 @@ FLAGS: dict[str, Flag] = {
 }
 
 
-class HubTask(Task):
+class HubTask(Task[Callable[..., None]]):
     """A task whose arguments come from `FLAGS`, by parameter name."""
 
     def get_arguments(self, ignore_unknown_help: bool | None = None) -> list[Argument]:
         return [FLAGS[name].argument(name) for name in self.argspec(self.body).parameters]
 
 
-def settings_flags(**given: Any) -> dict[str, Any]:
+def settings_flags(**given: object) -> dict[str, object]:
     """Task parameters by the setting they fill: `tag` → `tags`, `build_arg` → `build_args`."""
-    return {FLAGS[parameter].setting: value for parameter, value in given.items()}
+    flags: dict[str, object] = {}
+    for parameter, value in given.items():
+        setting = FLAGS[parameter].setting
+        if setting is None:
+            raise TypeError(f"--{FLAGS[parameter].names[0]} is not a setting's flag")
+        flags[setting] = value
+    return flags
 
 
 # --- running a task -------------------------------------------------------------------------
@@ -165,12 +173,7 @@ def settings_flags(**given: Any) -> dict[str, Any]:
 # the tags of the build, and each hook at most once. Process-wide because Invoke makes a new
 # context (and config) for every task of the command line and gives them nothing shared.
 _SESSION: api.Session | None = None
-
-
-def _api():  # noqa: ANN202 - the module, imported on first use so `inv --list` stays fast
-    from . import api
-
-    return api
+# (Each task imports `api` when it runs, so that `inv --list` stays fast.)
 
 
 def _new_console() -> Console:
@@ -230,9 +233,11 @@ def _prepare(
     verbose: bool = False,
     json_: bool = False,
 ) -> tuple[Settings, api.Session]:
-    global _SESSION
+    global _SESSION  # noqa: PLW0603 - one session per command line: see above
+    from . import api
+
     if _SESSION is None:
-        _SESSION = _api().Session(console=_new_console(), context=c)
+        _SESSION = api.Session(console=_new_console(), context=c)
     _SESSION.console.configure(quiet=quiet, verbose=verbose)
     _SESSION.hooks.context = c  # Invoke makes a new context per task; use the current one
     _hide_secrets(c)
@@ -240,7 +245,7 @@ def _prepare(
     settings = _run(lambda: load_settings(flags, _config(c)), "settings", json_to)
     if not _SESSION.warned:
         _SESSION.warned = True
-        for warning in _api().env_file_warnings(settings):
+        for warning in api.env_file_warnings(settings):
             _SESSION.console.warn(warning)
     return settings, _SESSION.adopt(settings)
 
@@ -265,7 +270,7 @@ def _publish(result: api.Release, session: api.Session, stage: str, as_json: boo
 
 
 @task(klass=HubTask)
-def init(c):
+def init(c: Context) -> None:
     """Start a project: .env (mode 600) to fill in, .env kept out of git and the image, tasks.py."""
     from .init import init_project
 
@@ -274,36 +279,48 @@ def init(c):
 
 
 @task(klass=HubTask)
-def logout(c, registry=None, quiet=False):
+def logout(c: Context, registry: str | None = None, quiet: bool = False) -> None:
     """Remove the credentials `inv login --save` stored for the registry, nothing else."""
+    from . import api
+
     settings, session = _prepare(c, "logout", settings_flags(registry=registry), quiet=quiet)
-    _run(lambda: _api().logout(settings, session=session), "logout")
+    _run(lambda: api.logout(settings, session=session), "logout")
 
 
 @task(klass=HubTask)
-def login(c, save=False, registry=None, repository=None, quiet=False):
+def login(
+    c: Context,
+    save: bool = False,
+    registry: str | None = None,
+    repository: str | None = None,
+    quiet: bool = False,
+) -> None:
     """Check HUB_USERNAME/HUB_TOKEN against the registry (never a cached answer)."""
+    from . import api
+
     flags = settings_flags(registry=registry, repository=repository)
     settings, session = _prepare(c, "login", flags, quiet=quiet)
-    _run(lambda: _api().login(settings, save=save, session=session), "login")
+    _run(lambda: api.login(settings, save=save, session=session), "login")
 
 
 @task(klass=HubTask)
 def build(
-    c,
-    tag=None,
-    repository=None,
-    registry=None,
-    dockerfile=None,
-    context=None,
-    build_arg=None,
-    label=None,
-    platform=None,
-    allow_dirty=False,
-    quiet=False,
-    verbose=False,
-):
+    c: Context,
+    tag: list[str] | None = None,
+    repository: str | None = None,
+    registry: str | None = None,
+    dockerfile: str | None = None,
+    context: str | None = None,
+    build_arg: list[str] | None = None,
+    label: list[str] | None = None,
+    platform: list[str] | None = None,
+    allow_dirty: bool = False,
+    quiet: bool = False,
+    verbose: bool = False,
+) -> None:
     """Build the image with live output and OCI labels, and give it every requested tag."""
+    from . import api
+
     flags = settings_flags(
         tag=tag,
         repository=repository,
@@ -315,34 +332,46 @@ def build(
         platform=platform,
     )
     settings, session = _prepare(c, "build", flags, quiet=quiet, verbose=verbose)
-    _run(lambda: _api().build(settings, allow_dirty=allow_dirty, session=session), "build")
+    _run(lambda: api.build(settings, allow_dirty=allow_dirty, session=session), "build")
 
 
 @task(name="tag", klass=HubTask)
-def tag_(c, source=None, tag=None, repository=None, registry=None, allow_dirty=False, quiet=False):
+def tag_(
+    c: Context,
+    source: str | None = None,
+    tag: list[str] | None = None,
+    repository: str | None = None,
+    registry: str | None = None,
+    allow_dirty: bool = False,
+    quiet: bool = False,
+) -> None:
     """Add tags to an image that already exists locally, without rebuilding."""
+    from . import api
+
     flags = settings_flags(tag=tag, repository=repository, registry=registry)
     settings, session = _prepare(c, "tag", flags, quiet=quiet)
-    _run(lambda: _api().tag(settings, source, allow_dirty=allow_dirty, session=session), "tag")
+    _run(lambda: api.tag(settings, source, allow_dirty=allow_dirty, session=session), "tag")
 
 
 @task(klass=HubTask)
 def push(
-    c,
-    tag=None,
-    repository=None,
-    registry=None,
-    force=False,
-    allow_dirty=False,
-    quiet=False,
-    verbose=False,
-    json_=False,
-):
+    c: Context,
+    tag: list[str] | None = None,
+    repository: str | None = None,
+    registry: str | None = None,
+    force: bool = False,
+    allow_dirty: bool = False,
+    quiet: bool = False,
+    verbose: bool = False,
+    json_: bool = False,
+) -> None:
     """Push each tag explicitly and print its manifest digest; unchanged tags are skipped."""
+    from . import api
+
     flags = settings_flags(tag=tag, repository=repository, registry=registry)
     settings, session = _prepare(c, "push", flags, quiet=quiet, verbose=verbose, json_=json_)
     result = _run(
-        lambda: _api().push(settings, force=force, allow_dirty=allow_dirty, session=session),
+        lambda: api.push(settings, force=force, allow_dirty=allow_dirty, session=session),
         "push",
         session.console if json_ else None,
     )
@@ -351,27 +380,29 @@ def push(
 
 @task(klass=HubTask)
 def release(
-    c,
-    tag=None,
-    repository=None,
-    registry=None,
-    dockerfile=None,
-    context=None,
-    build_arg=None,
-    label=None,
-    platform=None,
-    semver=None,
-    latest=None,
-    describe=None,
-    strict=False,
-    force=False,
-    allow_dirty=False,
-    dry_run=False,
-    quiet=False,
-    verbose=False,
-    json_=False,
-):
+    c: Context,
+    tag: list[str] | None = None,
+    repository: str | None = None,
+    registry: str | None = None,
+    dockerfile: str | None = None,
+    context: str | None = None,
+    build_arg: list[str] | None = None,
+    label: list[str] | None = None,
+    platform: list[str] | None = None,
+    semver: bool | None = None,
+    latest: bool | None = None,
+    describe: bool | None = None,
+    strict: bool = False,
+    force: bool = False,
+    allow_dirty: bool = False,
+    dry_run: bool = False,
+    quiet: bool = False,
+    verbose: bool = False,
+    json_: bool = False,
+) -> None:
     """Validate, log in, build, tag, push and verify; print REGISTRY/REPO:TAG@DIGEST per tag."""
+    from . import api
+
     flags = settings_flags(
         tag=tag,
         repository=repository,
@@ -387,7 +418,7 @@ def release(
     )
     settings, session = _prepare(c, "release", flags, quiet=quiet, verbose=verbose, json_=json_)
     result = _run(
-        lambda: _api().release(
+        lambda: api.release(
             settings,
             dry_run=dry_run,
             force=force,
@@ -405,21 +436,23 @@ def release(
 
 @task(klass=HubTask)
 def promote(
-    c,
-    source=None,
-    tag=None,
-    repository=None,
-    registry=None,
-    semver=None,
-    latest=None,
-    force=False,
-    dry_run=False,
-    quiet=False,
-    verbose=False,
-    json_=False,
-):
+    c: Context,
+    source: str | None = None,
+    tag: list[str] | None = None,
+    repository: str | None = None,
+    registry: str | None = None,
+    semver: bool | None = None,
+    latest: bool | None = None,
+    force: bool = False,
+    dry_run: bool = False,
+    quiet: bool = False,
+    verbose: bool = False,
+    json_: bool = False,
+) -> None:
     """Publish an image the registry already holds under new tags, registry-side: no Docker
     daemon, no pull, no layer push; print REGISTRY/REPO:TAG@DIGEST per tag."""
+    from . import api
+
     flags = settings_flags(
         tag=tag, repository=repository, registry=registry, semver=semver, latest=latest
     )
@@ -428,9 +461,7 @@ def promote(
     def run() -> api.Release:
         if not source:
             raise ConfigError("promote needs --source: the tag, digest or image to publish")
-        return _api().promote(
-            settings, source=source, force=force, dry_run=dry_run, session=session
-        )
+        return api.promote(settings, source=source, force=force, dry_run=dry_run, session=session)
 
     result = _run(run, "promote", session.console if json_ else None)
     if not result.dry_run:
@@ -440,8 +471,14 @@ def promote(
 
 @task(klass=HubTask)
 def doctor(
-    c, tag=None, repository=None, registry=None, dockerfile=None, context=None, platform=None
-):
+    c: Context,
+    tag: list[str] | None = None,
+    repository: str | None = None,
+    registry: str | None = None,
+    dockerfile: str | None = None,
+    context: str | None = None,
+    platform: list[str] | None = None,
+) -> None:
     """Check that everything a release needs is in order; exit 0 only when it is. With
     --platform, also whether the daemon can run each platform's RUN steps."""
     from .doctor import healthy, run_checks
@@ -464,7 +501,7 @@ def doctor(
 
 
 @task(klass=HubTask)
-def images(c, repository=None, registry=None):
+def images(c: Context, repository: str | None = None, registry: str | None = None) -> None:
     """List the local images of the repository: tag, image ID, size and age."""
     flags = settings_flags(repository=repository, registry=registry)
     settings, session = _prepare(c, "images", flags)
@@ -479,15 +516,15 @@ def images(c, repository=None, registry=None):
 
 @task(klass=HubTask)
 def describe(
-    c,
-    repository=None,
-    registry=None,
-    readme=None,
-    description=None,
-    visibility=None,
-    strict=False,
-    quiet=False,
-):
+    c: Context,
+    repository: str | None = None,
+    registry: str | None = None,
+    readme: str | None = None,
+    description: str | None = None,
+    visibility: str | None = None,
+    strict: bool = False,
+    quiet: bool = False,
+) -> None:
     """Set the Docker Hub page (overview from the README, short description); creates the
     repository when needed and sends nothing when the page already matches."""
     from .describe import describe as describe_page
@@ -507,15 +544,15 @@ def describe(
 
 @task(klass=HubTask)
 def prune(
-    c,
-    match=None,
-    keep=None,
-    older_than=None,
-    yes=False,
-    repository=None,
-    registry=None,
-    quiet=False,
-):
+    c: Context,
+    match: str | None = None,
+    keep: str | None = None,
+    older_than: str | None = None,
+    yes: bool = False,
+    repository: str | None = None,
+    registry: str | None = None,
+    quiet: bool = False,
+) -> None:
     """List the tags a rule would delete (tag, digest, date); delete them with --yes. Never a
     tag whose digest a kept tag shares."""
     from .prune import prune as prune_tags
