@@ -208,7 +208,7 @@ def _fail(message: str, code: int, stage: str, pushed: tuple[str, ...], json_to:
     raise Exit(f"hubtasks: {message}", code=code)
 
 
-def _run(action: Callable[[], T], stage: str, json_to: Console | None = None) -> T:
+def run_stage(action: Callable[[], T], stage: str, json_to: Console | None = None) -> T:
     """Run one task body: a failure becomes one line on stderr and an exit code, and with
     `json_to` (--json) also `{"error": {message, exit_code, stage, pushed}}` on stdout."""
     try:
@@ -242,7 +242,7 @@ def _prepare(
     _SESSION.hooks.context = c  # Invoke makes a new context per task; use the current one
     _hide_secrets(c)
     json_to = _SESSION.console if json_ else None
-    settings = _run(lambda: load_settings(flags, _config(c)), "settings", json_to)
+    settings = run_stage(lambda: load_settings(flags, _config(c)), "settings", json_to)
     if not _SESSION.warned:
         _SESSION.warned = True
         for warning in api.env_file_warnings(settings):
@@ -263,7 +263,7 @@ def _publish(result: api.Release, session: api.Session, stage: str, as_json: boo
     if github_output and not result.dry_run:
         from .github_output import write_github_output
 
-        _run(lambda: write_github_output(github_output, result), stage)
+        run_stage(lambda: write_github_output(github_output, result), stage)
 
 
 # --- the tasks ------------------------------------------------------------------------------
@@ -275,7 +275,7 @@ def init(c: Context) -> None:
     from .init import init_project
 
     console = _new_console()
-    _run(lambda: init_project(Path.cwd(), console), "init")
+    run_stage(lambda: init_project(Path.cwd(), console), "init")
 
 
 @task(klass=HubTask)
@@ -284,7 +284,7 @@ def logout(c: Context, registry: str | None = None, quiet: bool = False) -> None
     from . import api
 
     settings, session = _prepare(c, "logout", settings_flags(registry=registry), quiet=quiet)
-    _run(lambda: api.logout(settings, session=session), "logout")
+    run_stage(lambda: api.logout(settings, session=session), "logout")
 
 
 @task(klass=HubTask)
@@ -300,7 +300,7 @@ def login(
 
     flags = settings_flags(registry=registry, repository=repository)
     settings, session = _prepare(c, "login", flags, quiet=quiet)
-    _run(lambda: api.login(settings, save=save, session=session), "login")
+    run_stage(lambda: api.login(settings, save=save, session=session), "login")
 
 
 @task(klass=HubTask)
@@ -332,7 +332,7 @@ def build(
         platform=platform,
     )
     settings, session = _prepare(c, "build", flags, quiet=quiet, verbose=verbose)
-    _run(lambda: api.build(settings, allow_dirty=allow_dirty, session=session), "build")
+    run_stage(lambda: api.build(settings, allow_dirty=allow_dirty, session=session), "build")
 
 
 @task(name="tag", klass=HubTask)
@@ -350,7 +350,7 @@ def tag_(
 
     flags = settings_flags(tag=tag, repository=repository, registry=registry)
     settings, session = _prepare(c, "tag", flags, quiet=quiet)
-    _run(lambda: api.tag(settings, source, allow_dirty=allow_dirty, session=session), "tag")
+    run_stage(lambda: api.tag(settings, source, allow_dirty=allow_dirty, session=session), "tag")
 
 
 @task(klass=HubTask)
@@ -370,7 +370,7 @@ def push(
 
     flags = settings_flags(tag=tag, repository=repository, registry=registry)
     settings, session = _prepare(c, "push", flags, quiet=quiet, verbose=verbose, json_=json_)
-    result = _run(
+    result = run_stage(
         lambda: api.push(settings, force=force, allow_dirty=allow_dirty, session=session),
         "push",
         session.console if json_ else None,
@@ -417,7 +417,7 @@ def release(
         describe=describe,
     )
     settings, session = _prepare(c, "release", flags, quiet=quiet, verbose=verbose, json_=json_)
-    result = _run(
+    result = run_stage(
         lambda: api.release(
             settings,
             dry_run=dry_run,
@@ -463,7 +463,7 @@ def promote(
             raise ConfigError("promote needs --source: the tag, digest or image to publish")
         return api.promote(settings, source=source, force=force, dry_run=dry_run, session=session)
 
-    result = _run(run, "promote", session.console if json_ else None)
+    result = run_stage(run, "promote", session.console if json_ else None)
     if not result.dry_run:
         session.console.summary(result, size=None)
     _publish(result, session, "promote", json_)
@@ -493,7 +493,7 @@ def doctor(
         context=context,
         platform=platform,
     )
-    checks = _run(lambda: run_checks(flags, dict(_config(c))), "doctor")
+    checks = run_stage(lambda: run_checks(flags, dict(_config(c))), "doctor")
     console.render_checks(checks)
     if not healthy(checks):
         failed = sum(1 for check in checks if check.ok is False)
@@ -510,7 +510,7 @@ def images(c: Context, repository: str | None = None, registry: str | None = Non
         repo = settings.require_repository()
         return repo, session.engine_for(settings).list_images(repo)
 
-    repo, rows = _run(listing, "images")
+    repo, rows = run_stage(listing, "images")
     session.console.render_images(repo, rows)
 
 
@@ -537,7 +537,7 @@ def describe(
         visibility=visibility,
     )
     settings, session = _prepare(c, "describe", flags, quiet=quiet)
-    result = _run(lambda: describe_page(settings, strict=strict, session=session), "describe")
+    result = run_stage(lambda: describe_page(settings, strict=strict, session=session), "describe")
     if result.url:
         session.console.result(result.url)
 
@@ -559,7 +559,7 @@ def prune(
 
     flags = settings_flags(repository=repository, registry=registry)
     settings, session = _prepare(c, "prune", flags, quiet=quiet)
-    _run(lambda: prune_tags(settings, match, keep, older_than, yes, session), "prune")
+    run_stage(lambda: prune_tags(settings, match, keep, older_than, yes, session), "prune")
 
 
 ns = Collection(

@@ -282,7 +282,7 @@ def test_prune_on_a_registry_deletes_by_digest_but_never_a_shared_one(seeded):
 
 
 def test_older_than_uses_the_image_config_dates(seeded):
-    registry, name, digests, folder = seeded
+    registry, name, _, folder = seeded
     result = run_inv(folder, "prune", "--match", "*", "--older-than", "3d12h", "--yes")
     assert result.returncode == 0, result.stderr
     # sha-4, main and the image of sha-5 and latest (both matching, both old: one DELETE)

@@ -1,7 +1,8 @@
 """Work started ahead of the stage that needs it: the credential check's head start, warmed
 registry connections, and `each_tag` (several tags at once, results in order).
 
-A small Basic-auth registry on 127.0.0.1 counts what reaches it; no Docker needed.
+A small Basic-auth registry on 127.0.0.1 counts what reaches it; no Docker needed (a push
+through the daemon goes to the fake daemon of tests/unit/fakes.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import io
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
 
 import pytest
 
@@ -23,6 +25,8 @@ from hubtasks.references import Repository
 from hubtasks.results import PushedTag
 from hubtasks.session import Session
 from hubtasks.settings import Settings
+
+from .fakes import FakeDaemon, Store
 
 USER, SECRET = "alice", "s3cret-value"
 
@@ -56,9 +60,20 @@ class BasicRegistry(BaseHTTPRequestHandler):
         if self.headers.get("Authorization") != expected:
             return self._send(401, [("WWW-Authenticate", 'Basic realm="test"')])
         if self.path.startswith("/v2/alice/app/manifests/"):
-            body = _manifest_of(self.path.rsplit("/", 1)[1])
-            return self._send(200, [("Docker-Content-Digest", _digest_of(body))], body)
+            return self._send_manifest(self.path.rsplit("/", 1)[1])
         return self._send(200)
+
+    def _send_manifest(self, reference):
+        """A manifest PUT earlier (or `hold`), by digest; any tag names a small manifest of
+        its own."""
+        if reference.startswith("sha256:"):
+            if reference not in self.server.manifests:
+                return self._send(404)
+            body, media_type = self.server.manifests[reference]
+        else:
+            body, media_type = _manifest_of(reference), MANIFEST_V2
+        headers = [("Docker-Content-Digest", _digest_of(body)), ("Content-Type", media_type)]
+        return self._send(200, headers, body)
 
     do_HEAD = do_GET
 
@@ -75,8 +90,38 @@ class BasicRegistry(BaseHTTPRequestHandler):
             with self.server.lock:
                 self.server.unwell -= 1
             return self._send(503)
-        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        digest = _digest_of(body)
+        with self.server.lock:
+            self.server.manifests[digest] = (body, self.headers.get("Content-Type", MANIFEST_V2))
         return self._send(201, [("Docker-Content-Digest", digest)])
+
+
+class Registry(ThreadingHTTPServer):
+    """The server of `BasicRegistry`: what reached it (request paths, the peers that sent them,
+    every connection accepted), the manifests it holds by digest, and its faults (`unwell`: the
+    next GETs or `flaky…` PUTs answer 503; `delay` before each GET)."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), BasicRegistry)
+        self.requests, self.peers, self.unwell, self.delay = [], set(), 0, 0.0
+        self.accepted = 0
+        self.manifests: dict[str, tuple[bytes, str]] = {}
+        self.lock = threading.Lock()
+
+    def verify_request(self, request, client_address) -> bool:
+        with self.lock:
+            self.accepted += 1
+        return True
+
+    def hold(self, body: bytes, media_type: str) -> str:
+        """A manifest the registry holds (as if pushed earlier); its digest."""
+        self.manifests[_digest_of(body)] = (body, media_type)
+        return _digest_of(body)
+
+
+MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
 
 
 def _manifest_of(name: str) -> bytes:
@@ -89,10 +134,7 @@ def _digest_of(body: bytes) -> str:
 
 @pytest.fixture
 def registry():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), BasicRegistry)
-    httpd.daemon_threads = True
-    httpd.requests, httpd.peers, httpd.unwell, httpd.delay = [], set(), 0, 0.0
-    httpd.lock = threading.Lock()
+    httpd = Registry()
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield httpd
@@ -112,15 +154,15 @@ def _settings(httpd, token=SECRET) -> Settings:
     )
 
 
-def _session(settings: Settings) -> Session:
+def _session(settings: Settings, engine: FakeDaemon | None = None) -> Session:
     console = Console(out=io.StringIO(), err=io.StringIO(), mode="plain")
-    return Session(console=console, context=object()).adopt(settings)
+    return Session(console=console, context=object(), engine=engine).adopt(settings)
 
 
-def _logged_in(httpd):
+def _logged_in(httpd, engine: FakeDaemon | None = None):
     """Settings, a session, and its registry client with the credentials already checked."""
     settings = _settings(httpd)
-    session = _session(settings)
+    session = _session(settings, engine)
     client = session.registry_for(settings)
     client.check_credentials()
     return settings, session, client
@@ -205,51 +247,64 @@ def test_each_tag_runs_four_at_a_time_on_reused_connections(registry):
 
 
 def test_warm_forks_open_connections_before_they_are_needed(registry):
-    settings, session, client = _logged_in(registry)
+    _, session, client = _logged_in(registry)
+    asked = len(registry.requests)
     session.warm_forks(client, 3)
     forks = session.forks(client, 3)
     assert len(forks) == 3
-    assert all(fork._connection is not None and fork._connection.sock for fork in forks)
+    deadline = time.monotonic() + 5  # the server accepts on its own thread
+    while registry.accepted < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    # The client's own connection and one per fork, open before anything was asked on them.
+    assert (registry.accepted, len(registry.requests)) == (4, asked)
+    for fork in forks:
+        fork.digest("t1")
+    assert registry.accepted == 4  # each fork asked on the connection it had opened
     assert session.forks(client, 2) == forks[:2]
 
 
-def test_copies_the_registry_refuses_go_through_the_daemon_instead(registry, monkeypatch):
-    settings, session, client = _logged_in(registry)
+def _image_tagged(daemon: FakeDaemon, repository: Repository, names: list[str]) -> None:
+    """A local image under `names`, as a build leaves it, for the daemon to push."""
+    image = daemon.build(
+        context=SimpleNamespace(labels={}), ref=None, build_args={}, on_output=lambda _: None
+    )
+    for name in names:
+        daemon.tag(image, repository, name)
+
+
+def test_copies_the_registry_refuses_go_through_the_daemon_instead(registry):
+    daemon = FakeDaemon(Store())
+    settings, session, _ = _logged_in(registry, engine=daemon)
     repository = settings.require_repository()
-    manifest = (b'{"schemaVersion": 2}', "application/vnd.docker.distribution.manifest.v2+json")
-    client._manifests["sha256:src"] = manifest
-    through_daemon: list[str] = []
-
-    def daemon_push(settings, name, session):
-        through_daemon.append(name)
-        return PushedTag(repository, name, "sha256:from-daemon")
-
-    monkeypatch.setattr(publish, "_push_through_daemon", daemon_push)
+    _image_tagged(daemon, repository, ["refused-b", "refused-d"])
+    body = b'{"schemaVersion": 2}'
+    source = registry.hold(body, MANIFEST_V2)
     done: list[PushedTag] = []
     names = ["a", "refused-b", "c", "refused-d", "e"]
-    publish.copy_tags(settings, "sha256:src", names, session, done)
-    copied = "sha256:" + hashlib.sha256(manifest[0]).hexdigest()
+    publish.copy_tags(settings, source, names, session, done)
+    pushed = daemon.store.tags  # what the daemon pushed, in order
     assert {p.tag: p.digest for p in done} == {
-        "a": copied,
-        "c": copied,
-        "e": copied,
-        "refused-b": "sha256:from-daemon",
-        "refused-d": "sha256:from-daemon",
+        "a": source,
+        "c": source,
+        "e": source,
+        "refused-b": pushed["refused-b"],
+        "refused-d": pushed["refused-d"],
     }
-    assert through_daemon == ["refused-b", "refused-d"]  # each once, in order, after copies
+    assert list(pushed) == ["refused-b", "refused-d"]  # each once, in order, after copies
+    assert daemon.calls["push"] == 2
     out = session.console.err.getvalue()
     assert "refused-b: manifest copy refused" in out and "HTTP 405" in out
 
 
-def test_a_copy_that_meets_a_hiccup_is_retried_not_sent_to_the_daemon(registry, monkeypatch):
-    settings, session, client = _logged_in(registry)
-    client._manifests["sha256:src"] = (b"{}", "application/vnd.oci.image.manifest.v1+json")
-    monkeypatch.setattr(
-        publish, "_push_through_daemon", lambda *a: pytest.fail("no daemon push expected")
-    )
+def test_a_copy_that_meets_a_hiccup_is_retried_not_sent_to_the_daemon(registry):
+    daemon = FakeDaemon(Store())
+    settings, session, client = _logged_in(registry, engine=daemon)
+    source = registry.hold(b"{}", "application/vnd.oci.image.manifest.v1+json")
+    client.raw_manifest(source)  # read (and kept: a digest's bytes never change) before the 503
     registry.unwell = 1
     done: list[PushedTag] = []
-    publish.copy_tags(settings, "sha256:src", ["flaky-x"], session, done)
+    publish.copy_tags(settings, source, ["flaky-x"], session, done)
     assert [p.tag for p in done] == ["flaky-x"]
     assert registry.requests.count("PUT /v2/alice/app/manifests/flaky-x") == 2
+    assert daemon.calls["push"] == 0
     assert "[retry] tagging" in session.console.err.getvalue()

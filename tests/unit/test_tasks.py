@@ -96,7 +96,7 @@ def test_configuration_holds_every_hub_key():
     assert all(hub[key.name] is None for key in KEYS)
 
 
-# --- _run: one line, the right exit code, redacted --------------------------------------
+# --- run_stage: one line, the right exit code, redacted --------------------------------------
 
 
 def run_failing(error: BaseException, console: Console | None = None) -> Exit:
@@ -104,7 +104,7 @@ def run_failing(error: BaseException, console: Console | None = None) -> Exit:
         raise error
 
     with pytest.raises(Exit) as info:
-        tasks._run(action, "release")  # the console registered its secrets for every output
+        tasks.run_stage(action, "release")  # the console registered its secrets for every output
     return info.value
 
 
@@ -131,7 +131,7 @@ def test_unexpected_error_is_raised_with_hub_debug(monkeypatch):
         raise ValueError("odd")
 
     with pytest.raises(ValueError, match="odd"):
-        tasks._run(action, "release")
+        tasks.run_stage(action, "release")
 
 
 def test_interrupt_exits_130():
@@ -140,7 +140,7 @@ def test_interrupt_exits_130():
 
 
 def test_success_returns_the_value():
-    assert tasks._run(lambda: 42, "release") == 42
+    assert tasks.run_stage(lambda: 42, "release") == 42
 
 
 # --- python -m invoke in a throwaway project --------------------------------------------
