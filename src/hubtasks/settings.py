@@ -457,6 +457,10 @@ def _platform(text: str, source: str) -> str:
     return value
 
 
+def _parse_platforms(value: object, source: str) -> tuple[str, ...]:
+    return _dedupe(_platform(item, source) for item in _as_list(value, split="words"))
+
+
 def _dedupe(items: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
@@ -478,46 +482,14 @@ def resolve_settings(
         value = picked[name][0]
         return None if value is None else str(value).strip() or None
 
-    registry_text = text("registry") or DOCKER_HUB
-    registry = normalize_registry(registry_text, source=sources["registry"])
-    registry_explicit = sources["registry"] != "default"
     username = text("username")
-    token = picked["token"][0]
-    token = str(token).strip() if _given(token) else None
-
-    repository = None
-    if text("repository"):
-        repository = parse_repository(
-            text("repository") or "",
-            registry=registry if registry_explicit else None,
-            username=username,
-            source=sources["repository"],
-        )
-        registry = repository.registry
-
-    # A flag is one tag as typed; a setting may list several, comma or space separated.
-    tag_items = picked["tags"][0]
-    if _from_flag(sources["tags"], KEYS_BY_NAME["tags"]) and isinstance(tag_items, list | tuple):
-        raw_tags = [str(item).strip() for item in tag_items]
-    else:
-        raw_tags = _as_list(tag_items, split="words")
-    tags = _dedupe(validate_tag(tag, source=sources["tags"]) for tag in raw_tags)
-    build_args = _parse_pairs(
-        _as_list(picked["build_args"][0], split="shell", source=sources["build_args"]),
-        sources["build_args"],
-        "build argument",
-        _BUILD_ARG_NAME,
+    token = str(picked["token"][0]).strip() if _given(picked["token"][0]) else None
+    registry, repository = _registry_and_repository(
+        text("registry"), text("repository"), username, sources
     )
-    labels = _parse_pairs(
-        _as_list(picked["labels"][0], split="shell", source=sources["labels"]),
-        sources["labels"],
-        "label",
-        _LABEL_NAME,
-    )
-
-    # Only the Docker client's own variables (never HUB_TOKEN); an empty one counts as unset.
-    docker_env = {k: v for k, v in dotenv.items() if k.startswith("DOCKER_") and v}
-    docker_env.update({k: v for k, v in environ.items() if k.startswith("DOCKER_") and v})
+    tags = _parse_tags(picked["tags"][0], sources["tags"])
+    build_args = _pairs_setting(picked, sources, "build_args", "build argument", _BUILD_ARG_NAME)
+    labels = _pairs_setting(picked, sources, "labels", "label", _LABEL_NAME)
 
     return Settings(
         registry=registry,
@@ -531,10 +503,7 @@ def resolve_settings(
         semver=_parse_bool(picked["semver"][0], sources["semver"]),
         latest=_parse_bool(picked["latest"][0], sources["latest"]),
         labels=labels,
-        platforms=_dedupe(
-            _platform(item, sources["platforms"])
-            for item in _as_list(picked["platforms"][0], split="words")
-        ),
+        platforms=_parse_platforms(picked["platforms"][0], sources["platforms"]),
         source_date_epoch=_parse_epoch(
             environ.get("SOURCE_DATE_EPOCH") or dotenv.get("SOURCE_DATE_EPOCH")
         ),
@@ -548,7 +517,7 @@ def resolve_settings(
         ),
         cwd=cwd,
         env_file=env_file,
-        docker_env=docker_env,
+        docker_env=_docker_env(dotenv, environ),
         sources=sources,
         api_url=_parse_url(text("api_url"), sources["api_url"]),
         readme=cwd / readme if (readme := text("readme")) else None,
@@ -556,6 +525,56 @@ def resolve_settings(
         visibility=_parse_choice(text("visibility"), sources["visibility"], ("public", "private")),
         describe_after_release=_parse_bool(picked["describe"][0], sources["describe"]),
     )
+
+
+def _registry_and_repository(
+    registry_text: str | None,
+    repository_text: str | None,
+    username: str | None,
+    sources: Mapping[str, str],
+) -> tuple[str, Repository | None]:
+    """The registry, and the repository in it. A repository that names its registry wins
+    over HUB_REGISTRY's default (Docker Hub), not over a registry given explicitly."""
+    registry = normalize_registry(registry_text or DOCKER_HUB, source=sources["registry"])
+    if not repository_text:
+        return registry, None
+    repository = parse_repository(
+        repository_text,
+        registry=registry if sources["registry"] != "default" else None,
+        username=username,
+        source=sources["repository"],
+    )
+    return repository.registry, repository
+
+
+def _parse_tags(value: object, source: str) -> tuple[str, ...]:
+    """A flag is one tag as typed; a setting may list several, comma or space separated."""
+    if _from_flag(source, KEYS_BY_NAME["tags"]) and isinstance(value, list | tuple):
+        raw_tags = [str(item).strip() for item in value]
+    else:
+        raw_tags = _as_list(value, split="words")
+    return _dedupe(validate_tag(tag, source=source) for tag in raw_tags)
+
+
+def _pairs_setting(
+    picked: Mapping[str, tuple[object, str]],
+    sources: Mapping[str, str],
+    name: str,
+    what: str,
+    name_re: re.Pattern[str],
+) -> dict[str, str]:
+    """A NAME=VALUE setting (build arguments, labels): shell words, each a pair."""
+    source = sources[name]
+    items = _as_list(picked[name][0], split="shell", source=source)
+    return _parse_pairs(items, source, what, name_re)
+
+
+def _docker_env(dotenv: Mapping[str, str | None], environ: Mapping[str, str]) -> dict[str, str]:
+    """Only the Docker client's own variables (never HUB_TOKEN), the environment's over
+    `.env`'s; an empty one counts as unset."""
+    docker_env = {k: v for k, v in dotenv.items() if k.startswith("DOCKER_") and v}
+    docker_env.update({k: v for k, v in environ.items() if k.startswith("DOCKER_") and v})
+    return docker_env
 
 
 def _parse_url(value: str | None, source: str) -> str | None:
