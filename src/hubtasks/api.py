@@ -276,38 +276,36 @@ def release(
     with watch.time("plan"), session.console.activity("plan", "reading the registry"):
         state = read_registry(session.registry_for(settings), tags, session)
     plan = _release_plan(settings, session, tags, builds, state, force=force, dry_run=dry_run)
-    if not dry_run and (plan.to_push or plan.build):  # may the token push here? before building
-        registry = session.registry_for(settings)
-        session.retrying(f"checking push access to {repository}", registry.check_push_access)
     if dry_run:
         commands = _commands(settings, plan, builds)
         return Release(repository, plan, timings=watch.timings, commands=commands, dry_run=True)
+    if plan.to_push or plan.build:
+        _check_push_access(settings, session)
     plan, images, published, platforms = execute_release(
-        Executor(settings, session, watch),
-        plan,
-        tags=tags,
-        builds=builds,
-        state=state,
-        force=force,
+        Executor(settings, session, watch), plan, tags=tags, builds=builds, state=state, force=force
     )
-    facts.refs = [p.reference for p in published]
-    facts.digest = published[0].digest if published else None
+    facts.record_published(published, platforms, watch.timings)
     facts.image_id = images[0].image_id if images and not builds.multi else None
-    facts.platforms = platforms
-    facts.timings.update(watch.timings)
     from .describe import sync_after_release  # the Docker Hub page, when HUB_DESCRIBE asks
 
     sync_after_release(settings, session, strict=strict)
     session.hooks.run("post", facts)
-    image = images[0] if images else None
     return Release(
         repository,
         plan,
-        image=image,
+        image=images[0] if images else None,
         published=published,
         timings=watch.timings,
         platforms=platforms,
     )
+
+
+def _check_push_access(settings: Settings, session: Session) -> None:
+    """Whether the token may push to the repository, asked before anything is built: a
+    read-only token fails here, not after the build."""
+    repository = settings.require_repository()
+    registry = session.registry_for(settings)
+    session.retrying(f"checking push access to {repository}", registry.check_push_access)
 
 
 def _release_plan(

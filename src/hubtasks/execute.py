@@ -161,10 +161,7 @@ class Executor:
         with self.watch.time("verify"):
             self.verify(pushed)
         published = now_published(tags, pushed, plan, repository)
-        facts.refs = [p.reference for p in published]
-        facts.digest = published[0].digest if published else None
-        facts.platforms = platforms
-        facts.timings.update(self.watch.timings)
+        facts.record_published(published, platforms, self.watch.timings)
         session.hooks.run("post", facts)
         return published, platforms
 

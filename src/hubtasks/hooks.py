@@ -2,8 +2,9 @@
 
 Shell hooks come from `HUB_PRE_RELEASE`, `HUB_POST_PUSH`, … (or `hub.pre_release` in Invoke
 config) and run through Invoke with the facts in their environment: HUB_STAGE, HUB_IMAGE,
-HUB_TAGS, HUB_DIGEST, HUB_REFS, HUB_IMAGE_ID. Python hooks are Invoke tasks or plain callables
-registered with `hook("post_push", fn)`; they receive the Invoke context and a `Facts`.
+HUB_TAGS, HUB_DIGEST, HUB_REFS, HUB_IMAGE_ID, HUB_PLATFORMS, HUB_PLATFORM_DIGESTS. Python hooks
+are Invoke tasks or plain callables registered with `hook("post_push", fn)`; they receive the
+Invoke context and a `Facts`.
 
 What a hook prints goes to stderr, line by line, through the same redaction as the build log:
 stdout holds only results. A failing pre-hook stops its stage before any side effect; a
@@ -19,10 +20,13 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, HookError
 from .redaction import redact
+
+if TYPE_CHECKING:
+    from .results import PushedTag
 
 STAGES = ("login", "build", "tag", "push", "release")
 HOOK_NAMES = tuple(f"{side}_{stage}" for stage in STAGES for side in ("pre", "post"))
@@ -58,6 +62,16 @@ class Facts:
             "HUB_PLATFORMS": " ".join(self.platforms),
             "HUB_PLATFORM_DIGESTS": " ".join(f"{p}={d}" for p, d in self.platforms.items()),
         }
+
+    def record_published(
+        self, published: list[PushedTag], platforms: dict[str, str], timings: Mapping[str, float]
+    ) -> None:
+        """What a post hook learns once tags are in the registry: every reference, the first
+        one's digest, each platform's manifest digest, and the seconds per stage so far."""
+        self.refs = [p.reference for p in published]
+        self.digest = published[0].digest if published else None
+        self.platforms = platforms
+        self.timings.update(timings)
 
 
 def _check_name(name: str) -> str:
