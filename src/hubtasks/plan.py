@@ -182,9 +182,15 @@ def _decide_tag(
         )
         return TagDecision(tag, CHECK, reason, current)
     what = "other inputs" if current.inputs is not None else "another image"
+    return moved_or_refused(tag, current, f"built from {what}", force)
+
+
+def moved_or_refused(tag: str, current: Remote, held: str, force: bool) -> TagDecision:
+    """A tag the registry holds for another image (`held` says which): a version tag is
+    immutable, refused unless `force`; any other tag moves."""
     if is_immutable(tag) and not force:
         reason = (
-            f"holds {current.digest[:19]}, built from {what}; version tags are immutable "
+            f"holds {current.digest[:19]}, {held}; version tags are immutable "
             "(use --force to overwrite)"
         )
         return TagDecision(tag, REFUSE, reason, current)

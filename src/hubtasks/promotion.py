@@ -23,14 +23,12 @@ from .gather import RegistryState, each_tag_or_raise
 from .plan import (
     CHECK,
     INPUTS_LABEL,
-    MOVE,
-    REFUSE,
     SKIP,
     Plan,
     Remote,
     TagDecision,
     decide,
-    is_immutable,
+    moved_or_refused,
 )
 from .protocols import Registry
 from .references import DOCKER_HUB, ImageReference, parse_image_reference
@@ -110,14 +108,7 @@ def _by_digest(decision: TagDecision, digest: str, force: bool) -> TagDecision:
         return decision
     if current.digest == digest:
         return TagDecision(tag, SKIP, "the registry holds this image", current)
-    if is_immutable(tag) and not force:
-        reason = (
-            f"holds {current.digest[:19]}, another image; version tags are immutable "
-            "(use --force to overwrite)"
-        )
-        return TagDecision(tag, REFUSE, reason, current)
-    reason = f"from {current.digest[:19]}" + (" (forced)" if is_immutable(tag) else "")
-    return TagDecision(tag, MOVE, reason, current)
+    return moved_or_refused(tag, current, "another image", force)
 
 
 def transfer(session: Session, source: Registry, target: Registry, digest: str) -> None:

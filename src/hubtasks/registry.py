@@ -601,19 +601,19 @@ class RegistryClient:
         bytes sent, which the registry's answer must agree with. Errors carry the `status`
         (`copy_unsupported` tells which ones mean "push it through the daemon instead")."""
         body, media_type = manifest or self.raw_manifest(source)
-        path = f"/v2/{self.repository.path}/manifests/{tag}"
-        try:
-            put = self._request("PUT", path, body=body, content_type=media_type)
-        except AuthError:
-            raise self._may_not_push(f"HTTP 401 to the manifest PUT of {tag}") from None
-        if put.status in (401, 403):
-            raise self._may_not_push(f"HTTP {put.status} to the manifest PUT of {tag}")
-        self._check(put, f"tag {tag} in")
-        return self._checked_digest(put, body, self.named(tag))
+        return self._put_manifest(tag, body, media_type, f"tag {tag} in")
 
     def put_manifest(self, reference: str, body: bytes, media_type: str) -> str:
         """PUT a manifest (or index) under a tag or digest; returns the sha256 of `body`,
         which the registry's answer must agree with."""
+        action = f"put a manifest as {reference} in"
+        digest = self._put_manifest(reference, body, media_type, action)
+        self._manifests.setdefault(digest, (body, media_type))
+        return digest
+
+    def _put_manifest(self, reference: str, body: bytes, media_type: str, action: str) -> str:
+        """The manifest PUT: a 401 or 403 means the token may not push here; the sha256 of
+        `body` is returned, checked against the registry's answer."""
         path = f"/v2/{self.repository.path}/manifests/{reference}"
         try:
             put = self._request("PUT", path, body=body, content_type=media_type)
@@ -621,10 +621,8 @@ class RegistryClient:
             raise self._may_not_push(f"HTTP 401 to the manifest PUT of {reference}") from None
         if put.status in (401, 403):
             raise self._may_not_push(f"HTTP {put.status} to the manifest PUT of {reference}")
-        self._check(put, f"put a manifest as {reference} in")
-        digest = self._checked_digest(put, body, self.named(reference))
-        self._manifests.setdefault(digest, (body, media_type))
-        return digest
+        self._check(put, action)
+        return self._checked_digest(put, body, self.named(reference))
 
     def send(self, method: str, path: str, *, accept: str | None = None) -> _Response:
         """Any request to this registry's API (`/v2/…`) with the client's login, answered as it
