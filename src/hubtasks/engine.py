@@ -1,5 +1,7 @@
-"""The only module that imports `docker`: build, tag, push, image listing, and the Docker
-config's credentials (`save_credentials`, `remove_credentials`).
+"""The only module that imports `docker`: build (per platform), tag, push, pull, inspect and
+list images, the `.dockerignore` matcher (`context_paths`, `context_includes`), and the Docker
+config's credentials (`save_credentials`, `remove_credentials`). It does no login: hubtasks
+checks credentials over the registry API (`registry.py`) and hands them to each push.
 
 It turns the Docker SDK's many failure shapes (exceptions, HTTP 500s carrying a registry's 401,
 error lines inside a 200 stream) into the `HubError` subclasses the rest of hubtasks speaks,

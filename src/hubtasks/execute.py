@@ -3,8 +3,8 @@
 build (only when no image in the registry holds these inputs) → tag locally the tags the plan
 approved → push the first through the daemon, copy the others registry-side (or copy them all
 from the image the registry already holds) → verify each against the registry, digests
-computed from the manifest bytes. Hooks run around each stage that runs. `release`, `push` and
-`tag` all go through here.
+computed from the manifest bytes. Hooks run around each stage that runs. `release`, `push`,
+`tag` and `promote` all go through here.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Settings and git give the tags and labels; the build context gives the build-inputs digest;
 the registry gives its tag list and, for each planned tag it holds, the manifest and the
-config's labels (one request per distinct digest, a few at a time). Nothing here writes.
+config's labels (one request per distinct digest, a few at a time: `each_tag`, on the
+session's client and its forks). Nothing here writes.
 """
 
 from __future__ import annotations

@@ -24,12 +24,11 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, HookError
 from .redaction import redact
+from .settings import HOOK_NAMES
 
 if TYPE_CHECKING:
     from .results import PushedTag
 
-STAGES = ("login", "build", "tag", "push", "release")
-HOOK_NAMES = tuple(f"{side}_{stage}" for stage in STAGES for side in ("pre", "post"))
 
 HookFunction = Callable[[Any, "Facts"], Any]
 # Process-wide: a tasks.py registers its hooks when Invoke imports it, before any session

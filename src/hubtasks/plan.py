@@ -1,7 +1,8 @@
 """Pure decisions about tags: which are created, moved, skipped, held back or refused.
 
 Inputs are facts already gathered (the local image, what the registry holds); the output is a
-`Plan` that `release` carries out and `--dry-run` prints. Nothing here does I/O.
+`Plan` that the executor carries out (release, push, promote) and `--dry-run` prints, with the
+equivalent docker commands. Nothing here does I/O.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A session: what the stages of one command line share, and the one place that runs work
-concurrently (`Session.pool`: the credential check started ahead, registry requests a few at
-a time, connections opened while the daemon pushes)."""
+concurrently (`Session.background`: the credential check started ahead, registry requests a
+few at a time, connections opened while the daemon pushes)."""
 
 from __future__ import annotations
 

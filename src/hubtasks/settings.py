@@ -1,10 +1,10 @@
 """Settings: one resolver for every source, validated before any side effect.
 
 `KEYS` is the one table of settings: name, environment variable, default, kind and flag (the
-task layer builds every command-line flag from it). Precedence, highest first: command-line
-flags > process environment > `.env` in the current directory > Invoke config (`hub.*`, e.g.
-`invoke.yaml`) > defaults. Nothing here talks to Docker; `Settings.require` says what a stage
-still lacks.
+task layer builds every command-line flag from it), with a key per hook (`HOOK_NAMES`).
+Precedence, highest first: command-line flags > process environment > `.env` in the current
+directory > Invoke config (`hub.*`, e.g. `invoke.yaml`) > defaults. Nothing here talks to
+Docker; `Settings.require` says what a stage still lacks.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError
-from .hooks import HOOK_NAMES
 from .references import (
     DOCKER_HUB,
     Repository,
@@ -55,6 +54,10 @@ class Key:
         """The task parameter that carries the flag: --build-arg → build_arg."""
         return self.flag.removeprefix("--").replace("-", "_") if self.flag else None
 
+
+# The stages a hook can run around (hooks.py runs them); a setting per hook, e.g. HUB_PRE_PUSH.
+STAGES = ("login", "build", "tag", "push", "release")
+HOOK_NAMES = tuple(f"{side}_{stage}" for stage in STAGES for side in ("pre", "post"))
 
 KEYS: tuple[Key, ...] = (
     Key(
