@@ -20,7 +20,7 @@ from .errors import BuildError, ReleaseRefused, VerifyError
 from .gather import BuildSet, Inputs, RegistryState, each_tag_or_raise
 from .hooks import Facts
 from .plan import Plan
-from .publish import copy_tags, now_published, push_tags, refusal
+from .publish import copy_tags, now_published, push_tags
 from .references import Repository
 from .registry import manifest_list
 from .results import BuiltImage, PushedTag
@@ -288,8 +288,9 @@ _NO_IMAGE = "(an index: no image ID)"
 
 
 def refuse(plan: Plan, repository: Repository) -> ReleaseRefused:
-    error = refusal(plan, repository)
-    return error.evolve(stage="plan")  # type: ignore[return-value]
+    """The error for a plan with refused tags: each names its tag and why."""
+    details = "; ".join(f"{repository.canonical(d.tag)} {d.reason}" for d in plan.refused)
+    return ReleaseRefused(f"refusing to release, nothing was pushed: {details}", stage="plan")
 
 
 _WORDS = {

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .errors import AuthError, HubError, PushError, RegistryError, ReleaseRefused
+from .errors import AuthError, HubError, PushError, RegistryError
 from .gather import each_tag, extra_connections
 from .plan import SKIP, Plan
 from .protocols import Registry
@@ -14,11 +14,6 @@ from .references import Repository
 from .results import PushedTag
 from .session import Session
 from .settings import Settings
-
-
-def refusal(plan: Plan, repository: Repository) -> ReleaseRefused:
-    details = "; ".join(f"{repository.canonical(d.tag)} {d.reason}" for d in plan.refused)
-    return ReleaseRefused(f"refusing to release, nothing was pushed: {details}")
 
 
 def push_tags(
