@@ -203,7 +203,7 @@ def _held_back(tag: str, version: Version | None, published: list[str], force: b
     if version is None:
         if tag != LATEST:
             return ""
-        return f"{highest} is the highest version; {tag} stays on it (--force moves it)"
+        return f"{highest} is the highest version; {tag} stays on it unless --force"
     if not version.is_prerelease and version < highest:
         return f"{highest} is newer; {tag} stays on it"
     return ""
