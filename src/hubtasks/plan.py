@@ -174,11 +174,13 @@ def _decide_tag(
         return TagDecision(tag, HOLD, held, current)
     if current is None:
         return TagDecision(tag, CREATE, "new", None)
-    if current.inputs is None and image_id is None:
+    if image_id is None and (current.inputs is None or inputs is None):
+        # Only an image ID (after a build) or a digest (a promotion) can tell.
         otherwise = "refused" if is_immutable(tag) and not force else "moved"
+        unknown = "without the inputs label" if current.inputs is None else "of unknown inputs"
         reason = (
-            f"holds {current.digest[:19]}, an image without the inputs label; "
-            f"unchanged if the build matches it, else {otherwise}"
+            f"holds {current.digest[:19]}, an image {unknown}; "
+            f"unchanged if the image matches it, else {otherwise}"
         )
         return TagDecision(tag, CHECK, reason, current)
     what = "other inputs" if current.inputs is not None else "another image"
