@@ -13,7 +13,7 @@ from . import plan as planning
 from . import promotion
 from .context import dockerfile_warnings
 from .engine import remove_credentials, save_credentials
-from .errors import ConfigError
+from .errors import ConfigError, HubError
 from .execute import Executor, facts_for, refuse, report_plan
 from .execute import release as execute_release
 from .gather import BuildSet, RegistryState, build_set, read_registry, release_facts
@@ -69,7 +69,12 @@ def login(
     with console.activity(
         "login", f"checking the credentials of {settings.username} at {repository.registry}"
     ):
-        session.retrying(f"login to {repository.registry}", session.credential_check(settings))
+        try:
+            session.retrying(
+                f"login to {repository.registry}", session.credential_check(settings)
+            )
+        except HubError as error:
+            raise error.evolve(stage=error.stage or "login") from None
     session.logged_in.add(key)
     console.stage("login", f"logged in to {repository.registry} as {settings.username}")
     where = None

@@ -506,6 +506,10 @@ class Engine:
                 wait = rate_limit_wait()
             except HubError:
                 wait = None  # the registry did not say; the usual backoff applies
+        if said.status == 429:
+            from .ratelimit import too_many_requests
+
+            message = f"{message} ({too_many_requests(repository.registry)})"
         return PushError(
             f"push of {target} failed: {message}",
             status=said.status,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from . import plan as planning
 from .console import human_size
-from .errors import BuildError, ReleaseRefused, VerifyError
+from .errors import BuildError, HubError, ReleaseRefused, VerifyError
 from .gather import BuildSet, Inputs, RegistryState, each_tag_or_raise
 from .hooks import Facts
 from .plan import Plan
@@ -83,14 +83,17 @@ class Executor:
             f"building {target}{for_platform} from {settings.dockerfile} "
             f"(context {settings.context})",
         )
-        with self.watch.time("build"), console.building(target):
-            image_id = engine.build(
-                context=inputs.context,
-                ref=None,
-                build_args=inputs.build_args,
-                on_output=console.build_output,
-                platform=inputs.platform if inputs.requested else None,
-            )
+        try:
+            with self.watch.time("build"), console.building(target):
+                image_id = engine.build(
+                    context=inputs.context,
+                    ref=None,
+                    build_args=inputs.build_args,
+                    on_output=console.build_output,
+                    platform=inputs.platform if inputs.requested else None,
+                )
+        except HubError as error:
+            raise error.evolve(stage=error.stage or "build") from None
         inspected = engine.inspect(image_id)
         if inspected is not None:
             image_id = inspected.id  # the full ID, whatever form the stream gave

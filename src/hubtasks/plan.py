@@ -175,11 +175,13 @@ def _decide_tag(
         return TagDecision(tag, HOLD, held, current)
     if current is None:
         return TagDecision(tag, CREATE, "new", None)
-    if current.inputs is None and image_id is None:
+    if image_id is None and (current.inputs is None or inputs is None):
+        # Only an image ID (after a build) or a digest (a promotion) can tell.
         otherwise = "refused" if is_immutable(tag) and not force else "moved"
+        unknown = "without the inputs label" if current.inputs is None else "of unknown inputs"
         reason = (
-            f"holds {current.digest[:19]}, an image without the inputs label; "
-            f"unchanged if the build matches it, else {otherwise}"
+            f"holds {current.digest[:19]}, an image {unknown}; "
+            f"unchanged if the image matches it, else {otherwise}"
         )
         return TagDecision(tag, CHECK, reason, current)
     what = "other inputs" if current.inputs is not None else "another image"
@@ -210,7 +212,7 @@ def _held_back(tag: str, version: Version | None, published: list[str], force: b
     if version is None:
         if tag != LATEST:
             return ""
-        return f"{highest} is the highest version; {tag} stays on it (--force moves it)"
+        return f"{highest} is the highest version; {tag} stays on it unless --force"
     if not version.is_prerelease and version < highest:
         return f"{highest} is newer; {tag} stays on it"
     return ""

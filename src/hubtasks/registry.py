@@ -640,8 +640,13 @@ class RegistryClient:
                 status=403,
             )
         transient = response.status == 429 or response.status >= 500
+        said = f"registry answered HTTP {response.status}"
+        if response.status == 429:
+            from .ratelimit import too_many_requests  # says which limit and when it resets
+
+            said = too_many_requests(self.repository.registry, response.headers)
         raise RegistryError(
-            f"cannot {action} {self.repository}: registry answered HTTP {response.status}",
+            f"cannot {action} {self.repository}: {said}",
             status=response.status,
             transient=transient,
             retry_after=rate_limit_wait(response.status, response.headers) if transient else None,

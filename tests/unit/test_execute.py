@@ -211,3 +211,17 @@ def test_a_multi_platform_dry_run_shows_each_platforms_build(tmp_path):
     assert "TARGETARCH=arm64" in builds[1]
     assert any(c.startswith("docker manifest create") for c in result.commands)
     assert daemon.calls == {}
+
+
+def test_a_failed_build_carries_its_stage_and_pushes_nothing(tmp_path):
+    from hubtasks.errors import BuildError
+
+    class FailingDaemon(FakeDaemon):
+        def build(self, **kwargs):
+            raise BuildError("build of x failed at Step 2/2 : COPY missing /x")
+
+    store = Store()
+    with pytest.raises(BuildError) as caught:
+        _run(_settings(_project(tmp_path), "v1"), store, FailingDaemon(store))
+    assert caught.value.stage == "build"
+    assert store.tags == {}

@@ -417,3 +417,13 @@ def test_a_truncated_answer_is_a_transient_failure_and_the_retry_reads_it_whole(
     policy = RetryPolicy(attempts=3, base_delay=0.01)
     assert policy.call(lambda: client.digest("v1"), what="read", on_retry=lines.append) == DIGEST
     assert cut.fired == 1 and len(lines) == 1 and "cut short" in lines[0]
+
+
+def test_a_429_says_the_registry_is_limiting_and_for_how_long(proxy):
+    proxy.add(Rule(path="/tags/list", status=429, headers={"Retry-After": "90"}))
+    with pytest.raises(RegistryError) as caught:
+        _logged_in(proxy).tags()
+    assert caught.value.status == 429 and caught.value.transient
+    assert caught.value.retry_after == 90
+    assert "reg.test is limiting requests (HTTP 429 TOOMANYREQUESTS)" in str(caught.value)
+    assert str(caught.value).endswith("it asks to wait 2 min")  # 90 s, rounded up
