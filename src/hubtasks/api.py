@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import plan as planning
+from .cache import cache_refs
 from .console import Stopwatch
 from .engine import remove_credentials, save_credentials
 from .errors import ConfigError
@@ -109,7 +110,8 @@ def build(
     labels = labels if labels is not None else labels_for(settings, git, tags)
     engine = session.engine_for(settings)
     inputs = build_inputs(settings, git, labels, engine.platform())
-    image = Executor(settings, session, Stopwatch()).build(inputs, tags, tag_now=True)
+    cache = cache_refs(settings, published=None, local=lambda name: None)  # auto: needs a release
+    image = Executor(settings, session, Stopwatch()).build(inputs, tags, tag_now=True, cache=cache)
     session.tags, session.image_id = tags, image.image_id
     return image
 
@@ -273,12 +275,20 @@ def release(
     )
     if plan.refused:
         raise refuse(plan, repository)
+    cache = []
+    if plan.build:
+        cache = cache_refs(
+            settings,
+            published=state.published,
+            local=lambda name: engine.image_id(repository.ref(name)),
+            remote=state.remote,
+        )
     if dry_run:
         return Release(
             repository,
             plan,
             timings=watch.timings,
-            commands=_commands(settings, plan, inputs.context.labels),
+            commands=_commands(settings, plan, inputs.context.labels, cache),
             dry_run=True,
         )
     if not plan.build:
@@ -290,6 +300,7 @@ def release(
         inputs=inputs,
         state=state,
         force=force,
+        cache=cache,
     )
     facts.refs = [p.reference for p in published]
     facts.digest = published[0].digest if published else None
@@ -299,7 +310,9 @@ def release(
     return Release(repository, plan, image=image, published=published, timings=watch.timings)
 
 
-def _commands(settings: Settings, plan: Plan, labels: dict[str, str]) -> list[str]:
+def _commands(
+    settings: Settings, plan: Plan, labels: dict[str, str], cache: list[str]
+) -> list[str]:
     repository = settings.require_repository()
     return planning.equivalent_commands(
         registry=repository.registry,
@@ -310,4 +323,5 @@ def _commands(settings: Settings, plan: Plan, labels: dict[str, str]) -> list[st
         context=_relative(settings.context, settings.cwd),
         build_args=settings.build_args,
         labels=labels,
+        cache_from=cache,
     )

@@ -24,6 +24,8 @@ from .retry import is_transient, mark_transient
 DEFAULT_TIMEOUT = 600
 _DEFAULT_HOST = "unix:///var/run/docker.sock"
 _NO_FILE = ".hubtasks.none"  # exclude_paths insists on force-including a Dockerfile name
+# How the daemon says a pulled tag or repository does not exist (Distribution and Docker Hub).
+_MISSING_MARKERS = ("not found", "manifest unknown", "name unknown", "does not exist")
 _AUTH_MARKERS = ("unauthorized", "authentication required", "denied", "401", "403")
 _BUILDKIT_HINT = (
     "; hubtasks builds through the Docker API's classic builder, which has no BuildKit "
@@ -187,10 +189,13 @@ class Engine:
         ref: str | None,
         build_args: Mapping[str, str],
         on_output: OutputHandler,
+        cache_from: tuple[str, ...] | list[str] = (),
     ) -> str:
         """Build from the streamed context (its generated Dockerfile carries the labels),
         showing the daemon's output as it comes; tag it `ref` when given; return the image ID.
-        Messages name the user's Dockerfile, not the generated copy."""
+        `cache_from` names local images whose layers steps may reuse (the classic builder
+        then takes a local cache hit only from their ancestors). Messages name the user's
+        Dockerfile, not the generated copy."""
         what = ref or str(context.dockerfile)
         names = (context.dockerfile_name, context.dockerfile.name)
         errors = self._docker.errors
@@ -204,6 +209,7 @@ class Engine:
                     dockerfile=context.dockerfile_name,
                     tag=ref,
                     buildargs=dict(build_args),
+                    cache_from=list(cache_from) or None,
                     rm=True,
                     forcerm=True,
                     decode=True,
@@ -218,6 +224,44 @@ class Engine:
         if image_id is None:
             raise BuildError(f"build of {what} ended without producing an image")
         return image_id
+
+    def pull(
+        self, ref: str, auth_config: Mapping[str, str] | None, *, on_progress: ProgressHandler
+    ) -> str | None:
+        """Pull `ref` (`name:tag` or `name@digest`), feeding every progress line to
+        `on_progress`; return the local image ID, or None when the registry does not hold it.
+        With `auth_config` None the daemon gets the docker config's credentials, if any."""
+        errors = self._docker.errors
+        with self._daemon_errors("pull with"):
+            try:
+                lines = self.client.api.pull(
+                    ref,
+                    stream=True,
+                    decode=True,
+                    auth_config=dict(auth_config) if auth_config else None,
+                )
+                for line in lines:
+                    if "error" in line or "errorDetail" in line:
+                        detail = line.get("errorDetail") or {}
+                        message = " ".join(
+                            str(detail.get("message") or line.get("error") or "").split()
+                        )
+                        return self._pull_failure(ref, message, None)
+                    on_progress(line)
+            except errors.APIError as error:
+                return self._pull_failure(ref, _short(error), error.status_code)
+        return self.image_id(ref)
+
+    def _pull_failure(self, ref: str, message: str, status: int | None) -> None:
+        """None when the registry has no such image; else raise what went wrong."""
+        lowered = message.lower()
+        if status == 404 or any(m in lowered for m in _MISSING_MARKERS):
+            return None
+        if _is_auth_failure(message):
+            raise AuthError(f"the registry refused the pull of {ref}: {message}", stage="pull")
+        raise DaemonError(
+            f"pull of {ref} failed: {message}", stage="pull", transient=is_transient(message)
+        )
 
     def inspect(self, ref: str) -> LocalImage | None:
         """The local image `ref` (a reference or an ID), or None when there is no such image."""

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from . import plan as planning
+from .cache import pull_sources
 from .console import Stopwatch, human_size
 from .errors import ReleaseRefused, VerifyError
 from .gather import Inputs, RegistryState, each_tag_or_raise
@@ -42,9 +43,17 @@ class Executor:
     def repository(self) -> Repository:
         return self.settings.require_repository()
 
-    def build(self, inputs: Inputs, tags: tuple[str, ...], *, tag_now: bool) -> BuiltImage:
-        """Build the image (hooks around it). With `tag_now` it gets every tag at once (the
-        build task); else it stays untagged until the plan approves its tags."""
+    def build(
+        self,
+        inputs: Inputs,
+        tags: tuple[str, ...],
+        *,
+        tag_now: bool,
+        cache: list[str] | None = None,
+    ) -> BuiltImage:
+        """Build the image (hooks around it), after pulling the `cache` images for the build
+        to reuse (`cache.pull_sources`). With `tag_now` it gets every tag at once (the build
+        task); else it stays untagged until the plan approves its tags."""
         settings, session, repository = self.settings, self.session, self.repository
         console, engine = session.console, session.engine_for(settings)
         facts = facts_for("build", repository, tags)
@@ -55,12 +64,17 @@ class Executor:
             f"building {target} from {settings.dockerfile} (context {settings.context})",
         )
         start = time.monotonic()
+        cache_from: list[str] = []
+        if cache:
+            with self.watch.time("pull"):
+                cache_from = pull_sources(settings, session, cache)
         with self.watch.time("build"), console.building(target):
             image_id = engine.build(
                 context=inputs.context,
                 ref=repository.ref(tags[0]) if tag_now else None,
                 build_args=settings.build_args,
                 on_output=console.build_output,
+                cache_from=cache_from,
             )
         inspected = engine.inspect(image_id)
         if inspected is not None:
@@ -161,12 +175,14 @@ def release(
     inputs: Inputs,
     state: RegistryState,
     force: bool,
+    cache: list[str] | None = None,
 ) -> tuple[Plan, BuiltImage | None, list[PushedTag]]:
-    """Carry out a release plan: build when it says so (then decide the tags only the built
-    image could decide), tag locally what it approves, push or copy, verify."""
+    """Carry out a release plan: build when it says so (after pulling the `cache` images),
+    then decide the tags only the built image could decide, tag locally what it approves,
+    push or copy, verify."""
     image = None
     if plan.build:
-        image = executor.build(inputs, tags, tag_now=False)
+        image = executor.build(inputs, tags, tag_now=False, cache=cache)
         plan = planning.decide(
             list(tags),
             remote=state.remote,

@@ -6,7 +6,7 @@ Inputs are facts already gathered (the local image, what the registry holds); th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -251,9 +251,11 @@ def equivalent_commands(
     context: str,
     build_args: Mapping[str, str],
     labels: Mapping[str, str],
+    cache_from: Sequence[str] = (),
 ) -> list[str]:
     """The plain docker commands that would do what the plan does, for every tag the real
-    run may touch (a CHECK tag is pushed when the build differs from what it holds)."""
+    run may touch (a CHECK tag is pushed when the build differs from what it holds); the
+    `cache_from` images are pulled before the build."""
     import shlex
 
     touched = [d.tag for d in plan.decisions if d.pushes or d.action == CHECK]
@@ -268,7 +270,10 @@ def equivalent_commands(
             for name in touched
         ]
     first = plan.decisions[0].tag
+    commands.extend(f"docker pull {ref}" for ref in cache_from)
     build = ["docker", "build", "-f", dockerfile, "-t", f"{local_name}:{first}"]
+    for ref in cache_from:
+        build += ["--cache-from", ref]
     for name, value in build_args.items():
         build += ["--build-arg", f"{name}={value}"]
     for name, value in labels.items():

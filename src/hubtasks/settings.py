@@ -21,11 +21,14 @@ from .references import (
     DOCKER_HUB,
     Repository,
     normalize_registry,
+    parse_image_reference,
     parse_repository,
     validate_tag,
 )
 
 ENV_FILE_NAME = ".env"
+# HUB_CACHE_FROM's words besides image references (hubtasks/cache.py decides "auto").
+CACHE_AUTO, CACHE_NONE = "auto", "none"
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,13 @@ KEYS: tuple[Key, ...] = (
     Key("semver", "--semver", False, "Fan a version tag out: v1.2.3 → v1.2.3, v1.2, v1, latest."),
     Key("latest", "--latest", False, "Also publish latest (only moved forward)."),
     Key("labels", "--label", None, "Extra or overriding image labels: space separated K=V."),
+    Key(
+        "cache_from",
+        "--cache-from",
+        CACHE_AUTO,
+        "Images whose layers the build may reuse, pulled first: references or tags of the "
+        "repository; auto (the newest release when the daemon lacks it) or none.",
+    ),
     Key("retries", None, 5, "Attempts per network operation (transient failures only)."),
     Key("timeout", None, 120, "Seconds of retrying before a release gives up."),
     Key("retry_delay", None, 1.0, "First backoff delay in seconds; it doubles, with jitter."),
@@ -99,6 +109,7 @@ class Settings:
     semver: bool = False
     latest: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
+    cache_from: tuple[str, ...] = (CACHE_AUTO,)
     source_date_epoch: int | None = None
     hooks: Mapping[str, str] = field(default_factory=dict)
     retries: int = 5
@@ -170,7 +181,7 @@ class Settings:
                 value = getattr(self, key.name)
             if key.name == "token":
                 shown = "<hidden>" if value else "<empty>"
-            elif key.name == "tags":
+            elif key.name in ("tags", "cache_from"):
                 shown = ",".join(value)
             elif key.name in ("build_args", "labels"):
                 shown = " ".join(f"{k}={v}" for k, v in value.items())
@@ -358,6 +369,25 @@ def _dedupe(items: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
+def _parse_cache_from(value: object, source: str) -> tuple[str, ...]:
+    """`auto`, `none`, or image references (a bare word is a tag of the repository)."""
+    items = _dedupe(_as_list(value, split="words", source=source)) or (CACHE_AUTO,)
+    words = [item for item in items if item in (CACHE_AUTO, CACHE_NONE)]
+    if words and len(items) > 1:
+        raise ConfigError(
+            f"{source}: '{words[0]}' cannot be combined with image references; give either "
+            f"{CACHE_AUTO}, {CACHE_NONE} or the images"
+        )
+    for item in items:
+        if words:
+            break
+        if any(mark in item for mark in "/:@"):
+            parse_image_reference(item, source=source)
+        else:
+            validate_tag(item, source=source)
+    return items
+
+
 def resolve_settings(
     *,
     flags: Mapping[str, object],
@@ -428,6 +458,7 @@ def resolve_settings(
         semver=_parse_bool(picked["semver"][0], sources["semver"]),
         latest=_parse_bool(picked["latest"][0], sources["latest"]),
         labels=labels,
+        cache_from=_parse_cache_from(picked["cache_from"][0], sources["cache_from"]),
         source_date_epoch=_parse_epoch(
             environ.get("SOURCE_DATE_EPOCH") or dotenv.get("SOURCE_DATE_EPOCH")
         ),

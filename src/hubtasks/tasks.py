@@ -37,6 +37,9 @@ _FLAG_HELP = {
     "build_arg": "Build argument NAME=VALUE; repeat for more (default: HUB_BUILD_ARGS).",
     "label": "Image label NAME=VALUE, added to or overriding the OCI labels; repeat for more "
     "(default: HUB_LABELS).",
+    "cache_from": "Image whose layers the build may reuse, pulled first: a reference or a "
+    "tag of the repository; repeat for more; auto or none (default: HUB_CACHE_FROM, else auto: "
+    "the newest release when the daemon does not hold it).",
     "semver": "Fan a version tag out: v1.2.3 also publishes v1.2, v1 and latest, each moved "
     "only forward (default: HUB_SEMVER).",
     "latest": "Also publish latest, moved only forward (default: HUB_LATEST).",
@@ -70,7 +73,16 @@ def reset_session() -> None:
     _SESSION = None
 
 
-_BUILD_FLAGS = ("tag", "repository", "registry", "dockerfile", "context", "build_arg", "label")
+_BUILD_FLAGS = (
+    "tag",
+    "repository",
+    "registry",
+    "dockerfile",
+    "context",
+    "build_arg",
+    "label",
+    "cache_from",
+)
 
 
 def _help(*names: str, **extra: str) -> dict[str, str]:
@@ -183,7 +195,7 @@ def login(c, save=False, registry=None, repository=None, quiet=False):
 
 
 @task(
-    iterable=["tag", "build_arg", "label"],
+    iterable=["tag", "build_arg", "label", "cache_from"],
     help=_help(*_BUILD_FLAGS, "allow_dirty", *_OUT),
 )
 def build(
@@ -195,12 +207,15 @@ def build(
     context=None,
     build_arg=None,
     label=None,
+    cache_from=None,
     allow_dirty=False,
     quiet=False,
     verbose=False,
 ):
     """Build the image with live output and OCI labels, and give it every requested tag."""
-    flags = _build_flags(tag, repository, registry, dockerfile, context, build_arg, label)
+    flags = _build_flags(
+        tag, repository, registry, dockerfile, context, build_arg, label, cache_from
+    )
     settings, session = _prepare(c, quiet=quiet, verbose=verbose, **flags)
     _run(lambda: _api().build(settings, allow_dirty=allow_dirty, session=session))
 
@@ -254,7 +269,7 @@ def push(
 
 
 @task(
-    iterable=["tag", "build_arg", "label"],
+    iterable=["tag", "build_arg", "label", "cache_from"],
     help=_help(
         *_BUILD_FLAGS,
         "semver",
@@ -275,6 +290,7 @@ def release(
     context=None,
     build_arg=None,
     label=None,
+    cache_from=None,
     semver=False,
     latest=False,
     force=False,
@@ -285,7 +301,9 @@ def release(
     json_=False,
 ):
     """Validate, log in, build, tag, push and verify; print REGISTRY/REPO:TAG@DIGEST per tag."""
-    flags = _build_flags(tag, repository, registry, dockerfile, context, build_arg, label)
+    flags = _build_flags(
+        tag, repository, registry, dockerfile, context, build_arg, label, cache_from
+    )
     settings, session = _prepare(
         c, quiet=quiet, verbose=verbose, semver=semver, latest=latest, **flags
     )

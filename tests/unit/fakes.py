@@ -100,12 +100,33 @@ class FakeDaemon:
         self.local_tags: dict[str, str] = {}  # repo:tag → image ID
         self.calls: Counter = Counter()
         self._configs: dict[str, bytes] = {}  # image ID → config bytes
+        self.cache_from: list[list[str]] = []  # per build, what it was given
+        self.pulls: list[tuple[str, dict | None]] = []  # (ref, auth_config)
+
+    def pull(self, ref, auth_config, *, on_progress) -> str | None:
+        """A ref of this store's repository (`name:tag` or `name@digest`) arrives with the
+        config the registry holds; any other is not there."""
+        self.calls["pull"] += 1
+        self.pulls.append((ref, auth_config))
+        name, at, digest = ref.partition("@")
+        if not at:
+            digest = self.store.tags.get(name.rsplit(":", 1)[-1])
+        if digest not in self.store.manifests:
+            return None
+        on_progress({"status": "Pull complete", "id": "layer1"})
+        config_digest = json.loads(self.store.manifests[digest])["config"]["digest"]
+        config = self.store.blobs[config_digest]
+        self.images[config_digest] = json.loads(config)["config"]["Labels"]
+        self._configs[config_digest] = config
+        self.local_tags[ref] = config_digest
+        return config_digest
 
     def platform(self) -> str:
         return "linux/amd64"
 
-    def build(self, *, context, ref, build_args, on_output) -> str:
+    def build(self, *, context, ref, build_args, on_output, cache_from=()) -> str:
         self.calls["build"] += 1
+        self.cache_from.append(list(cache_from))
         on_output("Step 1/1 : FROM scratch\n")
         labels = dict(context.labels)
         config = json.dumps(

@@ -59,8 +59,8 @@ def test_every_task_has_a_docstring(name):
 @pytest.mark.parametrize(
     "name, iterable",
     [
-        ("build", {"tag", "build_arg", "label"}),
-        ("release", {"tag", "build_arg", "label"}),
+        ("build", {"tag", "build_arg", "label", "cache_from"}),
+        ("release", {"tag", "build_arg", "label", "cache_from"}),
         ("tag", {"tag"}),
         ("push", {"tag"}),
         ("login", set()),
