@@ -7,8 +7,10 @@ image's history — so a pulled earlier release gives back its `RUN pip install 
 
 `HUB_CACHE_FROM` / `--cache-from`:
 - `auto` (the default): before a release that builds, the repository's newest release (the
-  highest version tag the registry lists, else `latest`), unless the daemon holds that tag
-  already — then its own build cache serves at least as well, without a pull.
+  highest version tag the registry lists, else `latest`, else a tag being released that the
+  registry already holds, such as a `main` moved on every push), unless the daemon holds that
+  tag already — then its own build cache serves, without a pull. A release named only by new
+  tags (`sha-…`) has no such image: name one (`--cache-from main`).
 - `none`: never.
 - image references, or tags of the repository: always these (release and build).
 
@@ -55,11 +57,14 @@ def cache_refs(
         return []
     if settings.cache_from != (CACHE_AUTO,):
         return [resolve(item, repository) for item in settings.cache_from]
+    remote = remote or {}
     newest = newest_release(published or [])
+    if newest is None:  # e.g. `--tag main` on every push: what the tag holds now
+        newest = next((name for name, held in remote.items() if held is not None), None)
     if newest is None:
         return []
     held = local(newest)
-    known = (remote or {}).get(newest)
+    known = remote.get(newest)
     if held is not None and (known is None or known.config_digest in (None, held)):
         return []  # the daemon built or pulled it: its own cache is at least as good
     if known is not None:
@@ -93,7 +98,8 @@ def pull_sources(settings: Settings, session: Session, refs: list[str]) -> list[
             exact = by_digest(settings, session, ref) if image == repository else ref
             image_id = None
             if exact is not None:
-                console.stage("cache", f"pulling {exact} for its layers")
+                shown = ref if exact == ref else f"{ref} ({exact.rsplit('@', 1)[1][:19]})"
+                console.stage("cache", f"pulling {shown} for its layers")
                 with console.pushing(exact, stage="pull"):
                     image_id = engine.pull(exact, auth, on_progress=console.push_progress)
         except HubError as error:

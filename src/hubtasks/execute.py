@@ -59,15 +59,15 @@ class Executor:
         facts = facts_for("build", repository, tags)
         session.hooks.run("pre", facts)
         target = repository.canonical(tags[0])
-        console.stage(
-            "build",
-            f"building {target} from {settings.dockerfile} (context {settings.context})",
-        )
         start = time.monotonic()
         cache_from: list[str] = []
         if cache:
             with self.watch.time("pull"):
                 cache_from = pull_sources(settings, session, cache)
+        console.stage(
+            "build",
+            f"building {target} from {settings.dockerfile} (context {settings.context})",
+        )
         with self.watch.time("build"), console.building(target):
             image_id = engine.build(
                 context=inputs.context,

@@ -44,6 +44,11 @@ def test_auto_pulls_the_newest_release_only_when_the_daemon_lacks_it(tmp_path):
     assert _choose(tmp_path, published=published) == [REPOSITORY.ref("v1.1.0")]
     assert _choose(tmp_path, published=published, local={"v1.1.0": ID_A}) == []
     assert _choose(tmp_path, published=[]) == []
+    # No version and no latest: what a tag being released (`main`) holds now.
+    moving = {"main": Remote(digest=DIGEST, config_digest=ID_B), "sha-1": None}
+    main = [f"{REPOSITORY.local_name}@{DIGEST}"]
+    assert _choose(tmp_path, published=["main", "sha-0"], remote=moving) == main
+    assert _choose(tmp_path, published=["sha-0"], remote={"sha-1": None}) == []
     # A planned tag the registry holds comes with its digest: pulled by digest.
     remote = {"v1.1.0": Remote(digest=DIGEST, config_digest=ID_B)}
     by_digest = [f"{REPOSITORY.local_name}@{DIGEST}"]
@@ -103,7 +108,8 @@ def test_a_fresh_runner_pulls_the_newest_release_by_digest_and_builds_from_it(tm
     assert REPOSITORY.ref("v1.0.0") not in daemon.local_tags  # by digest: no tag moved
     assert [p.tag for p in result.published] == ["v1.1.0"]
     err = session.console.err.getvalue()
-    assert f"[cache] pulling {ref} for its layers" in err
+    shown = f"{REPOSITORY.ref('v1.0.0')} ({store.tags['v1.0.0'][:19]})"
+    assert f"[cache] pulling {shown} for its layers" in err
     assert result.timings["pull"] >= 0
 
 
