@@ -59,7 +59,7 @@ def test_auto_pulls_the_newest_release_and_a_missing_image_is_a_note(project, cl
     name = f"{stack.registry}/{project.repository}"
     auto = project.inv("release", "--tag", "v1.1.0")  # HUB_CACHE_FROM defaults to auto
     assert auto.returncode == 0, auto.stderr
-    assert f"[cache] pulling {name}@sha256:" in auto.stderr
+    assert f"[cache] pulling {name}:v1.0.0 (sha256:" in auto.stderr
     assert "Using cache" in _step_output(auto.stderr, RUN)
 
     _forget_everything(client, project)
