@@ -244,9 +244,10 @@ def release(
     """
     settings.require("release")
     repository = settings.require_repository()
-    check_context(settings)
     session = session_for(settings, session)
-    session.check_ahead(settings)  # while git, the daemon connection and the context hash run
+    # While the Docker SDK is imported, git is read, the daemon connected, the context hashed.
+    session.check_ahead(settings)
+    check_context(settings)
     watch = Stopwatch()
     git, tags, labels = release_facts(settings, allow_dirty=allow_dirty, chained=session.tags)
     with watch.time("connect"):
