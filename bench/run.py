@@ -10,14 +10,20 @@ shows medians with min–max, and ratios are taken per repetition (A_i / B_i) be
 Everything it creates lives in one temporary folder that is removed at the end, also on Ctrl-C.
 
 1. `inv release --tag X --tag Y` against `docker build` + `docker tag` + `docker push` ×2 (the
-   classic builder, DOCKER_BUILDKIT=0), cold (new content every repetition) and warm (cached
-   build, layers already in the registry, new tag names); the same with the registry 25 ms
-   away each way (`devtools.latency.LatencyProxy`, a 50 ms round trip); and the warm release
-   with both sides started by `inv` (a bare Invoke task running the four docker commands).
+   classic builder, DOCKER_BUILDKIT=0): cold, a 30 MiB image (three new 10 MiB `COPY` layers
+   and a `CMD`) against the CLI with hubtasks' labels and against the plain CLI without labels,
+   the three taking turns; warm (cached build, layers already in the registry, new tag names),
+   with hubtasks' fixed overhead in seconds; cold and warm with the registry 25 ms away each
+   way (`devtools.latency.LatencyProxy`, a 50 ms round trip); and the warm release with both
+   sides started by `inv` (a bare Invoke task running the four docker commands).
 2. Start-up: `inv --list` with hubtasks against bare Invoke; `python -c "import hubtasks"`
    against `python -c pass` (and against `import invoke`, hubtasks' own share).
 3. Scaling: `inv push` of 1, 5 and 20 tags; peak RSS of `inv build` with a 10 MiB and a 1 GiB
    build context, and with a 100,000-line build log.
+5. A fresh CI runner (section "runner"; the daemon is emptied of the repositories before every
+   run): re-releasing an unchanged commit against the CLI rebuilding and pushing it; a release
+   whose slow `RUN` (dependency installation) is unchanged, with the registry as build cache
+   (hubtasks' default) against without; and the same when the `RUN` changed too.
 
 Timings are wall-clock seconds of whole processes, as a person at a terminal sees them. Each
 command runs under GNU time (`/usr/bin/time`, Debian package `time`): its peak RSS is that of
