@@ -65,9 +65,13 @@ def test_auto_pulls_the_newest_release_and_a_missing_image_is_a_note(project, cl
     _forget_everything(client, project)
     project.write("app.txt", "three\n")
     missing = f"{name}:no-such-tag"
-    noted = project.inv("release", "--tag", "v1.2.0", "--cache-from", missing)
+    elsewhere = f"{stack.registry}/{stack.username}/no-such-repository:v1"  # asked of the daemon
+    noted = project.inv(
+        "release", "--tag", "v1.2.0", "--cache-from", missing, "--cache-from", elsewhere
+    )
     assert noted.returncode == 0, noted.stderr
-    assert f"[cache] note: the registry has no {missing}; building without it" in noted.stderr
+    for ref in (missing, elsewhere):
+        assert f"[cache] note: the registry has no {ref}; building without it" in noted.stderr
     assert "Using cache" not in _step_output(noted.stderr, RUN)
 
     # This runner built the newest release: auto leaves the daemon's own cache alone.
