@@ -1372,7 +1372,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="smoke run: fewer repetitions, no 50 MiB release, no 1 GiB context",
+        help="smoke run: fewer repetitions, no 1 GiB context",
     )
     parser.add_argument("--json", metavar="FILE", help="also write every sample to FILE")
     parser.add_argument(
