@@ -25,8 +25,8 @@ def demo(c):
 
 @task(
     help={
-        "quick": "Two repetitions, no 50 MiB release and no 1 GiB context.",
-        "only": "Comma-separated sections: release, startup, push, memory (default: all).",
+        "quick": "Two repetitions, no 1 GiB context.",
+        "only": "Comma-separated sections: release, runner, startup, push, memory (default: all).",
     }
 )
 def bench(c, quick=False, only=""):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from . import plan as planning
 from . import promotion
+from .cache import cache_refs
 from .context import dockerfile_warnings
 from .engine import remove_credentials, save_credentials
 from .errors import ConfigError, HubError
@@ -116,7 +117,10 @@ def build(
     tags = tags or resolve_tags(settings, git, allow_dirty=allow_dirty)
     labels = labels if labels is not None else labels_for(settings, git, tags)
     builds = _build_set(settings, session, git, labels)
-    images = Executor(settings, session, Stopwatch()).build(builds, tags, tag_now=True)
+    cache = cache_refs(settings, published=None, local=lambda name: None)  # auto: needs a release
+    images = Executor(settings, session, Stopwatch()).build(
+        builds, tags, tag_now=True, cache=cache
+    )
     session.tags, session.image_id = tags, images[0].image_id
     return images[0]
 
@@ -264,9 +268,10 @@ def release(
     """
     settings.require("release")
     repository = settings.require_repository()
-    check_context(settings)
     session = session_for(settings, session)
-    session.check_ahead(settings)  # while git, the daemon connection and the context hash run
+    # While the Docker SDK is imported, git is read, the daemon connected, the context hashed.
+    session.check_ahead(settings)
+    check_context(settings)
     watch = Stopwatch()
     git, tags, labels = release_facts(settings, allow_dirty=allow_dirty, chained=session.tags)
     with watch.time("connect"):
@@ -281,13 +286,20 @@ def release(
     with watch.time("plan"), session.console.activity("plan", "reading the registry"):
         state = read_registry(session.registry_for(settings), tags, session)
     plan = _release_plan(settings, session, tags, builds, state, force=force, dry_run=dry_run)
+    cache = _build_cache(settings, session, state) if plan.build else []
     if dry_run:
-        commands = _commands(settings, plan, builds)
+        commands = _commands(settings, plan, builds, cache)
         return Release(repository, plan, timings=watch.timings, commands=commands, dry_run=True)
     if plan.to_push or plan.build:
         _check_push_access(settings, session)
     plan, images, published, platforms = execute_release(
-        Executor(settings, session, watch), plan, tags=tags, builds=builds, state=state, force=force
+        Executor(settings, session, watch),
+        plan,
+        tags=tags,
+        builds=builds,
+        state=state,
+        force=force,
+        cache=cache,
     )
     facts.record_published(published, platforms, watch.timings)
     facts.image_id = images[0].image_id if images and not builds.multi else None
@@ -302,6 +314,19 @@ def release(
         published=published,
         timings=watch.timings,
         platforms=platforms,
+    )
+
+
+def _build_cache(settings: Settings, session: Session, state: RegistryState) -> list[str]:
+    """The images a build may reuse (HUB_CACHE_FROM; `auto`: the newest release when the
+    daemon does not hold it), pulled before the build."""
+    repository = settings.require_repository()
+    engine = session.engine_for(settings)
+    return cache_refs(
+        settings,
+        published=state.published,
+        local=lambda name: engine.image_id(repository.ref(name)),
+        remote=state.remote,
     )
 
 
@@ -401,7 +426,7 @@ def promote(
     )
 
 
-def _commands(settings: Settings, plan: Plan, builds: BuildSet) -> list[str]:
+def _commands(settings: Settings, plan: Plan, builds: BuildSet, cache: list[str]) -> list[str]:
     repository = settings.require_repository()
     return planning.equivalent_commands(
         registry=repository.registry,
@@ -416,4 +441,5 @@ def _commands(settings: Settings, plan: Plan, builds: BuildSet) -> list[str]:
             )
             for i in builds.platforms
         ],
+        cache_from=cache,
     )

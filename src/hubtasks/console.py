@@ -231,15 +231,17 @@ class Console:
 
     # --- push -----------------------------------------------------------------------------------
     @contextmanager
-    def pushing(self, ref: str) -> Iterator[None]:
-        view = _PushView(self, ref)
+    def pushing(self, ref: str, *, stage: str = "push") -> Iterator[None]:
+        """Around a push (or, with `stage` "pull", a pull): per-layer progress fed through
+        `push_progress`."""
+        view = _PushView(self, ref, stage)
         self._push = view
         try:
             if self.mode == "rich":
                 with view.progress():
                     yield
             else:
-                with self._heartbeat("push", f"pushing {ref}"):
+                with self._heartbeat(stage, f"{stage}ing {ref}"):
                     yield
         finally:
             self._push = None
@@ -400,16 +402,18 @@ class _BuildView:
 
 def layer_status(status: str) -> str:
     """The daemon's word for a layer, shortened: "Layer already exists" → "exists"."""
-    if status == "Layer already exists":
+    if status in ("Layer already exists", "Already exists"):
         return "exists"
     return status[:1].lower() + status[1:]
+# The last status of a layer: pushed, or (pull) extracted or already local.
+_LAYER_DONE = ("Pushed", "Layer already exists", "Pull complete", "Already exists")
 
 
 class _PushView:
     """Push progress per layer: a bar each on a terminal, a summary line every few seconds."""
 
-    def __init__(self, console: Console, ref: str) -> None:
-        self.console, self.ref = console, ref
+    def __init__(self, console: Console, ref: str, stage: str = "push") -> None:
+        self.console, self.ref, self.stage = console, ref, stage
         self.layers: dict[str, list[int]] = {}  # id → [current, total]
         self.done: set[str] = set()
         self.started = time.monotonic()
@@ -456,8 +460,8 @@ class _PushView:
     def feed(self, line: Mapping[str, Any]) -> None:
         layer = str(line.get("id") or "")
         status = str(line.get("status") or "")
-        if not layer or not status:
-            return
+        if not layer or not status or status.startswith("Pulling from"):
+            return  # a pull names its tag as an "id" first: not a layer
         detail = line.get("progressDetail") or {}
         current, total = detail.get("current"), detail.get("total")
         entry = self.layers.setdefault(layer, [0, 0])
@@ -465,7 +469,7 @@ class _PushView:
             entry[0] = current
         if isinstance(total, int) and total > 0:
             entry[1] = total
-        finished = status in ("Pushed", "Layer already exists") or status.startswith("Mounted")
+        finished = status in _LAYER_DONE or status.startswith("Mounted")
         if finished:
             self.done.add(layer)
         if self._progress is not None:
@@ -490,7 +494,7 @@ class _PushView:
 
     def _report(self, layer: str, status: str, finished: bool) -> None:
         if finished and self.console.verbose:
-            self.console.stage("push", f"  layer {layer}: {layer_status(status)}")
+            self.console.stage(self.stage, f"  layer {layer}: {layer_status(status)}")
         now = time.monotonic()
         if now - self.last_report < PROGRESS_INTERVAL:
             return
@@ -498,8 +502,9 @@ class _PushView:
         sent = sum(c for c, _ in self.layers.values())
         total = sum(t for _, t in self.layers.values())
         speed = sent / max(now - self.started, 1e-3)
+        moved = "sent" if self.stage == "push" else "received"
         self.console.stage(
-            "push",
+            self.stage,
             f"  {len(self.done)}/{len(self.layers)} layers, {human_size(sent)} of "
-            f"{human_size(total)} sent, {human_size(speed)}/s",
+            f"{human_size(total)} {moved}, {human_size(speed)}/s",
         )

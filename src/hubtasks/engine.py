@@ -21,13 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from .context import BuildContext, base_images, ignore_patterns
-from .errors import AuthError, BuildError, DaemonError, PushError
+from .errors import AuthError, BuildError, DaemonError, HubError, PushError
 from .references import Repository, auth_key
 
 # Pushes of large layers can keep a single read waiting for minutes.
 DEFAULT_TIMEOUT = 600
 _DEFAULT_HOST = "unix:///var/run/docker.sock"
 _NO_FILE = ".hubtasks.none"  # exclude_paths insists on force-including a Dockerfile name
+# How the daemon says a pulled tag or repository does not exist (Distribution and Docker Hub).
+_MISSING_MARKERS = ("not found", "manifest unknown", "name unknown", "does not exist")
 _BUILDKIT_HINT = (
     "; hubtasks builds through the Docker API's classic builder, which has no BuildKit "
     "features (RUN --mount, # syntax=, multi-platform)"
@@ -265,17 +267,20 @@ class Engine:
         build_args: Mapping[str, str],
         on_output: OutputHandler,
         platform: str | None = None,
+        cache_from: tuple[str, ...] | list[str] = (),
     ) -> str:
         """Build from the streamed context (its generated Dockerfile carries the labels),
         showing the daemon's output as it comes; tag it `ref` when given; return the image ID.
-        Messages name the user's Dockerfile, not the generated copy."""
+        `cache_from` names local images whose layers steps may reuse (the classic builder
+        then takes a local cache hit only from their ancestors). Messages name the user's
+        Dockerfile, not the generated copy."""
         what = (ref or str(context.dockerfile)) + (f" for {platform}" if platform else "")
         names = (context.dockerfile_name, context.dockerfile.name)
         if context.scratch and platform:
             self.ensure_scratch(context.scratch, platform)
         if platform:
             for base in base_images(context.dockerfile_bytes):
-                self.pull_for(base, platform, on_output)
+                self._pull_base(base, platform, on_output)
         errors = self._docker.errors
         from docker.credentials.errors import StoreError
 
@@ -288,6 +293,7 @@ class Engine:
                     tag=ref,
                     buildargs=dict(build_args),
                     platform=platform,
+                    cache_from=list(cache_from) or None,
                     rm=True,
                     forcerm=True,
                     decode=True,
@@ -303,6 +309,68 @@ class Engine:
         if image_id is None:
             raise BuildError(f"build of {what} ended without producing an image")
         return image_id
+
+    def pull(
+        self,
+        ref: str,
+        auth_config: Mapping[str, str] | None,
+        *,
+        on_progress: ProgressHandler,
+        platform: str | None = None,
+    ) -> str | None:
+        """Pull `ref` (`name:tag` or `name@digest`; for `platform` when given), feeding every
+        progress line to `on_progress`; return the local image ID, or None when the registry
+        does not hold it. With `auth_config` None the daemon gets the docker config's
+        credentials, if any."""
+        errors = self._docker.errors
+        with self._daemon_errors("pull with"):
+            try:
+                lines = self.client.api.pull(
+                    ref,
+                    stream=True,
+                    decode=True,
+                    auth_config=dict(auth_config) if auth_config else None,
+                    platform=platform,
+                )
+                for line in lines:
+                    if "error" in line or "errorDetail" in line:
+                        detail = line.get("errorDetail") or {}
+                        message = " ".join(
+                            str(detail.get("message") or line.get("error") or "").split()
+                        )
+                        self._pull_failure(ref, message, None)
+                        return None
+                    on_progress(line)
+            except errors.APIError as error:
+                self._pull_failure(ref, _short(error), error.status_code)
+                return None
+        return self.image_id(ref)
+
+    def _pull_base(self, base: str, platform: str, on_output: OutputHandler) -> None:
+        """Pull a `FROM` image for `platform` before that platform's build: the classic
+        builder takes whatever platform the local tag holds. An image only this daemon has
+        (or a registry out of reach) is built from as it is; the platform check after the
+        build catches a mismatch."""
+        try:
+            found = self.pull(base, None, on_progress=_pull_lines(on_output), platform=platform)
+        except HubError as error:
+            found, why = None, str(error)
+        else:
+            why = "the registry has no such image"
+        if found is None:
+            on_output(f"note: could not pull {base} for {platform} ({why}); using the local one\n")
+
+    def _pull_failure(self, ref: str, message: str, status: int | None) -> None:
+        """Return when the registry has no such image; else raise what went wrong."""
+        lowered = message.lower()
+        if status == 404 or any(m in lowered for m in _MISSING_MARKERS):
+            return
+        said = read_daemon_message(message)
+        if said.status in (401, 403) or status in (401, 403):
+            raise AuthError(f"the registry refused the pull of {ref}: {message}", stage="pull")
+        raise DaemonError(
+            f"pull of {ref} failed: {message}", stage="pull", transient=said.transient
+        )
 
     def inspect(self, ref: str) -> LocalImage | None:
         """The local image `ref` (a reference or an ID), or None when there is no such image."""
@@ -325,23 +393,6 @@ class Engine:
         return LocalImage(
             id=str(data["Id"]), size=data.get("Size"), labels=dict(labels), platform=platform
         )
-
-    def pull_for(self, ref: str, platform: str, on_output: OutputHandler) -> None:
-        """Pull `ref` for `platform`, so that the local tag a build starts from is that
-        platform's image (the classic builder takes whatever the tag holds locally).
-        Credentials come from the Docker config, as for `docker pull`."""
-        errors = self._docker.errors
-        with self._daemon_errors("pull with"):
-            try:
-                for line in self.client.api.pull(ref, platform=platform, stream=True, decode=True):
-                    if "error" in line or "errorDetail" in line:
-                        detail = line.get("errorDetail") or {}
-                        message = " ".join(str(detail.get("message") or line["error"]).split())
-                        raise BuildError(f"cannot pull {ref} for {platform}: {message}")
-                    if line.get("status", "").startswith(("Digest", "Status")):
-                        on_output(f"{line['status']}\n")
-            except errors.APIError as error:
-                raise BuildError(f"cannot pull {ref} for {platform}: {_short(error)}") from None
 
     def ensure_scratch(self, name: str, platform: str) -> None:
         """Load the empty image `name` for `platform` unless the daemon has it: no layers,
@@ -525,6 +576,17 @@ def _read_timeouts() -> tuple[type[BaseException], ...]:
     import urllib3
 
     return (urllib3.exceptions.ReadTimeoutError, requests.exceptions.ReadTimeout, TimeoutError)
+
+
+def _pull_lines(on_output: OutputHandler) -> ProgressHandler:
+    """A pull's progress as build output: only its digest and status lines."""
+
+    def show(line: Mapping[str, Any]) -> None:
+        status = str(line.get("status") or "")
+        if status.startswith(("Digest", "Status")):
+            on_output(f"{status}\n")
+
+    return show
 
 
 def _follow_build(

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from . import plan as planning
+from .cache import pull_sources
 from .console import human_size
 from .errors import BuildError, HubError, ReleaseRefused, VerifyError
 from .gather import BuildSet, Inputs, RegistryState, each_tag_or_raise
@@ -50,16 +51,30 @@ class Executor:
     def repository(self) -> Repository:
         return self.settings.require_repository()
 
-    def build(self, builds: BuildSet, tags: tuple[str, ...], *, tag_now: bool) -> list[BuiltImage]:
-        """Build the image for each platform (hooks once around them all). With `tag_now`
-        the first platform's image gets every tag at once (the build task) and, for several
+    def build(
+        self,
+        builds: BuildSet,
+        tags: tuple[str, ...],
+        *,
+        tag_now: bool,
+        cache: list[str] | None = None,
+    ) -> list[BuiltImage]:
+        """Build the image for each platform (hooks once around them all), after pulling the
+        `cache` images for the builds to reuse (`cache.pull_sources`). With `tag_now` the
+        first platform's image gets every tag at once (the build task) and, for several
         platforms, each image its per-platform tag too; else the images stay untagged until
         the plan approves their tags."""
         session, repository = self.session, self.repository
         facts = facts_for("build", repository, tags)
         session.hooks.run("pre", facts)
         start = time.monotonic()
-        images = [self._build_one(inputs, tags, builds.multi) for inputs in builds.platforms]
+        cache_from: list[str] = []
+        if cache:
+            with self.watch.time("pull"):
+                cache_from = pull_sources(self.settings, session, cache)
+        images = [
+            self._build_one(inputs, tags, builds.multi, cache_from) for inputs in builds.platforms
+        ]
         if tag_now:
             engine = session.engine_for(self.settings)
             for name in tags:
@@ -73,7 +88,9 @@ class Executor:
         session.hooks.run("post", facts)
         return images
 
-    def _build_one(self, inputs: Inputs, tags: tuple[str, ...], multi: bool) -> BuiltImage:
+    def _build_one(
+        self, inputs: Inputs, tags: tuple[str, ...], multi: bool, cache_from: list[str]
+    ) -> BuiltImage:
         settings, session, repository = self.settings, self.session, self.repository
         console, engine = session.console, session.engine_for(settings)
         target = repository.canonical(tags[0])
@@ -91,6 +108,7 @@ class Executor:
                     build_args=inputs.build_args,
                     on_output=console.build_output,
                     platform=inputs.platform if inputs.requested else None,
+                    cache_from=cache_from,
                 )
         except HubError as error:
             raise error.evolve(stage=error.stage or "build") from None
@@ -253,6 +271,7 @@ def release(
     builds: BuildSet,
     state: RegistryState,
     force: bool,
+    cache: list[str] | None = None,
 ) -> tuple[Plan, list[BuiltImage], list[PushedTag], dict[str, str]]:
     """Carry out a release plan: build when it says so (then decide the tags only the built
     image could decide), tag locally what it approves, push or copy, verify. Returns the plan
@@ -261,7 +280,7 @@ def release(
     images: list[BuiltImage] = []
     image_id = plan.source.config_digest if plan.source else None
     if plan.build:
-        images = executor.build(builds, tags, tag_now=False)
+        images = executor.build(builds, tags, tag_now=False, cache=cache)
         # An index has no image ID: only the inputs label can call it unchanged.
         image_id = None if builds.multi else images[0].image_id
         plan = planning.decide(

@@ -7,7 +7,7 @@ equivalent docker commands. Nothing here does I/O.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -268,10 +268,12 @@ def equivalent_commands(
     dockerfile: str,
     context: str,
     builds: list[BuildCommand],
+    cache_from: Sequence[str] = (),
 ) -> list[str]:
     """The plain docker commands that would do what the plan does, for every tag the real
     run may touch (a CHECK tag is pushed when the build differs from what it holds). Several
-    platforms: one build and push per platform, then `docker manifest create/push`."""
+    platforms: one build and push per platform, then `docker manifest create/push`. The
+    `cache_from` images are pulled before the build."""
     import shlex
 
     touched = [d.tag for d in plan.decisions if d.pushes or d.action == CHECK]
@@ -286,18 +288,21 @@ def equivalent_commands(
             for name in touched
         ]
     first = plan.decisions[0].tag
+    commands.extend(f"docker pull {ref}" for ref in cache_from)
     if len(builds) > 1:
         children = []
         for build in builds:
             child = f"{local_name}:{first}-{(build.platform or '').replace('/', '-')}"
-            commands.append(_build_command(build, child, dockerfile, context))
+            commands.append(_build_command(build, child, dockerfile, context, cache_from))
             commands.append(f"docker push {child}")
             children.append(child)
         for name in touched:
             commands.append(f"docker manifest create {local_name}:{name} {' '.join(children)}")
             commands.append(f"docker manifest push {local_name}:{name}")
         return commands
-    commands.append(_build_command(builds[0], f"{local_name}:{first}", dockerfile, context))
+    commands.append(
+        _build_command(builds[0], f"{local_name}:{first}", dockerfile, context, cache_from)
+    )
     for name in touched:
         if name != first:
             commands.append(f"docker tag {local_name}:{first} {local_name}:{name}")
@@ -305,12 +310,16 @@ def equivalent_commands(
     return commands
 
 
-def _build_command(build: BuildCommand, ref: str, dockerfile: str, context: str) -> str:
+def _build_command(
+    build: BuildCommand, ref: str, dockerfile: str, context: str, cache_from: Sequence[str]
+) -> str:
     import shlex
 
     words = ["docker", "build", "-f", dockerfile, "-t", ref]
     if build.platform:
         words += ["--platform", build.platform]
+    for image in cache_from:
+        words += ["--cache-from", image]
     for name, value in build.build_args.items():
         words += ["--build-arg", f"{name}={value}"]
     for name, value in build.labels.items():

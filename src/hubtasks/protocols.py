@@ -23,7 +23,16 @@ class Daemon(Protocol):
         build_args: Mapping[str, str],
         on_output: Callable[[str], None],
         platform: str | None = None,
+        cache_from: tuple[str, ...] | list[str] = (),
     ) -> str: ...
+
+    def pull(
+        self,
+        ref: str,
+        auth_config: Mapping[str, str] | None,
+        *,
+        on_progress: Callable[[Mapping[str, Any]], None],
+    ) -> str | None: ...
 
     def tag(self, image: str, repository: Repository, tag: str) -> None: ...
 

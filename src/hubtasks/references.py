@@ -237,3 +237,35 @@ def parse_image_reference(
         source=source,
     )
     return ImageReference(repository, tag=tag, digest=digest or None)
+
+
+_ANY_DIGEST = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-fA-F0-9]{32,}")
+
+
+def parse_pull_reference(value: str, *, source: str = "image") -> tuple[Repository, str]:
+    """`[host/]path[:tag][@digest]` → its repository and the tag or digest to pull (`latest`
+    when it names neither), normalised as the docker CLI does (`alpine` is
+    docker.io/library/alpine)."""
+    text = value.strip()
+    name, at, digest = text.partition("@")
+    if at and not _ANY_DIGEST.fullmatch(digest):
+        raise InvalidReferenceError(f"{source}: '{value}' has no valid digest after '@'")
+    tag = None
+    if ":" in name.rsplit("/", 1)[-1]:
+        name, _, tag = name.rpartition(":")
+        validate_tag(tag, source=source)
+    parts = name.split("/")
+    host = None
+    if len(parts) > 1 and _looks_like_host(parts[0]):
+        host = normalize_registry(parts[0], source=source)
+        parts = parts[1:]
+    registry = host or DOCKER_HUB
+    if registry == DOCKER_HUB and len(parts) == 1:
+        parts = ["library", *parts]
+    for part in parts:
+        if not _PATH_COMPONENT.fullmatch(part):
+            raise InvalidReferenceError(
+                f"{source}: '{value}' is not a valid image reference: component '{part}' may "
+                "only hold lowercase letters, digits and single separators . _ __ -"
+            )
+    return Repository(registry=registry, path="/".join(parts)), digest if at else tag or "latest"

@@ -22,11 +22,14 @@ from .references import (
     DOCKER_HUB,
     Repository,
     normalize_registry,
+    parse_pull_reference,
     parse_repository,
     validate_tag,
 )
 
 ENV_FILE_NAME = ".env"
+# HUB_CACHE_FROM's words besides image references (hubtasks/cache.py decides "auto").
+CACHE_AUTO, CACHE_NONE = "auto", "none"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -132,6 +135,15 @@ KEYS: tuple[Key, ...] = (
         "publish one multi-platform image",
         shown_default="the daemon's own",
     ),
+    Key(
+        name="cache_from",
+        default=CACHE_AUTO,
+        kind="list",
+        flag="--cache-from",
+        metavar="REF",
+        help="Image whose layers the build may reuse, pulled first: a reference or a tag of "
+        "the repository; auto (the newest release when the daemon lacks it) or none",
+    ),
     Key(name="retries", default=5, kind="int"),
     Key(name="timeout", default=120, kind="number"),
     Key(name="retry_delay", default=1.0, kind="number"),
@@ -197,6 +209,7 @@ class Settings:
     latest: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
     platforms: tuple[str, ...] = ()
+    cache_from: tuple[str, ...] = (CACHE_AUTO,)
     source_date_epoch: int | None = None
     hooks: Mapping[str, str] = field(default_factory=dict)
     retries: int = 5
@@ -468,6 +481,25 @@ def _dedupe(items: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
+def _parse_cache_from(value: object, source: str) -> tuple[str, ...]:
+    """`auto`, `none`, or image references (a bare word is a tag of the repository)."""
+    items = _dedupe(_as_list(value, split="words", source=source)) or (CACHE_AUTO,)
+    words = [item for item in items if item in (CACHE_AUTO, CACHE_NONE)]
+    if words and len(items) > 1:
+        raise ConfigError(
+            f"{source}: '{words[0]}' cannot be combined with image references; give either "
+            f"{CACHE_AUTO}, {CACHE_NONE} or the images"
+        )
+    for item in items:
+        if words:
+            break
+        if any(mark in item for mark in "/:@"):
+            parse_pull_reference(item, source=source)
+        else:
+            validate_tag(item, source=source)
+    return items
+
+
 def resolve_settings(
     *,
     flags: Mapping[str, object],
@@ -507,6 +539,7 @@ def resolve_settings(
         latest=_parse_bool(picked["latest"][0], sources["latest"]),
         labels=labels,
         platforms=_parse_platforms(picked["platforms"][0], sources["platforms"]),
+        cache_from=_parse_cache_from(picked["cache_from"][0], sources["cache_from"]),
         source_date_epoch=_parse_epoch(
             environ.get("SOURCE_DATE_EPOCH") or dotenv.get("SOURCE_DATE_EPOCH")
         ),

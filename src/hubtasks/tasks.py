@@ -314,6 +314,7 @@ def build(
     build_arg: list[str] | None = None,
     label: list[str] | None = None,
     platform: list[str] | None = None,
+    cache_from: list[str] | None = None,
     allow_dirty: bool = False,
     quiet: bool = False,
     verbose: bool = False,
@@ -330,6 +331,7 @@ def build(
         build_arg=build_arg,
         label=label,
         platform=platform,
+        cache_from=cache_from,
     )
     settings, session = _prepare(c, "build", flags, quiet=quiet, verbose=verbose)
     run_stage(lambda: api.build(settings, allow_dirty=allow_dirty, session=session), "build")
@@ -389,6 +391,7 @@ def release(
     build_arg: list[str] | None = None,
     label: list[str] | None = None,
     platform: list[str] | None = None,
+    cache_from: list[str] | None = None,
     semver: bool | None = None,
     latest: bool | None = None,
     describe: bool | None = None,
@@ -412,6 +415,7 @@ def release(
         build_arg=build_arg,
         label=label,
         platform=platform,
+        cache_from=cache_from,
         semver=semver,
         latest=latest,
         describe=describe,

@@ -202,13 +202,36 @@ class FakeDaemon:
         self.calls: Counter = Counter()
         self._configs: dict[str, bytes] = {}  # image ID → config bytes
         self.build_args: list[dict[str, str]] = []  # what each build was given
+        self.cache_from: list[list[str]] = []  # per build, what it was given
+        self.pulls: list[tuple[str, dict | None]] = []  # (ref, auth_config)
+
+    def pull(self, ref, auth_config, *, on_progress, platform=None) -> str | None:
+        """A ref of this store's repository (`name:tag` or `name@digest`) arrives with the
+        config the registry holds; any other is not there."""
+        self.calls["pull"] += 1
+        self.pulls.append((ref, auth_config))
+        name, at, digest = ref.partition("@")
+        if not at:
+            digest = self.store.tags.get(name.rsplit(":", 1)[-1])
+        if digest not in self.store.manifests:
+            return None
+        on_progress({"status": "Pull complete", "id": "layer1"})
+        config_digest = json.loads(self.store.manifests[digest])["config"]["digest"]
+        config = self.store.blobs[config_digest]
+        self.images[config_digest] = json.loads(config)["config"]["Labels"]
+        self._configs[config_digest] = config
+        self.local_tags[ref] = config_digest
+        return config_digest
 
     def platform(self) -> str:
         return "linux/amd64"
 
-    def build(self, *, context, ref, build_args, on_output, platform=None) -> str:
+    def build(
+        self, *, context, ref, build_args, on_output, platform=None, cache_from=()
+    ) -> str:
         self.calls["build"] += 1
         self.build_args.append(dict(build_args))
+        self.cache_from.append(list(cache_from))
         on_output("Step 1/1 : FROM scratch\n")
         labels = dict(context.labels)
         os_name, arch, *variant = (platform or self.platform()).split("/")

@@ -132,6 +132,27 @@ def test_plain_push_progress_is_periodic_and_verbose_shows_layers(streams, monke
     assert "of 1.0 MB sent" in err
 
 
+def test_plain_pull_progress_uses_the_push_view_with_pull_words(streams, monkeypatch):
+    monkeypatch.setattr(console_module, "PROGRESS_INTERVAL", 0.0)
+    c = make(streams, verbose=True)
+    with c.pushing("reg/app@sha256:abc", stage="pull"):
+        c.push_progress({"status": "Pulling from app", "id": "v1"})  # the tag, not a layer
+        c.push_progress(
+            {
+                "status": "Downloading",
+                "id": "aaa",
+                "progressDetail": {"current": 250_000, "total": 1_000_000},
+            }
+        )
+        c.push_progress({"status": "Pull complete", "id": "aaa", "progressDetail": {}})
+        c.push_progress({"status": "Already exists", "id": "bbb"})
+    err = streams[1].getvalue()
+    assert "[pull]   layer aaa: pull complete" in err
+    assert "[pull]   layer bbb: exists" in err
+    assert "of 1.0 MB received" in err
+    assert "v1" not in err and "[push]" not in err
+
+
 def test_plain_heartbeat_says_still_working(streams, monkeypatch):
     monkeypatch.setattr(console_module, "HEARTBEAT_INTERVAL", 0.0)
     c = make(streams)

@@ -86,6 +86,11 @@ PRECEDENCE = {
         ),
         lambda s: s.platforms,
     ),
+    "cache_from": (
+        (["f:1"], "e/app:2", "d:3", ["c/app@sha256:" + "c" * 64]),
+        (("f:1",), ("e/app:2",), ("d:3",), ("c/app@sha256:" + "c" * 64,), ("auto",)),
+        lambda s: s.cache_from,
+    ),
     # A bool flag can only say yes (left off it is False, which counts as unset), so the
     # lower levels say no and lose.
     "semver": (
@@ -129,6 +134,7 @@ SOURCE_NAMES = {
     "build_args": ("--build-arg", "HUB_BUILD_ARGS"),
     "labels": ("--label", "HUB_LABELS"),
     "platforms": ("--platform", "HUB_PLATFORMS"),
+    "cache_from": ("--cache-from", "HUB_CACHE_FROM"),
     "semver": ("--semver", "HUB_SEMVER"),
     "latest": ("--latest", "HUB_LATEST"),
     "readme": ("--readme", "HUB_README"),
@@ -710,3 +716,31 @@ def test_env_example_mentions_every_setting():
 def test_a_platform_that_is_not_os_arch_is_a_config_error(bad):
     with pytest.raises(ConfigError, match="os/arch"):
         resolve(flags={"platforms": [bad]})
+# --- the registry build cache -----------------------------------------------------------
+
+
+def test_cache_from_takes_references_tags_auto_or_none():
+    assert resolve().cache_from == ("auto",)
+    assert resolve(environ={"HUB_CACHE_FROM": "none"}).cache_from == ("none",)
+    given = resolve(
+        flags={"cache_from": ["v1", "127.0.0.1:5000/a/b:v2", "alpine@sha256:" + "a" * 64]}
+    )
+    assert given.cache_from == ("v1", "127.0.0.1:5000/a/b:v2", "alpine@sha256:" + "a" * 64)
+    assert resolve(environ={"HUB_CACHE_FROM": "v1, v2 v1"}).cache_from == ("v1", "v2")
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("auto v1", "'auto' cannot be combined"),
+        ("v1 none", "'none' cannot be combined"),
+        ("Bad/Name:v1", "not a valid image reference"),
+        ("a/b:-x", "not a valid tag"),
+        ("a/b@sha256:xyz", "no valid digest"),
+        (".hidden", "not a valid tag"),
+    ],
+)
+def test_cache_from_rejects_what_the_daemon_could_not_pull(value, message):
+    with pytest.raises(ConfigError, match=message) as caught:
+        resolve(environ={"HUB_CACHE_FROM": value})
+    assert "HUB_CACHE_FROM in the environment" in str(caught.value)

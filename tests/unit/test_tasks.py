@@ -74,8 +74,8 @@ def test_every_task_has_a_docstring(name):
 @pytest.mark.parametrize(
     "name, iterable",
     [
-        ("build", {"tag", "build_arg", "label", "platform"}),
-        ("release", {"tag", "build_arg", "label", "platform"}),
+        ("build", {"tag", "build_arg", "label", "platform", "cache_from"}),
+        ("release", {"tag", "build_arg", "label", "platform", "cache_from"}),
         ("tag", {"tag"}),
         ("push", {"tag"}),
         ("login", set()),

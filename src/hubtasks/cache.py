@@ -1,0 +1,127 @@
+"""The registry as a build cache: which images a build pulls first and names in `cache_from`.
+
+On a runner whose daemon holds nothing of the repository (a fresh CI runner), the classic
+builder runs every step again, however little changed. Given `cache_from`, it takes a step
+from one of those images instead (`Using cache`) when the step's parent and command match the
+image's history — so a pulled earlier release gives back its `RUN pip install …` layers.
+
+`HUB_CACHE_FROM` / `--cache-from`:
+- `auto` (the default): before a release that builds, the repository's newest release (the
+  highest version tag the registry lists, else `latest`, else a tag being released that the
+  registry already holds, such as a `main` moved on every push), unless the daemon holds that
+  tag already — then its own build cache serves, without a pull. A release named only by new
+  tags (`sha-…`) has no such image: name one (`--cache-from main`).
+- `none`: never.
+- image references, or tags of the repository: always these (release and build).
+
+With `cache_from`, the classic builder accepts a local cache hit only from an ancestor of one
+of the named images, so the local images of the repository are named too: a developer's own
+earlier builds stay cached. docs/benchmarks.md (row 5) measures what a pull costs and saves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from .errors import HubError
+from .plan import Remote
+from .references import Repository, parse_pull_reference
+from .session import Session
+from .settings import CACHE_AUTO, CACHE_NONE, Settings
+from .versions import LATEST, highest_in_line
+
+# Local images of the repository also named in `cache_from` (newest first).
+LOCAL_SOURCES = 8
+
+
+def newest_release(published: list[str]) -> str | None:
+    """The highest released version tag the registry lists, else `latest`, else None."""
+    highest = highest_in_line(published, LATEST)
+    if highest is not None:
+        return str(highest)
+    return LATEST if LATEST in published else None
+
+
+def cache_refs(
+    settings: Settings,
+    *,
+    published: list[str] | None,
+    local: Callable[[str], str | None],
+    remote: Mapping[str, Remote | None] | None = None,
+) -> list[str]:
+    """The references to pull before a build. `published` is the registry's tag list (None
+    when it was not read: `auto` then means none), `local(tag)` the image ID the daemon holds
+    under a tag of the repository, `remote` what the registry holds under the planned tags."""
+    repository = settings.require_repository()
+    if settings.cache_from == (CACHE_NONE,):
+        return []
+    if settings.cache_from != (CACHE_AUTO,):
+        return [resolve(item, repository) for item in settings.cache_from]
+    remote = remote or {}
+    newest = newest_release(published or [])
+    if newest is None:  # e.g. `--tag main` on every push: what the tag holds now
+        newest = next((name for name, held in remote.items() if held is not None), None)
+    if newest is None:
+        return []
+    held = local(newest)
+    known = remote.get(newest)
+    if held is not None and (known is None or known.config_digest in (None, held)):
+        return []  # the daemon built or pulled it: its own cache is at least as good
+    if known is not None:
+        return [f"{repository.local_name}@{known.digest}"]
+    return [repository.ref(newest)]
+
+
+def resolve(item: str, repository: Repository) -> str:
+    """A `--cache-from` value as the daemon names it: a bare word is a tag of `repository`."""
+    if not any(mark in item for mark in "/:@"):
+        return repository.ref(item)
+    image, reference = parse_pull_reference(item, source="HUB_CACHE_FROM")
+    separator = "@" if ":" in reference else ":"  # a digest is algorithm:hex, a tag has no ':'
+    return f"{image.local_name}{separator}{reference}"
+
+
+def pull_sources(settings: Settings, session: Session, refs: list[str]) -> list[str]:
+    """Pull each of `refs` (progress shown like a push's) and return what the build names in
+    `cache_from`: the images that arrived, then the repository's other local images. An image
+    that cannot be pulled is a note, not an error: the build goes on without it."""
+    if not refs:
+        return []
+    repository = settings.require_repository()
+    engine, console = session.engine_for(settings), session.console
+    pulled: dict[str, str] = {}  # image ID → reference
+    for ref in refs:
+        image, _ = parse_pull_reference(ref, source="HUB_CACHE_FROM")
+        same_registry = image.registry == repository.registry and settings.token
+        auth = settings.auth_config if same_registry else None
+        try:
+            exact = by_digest(settings, session, ref) if image == repository else ref
+            image_id = None
+            if exact is not None:
+                shown = ref if exact == ref else f"{ref} ({exact.rsplit('@', 1)[1][:19]})"
+                console.stage("cache", f"pulling {shown} for its layers")
+                with console.pushing(exact, stage="pull"):
+                    image_id = engine.pull(exact, auth, on_progress=console.push_progress)
+        except HubError as error:
+            console.stage("cache", f"note: {error}; building without it")
+            continue
+        if image_id is None:
+            console.stage("cache", f"note: the registry has no {ref}; building without it")
+            continue
+        pulled.setdefault(image_id, exact or ref)
+    if not pulled:
+        return []
+    local = [row["id"] for row in engine.list_images(repository)]
+    others = [i for i in dict.fromkeys(local) if i not in pulled][:LOCAL_SOURCES]
+    return [*pulled.values(), *others]
+
+
+def by_digest(settings: Settings, session: Session, ref: str) -> str | None:
+    """`ref` of the repository as `name@digest` (asking the registry for a tag's digest), so
+    that the pull leaves the daemon's tags where they are; None when the tag is not there."""
+    name, at, _ = ref.partition("@")
+    if at:
+        return ref
+    name, _, tag = name.rpartition(":")
+    found = session.registry_for(settings).digest(tag)
+    return f"{name}@{found}" if found else None

@@ -1,0 +1,162 @@
+"""The registry build cache: which images a build pulls first (`auto`, `none`, references),
+that pulls go by digest and leave local tags alone, that a missing image is a note, and what
+the dry run prints. Fake daemon and registry at the protocols; the real classic builder's
+cache hits are tested in tests/integration/test_cache.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hubtasks.cache import cache_refs, newest_release, resolve
+from hubtasks.plan import Remote
+from hubtasks.references import DOCKER_HUB, Repository, parse_pull_reference
+
+from .fakes import FakeDaemon, Store
+from .test_execute import REPOSITORY, _project, _run, _settings
+
+ID_A, ID_B = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+DIGEST = "sha256:" + "d" * 64
+
+
+@pytest.mark.parametrize(
+    "published, newest",
+    [
+        (["main", "v1.2.0", "v1.10.0", "v2.0.0-rc1", "latest", "v1"], "v1.10.0"),
+        (["main", "latest"], "latest"),
+        (["main", "sha-abc"], None),
+        ([], None),
+    ],
+)
+def test_the_newest_release_is_the_highest_version_else_latest(published, newest):
+    assert newest_release(published) == newest
+
+
+def _choose(tmp_path: Path, cache_from=("auto",), *, published=(), local=None, remote=None):
+    settings = _settings(tmp_path, "v2.0.0", cache_from=tuple(cache_from))
+    held = local or {}
+    return cache_refs(settings, published=list(published), local=held.get, remote=remote)
+
+
+def test_auto_pulls_the_newest_release_only_when_the_daemon_lacks_it(tmp_path):
+    published = ["v1.0.0", "v1.1.0"]
+    assert _choose(tmp_path, published=published) == [REPOSITORY.ref("v1.1.0")]
+    assert _choose(tmp_path, published=published, local={"v1.1.0": ID_A}) == []
+    assert _choose(tmp_path, published=[]) == []
+    # No version and no latest: what a tag being released (`main`) holds now.
+    moving = {"main": Remote(digest=DIGEST, config_digest=ID_B), "sha-1": None}
+    main = [f"{REPOSITORY.local_name}@{DIGEST}"]
+    assert _choose(tmp_path, published=["main", "sha-0"], remote=moving) == main
+    assert _choose(tmp_path, published=["sha-0"], remote={"sha-1": None}) == []
+    # A planned tag the registry holds comes with its digest: pulled by digest.
+    remote = {"v1.1.0": Remote(digest=DIGEST, config_digest=ID_B)}
+    by_digest = [f"{REPOSITORY.local_name}@{DIGEST}"]
+    assert _choose(tmp_path, published=published, remote=remote) == by_digest
+    # A local tag that holds another image than the registry's is no cache of it.
+    stale = _choose(tmp_path, published=published, local={"v1.1.0": ID_A}, remote=remote)
+    assert stale == by_digest
+    same = _choose(tmp_path, published=published, local={"v1.1.0": ID_B}, remote=remote)
+    assert same == []
+
+
+def test_none_and_explicit_references(tmp_path):
+    assert _choose(tmp_path, ["none"], published=["v1.0.0"]) == []
+    explicit = _choose(tmp_path, ["v1", "127.0.0.1:5000/other/app:x", "alpine"], local={"v1": ID_A})
+    assert explicit == [
+        REPOSITORY.ref("v1"),
+        "127.0.0.1:5000/other/app:x",
+        REPOSITORY.ref("alpine"),
+    ]
+    assert resolve(f"alpine@{DIGEST}", REPOSITORY) == f"alpine@{DIGEST}"
+    assert resolve("library/alpine:3", REPOSITORY) == "alpine:3"
+
+
+@pytest.mark.parametrize(
+    "text, registry, path, reference",
+    [
+        ("alpine", DOCKER_HUB, "library/alpine", "latest"),
+        ("user/app:v1", DOCKER_HUB, "user/app", "v1"),
+        ("127.0.0.1:5000/a/b:v1", "127.0.0.1:5000", "a/b", "v1"),
+        ("localhost/a", "localhost", "a", "latest"),
+        (f"ghcr.io/o/a:v1@{DIGEST}", "ghcr.io", "o/a", DIGEST),
+    ],
+)
+def test_image_references(text, registry, path, reference):
+    assert parse_pull_reference(text) == (Repository(registry, path), reference)
+
+
+def _release_twice(tmp_path: Path, **second):
+    """v1.0.0 released from one runner, then v1.1.0 (one file changed) from `second`'s."""
+    root = _project(tmp_path)
+    store = Store()
+    _, first_daemon, _ = _run(_settings(root, "v1.0.0"), store)
+    (root / "app").write_text("v2")
+    daemon = second.pop("daemon", None) or FakeDaemon(store)
+    settings = _settings(root, "v1.1.0", **second)
+    result, daemon, session = _run(settings, store, daemon)
+    return result, daemon, session, store, first_daemon
+
+
+def test_a_fresh_runner_pulls_the_newest_release_by_digest_and_builds_from_it(tmp_path):
+    result, daemon, session, store, _ = _release_twice(tmp_path)
+    ((ref, auth),) = daemon.pulls
+    assert ref == f"{REPOSITORY.local_name}@{store.tags['v1.0.0']}"
+    assert auth == {"username": "alice", "password": "s3cret", "serveraddress": REGISTRY_KEY}
+    (cache_from,) = daemon.cache_from
+    assert cache_from[0] == ref
+    assert REPOSITORY.ref("v1.0.0") not in daemon.local_tags  # by digest: no tag moved
+    assert [p.tag for p in result.published] == ["v1.1.0"]
+    err = session.console.err.getvalue()
+    shown = f"{REPOSITORY.ref('v1.0.0')} ({store.tags['v1.0.0'][:19]})"
+    assert f"[cache] pulling {shown} for its layers" in err
+    assert result.timings["pull"] >= 0
+
+
+REGISTRY_KEY = REPOSITORY.auth_key
+
+
+def test_the_runner_that_released_uses_its_own_cache(tmp_path):
+    root = _project(tmp_path)
+    store = Store()
+    _, daemon, _ = _run(_settings(root, "v1.0.0"), store)
+    (root / "app").write_text("v2")
+    _run(_settings(root, "v1.1.0"), store, daemon)
+    assert daemon.pulls == [] and daemon.cache_from == [[], []]
+
+
+def test_a_missing_cache_image_is_a_note_and_the_build_goes_on(tmp_path):
+    result, daemon, session, _, _ = _release_twice(tmp_path, cache_from=("v9", "none-such:x"))
+    assert [ref for ref, _ in daemon.pulls] == ["none-such:x"]  # v9: the registry said no
+    assert daemon.cache_from == [[]]
+    err = session.console.err.getvalue()
+    assert f"[cache] note: the registry has no {REPOSITORY.ref('v9')}; building without it" in err
+    assert "[cache] note: the registry has no none-such:x" in err
+    assert [p.tag for p in result.published] == ["v1.1.0"]
+
+
+def test_local_images_of_the_repository_stay_usable_as_cache(tmp_path):
+    """With cache_from the classic builder only takes local hits from ancestors of the named
+    images: the repository's own local images are named too."""
+    root = _project(tmp_path)
+    store = Store()
+    _run(_settings(root, "v1.0.0"), store)
+    daemon = FakeDaemon(store)  # another runner, which built `dev` but never saw v1.0.0
+    daemon.images[ID_A] = {}
+    daemon.local_tags[REPOSITORY.ref("dev")] = ID_A
+    (root / "app").write_text("v2")
+    _run(_settings(root, "v1.1.0"), store, daemon)
+    pulled = f"{REPOSITORY.local_name}@{store.tags['v1.0.0']}"
+    assert daemon.cache_from == [[pulled, ID_A]]
+
+
+def test_none_pulls_nothing_and_the_dry_run_shows_the_pull(tmp_path):
+    _, daemon, _, store, _ = _release_twice(tmp_path, cache_from=("none",))
+    assert daemon.pulls == [] and daemon.cache_from == [[]]
+    root = tmp_path
+    (root / "app").write_text("v3")
+    dry, _, _ = _run(_settings(root, "v1.2.0"), store, dry_run=True)
+    ref = REPOSITORY.ref("v1.1.0")  # the real run asks for its digest first
+    assert f"docker pull {ref}" in dry.commands
+    build = next(c for c in dry.commands if c.startswith("docker build"))
+    assert f"--cache-from {ref}" in build
