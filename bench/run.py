@@ -75,7 +75,8 @@ PUSH_COUNTS = (1, 5, 20)
 LOG_LINES = 100_000
 GNU_TIME = "/usr/bin/time"
 RSS_CEILING_MB = 45
-SECTIONS = ("release", "runner", "startup", "push", "memory", "promote")
+SECTIONS = ("release", "runner", "startup", "push", "memory", "promote", "platforms")
+PLATFORM_MIB = 10  # per platform, new content every repetition
 PROMOTE_REPO = "bench-promote"
 PROMOTE_MIB = 200
 NO_DAEMON = "unix:///nonexistent.sock"  # promote needs none: any use of one would fail
@@ -1381,6 +1382,52 @@ class Bench:
                 )
 
             self.paired(row, promote)
+
+    def platforms_section(self) -> None:
+        """M1: one release for linux/amd64 and linux/arm64 under one tag (two classic builds,
+        two daemon pushes, a manifest list) against two single-platform releases of the same
+        content, one per platform (two builds, two pushes): what a multi-platform image costs
+        over publishing the platforms apart. Cold: new content for every run of either side
+        (written untimed); `FROM scratch` + `COPY`, which needs no emulation."""
+        project = self.project(
+            "platforms",
+            "bench-platforms",
+            "FROM scratch\nARG TARGETARCH\nCOPY payload-${TARGETARCH}.bin /payload.bin\n",
+        )
+        row = self.add(
+            Row(
+                "M1",
+                f"release for linux/amd64 + linux/arm64, cold, {PLATFORM_MIB} MiB each",
+                "one `inv release --platform linux/amd64,linux/arm64`",
+                "two `inv release --platform X`",
+                "wall",
+            )
+        )
+        arches = ("amd64", "arm64")
+
+        def release(side: str, i: int) -> Sample:
+            for arch in arches:
+                write_random(project / f"payload-{arch}.bin", PLATFORM_MIB * MIB)
+            tag = self.tag_name("m1", i, side.lower())
+            if side == "A":
+                platforms = ",".join(f"linux/{arch}" for arch in arches)
+                sample, out = self.inv(
+                    project, "release", "--tag", tag, "--platform", platforms, name=f"M1-hub-{i}"
+                )
+                if out.count("@sha256:") != 1:
+                    raise BenchError(f"the two-platform release printed {out!r}")
+                return sample
+            steps = [
+                (
+                    [sys.executable, "-m", "invoke", "release", "--tag", f"{tag}-{arch}",
+                     "--platform", f"linux/{arch}"],
+                    f"M1-single-{arch}-{i}",
+                )
+                for arch in arches
+            ]  # fmt: skip
+            return self.runner.sequence(steps, cwd=project, env=self.hub_env)
+
+        self.paired(row, release)
 
     def forget_local(self, ref: str) -> None:
         """Remove the image `ref` names (every tag of it) from the daemon, untimed."""
