@@ -35,6 +35,13 @@ def platform_tag(tag: str, platform: str) -> str:
     return f"{tag}-{platform.replace('/', '-')}"[:128]
 
 
+def same_platform(wanted: str, found: str) -> bool:
+    """Whether an image of `found` (a config's os/arch[/variant]) is one of `wanted`: the
+    variant counts only when it was asked for (`linux/arm64` takes `linux/arm64/v8`)."""
+    asked, got = wanted.split("/"), found.split("/")
+    return asked[:2] == got[:2] and (len(asked) < 3 or asked[2:] == got[2:])
+
+
 def facts_for(stage: str, repository: Repository, tags: tuple[str, ...] | list[str]) -> Facts:
     return Facts(stage=stage, image=str(repository), tags=list(tags))
 
@@ -116,8 +123,7 @@ class Executor:
         if inspected is not None:
             image_id = inspected.id  # the full ID, whatever form the stream gave
         built_for = inspected.platform if inspected is not None else ""
-        wanted = inputs.platform.split("/v")[0]  # linux/arm64 is built as linux/arm64/v8
-        if inputs.requested and built_for and not built_for.startswith(wanted):
+        if inputs.requested and built_for and not same_platform(inputs.platform, built_for):
             raise BuildError(
                 f"asked for {inputs.platform}, the daemon built {built_for}; "
                 "it may not support building for other platforms",
@@ -209,7 +215,7 @@ class Executor:
                 f"reading {child.reference}",
                 functools.partial(registry.image_record, child.digest, after_push=True),
             )
-            if record is None or record.platform != image.platform:
+            if record is None or not same_platform(image.platform, record.platform or ""):
                 found = record.platform if record else "nothing"
                 raise VerifyError(
                     f"{child.reference} should be {image.platform}, the registry holds {found}",
@@ -218,10 +224,18 @@ class Executor:
                 )
             records.append(record)
         body, media_type = manifest_list(records)
-        digest = session.retrying(
-            f"putting the index as {self.repository.canonical(names[0])}",
-            lambda: registry.put_manifest(names[0], body, media_type),
-        )
+        try:
+            digest = session.retrying(
+                f"putting the index as {self.repository.canonical(names[0])}",
+                lambda: registry.put_manifest(names[0], body, media_type),
+            )
+        except HubError as error:
+            landed = [c.reference for c in children]
+            raise error.evolve(
+                f"{error}; the platform images landed ({', '.join(landed)}), the list did not",
+                stage="push",
+                pushed=landed,
+            ) from None
         session.console.stage(
             "push",
             f"pushed {self.repository.canonical(names[0], digest)} (index of "

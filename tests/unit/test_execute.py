@@ -225,3 +225,13 @@ def test_a_failed_build_carries_its_stage_and_pushes_nothing(tmp_path):
         _run(_settings(_project(tmp_path), "v1"), store, FailingDaemon(store))
     assert caught.value.stage == "build"
     assert store.tags == {}
+
+
+def test_a_platform_matches_its_variants_only_when_one_was_asked_for():
+    from hubtasks.execute import same_platform
+
+    assert same_platform("linux/arm64", "linux/arm64/v8")
+    assert same_platform("linux/arm/v7", "linux/arm/v7")
+    assert not same_platform("linux/arm/v7", "linux/arm/v6")
+    assert not same_platform("linux/arm64", "linux/amd64")
+    assert not same_platform("linux/arm", "linux/arm64")
