@@ -25,10 +25,10 @@ import os
 import re
 import stat
 import tarfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 CHUNK = 1 << 20
 _BLOCK = tarfile.BLOCKSIZE
@@ -133,23 +133,29 @@ class BuildContext:
         yield _header(info)
         yield data + _padding(len(data))
 
-    def inputs_digest(self, *, build_args: Mapping[str, str], platform: str) -> str:
-        """sha256 of what goes into the build: every entry as sent (path, type, permission
-        bits, file contents, link targets — not mtimes or owners), the Dockerfile, the build
-        arguments, the target platform and the labels the user chose."""
+    def inputs_digest(
+        self, *, build_args: Mapping[str, str], platform: str, files: bytes | None = None
+    ) -> str:
+        """sha256 of what goes into the build: every entry as sent (`files_digest`), the
+        Dockerfile, the build arguments, the target platform and the labels the user chose.
+        `files` is this context's `files_digest()` when the caller already has it (one read
+        of the context for every platform)."""
         h = hashlib.sha256()
-
-        def put(*parts: str | bytes) -> None:
-            for part in parts:
-                data = part.encode("utf-8", "surrogateescape") if isinstance(part, str) else part
-                h.update(len(data).to_bytes(8, "big") + data)
-
+        put = _framed(h)
         put(INPUTS_VERSION, platform)
         put(b"dockerfile", self.dockerfile_bytes)
         for name, value in sorted(build_args.items()):
             put(b"arg", name, value)
         for name, value in sorted(self.labels.items()):
             put(b"label", name, value)
+        put(b"files", files if files is not None else self.files_digest())
+        return "sha256:" + h.hexdigest()
+
+    def files_digest(self) -> bytes:
+        """sha256 over every entry as sent: path, type, permission bits, file contents and
+        link targets — not mtimes or owners."""
+        h = hashlib.sha256()
+        put = _framed(h)
         for relative in self.paths:
             full = os.path.join(self.root, relative)
             try:
@@ -163,7 +169,18 @@ class BuildContext:
                 put(b"dir", relative, mode)
             elif stat.S_ISREG(info.st_mode):
                 put(b"file", relative, mode, _file_sha256(full))
-        return "sha256:" + h.hexdigest()
+        return h.digest()
+
+
+def _framed(h: Any) -> Callable[..., None]:
+    """Feed parts to the hash `h`, each prefixed with its length (no two inputs collide)."""
+
+    def put(*parts: str | bytes) -> None:
+        for part in parts:
+            data = part.encode("utf-8", "surrogateescape") if isinstance(part, str) else part
+            h.update(len(data).to_bytes(8, "big") + data)
+
+    return put
 
 
 def combine_inputs(by_platform: Mapping[str, str]) -> str:

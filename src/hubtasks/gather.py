@@ -66,6 +66,8 @@ def build_set(
     `native`)."""
     wanted = settings.platforms or (native,)
     paths = context_paths(settings.context, settings.docker_env.get("DOCKER_HOST", ""))
+    root = settings.context.resolve()
+    files = BuildContext(root=root, paths=paths, dockerfile=settings.dockerfile).files_digest()
     every = tuple(
         build_inputs(
             settings,
@@ -75,6 +77,7 @@ def build_set(
             paths=paths,
             native=native,
             requested=bool(settings.platforms),
+            files=files,
         )
         for platform in wanted
     )
@@ -92,11 +95,13 @@ def build_inputs(
     paths: tuple[str, ...],
     native: str,
     requested: bool,
+    files: bytes | None = None,
 ) -> Inputs:
     """The context as it will be sent, with every entry's mtime set to the commit time (or
     SOURCE_DATE_EPOCH) so that one commit gives the same layers on every machine, and the
     inputs digest recorded on the image as `INPUTS_LABEL`. The caller has already refused
-    a context that would leak the token (`preflight.check_context`)."""
+    a context that would leak the token (`preflight.check_context`). `files` is the
+    context's `files_digest`, read once for every platform."""
     epoch = settings.source_date_epoch or (git.commit_time if git else None)
     draft = BuildContext(
         root=settings.context.resolve(),
@@ -105,7 +110,7 @@ def build_inputs(
         labels=dict(settings.labels),
         mtime=epoch,
     )
-    digest = draft.inputs_digest(build_args=settings.build_args, platform=platform)
+    digest = draft.inputs_digest(build_args=settings.build_args, platform=platform, files=files)
     context = BuildContext(
         root=draft.root,
         paths=paths,

@@ -235,3 +235,18 @@ def test_a_platform_matches_its_variants_only_when_one_was_asked_for():
     assert not same_platform("linux/arm/v7", "linux/arm/v6")
     assert not same_platform("linux/arm64", "linux/amd64")
     assert not same_platform("linux/arm", "linux/arm64")
+
+
+def test_the_context_is_read_once_for_every_platform(tmp_path, monkeypatch):
+    from hubtasks import context
+    from hubtasks.gather import build_set
+
+    root = _multi(tmp_path)
+    reads: list[str] = []
+    real = context._file_sha256
+    monkeypatch.setattr(context, "_file_sha256", lambda path: reads.append(path) or real(path))
+    settings = _settings(root, "v1", platforms=("linux/amd64", "linux/arm64"))
+    builds = build_set(settings, None, {}, "linux/amd64")
+    assert len(builds.platforms) == 2
+    assert len(reads) == len(set(reads)) == 3  # Dockerfile, app-amd64, app-arm64: once each
+    assert builds.platforms[0].digest != builds.platforms[1].digest
