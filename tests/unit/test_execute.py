@@ -238,15 +238,14 @@ def test_a_platform_matches_its_variants_only_when_one_was_asked_for():
 
 
 def test_the_context_is_read_once_for_every_platform(tmp_path, monkeypatch):
-    from hubtasks import context
+    from hubtasks.context import BuildContext
     from hubtasks.gather import build_set
 
     root = _multi(tmp_path)
-    reads: list[str] = []
-    real = context._file_sha256
-    monkeypatch.setattr(context, "_file_sha256", lambda path: reads.append(path) or real(path))
+    reads: list[object] = []
+    real = BuildContext.files_digest
+    monkeypatch.setattr(BuildContext, "files_digest", lambda self: reads.append(self) or real(self))
     settings = _settings(root, "v1", platforms=("linux/amd64", "linux/arm64"))
     builds = build_set(settings, None, {}, "linux/amd64")
-    assert len(builds.platforms) == 2
-    assert len(reads) == len(set(reads)) == 3  # Dockerfile, app-amd64, app-arm64: once each
+    assert len(builds.platforms) == 2 and len(reads) == 1
     assert builds.platforms[0].digest != builds.platforms[1].digest
