@@ -42,14 +42,10 @@ def __getattr__(name: str) -> Any:
         value = getattr(import_module(f".{_PUBLIC[name]}", __name__), name)
         globals()[name] = value
         return value
-    # importlib.metadata costs ~30 ms at import; `inv --list` should not pay for a version.
     if name == "__version__":
-        from importlib.metadata import PackageNotFoundError, version
+        from .version import VERSION
 
-        try:
-            return version("hubtasks")
-        except PackageNotFoundError:  # a source tree that is not installed
-            return "0.0.0"
+        return VERSION
     raise AttributeError(f"module 'hubtasks' has no attribute {name!r}")
 
 

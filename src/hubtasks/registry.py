@@ -792,16 +792,10 @@ def _next_link(header: str | None) -> str | None:
     return parsed.path + (f"?{parsed.query}" if parsed.query else "")
 
 
-_AGENT: list[str] = []
 
 
 def _user_agent() -> str:
     """`hubtasks/<version>`: a registry (or a test's proxy) can tell our requests apart."""
-    if not _AGENT:
-        from importlib.metadata import PackageNotFoundError, version
+    from .version import VERSION
 
-        try:
-            _AGENT.append(f"hubtasks/{version('hubtasks')}")
-        except PackageNotFoundError:
-            _AGENT.append("hubtasks")
-    return _AGENT[0]
+    return f"hubtasks/{VERSION}"
