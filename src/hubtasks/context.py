@@ -63,9 +63,14 @@ class BuildContext:
     # the daemon's own platform, so `FROM scratch` + `ARG` + `COPY` fails for arm64 on amd64,
     # and its cache would match such steps across platforms.
     scratch: str | None = None
+    # The Dockerfile's bytes as read once for the inputs digest, so that what is hashed is
+    # what is built (None: read it from `dockerfile` when needed).
+    dockerfile_data: bytes | None = None
 
     @property
     def dockerfile_bytes(self) -> bytes:
+        if self.dockerfile_data is not None:
+            return self.dockerfile_data
         return self.dockerfile.read_bytes()
 
     def generated_dockerfile(self) -> bytes:
@@ -86,13 +91,12 @@ class BuildContext:
     def dockerfile_name(self) -> str:
         """The generated Dockerfile's name in the archive: named after its content, so the
         same Dockerfile keeps the builder's cache for `COPY .`."""
-        digest = hashlib.sha256(self.generated_dockerfile()).hexdigest()[:20]
-        return f".hubtasks.dockerfile.{digest}"
+        return _generated_name(self.generated_dockerfile())
 
     def stream(self) -> Iterator[bytes]:
         """The tar archive, block by block, as the daemon reads it."""
         generated = self.generated_dockerfile()
-        name = self.dockerfile_name
+        name = _generated_name(generated)
         headers = tarfile.TarFile(fileobj=io.BytesIO(), mode="w")  # for gettarinfo's hard links
         ignore_sent = False
         for relative in self.paths:
@@ -170,6 +174,10 @@ class BuildContext:
             elif stat.S_ISREG(info.st_mode):
                 put(b"file", relative, mode, _file_sha256(full))
         return h.digest()
+
+
+def _generated_name(generated: bytes) -> str:
+    return f".hubtasks.dockerfile.{hashlib.sha256(generated).hexdigest()[:20]}"
 
 
 def _framed(h: Any) -> Callable[..., None]:

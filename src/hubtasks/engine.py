@@ -183,9 +183,12 @@ class Engine:
             )
             probe.trust_env = False
             try:
-                server_version = probe.version(api_version=False)["ApiVersion"]
+                info = probe.version(api_version=False)
             finally:
                 probe.close()
+            server_version = info["ApiVersion"]
+            # The daemon's own platform comes with the same answer: no second request.
+            self._platform = f"{info.get('Os', 'linux')}/{info.get('Arch', 'amd64')}"
             self.client = docker.DockerClient(version=server_version, timeout=timeout, **options)
             self.client.api.trust_env = False
 

@@ -175,13 +175,11 @@ class Executor:
         with self.watch.time("push"):
             if names and prepare is not None:
                 prepare()
-            if not names:
-                pass
-            elif platform_images:
+            if names and platform_images:
                 pushed, platforms = self._push_index(names, tags[0], platform_images)
-            elif plan.build or plan.source is None:
+            elif names and (plan.build or plan.source is None):
                 pushed = push_tags(settings, names, session=session, image_ids=image_ids)
-            else:
+            elif names and plan.source is not None:  # the registry holds these inputs: copy
                 copy_tags(
                     settings, plan.source.digest, names, session, pushed, daemon_fallback=False
                 )

@@ -109,19 +109,16 @@ def build_inputs(
         dockerfile=settings.dockerfile,
         labels=dict(settings.labels),
         mtime=epoch,
+        dockerfile_data=settings.dockerfile.read_bytes(),
     )
     digest = draft.inputs_digest(build_args=settings.build_args, platform=platform, files=files)
-    context = BuildContext(
-        root=draft.root,
-        paths=paths,
-        dockerfile=settings.dockerfile,
+    foreign = requested and platform != native
+    context = replace(
+        draft,
         labels={**labels, INPUTS_LABEL: digest},
-        mtime=epoch,
+        scratch=scratch_image(platform) if foreign else None,
     )
-    dockerfile = draft.dockerfile_bytes
-    automatic = platform_args(dockerfile, platform, native)
-    if requested and platform != native:
-        context = replace(context, scratch=scratch_image(platform))
+    automatic = platform_args(draft.dockerfile_bytes, platform, native)
     return Inputs(
         context=context,
         digest=digest,
@@ -152,13 +149,7 @@ def read_registry(
         published = session.retrying(f"listing the tags of {registry.repository}", registry.tags)
     listed = set(published)
     existing = [name for name in tags if name in listed]
-    records = each_tag_or_raise(
-        registry,
-        session,
-        existing,
-        lambda client, name: client.image_record(name),
-        lambda name: f"reading {registry.repository.canonical(name)}",
-    )
+    records = _records(registry, session, existing)
     children = _children(registry, session, [r for r in records if r is not None])
     remote: dict[str, Remote | None] = dict.fromkeys(tags)
     for name, record in zip(existing, records, strict=True):
@@ -181,14 +172,21 @@ def _children(
 ) -> dict[str, ImageRecord]:
     """The child manifests of every index among `records` (each distinct one read once)."""
     digests = list(dict.fromkeys(d for r in records for d, _ in r.children))
-    found = each_tag_or_raise(
+    found = _records(registry, session, digests)
+    return {d: r for d, r in zip(digests, found, strict=True) if r is not None}
+
+
+def _records(
+    registry: Registry, session: Session, references: list[str]
+) -> list[ImageRecord | None]:
+    """`image_record` of each tag or digest, a few at a time, in order."""
+    return each_tag_or_raise(
         registry,
         session,
-        digests,
-        lambda client, digest: client.image_record(digest),
-        lambda digest: f"reading {registry.repository.canonical(digest)}",
+        references,
+        lambda client, reference: client.image_record(reference),
+        lambda reference: f"reading {registry.repository.canonical(reference)}",
     )
-    return {d: r for d, r in zip(digests, found, strict=True) if r is not None}
 
 
 def _inputs_of(record: ImageRecord, children: Mapping[str, ImageRecord]) -> str | None:
