@@ -115,3 +115,21 @@ def test_example_tasks_py_leaves_the_shared_collection_alone(tmp_path):
     assert found["after"] == found["before"]
     assert "test" not in found["after"]
     assert set(found["example"]) == {*found["before"], "test"}
+
+
+def test_the_collection_freezes_the_heap_only_at_exit(tmp_path):
+    """The command line skips the last garbage collection's walk over every imported module;
+    a process that loads the collection keeps collecting as usual until it exits."""
+    found = python(
+        """
+        import atexit, gc, json
+        seen = {}
+        # Registered before the collection loads, so it runs after the collection's handler.
+        atexit.register(lambda: print(json.dumps({**seen, "at_exit": gc.get_freeze_count()})))
+        import hubtasks.tasks
+        seen["after_import"] = gc.get_freeze_count()
+        """,
+        tmp_path,
+    )
+    assert found["after_import"] == 0
+    assert found["at_exit"] > 10_000
