@@ -71,9 +71,7 @@ def login(
         "login", f"checking the credentials of {settings.username} at {repository.registry}"
     ):
         try:
-            session.retrying(
-                f"login to {repository.registry}", session.credential_check(settings)
-            )
+            session.retrying(f"login to {repository.registry}", session.credential_check(settings))
         except HubError as error:
             raise error.evolve(stage=error.stage or "login") from None
     session.logged_in.add(key)
@@ -118,9 +116,7 @@ def build(
     labels = labels if labels is not None else labels_for(settings, git, tags)
     builds = _build_set(settings, session, git, labels)
     cache = cache_refs(settings, published=None, local=lambda name: None)  # auto: needs a release
-    images = Executor(settings, session, Stopwatch()).build(
-        builds, tags, tag_now=True, cache=cache
-    )
+    images = Executor(settings, session, Stopwatch()).build(builds, tags, tag_now=True, cache=cache)
     session.tags, session.image_id = tags, images[0].image_id
     return images[0]
 
@@ -269,11 +265,16 @@ def release(
     settings.require("release")
     repository = settings.require_repository()
     session = session_for(settings, session)
-    # While the Docker SDK is imported, git is read, the daemon connected, the context hashed.
+    # In the background while git is read, the daemon connected and the context hashed: the
+    # Docker SDK imported, the credentials checked, then whether they may push (a dry run
+    # writes nothing).
+    session.import_sdk_ahead(settings)
     session.check_ahead(settings)
-    check_context(settings)
+    if not dry_run:
+        session.check_push_ahead(settings)
     watch = Stopwatch()
     git, tags, labels = release_facts(settings, allow_dirty=allow_dirty, chained=session.tags)
+    check_context(settings)
     with watch.time("connect"):
         session.engine_for(settings)
     with watch.time("inputs"):
@@ -303,9 +304,10 @@ def release(
     )
     facts.record_published(published, platforms, watch.timings)
     facts.image_id = images[0].image_id if images and not builds.multi else None
-    from .describe import sync_after_release  # the Docker Hub page, when HUB_DESCRIBE asks
+    if settings.describe_after_release:
+        from .describe import sync_after_release  # the Docker Hub page
 
-    sync_after_release(settings, session, strict=strict)
+        sync_after_release(settings, session, strict=strict)
     session.hooks.run("post", facts)
     return Release(
         repository,
@@ -334,8 +336,7 @@ def _check_push_access(settings: Settings, session: Session) -> None:
     """Whether the token may push to the repository, asked before anything is built: a
     read-only token fails here, not after the build."""
     repository = settings.require_repository()
-    registry = session.registry_for(settings)
-    session.retrying(f"checking push access to {repository}", registry.check_push_access)
+    session.retrying(f"checking push access to {repository}", session.push_access(settings))
 
 
 def _release_plan(

@@ -405,6 +405,8 @@ def layer_status(status: str) -> str:
     if status in ("Layer already exists", "Already exists"):
         return "exists"
     return status[:1].lower() + status[1:]
+
+
 # The last status of a layer: pushed, or (pull) extracted or already local.
 _LAYER_DONE = ("Pushed", "Layer already exists", "Pull complete", "Already exists")
 

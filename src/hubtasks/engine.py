@@ -130,6 +130,11 @@ def _import_docker(host: str) -> Any:
     return docker
 
 
+def import_sdk(host: str) -> None:
+    """Import the Docker SDK now (on a worker thread while another does other work)."""
+    _import_docker(host)
+
+
 def context_includes(context: Path, path: Path, docker_host: str = "") -> bool:
     """Whether `path` would be sent in the build context, honouring `.dockerignore`."""
     _import_docker(docker_host)

@@ -21,7 +21,7 @@ from .errors import BuildError, HubError, ReleaseRefused, VerifyError
 from .gather import BuildSet, Inputs, RegistryState, each_tag_or_raise
 from .hooks import Facts
 from .plan import Plan
-from .publish import copy_tags, now_published, push_tags
+from .publish import check_arrived, copy_tags, now_published, push_tags
 from .references import Repository
 from .registry import manifest_list
 from .results import BuiltImage, PushedTag
@@ -249,29 +249,22 @@ class Executor:
         if not pushed:
             return
         registry = self.session.registry_for(self.settings)
-        with self.session.console.activity(
-            "verify", f"asking the registry for {', '.join(p.tag for p in pushed)}"
-        ):
-            found = each_tag_or_raise(
-                registry,
-                self.session,
-                [item.tag for item in pushed],
-                lambda client, name: client.digest(name, after_push=True),
-                lambda name: f"verify of {registry.repository.canonical(name)}",
-            )
-        for item, remote in zip(pushed, found, strict=True):
-            target = item.repository.canonical(item.tag)
-            if remote is None:
-                raise VerifyError(
-                    f"{target} was pushed but the registry does not list it; run the release again",
-                    stage="verify",
+        unread = [item for item in pushed if item not in self.session.verified]
+        if unread:
+            with self.session.console.activity(
+                "verify", f"asking the registry for {', '.join(p.tag for p in unread)}"
+            ):
+                found = each_tag_or_raise(
+                    registry,
+                    self.session,
+                    [item.tag for item in unread],
+                    lambda client, name: client.digest(name, after_push=True),
+                    lambda name: f"verify of {registry.repository.canonical(name)}",
                 )
-            if remote != item.digest:
-                raise VerifyError(
-                    f"{target} points at {remote} in the registry, not at the pushed "
-                    f"{item.digest}; another push may have raced this one",
-                    stage="verify",
-                )
+            for item, remote in zip(unread, found, strict=True):
+                check_arrived(item, remote)
+        self.session.verified.difference_update(pushed)  # each read counts for one push
+        for item in pushed:
             self.session.console.stage("verify", f"{item.reference} is in the registry")
 
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .errors import AuthError, HubError, PushError, RegistryError
+from .errors import AuthError, HubError, PushError, RegistryError, VerifyError
 from .gather import each_tag, extra_connections
 from .plan import SKIP, Plan
 from .protocols import Registry
 from .references import Repository
+from .registry import sha256_digest
 from .results import PushedTag
 from .session import Session
 from .settings import Settings
@@ -45,7 +46,8 @@ def push_tags(
             if image_id is not None:
                 first_push[image_id] = item
         for image_id, names in copies.items():
-            copy_tags(settings, first_push[image_id].digest, names, session, pushed)
+            first = first_push[image_id]
+            copy_tags(settings, first.digest, names, session, pushed, read_from=first.tag)
     except HubError as error:
         raise _with_progress(error, pushed) from None
     order = {name: index for index, name in enumerate(tags)}
@@ -76,18 +78,16 @@ def copy_tags(
     done: list[PushedTag],
     *,
     daemon_fallback: bool = True,
+    read_from: str | None = None,
 ) -> None:
     """Point `names` at the manifest `source` (a digest the registry holds), a few at a time,
     appending each to `done` as it lands. With `daemon_fallback`, a tag the registry will not
-    take as a copy is pushed through the daemon instead; transient failures are retried."""
+    take as a copy is pushed through the daemon instead; transient failures are retried.
+    `read_from` is a tag just pushed at `source`: its manifest is read through it, which
+    verifies that tag too (`Session.verified`), one read instead of two."""
     repository = settings.require_repository()
     registry = session.registry_for(settings)
-    # Read once, before any PUT: distribution rewrites the revision link on every PUT of the
-    # same manifest, and a GET by digest racing that write gets a 500.
-    manifest = session.retrying(
-        f"reading {repository.canonical(source)}",
-        lambda: registry.raw_manifest(source, after_push=True),
-    )
+    manifest = _source_manifest(settings, session, source, read_from)
     from .registry import copy_unsupported
 
     def copy(client: Registry, name: str) -> str | _Refused:
@@ -119,6 +119,44 @@ def copy_tags(
         raise failure
     for name in fallback:
         done.append(_push_through_daemon(settings, name, session))
+
+
+def _source_manifest(
+    settings: Settings, session: Session, source: str, read_from: str | None
+) -> tuple[bytes, str]:
+    """The bytes and media type of the manifest to copy, read once, before any PUT:
+    distribution rewrites the revision link on every PUT of the same manifest, and a GET by
+    digest racing that write gets a 500. Read through `read_from` (a tag just pushed at
+    `source`), that tag is verified on the way."""
+    repository = settings.require_repository()
+    registry = session.registry_for(settings)
+    reference = read_from or source
+    manifest = session.retrying(
+        f"reading {repository.canonical(reference)}",
+        lambda: registry.raw_manifest(reference, after_push=True),
+    )
+    if read_from is not None:
+        pushed = PushedTag(repository, read_from, source)
+        check_arrived(pushed, sha256_digest(manifest[0]))
+        session.verified.add(pushed)
+    return manifest
+
+
+def check_arrived(item: PushedTag, remote: str | None) -> None:
+    """Raise unless the registry's manifest under the pushed tag (`remote`: the sha256 of
+    the bytes it served, None when it has no such tag) is the one pushed."""
+    target = item.repository.canonical(item.tag)
+    if remote is None:
+        raise VerifyError(
+            f"{target} was pushed but the registry does not list it; run the release again",
+            stage="verify",
+        )
+    if remote != item.digest:
+        raise VerifyError(
+            f"{target} points at {remote} in the registry, not at the pushed "
+            f"{item.digest}; another push may have raced this one",
+            stage="verify",
+        )
 
 
 def _push_once(settings: Settings, tag_name: str, session: Session) -> str:

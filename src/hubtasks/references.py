@@ -179,6 +179,8 @@ def _default_namespace(username: str | None, value: str, name: str, source: str)
             f"'{value}'; write the repository as NAMESPACE/{name}"
         )
     return namespace
+
+
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import functools
 import hashlib
 import http.client
 import ipaddress
@@ -400,13 +401,17 @@ class RegistryClient:
             raise AuthError("HUB_USERNAME and HUB_TOKEN are needed to log in")
         self._check(self._request("GET", "/v2/"), "log in to")
 
-    def check_push_access(self) -> None:
+    def check_push_access(
+        self, *, cancel_with: Callable[[Callable[[], object]], object] | None = None
+    ) -> None:
         """Whether these credentials may push to the repository, asked without pushing.
 
         With a Bearer token service: a token for `pull,push`, whose granted `access` (the JWT
         payload; the signature is not checked) must include push. Otherwise, or when the token
         is not a JWT: a blob upload opened and cancelled at once (`POST …/blobs/uploads/`,
-        `DELETE` its location). Raises `AuthError(status=403)` when they may not push."""
+        `DELETE` its location). Raises `AuthError(status=403)` when they may not push.
+        `cancel_with` runs the cancellation (the answer is known once the upload opened, so
+        nobody needs to wait for it); by default it runs here."""
         if self._authorization is None:
             self.check_credentials()
         if self._bearer is not None:
@@ -427,7 +432,23 @@ class RegistryClient:
         self._check(opened, "open an upload in")
         location = opened.headers.get("Location")
         if location:
-            self._request("DELETE", urllib.parse.urljoin(self.base_url + "/", location))
+            url = urllib.parse.urljoin(self.base_url + "/", location)
+            cancel = functools.partial(self._request, "DELETE", url)
+            if cancel_with is None:
+                cancel()
+            else:
+                cancel_with(cancel)
+
+    def share_login(self, other: object) -> None:
+        """Take the authorization of `other`, a fork that was granted more (a token for
+        pull,push after `check_push_access`), so that this client's writes need no new token."""
+        if isinstance(other, RegistryClient) and other.login_state[0] is not None:
+            self._authorization, self._bearer = other.login_state
+
+    @property
+    def login_state(self) -> tuple[str | None, dict[str, str] | None]:
+        """The Authorization this client sends and the Bearer challenge it answered."""
+        return self._authorization, self._bearer
 
     def _may_not_push(self, why: str) -> AuthError:
         return AuthError(
@@ -790,8 +811,6 @@ def _next_link(header: str | None) -> str | None:
         return None
     parsed = urllib.parse.urlsplit(match.group(1))
     return parsed.path + (f"?{parsed.query}" if parsed.query else "")
-
-
 
 
 def _user_agent() -> str:

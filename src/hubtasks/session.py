@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -17,6 +18,7 @@ from .settings import Settings
 
 if TYPE_CHECKING:
     from .protocols import Daemon, Registry
+    from .results import PushedTag
 
 T = TypeVar("T")
 
@@ -53,10 +55,13 @@ class Session:
         self.logged_in: set[tuple[str, str]] = set()
         self.tags: tuple[str, ...] | None = None
         self.image_id: str | None = None
+        # Tags read back from the registry after their push, at the pushed digest.
+        self.verified: set[PushedTag] = set()
         self.policy: RetryPolicy | None = None
         self.warned = False
         self._registries: dict[tuple[object, ...], Registry] = {}
         self._checks: dict[tuple[str, str], Future[None]] = {}
+        self._push_checks: dict[tuple[str, str], Future[Registry]] = {}
         self._forks: dict[int, list[Registry]] = {}
         self._warming: dict[int, Future[None]] = {}
 
@@ -92,6 +97,12 @@ class Session:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="hubtasks")
         return self._pool.submit(operation)
+
+    def import_sdk_ahead(self, settings: Settings) -> None:
+        """Import the Docker SDK on a worker (~50 ms of Python) while this thread does
+        something else (git, the settings); `engine_for` then finds it imported."""
+        if self.engine is None:
+            self.background(functools.partial(_import_sdk, settings.docker_env))
 
     def engine_for(self, settings: Settings) -> Daemon:
         if self.engine is None:
@@ -152,6 +163,41 @@ class Session:
 
         return check
 
+    def check_push_ahead(self, settings: Settings) -> None:
+        """Start asking whether the token may push (`check_push_access`, after the credential
+        check, on a client of its own connection; the upload it opens is cancelled without
+        waiting), for `push_access` to take when the plan says something will be written."""
+        key = self.login_key(settings)
+        if not (settings.username and settings.token) or key in self._push_checks:
+            return
+        client, credentials = self.registry_for(settings), self._checks.get(key)
+
+        def probe() -> Registry:
+            if credentials is not None:
+                credentials.result()  # a failure is login's to report
+            fork = client.fork()
+            fork.check_push_access(cancel_with=self.background)
+            return fork
+
+        self._push_checks[key] = self.background(probe)
+
+    def push_access(self, settings: Settings) -> Callable[[], None]:
+        """The push-access check a release retries: the head start's outcome first (its
+        client's login — a token granted push — is taken over), then the registry asked
+        again."""
+        ahead = self._push_checks.pop(self.login_key(settings), None)
+        client = self.registry_for(settings)
+
+        def check() -> None:
+            nonlocal ahead
+            if ahead is None:
+                client.check_push_access()
+                return
+            started, ahead = ahead, None
+            client.share_login(started.result())
+
+        return check
+
     def warm_forks(self, client: Registry, count: int) -> None:
         """Open `count` more connections to `client`'s registry in the background, for
         `forks` to hand out later (verifying or copying several tags at once)."""
@@ -182,6 +228,12 @@ class Session:
         while len(pool) < count:
             pool.append(client.fork())
         return pool[:count]
+
+
+def _import_sdk(environment: Mapping[str, str]) -> None:
+    from .engine import import_sdk
+
+    import_sdk(environment.get("DOCKER_HOST", ""))
 
 
 def session_for(settings: Settings, session: Session | None) -> Session:

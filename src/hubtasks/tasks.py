@@ -115,8 +115,7 @@ OPTIONS: dict[str, Flag] = {
     ),
     "json_": Flag(
         ("json", "j"),
-        "Print one JSON document on stdout, the result or {\"error\": …} (human output on "
-        "stderr).",
+        'Print one JSON document on stdout, the result or {"error": …} (human output on stderr).',
         bool,
     ),
     "quiet": Flag(("quiet", "q"), "Print only the final references (and errors).", bool),

@@ -94,8 +94,11 @@ class FakeRegistry:
     def check_credentials(self) -> None:
         self.store.calls["check_credentials"] += 1
 
-    def check_push_access(self) -> None:
+    def check_push_access(self, *, cancel_with=None) -> None:
         self.store.calls["check_push_access"] += 1
+
+    def share_login(self, other) -> None:
+        pass
 
     def rate_limit_wait(self, reference: str = "latest") -> float | None:
         return None
@@ -226,9 +229,7 @@ class FakeDaemon:
     def platform(self) -> str:
         return "linux/amd64"
 
-    def build(
-        self, *, context, ref, build_args, on_output, platform=None, cache_from=()
-    ) -> str:
+    def build(self, *, context, ref, build_args, on_output, platform=None, cache_from=()) -> str:
         self.calls["build"] += 1
         self.build_args.append(dict(build_args))
         self.cache_from.append(list(cache_from))

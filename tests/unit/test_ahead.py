@@ -56,8 +56,7 @@ class BasicRegistry(BaseHTTPRequestHandler):
         time.sleep(server.delay)
         if unwell:
             return self._send(503)
-        expected = "Basic " + base64.b64encode(f"{USER}:{SECRET}".encode()).decode()
-        if self.headers.get("Authorization") != expected:
+        if self.headers.get("Authorization") != _expected():
             return self._send(401, [("WWW-Authenticate", 'Basic realm="test"')])
         if self.path.startswith("/v2/alice/app/manifests/"):
             return self._send_manifest(self.path.rsplit("/", 1)[1])
@@ -95,6 +94,28 @@ class BasicRegistry(BaseHTTPRequestHandler):
             self.server.manifests[digest] = (body, self.headers.get("Content-Type", MANIFEST_V2))
         return self._send(201, [("Docker-Content-Digest", digest)])
 
+    def do_POST(self):
+        """Open a blob upload (what the push-access check does)."""
+        with self.server.lock:
+            self.server.requests.append(f"POST {self.path}")
+        if self.headers.get("Authorization") != _expected():
+            return self._send(401, [("WWW-Authenticate", 'Basic realm="test"')])
+        if self.server.refuse_uploads:  # a read-only token
+            return self._send(403)
+        location = "/v2/alice/app/blobs/uploads/u1?_state=s"
+        return self._send(202, [("Location", location)])
+
+    def do_DELETE(self):
+        """Cancel the upload, `delete_delay` seconds later."""
+        time.sleep(self.server.delete_delay)
+        with self.server.lock:
+            self.server.requests.append(f"DELETE {self.path}")
+        return self._send(204)
+
+
+def _expected() -> str:
+    return "Basic " + base64.b64encode(f"{USER}:{SECRET}".encode()).decode()
+
 
 class Registry(ThreadingHTTPServer):
     """The server of `BasicRegistry`: what reached it (request paths, the peers that sent them,
@@ -106,6 +127,7 @@ class Registry(ThreadingHTTPServer):
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), BasicRegistry)
         self.requests, self.peers, self.unwell, self.delay = [], set(), 0, 0.0
+        self.delete_delay, self.refuse_uploads = 0.0, False
         self.accepted = 0
         self.manifests: dict[str, tuple[bytes, str]] = {}
         self.lock = threading.Lock()
@@ -308,3 +330,45 @@ def test_a_copy_that_meets_a_hiccup_is_retried_not_sent_to_the_daemon(registry):
     assert registry.requests.count("PUT /v2/alice/app/manifests/flaky-x") == 2
     assert daemon.calls["push"] == 0
     assert "[retry] tagging" in session.console.err.getvalue()
+
+
+def test_push_access_is_asked_ahead_and_its_cancellation_is_not_waited_for(registry):
+    settings = _settings(registry)
+    session = _session(settings)
+    registry.delete_delay = 1.0  # a slow registry cancelling the probe's upload
+    session.check_ahead(settings)
+    session.check_push_ahead(settings)
+    api.login(settings, session=session)
+    start = time.monotonic()
+    session.retrying("push access", session.push_access(settings))
+    assert time.monotonic() - start < 0.5  # the answer came with the upload's opening
+    deadline = time.monotonic() + 5
+    while "DELETE" not in " ".join(registry.requests) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    # The credential check (challenge, answer), then the probe on a connection of its own
+    # with that login: no second challenge; the upload it opened was cancelled.
+    assert registry.requests == [
+        "/v2/",
+        "/v2/",
+        "POST /v2/alice/app/blobs/uploads/",
+        "DELETE /v2/alice/app/blobs/uploads/u1?_state=s",
+    ]
+
+
+def test_a_refused_push_access_head_start_fails_the_check(registry):
+    settings = _settings(registry)
+    session = _session(settings)
+    session.check_ahead(settings)
+    api.login(settings, session=session)  # the login is taken; then the token loses push
+    registry.refuse_uploads = True
+    session.check_push_ahead(settings)
+    with pytest.raises(AuthError, match="may not push"):
+        session.retrying("push access", session.push_access(settings))
+
+
+def test_a_manifest_missing_by_digest_is_named_by_its_digest(registry):
+    _, _, client = _logged_in(registry)
+    digest = "sha256:" + "0" * 64
+    with pytest.raises(RegistryError) as caught:
+        client.raw_manifest(digest)
+    assert str(caught.value).startswith(f"{client.repository}@{digest} is not in the registry")

@@ -11,7 +11,7 @@ import pytest
 
 from hubtasks import api
 from hubtasks.console import Console
-from hubtasks.errors import ReleaseRefused
+from hubtasks.errors import ReleaseRefused, VerifyError
 from hubtasks.plan import CHECK, CREATE, HOLD, INPUTS_LABEL, MOVE, SKIP
 from hubtasks.references import Repository
 from hubtasks.session import Session
@@ -67,12 +67,38 @@ def test_first_release_builds_once_pushes_once_and_copies_the_other_tags(tmp_pat
     result, daemon, _ = _run(_settings(_project(tmp_path), "v1.0.0", semver=True), store)
     assert daemon.calls["build"] == 1 and daemon.calls["push"] == 1
     assert store.calls["copy_manifest"] == 3
+    # Every tag read back once: the pushed one while reading the manifest to copy, the three
+    # copies by verify.
+    assert store.calls["raw_manifest"] == 1 and store.calls["digest"] == 3
     assert set(_actions(result).values()) == {CREATE}
     digests = {p.tag: p.digest for p in result.published}
     assert digests == {t: store.tags[t] for t in ("v1.0.0", "v1.0", "v1", "latest")}
     labels = daemon.images[result.image.image_id]
     assert labels[INPUTS_LABEL].startswith("sha256:")
     assert labels["org.opencontainers.image.version"] == "v1.0.0"
+
+
+class _Raced(FakeRegistry):
+    """A registry where another push moves `v1.0.0` right after ours landed."""
+
+    def raw_manifest(self, reference: str, *, after_push: bool = False):
+        if reference == "v1.0.0":
+            self.store.put_image("v1.0.0", {"by": "someone else"})
+        return super().raw_manifest(reference, after_push=after_push)
+
+
+def test_a_pushed_tag_read_back_at_another_digest_fails_before_the_copies(tmp_path):
+    store = Store()
+    session = Session(
+        console=Console(out=io.StringIO(), err=io.StringIO(), mode="plain"),
+        context=object(),
+        engine=FakeDaemon(store),
+        registry_factory=lambda s: _Raced(s.require_repository(), store),
+    )
+    settings = _settings(_project(tmp_path), "v1.0.0", "stable")
+    with pytest.raises(VerifyError, match="v1.0.0 points at .* not at the pushed"):
+        api.release(settings, session=session)
+    assert "stable" not in store.tags and store.calls["copy_manifest"] == 0
 
 
 def test_re_release_on_a_fresh_runner_builds_and_pushes_nothing(tmp_path):

@@ -716,6 +716,8 @@ def test_env_example_mentions_every_setting():
 def test_a_platform_that_is_not_os_arch_is_a_config_error(bad):
     with pytest.raises(ConfigError, match="os/arch"):
         resolve(flags={"platforms": [bad]})
+
+
 # --- the registry build cache -----------------------------------------------------------
 
 
