@@ -269,7 +269,8 @@ def release(
     # Docker SDK imported, the credentials checked, then whether they may push (a dry run
     # writes nothing).
     session.import_sdk_ahead(settings)
-    session.check_ahead(settings)
+    # The tag list read with the credential check, unless a pre_release hook runs in between.
+    session.check_ahead(settings, list_tags=not session.hooks.will_run("pre", "release"))
     if not dry_run:
         session.check_push_ahead(settings)
     watch = Stopwatch()
@@ -285,7 +286,8 @@ def release(
     with watch.time("login"):
         login(settings, session=session)
     with watch.time("plan"), session.console.activity("plan", "reading the registry"):
-        state = read_registry(session.registry_for(settings), tags, session)
+        registry, listed = session.registry_for(settings), session.listed_tags(settings)
+        state = read_registry(registry, tags, session, published=listed)
     plan = _release_plan(settings, session, tags, builds, state, force=force, dry_run=dry_run)
     cache = _build_cache(settings, session, state) if plan.build else []
     if dry_run:

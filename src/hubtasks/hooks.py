@@ -174,6 +174,11 @@ class Hooks:
             if command and name not in self.commands:
                 self.commands[name] = command
 
+    def will_run(self, side: str, stage: str) -> bool:
+        """Whether a hook (a command or a Python function) is still to run there."""
+        name = f"{side}_{stage}"
+        return name not in self.ran and bool(self.commands.get(name) or self.functions.get(name))
+
     def run(self, side: str, facts: Facts) -> None:
         name = f"{side}_{facts.stage}"
         if name in self.ran:

@@ -401,6 +401,14 @@ class RegistryClient:
             raise AuthError("HUB_USERNAME and HUB_TOKEN are needed to log in")
         self._check(self._request("GET", "/v2/"), "log in to")
 
+    def login_listing_tags(self) -> list[str]:
+        """Log in by listing the repository's tags (`tags`): the registry's challenge is
+        answered as `check_credentials` answers it, and the tag list the release reads next
+        comes with the same round trip. Raises as `check_credentials` does."""
+        if not (self._username and self._token):
+            raise AuthError("HUB_USERNAME and HUB_TOKEN are needed to log in")
+        return self.tags()
+
     def check_push_access(
         self, *, cancel_with: Callable[[Callable[[], object]], object] | None = None
     ) -> None:

@@ -60,7 +60,8 @@ class Session:
         self.policy: RetryPolicy | None = None
         self.warned = False
         self._registries: dict[tuple[object, ...], Registry] = {}
-        self._checks: dict[tuple[str, str], Future[None]] = {}
+        self._checks: dict[tuple[str, str], Future[Any]] = {}
+        self._listed: dict[tuple[str, str], Future[list[str]]] = {}
         self._push_checks: dict[tuple[str, str], Future[Registry]] = {}
         self._forks: dict[int, list[Registry]] = {}
         self._warming: dict[int, Future[None]] = {}
@@ -138,14 +139,30 @@ class Session:
         """Whose login, where: a session checks each pair once (`logged_in`)."""
         return settings.require_repository().registry, settings.username or ""
 
-    def check_ahead(self, settings: Settings) -> None:
+    def check_ahead(self, settings: Settings, *, list_tags: bool = False) -> None:
         """Start checking the credentials in the background; `login` takes the answer as
-        its first attempt when it comes to it (after its hooks)."""
+        its first attempt when it comes to it (after its hooks). With `list_tags` the check
+        is the repository's tag list (`login_listing_tags`), which `listed_tags` hands on:
+        one round trip instead of two."""
         key = self.login_key(settings)
         if not (settings.username and settings.token) or key in self.logged_in:
             return
-        if key not in self._checks:
-            self._checks[key] = self.background(self.registry_for(settings).check_credentials)
+        if key in self._checks:
+            return
+        client = self.registry_for(settings)
+        if list_tags:
+            listing = self.background(client.login_listing_tags)
+            self._checks[key] = self._listed[key] = listing
+        else:
+            self._checks[key] = self.background(client.check_credentials)
+
+    def listed_tags(self, settings: Settings) -> list[str] | None:
+        """The tag list the credential check read (`check_ahead(list_tags=True)`), once;
+        None when there is none (or that attempt failed and login asked again)."""
+        listing = self._listed.pop(self.login_key(settings), None)
+        if listing is None or not listing.done() or listing.exception() is not None:
+            return None
+        return listing.result()
 
     def credential_check(self, settings: Settings) -> Callable[[], None]:
         """The check `login` retries: the head start's outcome first (a transient failure
@@ -173,9 +190,11 @@ class Session:
         client, credentials = self.registry_for(settings), self._checks.get(key)
 
         def probe() -> Registry:
+            fork = client.fork()
+            fork.connect()  # while the credentials are checked on the client's connection
             if credentials is not None:
                 credentials.result()  # a failure is login's to report
-            fork = client.fork()
+            fork.share_login(client)
             fork.check_push_access(cancel_with=self.background)
             return fork
 

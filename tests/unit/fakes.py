@@ -94,6 +94,10 @@ class FakeRegistry:
     def check_credentials(self) -> None:
         self.store.calls["check_credentials"] += 1
 
+    def login_listing_tags(self) -> list[str]:
+        self.store.calls["check_credentials"] += 1
+        return self.tags()
+
     def check_push_access(self, *, cancel_with=None) -> None:
         self.store.calls["check_push_access"] += 1
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -58,6 +59,11 @@ class BasicRegistry(BaseHTTPRequestHandler):
             return self._send(503)
         if self.headers.get("Authorization") != _expected():
             return self._send(401, [("WWW-Authenticate", 'Basic realm="test"')])
+        if self.path.startswith("/v2/alice/app/tags/list"):
+            listed = {"name": "alice/app", "tags": ["v1", "v2"]}
+            return self._send(
+                200, [("Content-Type", "application/json")], json.dumps(listed).encode()
+            )
         if self.path.startswith("/v2/alice/app/manifests/"):
             return self._send_manifest(self.path.rsplit("/", 1)[1])
         return self._send(200)
@@ -198,6 +204,26 @@ def test_login_takes_the_head_start_answer_without_asking_again(registry):
     # One challenge and one authenticated GET /v2/, both from the head start.
     assert registry.requests == ["/v2/", "/v2/"]
     assert (settings.registry, USER) in session.logged_in
+
+
+def test_the_head_start_can_be_the_tag_list_the_release_reads_next(registry):
+    settings = _settings(registry)
+    session = _session(settings)
+    session.check_ahead(settings, list_tags=True)
+    api.login(settings, session=session)
+    assert session.listed_tags(settings) == ["v1", "v2"]
+    assert session.listed_tags(settings) is None  # handed on once
+    # The challenge and the answer, both on the tag list: no separate GET /v2/.
+    assert registry.requests == ["/v2/alice/app/tags/list?n=1000"] * 2
+
+
+def test_wrong_credentials_fail_the_tag_list_head_start_as_a_login(registry):
+    settings = _settings(registry, token="not-the-secret")
+    session = _session(settings)
+    session.check_ahead(settings, list_tags=True)
+    with pytest.raises(AuthError, match="rejected the credentials"):
+        api.login(settings, session=session)
+    assert session.listed_tags(settings) is None
 
 
 def test_a_head_start_that_met_a_hiccup_counts_as_the_first_attempt(registry):

@@ -101,6 +101,28 @@ def test_a_pushed_tag_read_back_at_another_digest_fails_before_the_copies(tmp_pa
     assert "stable" not in store.tags and store.calls["copy_manifest"] == 0
 
 
+def test_the_tag_list_comes_with_the_login_unless_a_pre_release_hook_runs_between(tmp_path):
+    root = _project(tmp_path)
+    store = Store()
+    _run(_settings(root, "v1.0.0"), store)
+    assert (store.calls["check_credentials"], store.calls["tags"]) == (1, 1)  # one request
+
+    # A pre_release hook that publishes v2.0.0 (from other inputs) first: the registry is
+    # read after it, so the release sees that tag and refuses to replace it.
+    (root / "app").write_text("v2")
+    session = Session(
+        console=Console(out=io.StringIO(), err=io.StringIO(), mode="plain"),
+        context=object(),
+        engine=FakeDaemon(store),
+        registry_factory=lambda s: FakeRegistry(s.require_repository(), store),
+    )
+    session.hooks.functions = {
+        "pre_release": [lambda c, facts: store.put_image("v2.0.0", {INPUTS_LABEL: "sha256:x"})]
+    }
+    with pytest.raises(ReleaseRefused, match="v2.0.0 holds sha256:.*, built from other inputs"):
+        api.release(_settings(root, "v2.0.0"), session=session)
+
+
 def test_re_release_on_a_fresh_runner_builds_and_pushes_nothing(tmp_path):
     root = _project(tmp_path)
     store = Store()
