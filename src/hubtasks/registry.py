@@ -419,9 +419,10 @@ class RegistryClient:
         is not a JWT: a blob upload opened and cancelled at once (`POST …/blobs/uploads/`,
         `DELETE` its location). Raises `AuthError(status=403)` when they may not push.
         `cancel_with` runs the cancellation (the answer is known once the upload opened, so
-        nobody needs to wait for it); by default it runs here."""
-        if self._authorization is None:
-            self.check_credentials()
+        nobody needs to wait for it); by default it runs here. Not logged in yet, the client
+        answers the upload request's own challenge (one round trip less than a login first)."""
+        path = f"/v2/{self.repository.path}/blobs/uploads/"
+        opened = self._challenge("POST", path) if self._authorization is None else None
         if self._bearer is not None:
             token = self._fetch_token(self._bearer, f"repository:{self.repository.path}:pull,push")
             granted = _granted_actions(token, self.repository.path)
@@ -432,7 +433,7 @@ class RegistryClient:
                 self._authorization = f"Bearer {token}"
                 return
         try:
-            opened = self._request("POST", f"/v2/{self.repository.path}/blobs/uploads/")
+            opened = opened or self._request("POST", path)
         except AuthError:
             raise self._may_not_push("HTTP 401 to opening an upload") from None
         if opened.status in (401, 403):
@@ -446,6 +447,18 @@ class RegistryClient:
                 cancel()
             else:
                 cancel_with(cancel)
+
+    def _challenge(self, method: str, path: str) -> _Response | None:
+        """Send the request without credentials and answer the registry's challenge (Basic,
+        or a token from the Bearer realm) for the requests that follow. Returns the answer
+        when there was no challenge: a registry that asks for no login."""
+        if not (self._username and self._token):
+            raise AuthError("HUB_USERNAME and HUB_TOKEN are needed to log in")
+        first = self._send(method, f"{self.base_url}{path}", {}, None)
+        if first.status != 401:
+            return first
+        self._authenticate(first.headers.get("WWW-Authenticate") or "")
+        return None
 
     def share_login(self, other: object) -> None:
         """Take the authorization of `other`, a fork that was granted more (a token for

@@ -181,20 +181,17 @@ class Session:
         return check
 
     def check_push_ahead(self, settings: Settings) -> None:
-        """Start asking whether the token may push (`check_push_access`, after the credential
-        check, on a client of its own connection; the upload it opens is cancelled without
-        waiting), for `push_access` to take when the plan says something will be written."""
+        """Start asking whether the token may push (`check_push_access` on a client of its
+        own connection, alongside the credential check; the upload it opens is cancelled
+        without waiting), for `push_access` to take when the plan says something will be
+        written. Wrong credentials fail it too, but login reports them first."""
         key = self.login_key(settings)
         if not (settings.username and settings.token) or key in self._push_checks:
             return
-        client, credentials = self.registry_for(settings), self._checks.get(key)
+        client = self.registry_for(settings)
 
         def probe() -> Registry:
-            fork = client.fork()
-            fork.connect()  # while the credentials are checked on the client's connection
-            if credentials is not None:
-                credentials.result()  # a failure is login's to report
-            fork.share_login(client)
+            fork = client.fork()  # with the client's login when it has one already
             fork.check_push_access(cancel_with=self.background)
             return fork
 

@@ -247,7 +247,12 @@ def test_a_token_that_may_not_push_fails_the_check_in_one_line(server):
     message = str(caught.value)
     assert "may not push to reg.test/alice/app" in message and "granted pull" in message
     assert "\n" not in message and SECRET not in message
-    assert not [r for r in TokenRegistry.requests if r.startswith(("POST", "DELETE"))]
+    # Not logged in, the client asked the upload request for its challenge (answered 401,
+    # nothing opened), then read the token's grant: no upload opened, none to cancel.
+    assert [r for r in TokenRegistry.requests if r.startswith(("POST", "DELETE"))] == [
+        "POST /v2/alice/app/blobs/uploads/"
+    ]
+    assert TokenRegistry.token_requests[-1]["query"]["scope"] == ["repository:alice/app:pull,push"]
 
 
 @pytest.mark.parametrize("may_push", [True, False])
