@@ -114,7 +114,7 @@ def build(
     git = read_git(settings.cwd)
     tags = tags or resolve_tags(settings, git, allow_dirty=allow_dirty)
     labels = labels if labels is not None else labels_for(settings, git, tags)
-    builds = _build_set(settings, session, git, labels)
+    builds = _build_set(settings, session, git, labels, while_streaming=True)
     cache = cache_refs(settings, published=None, local=lambda name: None)  # auto: needs a release
     images = Executor(settings, session, Stopwatch()).build(builds, tags, tag_now=True, cache=cache)
     session.tags, session.image_id = tags, images[0].image_id
@@ -122,16 +122,21 @@ def build(
 
 
 def _build_set(
-    settings: Settings, session: Session, git: GitState | None, labels: dict[str, str]
+    settings: Settings,
+    session: Session,
+    git: GitState | None,
+    labels: dict[str, str],
+    *,
+    while_streaming: bool = False,
 ) -> BuildSet:
-    """Each platform's inputs; the Dockerfile's directives the classic builder ignores are
-    said out loud first."""
+    """Each platform's inputs (`gather.build_set`); the Dockerfile's directives the classic
+    builder ignores are said out loud first."""
     for warning in dockerfile_warnings(
         settings.dockerfile.read_bytes(), str(settings.dockerfile.name)
     ):
         session.console.warn(warning)
     engine = session.engine_for(settings)
-    return build_set(settings, git, labels, engine.platform())
+    return build_set(settings, git, labels, engine.platform(), while_streaming=while_streaming)
 
 
 def tag(
@@ -278,16 +283,21 @@ def release(
     check_context(settings)
     with watch.time("connect"):
         session.engine_for(settings)
-    with watch.time("inputs"):
-        builds = _build_set(settings, session, git, labels)
     facts = facts_for("release", repository, tags)
     if not dry_run:
         session.hooks.run("pre", facts)
     with watch.time("login"):
         login(settings, session=session)
     with watch.time("plan"), session.console.activity("plan", "reading the registry"):
-        registry, listed = session.registry_for(settings), session.listed_tags(settings)
-        state = read_registry(registry, tags, session, published=listed)
+        listed = _published(settings, session)
+    # The inputs after the pre_release hook (which may write into the context). Unless a
+    # planned tag exists (its inputs decide the plan) the context is hashed as the build
+    # reads it, not before.
+    new_tags = not dry_run and not set(tags) & set(listed)
+    with watch.time("inputs"):
+        builds = _build_set(settings, session, git, labels, while_streaming=new_tags)
+    with watch.time("plan"), session.console.activity("plan", "reading the registry"):
+        state = read_registry(session.registry_for(settings), tags, session, listed)
     plan = _release_plan(settings, session, tags, builds, state, force=force, dry_run=dry_run)
     cache = _build_cache(settings, session, state) if plan.build else []
     if dry_run:
@@ -319,6 +329,15 @@ def release(
         timings=watch.timings,
         platforms=platforms,
     )
+
+
+def _published(settings: Settings, session: Session) -> list[str]:
+    """The repository's tags: read with the login when it could be, else asked now."""
+    listed = session.listed_tags(settings)
+    if listed is not None:
+        return listed
+    registry = session.registry_for(settings)
+    return session.retrying(f"listing the tags of {registry.repository}", registry.tags)
 
 
 def _build_cache(settings: Settings, session: Session, state: RegistryState) -> list[str]:
@@ -363,7 +382,7 @@ def _release_plan(
         list(tags),
         remote=state.remote,
         published=state.published,
-        inputs=builds.digest,
+        inputs=builds.digest if builds.ready else None,  # not ready: no planned tag exists
         image_id=image_id,
         force=force,
     )

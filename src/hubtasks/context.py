@@ -49,6 +49,20 @@ def ignore_patterns(context: Path) -> list[str]:
     return [line.strip() for line in lines if line.strip() and line.strip()[0] != "#"]
 
 
+@dataclass
+class PendingInputs:
+    """An inputs digest computed while the context is streamed (`BuildContext.stream`): the
+    files are hashed as they are sent, and the label that carries the digest goes into the
+    generated Dockerfile, the archive's last entry. `digest_of` turns the files' digest
+    (`files_digest`) into the inputs digest; `files` and `digest` are set once the stream
+    has ended."""
+
+    label: str
+    digest_of: Callable[[bytes], str]
+    files: bytes | None = None
+    digest: str | None = None
+
+
 @dataclass(frozen=True)
 class BuildContext:
     """One build's context: `paths` (relative, sorted) are what `.dockerignore` lets through."""
@@ -66,6 +80,9 @@ class BuildContext:
     # The Dockerfile's bytes as read once for the inputs digest, so that what is hashed is
     # what is built (None: read it from `dockerfile` when needed).
     dockerfile_data: bytes | None = None
+    # The inputs digest to compute while streaming, and to add to the labels (None: known
+    # before, already among `labels`).
+    pending: PendingInputs | None = None
 
     @property
     def dockerfile_bytes(self) -> bytes:
@@ -73,30 +90,43 @@ class BuildContext:
             return self.dockerfile_data
         return self.dockerfile.read_bytes()
 
-    def generated_dockerfile(self) -> bytes:
-        """The user's Dockerfile with the labels appended as one `LABEL` instruction."""
+    @property
+    def final_labels(self) -> dict[str, str]:
+        """The labels the image gets: `labels`, and the pending inputs digest once known."""
+        pending = self.pending
+        if pending is None or pending.digest is None:
+            return dict(self.labels)
+        return {**self.labels, pending.label: pending.digest}
+
+    def generated_dockerfile(self, labels: Mapping[str, str] | None = None) -> bytes:
+        """The user's Dockerfile with the labels (`final_labels` by default) appended as one
+        `LABEL` instruction."""
+        labels = self.final_labels if labels is None else labels
         text = self.dockerfile_bytes
         if self.scratch:
             text = _FROM_SCRATCH.sub(rb"\1" + self.scratch.encode() + rb"\2", text)
-        if not self.labels:
+        if not labels:
             return text
         escape = _escape_character(text)
         words = " ".join(
-            f"{_quote(name, escape)}={_quote(value, escape)}" for name, value in self.labels.items()
+            f"{_quote(name, escape)}={_quote(value, escape)}" for name, value in labels.items()
         )
         separator = b"" if text.endswith(b"\n") else b"\n"
         return text + separator + f"LABEL {words}\n".encode()
 
     @property
     def dockerfile_name(self) -> str:
-        """The generated Dockerfile's name in the archive: named after its content, so the
-        same Dockerfile keeps the builder's cache for `COPY .`."""
-        return _generated_name(self.generated_dockerfile())
+        """The generated Dockerfile's name in the archive, named after its content (without
+        a pending digest: the name goes into the streamed `.dockerignore` before the digest is
+        known)."""
+        return _generated_name(self.generated_dockerfile(self.labels))
 
     def stream(self) -> Iterator[bytes]:
-        """The tar archive, block by block, as the daemon reads it."""
-        generated = self.generated_dockerfile()
-        name = _generated_name(generated)
+        """The tar archive, block by block, as the daemon reads it. With `pending`, each
+        entry is hashed as it is sent (`files_digest`, from the same reads) and the generated
+        Dockerfile, the last entry, carries the digest."""
+        name = self.dockerfile_name
+        hashing = _EntryHasher() if self.pending is not None else None
         headers = tarfile.TarFile(fileobj=io.BytesIO(), mode="w")  # for gettarinfo's hard links
         ignore_sent = False
         for relative in self.paths:
@@ -111,17 +141,25 @@ class BuildContext:
             self._normalise(info)
             if relative == IGNORE_FILE and info.isreg():
                 ignore_sent = True
-                data = _ignore_file_with(Path(full).read_bytes(), name)
+                original = Path(full).read_bytes()
+                if hashing:
+                    hashing.file(relative, info, hashlib.sha256(original).digest())
+                data = _ignore_file_with(original, name)
                 info.size = len(data)
                 yield _header(info)
                 yield data + _padding(len(data))
                 continue
             yield _header(info)
-            if info.isreg() and info.size:
+            if hashing:
+                yield from hashing.entry(full, relative, info)
+            elif info.isreg() and info.size:
                 yield from _file_data(full, info.size)
         if not ignore_sent:
             yield from self._extra(IGNORE_FILE, _ignore_file_with(None, name))
-        yield from self._extra(name, generated)
+        if hashing and self.pending is not None:
+            self.pending.files = hashing.digest()
+            self.pending.digest = self.pending.digest_of(self.pending.files)
+        yield from self._extra(name, self.generated_dockerfile())
         yield b"\0" * (2 * _BLOCK)
 
     def _normalise(self, info: tarfile.TarInfo) -> None:
@@ -174,6 +212,37 @@ class BuildContext:
             elif stat.S_ISREG(info.st_mode):
                 put(b"file", relative, mode, _file_sha256(full))
         return h.digest()
+
+
+class _EntryHasher:
+    """`files_digest` computed from the entries as `stream` sends them: the same framing,
+    each regular file's sha256 taken from the chunks sent (a hard link's, which carries no
+    data in the archive, read from the file)."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+        self._put = _framed(self._hash)
+
+    def file(self, relative: str, info: tarfile.TarInfo, content: bytes) -> None:
+        self._put(b"file", relative, f"{stat.S_IMODE(info.mode):o}", content)
+
+    def entry(self, full: str, relative: str, info: tarfile.TarInfo) -> Iterator[bytes]:
+        """Hash one entry, yielding its data (regular files) as `_file_data` does."""
+        mode = f"{stat.S_IMODE(info.mode):o}"
+        if info.issym():
+            self._put(b"link", relative, mode, info.linkname)
+        elif info.isdir():
+            self._put(b"dir", relative, mode)
+        elif info.islnk():  # a hard link to a file sent earlier: no data of its own
+            self._put(b"file", relative, mode, _file_sha256(full))
+        elif info.isreg():
+            content = hashlib.sha256()
+            if info.size:
+                yield from _file_data(full, info.size, sent=content.update)
+            self._put(b"file", relative, mode, content.digest())
+
+    def digest(self) -> bytes:
+        return self._hash.digest()
 
 
 def _generated_name(generated: bytes) -> str:
@@ -311,8 +380,11 @@ def _file_sha256(path: str) -> bytes:
     return h.digest()
 
 
-def _file_data(path: str, size: int) -> Iterator[bytes]:
-    """Exactly `size` bytes (the header promised them), then the padding to a block."""
+def _file_data(
+    path: str, size: int, sent: Callable[[bytes], None] | None = None
+) -> Iterator[bytes]:
+    """Exactly `size` bytes (the header promised them), then the padding to a block; `sent`
+    sees each chunk of the file's own bytes."""
     left = size
     try:
         with open(path, "rb") as stream:
@@ -321,6 +393,8 @@ def _file_data(path: str, size: int) -> Iterator[bytes]:
                 if not chunk:
                     break  # the file shrank while we read it
                 left -= len(chunk)
+                if sent is not None:
+                    sent(chunk)
                 yield chunk
     except OSError:
         pass

@@ -131,7 +131,7 @@ class Executor:
             )
         size = inspected.size if inspected else None
         console.stage("build", f"built {image_id[:19]}{for_platform} ({human_size(size)})")
-        labels = dict(inputs.context.labels)
+        labels = inputs.context.final_labels  # with the inputs digest hashed while streaming
         return BuiltImage(
             repository, image_id, tags, labels=labels, size=size, platform=inputs.platform
         )

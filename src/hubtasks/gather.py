@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
-from .context import BuildContext, combine_inputs, platform_args, scratch_image
+from .context import BuildContext, PendingInputs, combine_inputs, platform_args, scratch_image
 from .engine import context_paths
 from .errors import HubError
 from .gitinfo import GitState, read_git
@@ -32,10 +32,26 @@ class Inputs:
     """What one platform's build is made from, and the digest that names it."""
 
     context: BuildContext
-    digest: str
     platform: str  # os/arch[/variant]: the daemon's own unless platforms were asked for
     requested: bool  # the platform was asked for: it is passed to the build API
     build_args: Mapping[str, str]  # the user's, plus BuildKit's automatic ones declared
+    known: str | None = None  # the digest, when computed before the build
+
+    @property
+    def ready(self) -> bool:
+        """Whether the digest is known: computed before the build, or while the context was
+        streamed to it (`BuildContext.pending`)."""
+        pending = self.context.pending
+        return (self.known if pending is None else pending.digest) is not None
+
+    @property
+    def digest(self) -> str:
+        """The inputs digest (asking before it is `ready` is a mistake in the caller)."""
+        pending = self.context.pending
+        found = self.known if pending is None else pending.digest
+        if found is None:
+            raise RuntimeError("the inputs digest is known once the build has read the context")
+        return found
 
 
 @dataclass(frozen=True)
@@ -44,11 +60,20 @@ class BuildSet:
     identity covers all its platforms)."""
 
     platforms: tuple[Inputs, ...]
-    digest: str
 
     @property
     def multi(self) -> bool:
         return len(self.platforms) > 1
+
+    @property
+    def ready(self) -> bool:
+        return all(i.ready for i in self.platforms)
+
+    @property
+    def digest(self) -> str:
+        if not self.multi:
+            return self.platforms[0].digest
+        return combine_inputs({i.platform: i.digest for i in self.platforms})
 
 
 @dataclass(frozen=True)
@@ -60,30 +85,40 @@ class RegistryState:
 
 
 def build_set(
-    settings: Settings, git: GitState | None, labels: dict[str, str], native: str
+    settings: Settings,
+    git: GitState | None,
+    labels: dict[str, str],
+    native: str,
+    *,
+    while_streaming: bool = False,
 ) -> BuildSet:
     """The inputs of each platform to build (`settings.platforms`, else the daemon's own,
-    `native`)."""
+    `native`). With `while_streaming` (one platform, nothing to decide from the digest
+    before the build), the context is hashed as the build reads it instead of before."""
     wanted = settings.platforms or (native,)
     paths = context_paths(settings.context, settings.docker_env.get("DOCKER_HOST", ""))
     root = settings.context.resolve()
-    files = BuildContext(root=root, paths=paths, dockerfile=settings.dockerfile).files_digest()
-    every = tuple(
-        build_inputs(
-            settings,
-            git,
-            labels,
-            platform,
-            paths=paths,
-            native=native,
-            requested=bool(settings.platforms),
-            files=files,
+    deferred = while_streaming and len(wanted) == 1
+    files = None
+    if not deferred:
+        draft = BuildContext(root=root, paths=paths, dockerfile=settings.dockerfile)
+        files = draft.files_digest()
+    return BuildSet(
+        tuple(
+            build_inputs(
+                settings,
+                git,
+                labels,
+                platform,
+                paths=paths,
+                native=native,
+                requested=bool(settings.platforms),
+                files=files,
+                deferred=deferred,
+            )
+            for platform in wanted
         )
-        for platform in wanted
     )
-    if len(every) == 1:
-        return BuildSet(every, every[0].digest)
-    return BuildSet(every, combine_inputs({i.platform: i.digest for i in every}))
 
 
 def build_inputs(
@@ -96,12 +131,14 @@ def build_inputs(
     native: str,
     requested: bool,
     files: bytes | None = None,
+    deferred: bool = False,
 ) -> Inputs:
     """The context as it will be sent, with every entry's mtime set to the commit time (or
     SOURCE_DATE_EPOCH) so that one commit gives the same layers on every machine, and the
     inputs digest recorded on the image as `INPUTS_LABEL`. The caller has already refused
     a context that would leak the token (`preflight.check_context`). `files` is the
-    context's `files_digest`, read once for every platform."""
+    context's `files_digest`, read once for every platform; `deferred`: the digest is
+    computed while the context is streamed (`PendingInputs`)."""
     epoch = settings.source_date_epoch or (git.commit_time if git else None)
     draft = BuildContext(
         root=settings.context.resolve(),
@@ -111,20 +148,26 @@ def build_inputs(
         mtime=epoch,
         dockerfile_data=settings.dockerfile.read_bytes(),
     )
-    digest = draft.inputs_digest(build_args=settings.build_args, platform=platform, files=files)
+
+    def digest_of(files: bytes) -> str:
+        return draft.inputs_digest(build_args=settings.build_args, platform=platform, files=files)
+
     foreign = requested and platform != native
-    context = replace(
-        draft,
-        labels={**labels, INPUTS_LABEL: digest},
-        scratch=scratch_image(platform) if foreign else None,
-    )
+    scratch = scratch_image(platform) if foreign else None
+    if deferred:
+        pending = PendingInputs(label=INPUTS_LABEL, digest_of=digest_of)
+        context = replace(draft, labels=dict(labels), scratch=scratch, pending=pending)
+        known = None
+    else:
+        known = digest_of(files if files is not None else draft.files_digest())
+        context = replace(draft, labels={**labels, INPUTS_LABEL: known}, scratch=scratch)
     automatic = platform_args(draft.dockerfile_bytes, platform, native)
     return Inputs(
         context=context,
-        digest=digest,
         platform=platform,
         requested=requested,
         build_args={**automatic, **settings.build_args},
+        known=known,
     )
 
 

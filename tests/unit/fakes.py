@@ -6,7 +6,10 @@ registry are a `world`: repository path → `Store`, which blob mounts read from
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import shlex
+import tarfile
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -238,7 +241,14 @@ class FakeDaemon:
         self.build_args.append(dict(build_args))
         self.cache_from.append(list(cache_from))
         on_output("Step 1/1 : FROM scratch\n")
-        labels = dict(context.labels)
+        if hasattr(context, "stream"):
+            # Read the archive as the daemon does (a digest computed while streaming is
+            # known after this), and take the labels from its generated Dockerfile.
+            with tarfile.open(fileobj=io.BytesIO(b"".join(context.stream()))) as archive:
+                dockerfile = archive.extractfile(context.dockerfile_name).read()
+            labels = _labels_of(dockerfile)
+        else:
+            labels = dict(context.labels)
         os_name, arch, *variant = (platform or self.platform()).split("/")
         config = json.dumps(
             {
@@ -293,3 +303,13 @@ class FakeDaemon:
             for ref, image_id in self.local_tags.items()
             if ref.startswith(prefix)
         ]
+
+
+def _labels_of(dockerfile: bytes) -> dict[str, str]:
+    """The labels of the `LABEL` line hubtasks appends (double-quoted words, backslash
+    escapes)."""
+    line = dockerfile.decode().rstrip("\n").splitlines()[-1]
+    if not line.startswith("LABEL "):
+        return {}
+    words = shlex.split(line[len("LABEL ") :])
+    return dict(word.split("=", 1) for word in words)

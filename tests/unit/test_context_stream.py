@@ -5,8 +5,9 @@ from __future__ import annotations
 import io
 import os
 import tarfile
+from dataclasses import replace
 
-from hubtasks.context import BuildContext
+from hubtasks.context import BuildContext, PendingInputs
 from hubtasks.engine import context_paths
 
 
@@ -171,3 +172,66 @@ def test_from_scratch_stands_for_the_platforms_empty_image_only_when_asked(tmp_p
     assert lines[3] == "from  --platform=x hubtasks-scratch:linux-arm64"
     assert lines[4] == "FROM scratchy"
     assert len(lines) == len(text.splitlines())  # line numbers stay the user's
+
+
+def _tree(root):
+    """Every kind of entry the inputs digest covers, and a .dockerignore."""
+    (root / "Dockerfile").write_text("FROM scratch\nCOPY . /src\n")
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "a" / "b" / "c.txt").write_text("c")
+    (root / "empty-folder").mkdir()
+    (root / "empty-file").write_bytes(b"")
+    (root / "big.bin").write_bytes(os.urandom(3 * 1024 * 1024 + 5))
+    (root / "link").symlink_to("a/b/c.txt")
+    os.link(root / "a" / "b" / "c.txt", root / "hard")
+    (root / "run.sh").write_text("#!/bin/sh\n")
+    (root / "run.sh").chmod(0o755)
+    (root / ".dockerignore").write_text("*.log\n")
+
+
+def _pending_context(root, labels):
+    """A context whose inputs digest is computed while it is streamed, as `gather` makes it."""
+    draft = _context(root, root / "Dockerfile", labels={"user": "label"}, mtime=1)
+
+    def digest_of(files):
+        return draft.inputs_digest(build_args={"A": "1"}, platform="linux/amd64", files=files)
+
+    pending = PendingInputs(label="dev.hubtasks.inputs", digest_of=digest_of)
+    return draft, replace(draft, labels=labels, pending=pending)
+
+
+def test_the_digest_hashed_while_streaming_is_the_one_hashed_before(tmp_path):
+    _tree(tmp_path)
+    draft, context = _pending_context(tmp_path, {"org.opencontainers.image.version": "v1"})
+    before = draft.inputs_digest(build_args={"A": "1"}, platform="linux/amd64")
+    name = context.dockerfile_name  # known before the digest: the .dockerignore lists it
+    assert context.pending.digest is None
+    with tarfile.open(fileobj=io.BytesIO(b"".join(context.stream()))) as archive:
+        members = archive.getmembers()
+        dockerfile = archive.extractfile(name).read().decode()
+        ignored = archive.extractfile(".dockerignore").read().decode().splitlines()
+    assert context.pending.digest == before
+    assert context.pending.files == draft.files_digest()
+    # The generated Dockerfile is the archive's last entry and carries the digest.
+    assert members[-1].name == name
+    assert dockerfile.endswith(
+        '\nLABEL "org.opencontainers.image.version"="v1" "dev.hubtasks.inputs"="' + before + '"\n'
+    )
+    assert name in ignored
+    assert context.final_labels == {
+        "org.opencontainers.image.version": "v1",
+        "dev.hubtasks.inputs": before,
+    }
+
+
+def test_a_change_streamed_changes_the_digest_as_it_would_before(tmp_path):
+    _tree(tmp_path)
+    first = _pending_context(tmp_path, {})[1]
+    b"".join(first.stream())
+    (tmp_path / "run.sh").chmod(0o644)  # a permission bit is an input
+    draft, second = _pending_context(tmp_path, {})
+    b"".join(second.stream())
+    assert second.pending.digest != first.pending.digest
+    assert second.pending.digest == draft.inputs_digest(
+        build_args={"A": "1"}, platform="linux/amd64"
+    )

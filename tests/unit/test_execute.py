@@ -123,6 +123,47 @@ def test_the_tag_list_comes_with_the_login_unless_a_pre_release_hook_runs_betwee
         api.release(_settings(root, "v2.0.0"), session=session)
 
 
+def test_new_tags_hash_the_context_while_the_build_reads_it(tmp_path, monkeypatch):
+    from hubtasks.context import BuildContext
+
+    root = _project(tmp_path)
+    reads: list[object] = []
+    real = BuildContext.files_digest
+    monkeypatch.setattr(BuildContext, "files_digest", lambda self: reads.append(self) or real(self))
+    store = Store()
+    first, daemon, _ = _run(_settings(root, "v1.0.0"), store)
+    assert reads == []  # no read of the context before the build: the stream was hashed
+    label = daemon.images[first.image.image_id][INPUTS_LABEL]
+    # The same digest as hashing before the build gives: a re-release finds it unchanged.
+    again, _, _ = _run(_settings(root, "v1.0.0"), store)
+    assert len(reads) == 1 and set(_actions(again).values()) == {SKIP}
+    assert again.published == first.published and label.startswith("sha256:")
+
+
+def test_the_inputs_are_read_after_the_pre_release_hook(tmp_path):
+    """A pre_release hook that writes into the context: the digest covers what is built."""
+    root = _project(tmp_path)
+    store = Store()
+    session = Session(
+        console=Console(out=io.StringIO(), err=io.StringIO(), mode="plain"),
+        context=object(),
+        engine=FakeDaemon(store),
+        registry_factory=lambda s: FakeRegistry(s.require_repository(), store),
+    )
+    session.hooks.functions = {
+        "pre_release": [lambda c, facts: (root / "version.txt").write_text("1.0.0")]
+    }
+    result = api.release(_settings(root, "v1.0.0"), session=session)
+    built = session.engine.images[result.image.image_id][INPUTS_LABEL]
+    # What a later release of the same tree computes (the file is there now): unchanged.
+    again, _, _ = _run(_settings(root, "v1.0.0"), store)
+    assert set(_actions(again).values()) == {SKIP}
+    (root / "version.txt").unlink()
+    with pytest.raises(ReleaseRefused, match="built from other inputs"):
+        _run(_settings(root, "v1.0.0"), store)
+    assert built.startswith("sha256:")
+
+
 def test_re_release_on_a_fresh_runner_builds_and_pushes_nothing(tmp_path):
     root = _project(tmp_path)
     store = Store()
