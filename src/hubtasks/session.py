@@ -169,16 +169,7 @@ class Session:
         there is retried like any other), then the registry asked again."""
         ahead = self._checks.pop(self.login_key(settings), None)
         client = self.registry_for(settings)
-
-        def check() -> None:
-            nonlocal ahead
-            if ahead is None:
-                client.check_credentials()
-                return
-            started, ahead = ahead, None
-            started.result()
-
-        return check
+        return _first_then(ahead, lambda _: None, client.check_credentials)
 
     def check_push_ahead(self, settings: Settings) -> None:
         """Start asking whether the token may push (`check_push_access` on a client of its
@@ -203,16 +194,7 @@ class Session:
         again."""
         ahead = self._push_checks.pop(self.login_key(settings), None)
         client = self.registry_for(settings)
-
-        def check() -> None:
-            nonlocal ahead
-            if ahead is None:
-                client.check_push_access()
-                return
-            started, ahead = ahead, None
-            client.share_login(started.result())
-
-        return check
+        return _first_then(ahead, client.share_login, client.check_push_access)
 
     def warm_forks(self, client: Registry, count: int) -> None:
         """Open `count` more connections to `client`'s registry in the background, for
@@ -244,6 +226,23 @@ class Session:
         while len(pool) < count:
             pool.append(client.fork())
         return pool[:count]
+
+
+def _first_then(
+    ahead: Future[T] | None, take: Callable[[T], None], again: Callable[[], None]
+) -> Callable[[], None]:
+    """An operation to retry whose first attempt was started ahead: the first call takes
+    that outcome (`take` its result; its failure raises, to be retried like any other), the
+    later calls run `again`."""
+    pending = [ahead] if ahead is not None else []
+
+    def attempt() -> None:
+        if pending:
+            take(pending.pop().result())
+            return
+        again()
+
+    return attempt
 
 
 def _import_sdk(environment: Mapping[str, str]) -> None:

@@ -58,6 +58,16 @@ def _run(settings: Settings, store: Store, daemon: FakeDaemon | None = None, **o
     return api.release(settings, session=session, **options), daemon, session
 
 
+def _session(store: Store, registry=FakeRegistry) -> Session:
+    """A session on a fresh fake daemon and `registry` (a FakeRegistry class) over `store`."""
+    return Session(
+        console=Console(out=io.StringIO(), err=io.StringIO(), mode="plain"),
+        context=object(),
+        engine=FakeDaemon(store),
+        registry_factory=lambda s: registry(s.require_repository(), store),
+    )
+
+
 def _actions(result) -> dict[str, str]:
     return {d.tag: d.action for d in result.plan.decisions}
 
@@ -89,12 +99,7 @@ class _Raced(FakeRegistry):
 
 def test_a_pushed_tag_read_back_at_another_digest_fails_before_the_copies(tmp_path):
     store = Store()
-    session = Session(
-        console=Console(out=io.StringIO(), err=io.StringIO(), mode="plain"),
-        context=object(),
-        engine=FakeDaemon(store),
-        registry_factory=lambda s: _Raced(s.require_repository(), store),
-    )
+    session = _session(store, registry=_Raced)
     settings = _settings(_project(tmp_path), "v1.0.0", "stable")
     with pytest.raises(VerifyError, match="v1.0.0 points at .* not at the pushed"):
         api.release(settings, session=session)
@@ -110,12 +115,7 @@ def test_the_tag_list_comes_with_the_login_unless_a_pre_release_hook_runs_betwee
     # A pre_release hook that publishes v2.0.0 (from other inputs) first: the registry is
     # read after it, so the release sees that tag and refuses to replace it.
     (root / "app").write_text("v2")
-    session = Session(
-        console=Console(out=io.StringIO(), err=io.StringIO(), mode="plain"),
-        context=object(),
-        engine=FakeDaemon(store),
-        registry_factory=lambda s: FakeRegistry(s.require_repository(), store),
-    )
+    session = _session(store)
     session.hooks.functions = {
         "pre_release": [lambda c, facts: store.put_image("v2.0.0", {INPUTS_LABEL: "sha256:x"})]
     }
@@ -144,12 +144,7 @@ def test_the_inputs_are_read_after_the_pre_release_hook(tmp_path):
     """A pre_release hook that writes into the context: the digest covers what is built."""
     root = _project(tmp_path)
     store = Store()
-    session = Session(
-        console=Console(out=io.StringIO(), err=io.StringIO(), mode="plain"),
-        context=object(),
-        engine=FakeDaemon(store),
-        registry_factory=lambda s: FakeRegistry(s.require_repository(), store),
-    )
+    session = _session(store)
     session.hooks.functions = {
         "pre_release": [lambda c, facts: (root / "version.txt").write_text("1.0.0")]
     }
