@@ -19,6 +19,7 @@ from .execute import Executor, facts_for, refuse, report_plan
 from .execute import release as execute_release
 from .gather import BuildSet, RegistryState, build_set, read_registry, release_facts
 from .gitinfo import GitState, read_git
+from .hooks import Facts
 from .plan import INPUTS_LABEL, Plan
 from .preflight import check_context, env_file_warnings, labels_for, resolve_tags
 from .references import validate_tag
@@ -270,34 +271,9 @@ def release(
     settings.require("release")
     repository = settings.require_repository()
     session = session_for(settings, session)
-    # In the background while git is read, the daemon connected and the context hashed: the
-    # Docker SDK imported, the credentials checked, then whether they may push (a dry run
-    # writes nothing).
-    session.import_sdk_ahead(settings)
-    # The tag list read with the credential check, unless a pre_release hook runs in between.
-    session.check_ahead(settings, list_tags=not session.hooks.will_run("pre", "release"))
-    if not dry_run:
-        session.check_push_ahead(settings)
     watch = Stopwatch()
-    git, tags, labels = release_facts(settings, allow_dirty=allow_dirty, chained=session.tags)
-    check_context(settings)
-    with watch.time("connect"):
-        session.engine_for(settings)
-    facts = facts_for("release", repository, tags)
-    if not dry_run:
-        session.hooks.run("pre", facts)
-    with watch.time("login"):
-        login(settings, session=session)
-    with watch.time("plan"), session.console.activity("plan", "reading the registry"):
-        listed = _published(settings, session)
-    # The inputs after the pre_release hook (which may write into the context). Unless a
-    # planned tag exists (its inputs decide the plan) the context is hashed as the build
-    # reads it, not before.
-    new_tags = not dry_run and not set(tags) & set(listed)
-    with watch.time("inputs"):
-        builds = _build_set(settings, session, git, labels, while_streaming=new_tags)
-    with watch.time("plan"), session.console.activity("plan", "reading the registry"):
-        state = read_registry(session.registry_for(settings), tags, session, listed)
+    gathered = _gather_release(settings, session, watch, allow_dirty=allow_dirty, dry_run=dry_run)
+    tags, builds, state, facts = gathered
     plan = _release_plan(settings, session, tags, builds, state, force=force, dry_run=dry_run)
     cache = _build_cache(settings, session, state) if plan.build else []
     if dry_run:
@@ -329,6 +305,42 @@ def release(
         timings=watch.timings,
         platforms=platforms,
     )
+
+
+def _gather_release(
+    settings: Settings, session: Session, watch: Stopwatch, *, allow_dirty: bool, dry_run: bool
+) -> tuple[tuple[str, ...], BuildSet, RegistryState, Facts]:
+    """Everything the plan decides from: the tags, each platform's inputs, the registry's
+    state, and the release's hook facts (the pre_release hook has run, unless `dry_run`)."""
+    repository = settings.require_repository()
+    # In the background while git is read, the daemon connected and the context hashed: the
+    # Docker SDK imported, the credentials checked, then whether they may push (a dry run
+    # writes nothing).
+    session.import_sdk_ahead(settings)
+    # The tag list read with the credential check, unless a pre_release hook runs in between.
+    session.check_ahead(settings, list_tags=not session.hooks.will_run("pre", "release"))
+    if not dry_run:
+        session.check_push_ahead(settings)
+    git, tags, labels = release_facts(settings, allow_dirty=allow_dirty, chained=session.tags)
+    check_context(settings)
+    with watch.time("connect"):
+        session.engine_for(settings)
+    facts = facts_for("release", repository, tags)
+    if not dry_run:
+        session.hooks.run("pre", facts)
+    with watch.time("login"):
+        login(settings, session=session)
+    with watch.time("plan"), session.console.activity("plan", "reading the registry"):
+        listed = _published(settings, session)
+    # The inputs after the pre_release hook (which may write into the context). Unless a
+    # planned tag exists (its inputs decide the plan) the context is hashed as the build
+    # reads it, not before.
+    new_tags = not dry_run and not set(tags) & set(listed)
+    with watch.time("inputs"):
+        builds = _build_set(settings, session, git, labels, while_streaming=new_tags)
+    with watch.time("plan"), session.console.activity("plan", "reading the registry"):
+        state = read_registry(session.registry_for(settings), tags, session, listed)
+    return tags, builds, state, facts
 
 
 def _published(settings: Settings, session: Session) -> list[str]:
