@@ -424,7 +424,11 @@ class RegistryClient:
         path = f"/v2/{self.repository.path}/blobs/uploads/"
         opened = self._challenge("POST", path) if self._authorization is None else None
         if self._bearer is not None:
-            token = self._fetch_token(self._bearer, f"repository:{self.repository.path}:pull,push")
+            token = (self._authorization or "").removeprefix("Bearer ")
+            if "push" not in (_granted_actions(token, self.repository.path) or ()):
+                # The token in hand (the challenge's scope) does not say push: ask for it.
+                scope = f"repository:{self.repository.path}:pull,push"
+                token = self._fetch_token(self._bearer, scope)
             granted = _granted_actions(token, self.repository.path)
             if granted is not None and "push" not in granted:
                 actions = ",".join(sorted(granted)) or "nothing"

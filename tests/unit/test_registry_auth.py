@@ -238,6 +238,17 @@ def test_push_access_is_read_from_the_jwt_of_a_pull_push_token(server):
     assert not [r for r in TokenRegistry.requests if r.startswith(("POST", "DELETE"))]
 
 
+def test_not_logged_in_the_upload_challenge_gives_the_push_token_at_once(server):
+    client = _client(server)
+    client.check_push_access()
+    # One challenge (the upload request's, scope pull,push), one token that grants push:
+    # nothing opened, no second token.
+    assert TokenRegistry.requests == ["POST /v2/alice/app/blobs/uploads/"]
+    assert [r["query"]["scope"] for r in TokenRegistry.token_requests] == [
+        ["repository:alice/app:pull,push"]
+    ]
+
+
 def test_a_token_that_may_not_push_fails_the_check_in_one_line(server):
     TokenRegistry.may_push = False
     client = _client(server)
