@@ -255,9 +255,9 @@ def test_a_pushed_tag_that_never_appears_is_named_with_what_landed(project, stac
 # --- 5. the push stream's toomanyrequests waits as the registry asked --------------------------
 
 
-def test_a_rate_limited_push_waits_what_the_registry_asked(project, stack, proxy):
-    _via(project, proxy, HUB_RETRY_DELAY="0.1")
-    _unique_layer(project)
+def _rate_limit_push(proxy, *, retry_after: str) -> None:
+    """The daemon's manifest PUT answered `toomanyrequests` once, and hubtasks' own HEAD
+    (asking how long to wait) answered 429 with `Retry-After`."""
     proxy.add(
         Rule(method="PUT", path="/manifests/v1$", agent=DOCKER, status=429),
         Rule(
@@ -265,9 +265,15 @@ def test_a_rate_limited_push_waits_what_the_registry_asked(project, stack, proxy
             path="/manifests/v1$",
             agent=HUB,
             status=429,
-            headers={"Retry-After": "3"},
+            headers={"Retry-After": retry_after},
         ),
     )
+
+
+def test_a_rate_limited_push_waits_what_the_registry_asked(project, stack, proxy):
+    _via(project, proxy, HUB_RETRY_DELAY="0.1")
+    _unique_layer(project)
+    _rate_limit_push(proxy, retry_after="3")
     result, took = _timed(project, "release", "--tag", "v1")
     assert result.returncode == 0, result.stderr
     retry = [line for line in result.stderr.splitlines() if line.startswith("[retry]")]
@@ -281,16 +287,7 @@ def test_a_rate_limited_push_waits_what_the_registry_asked(project, stack, proxy
 def test_a_rate_limit_longer_than_the_budget_gives_up_at_once(project, proxy):
     _via(project, proxy, HUB_TIMEOUT="10")
     _unique_layer(project)
-    proxy.add(
-        Rule(method="PUT", path="/manifests/v1$", agent=DOCKER, status=429),
-        Rule(
-            method="HEAD",
-            path="/manifests/v1$",
-            agent=HUB,
-            status=429,
-            headers={"Retry-After": "600"},
-        ),
-    )
+    _rate_limit_push(proxy, retry_after="600")
     result, took = _timed(project, "release", "--tag", "v1")
     assert_clean_failure(result, project, mentions="asked to wait 600s")
     assert "[retry]" not in result.stderr and took < 30

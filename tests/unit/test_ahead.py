@@ -13,7 +13,7 @@ import io
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from types import SimpleNamespace
 
 import pytest
@@ -28,25 +28,12 @@ from hubtasks.session import Session
 from hubtasks.settings import Settings
 
 from .fakes import FakeDaemon, Store
+from .httpfakes import QuietHandler
 
 USER, SECRET = "alice", "s3cret-value"
 
 
-class BasicRegistry(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
-    def _send(self, status, headers=(), body=b""):
-        self.send_response(status)
-        for name, value in headers:
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
+class BasicRegistry(QuietHandler):
     def do_GET(self):
         server = self.server
         with server.lock:
@@ -58,12 +45,11 @@ class BasicRegistry(BaseHTTPRequestHandler):
         if unwell:
             return self._send(503)
         if self.headers.get("Authorization") != _expected():
-            return self._send(401, [("WWW-Authenticate", 'Basic realm="test"')])
+            return self._send(401, headers=[("WWW-Authenticate", 'Basic realm="test"')])
         if self.path.startswith("/v2/alice/app/tags/list"):
             listed = {"name": "alice/app", "tags": ["v1", "v2"]}
-            return self._send(
-                200, [("Content-Type", "application/json")], json.dumps(listed).encode()
-            )
+            body = json.dumps(listed).encode()
+            return self._send(200, body, [("Content-Type", "application/json")])
         if self.path.startswith("/v2/alice/app/manifests/"):
             return self._send_manifest(self.path.rsplit("/", 1)[1])
         return self._send(200)
@@ -78,7 +64,7 @@ class BasicRegistry(BaseHTTPRequestHandler):
         else:
             body, media_type = _manifest_of(reference), MANIFEST_V2
         headers = [("Docker-Content-Digest", _digest_of(body)), ("Content-Type", media_type)]
-        return self._send(200, headers, body)
+        return self._send(200, body, headers)
 
     do_HEAD = do_GET
 
@@ -98,7 +84,7 @@ class BasicRegistry(BaseHTTPRequestHandler):
         digest = _digest_of(body)
         with self.server.lock:
             self.server.manifests[digest] = (body, self.headers.get("Content-Type", MANIFEST_V2))
-        return self._send(201, [("Docker-Content-Digest", digest)])
+        return self._send(201, headers=[("Docker-Content-Digest", digest)])
 
     def do_POST(self):
         """Open a blob upload (what the push-access check does)."""
@@ -106,11 +92,11 @@ class BasicRegistry(BaseHTTPRequestHandler):
             self.server.requests.append(f"POST {self.path}")
             self.server.peers.add(self.client_address)
         if self.headers.get("Authorization") != _expected():
-            return self._send(401, [("WWW-Authenticate", 'Basic realm="test"')])
+            return self._send(401, headers=[("WWW-Authenticate", 'Basic realm="test"')])
         if self.server.refuse_uploads:  # a read-only token
             return self._send(403)
         location = "/v2/alice/app/blobs/uploads/u1?_state=s"
-        return self._send(202, [("Location", location)])
+        return self._send(202, headers=[("Location", location)])
 
     def do_DELETE(self):
         """Cancel the upload, `delete_delay` seconds later."""

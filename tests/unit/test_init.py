@@ -21,6 +21,8 @@ from hubtasks.console import Console
 from hubtasks.init import NEEDED, TASKS_PY, env_template, init_project
 from hubtasks.settings import KEYS
 
+from .test_tasks import invoke
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -138,26 +140,14 @@ def test_hubtasks_init_in_an_empty_folder(tmp_path):
     assert result.stdout == ""  # stdout is for results; init's report is for people
     assert "HUB_USERNAME, HUB_TOKEN, HUB_REPOSITORY" in result.stderr
     assert mode(tmp_path / ".env") == 0o600
-    listing = subprocess.run(
-        [sys.executable, "-m", "invoke", "--list"],
-        cwd=tmp_path,
-        env=clean_env(tmp_path),
-        capture_output=True,
-        text=True,
-    )
+    listing = invoke(tmp_path, "--list", docker_host=None)
     assert listing.returncode == 0, listing.stderr
     assert "release" in listing.stdout and "init" in listing.stdout
 
 
 def test_inv_init_in_a_project_with_tasks_py(tmp_path):
     (tmp_path / "tasks.py").write_text("from hubtasks import ns\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "invoke", "init"],
-        cwd=tmp_path,
-        env=clean_env(tmp_path),
-        capture_output=True,
-        text=True,
-    )
+    result = invoke(tmp_path, "init", docker_host=None)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / ".env").is_file() and (tmp_path / ".dockerignore").is_file()
     assert "tasks.py exists and uses hubtasks" in result.stderr

@@ -16,13 +16,15 @@ import hashlib
 import json
 import threading
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
 
 from hubtasks.errors import AuthError, RegistryError, VerifyError
 from hubtasks.references import Repository
 from hubtasks.registry import RegistryClient, parse_challenge, registry_base_url
+
+from .httpfakes import QuietHandler
 
 USER, SECRET = "alice", "dckr_pat_0123456789"
 MANIFEST = json.dumps(
@@ -58,26 +60,13 @@ MANIFEST = json.dumps(
 ).encode()
 
 
-class TokenRegistry(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class TokenRegistry(QuietHandler):
     token_requests: list[dict] = []
     blob_reads = 0
     requests: list[str] = []
     valid: set[str] = set()  # tokens the registry accepts now
     may_push = True  # what the token service grants on alice/app
     opaque = False  # tokens that are not JWTs
-
-    def log_message(self, *args):
-        pass
-
-    def _send(self, status, body=b"", headers=()):
-        self.send_response(status)
-        for name, value in headers:
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
 
     def issue_token(self):
         expected = "Basic " + base64.b64encode(f"{USER}:{SECRET}".encode()).decode()

@@ -16,13 +16,15 @@ import hashlib
 import json
 import threading
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
 
 from hubtasks.errors import RegistryError, VerifyError
 from hubtasks.references import Repository
 from hubtasks.registry import RegistryClient
+
+from .httpfakes import QuietHandler
 
 USER, SECRET = "alice", "dckr_pat_0123456789"
 APP = Repository(registry="reg.test", path="alice/app")
@@ -34,21 +36,9 @@ def _sha(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-class MountRegistry(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class MountRegistry(QuietHandler):
     staging_blobs = {_sha(LAYER)}
     state: dict = {}
-
-    def log_message(self, *args):
-        pass
-
-    def _send(self, status, body=b"", headers=()):
-        self.send_response(status)
-        for name, value in headers:
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
     def _body(self) -> bytes:
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))

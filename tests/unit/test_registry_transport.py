@@ -24,6 +24,8 @@ from hubtasks.references import Repository
 from hubtasks.registry import RegistryClient, copy_unsupported, rate_limit_wait, sha256_digest
 from hubtasks.retry import RetryPolicy
 
+from .httpfakes import QuietHandler
+
 USER, SECRET = "alice", "s3cret-value"
 MEDIA = "application/vnd.docker.distribution.manifest.v2+json"
 CONFIG = json.dumps({"config": {"Labels": {"org.opencontainers.image.revision": "abc"}}}).encode()
@@ -41,25 +43,14 @@ INDEX = json.dumps(
 ).encode()
 
 
-class MemoryRegistry(BaseHTTPRequestHandler):
+class MemoryRegistry(QuietHandler):
     """Manifests by tag and digest, blobs by digest, Basic auth; `close_idle` makes it close
     each connection after answering (without saying so), as a registry's idle timeout does."""
-
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
 
     def _send(self, status, body=b"", headers=()):
         if self.server.close_idle:
             self.close_connection = True  # decided before the client can read the answer
-        self.send_response(status)
-        for name, value in headers:
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+        super()._send(status, body, headers)
 
     def _authorized(self) -> bool:
         expected = "Basic " + base64.b64encode(f"{USER}:{SECRET}".encode()).decode()

@@ -1,0 +1,24 @@
+"""What the small HTTP registries of the unit tests share: a request handler that speaks
+HTTP/1.1 (kept-alive connections, as real registries), logs nothing, and answers with a
+Content-Length (no body for HEAD)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from http.server import BaseHTTPRequestHandler
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def _send(self, status: int, body: bytes = b"", headers: Iterable[tuple[str, str]] = ()):
+        self.send_response(status)
+        for name, value in headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
