@@ -216,7 +216,7 @@ class Hooks:
             err.close()
 
     def _shell(self, name: str, command: str, facts: Facts) -> None:
-        self.say("hook", f"{name}: {command}")
+        self.say("hook", f"{name}: {' '.join(command.split())}")
         start = time.monotonic()
         with self._captured() as (out, err):
             try:

@@ -37,6 +37,7 @@ Read, Write, Delete"; an organisation access token needs repository admin on the
 from __future__ import annotations
 
 import datetime
+import http.client
 import json
 import time
 import urllib.error
@@ -210,13 +211,14 @@ class HubClient:
         if data is not None:
             request.add_header("Content-Type", "application/json")
         if self._bearer and not url.endswith("/v2/auth/token"):
-            request.add_header("Authorization", f"Bearer {self._bearer}")
+            # Not copied to wherever a redirect points (urllib copies plain headers).
+            request.add_unredirected_header("Authorization", f"Bearer {self._bearer}")
         try:
             with urllib.request.urlopen(request, timeout=self._timeout) as response:
                 status, headers, raw = response.status, response.headers, response.read()
         except urllib.error.HTTPError as error:
             status, headers, raw = error.code, error.headers, error.read()
-        except (urllib.error.URLError, OSError) as error:
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
             reason = getattr(error, "reason", error)
             raise RegistryError(
                 f"cannot reach Docker Hub's API at {self.base_url}: {reason}", transient=True

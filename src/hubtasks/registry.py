@@ -445,8 +445,7 @@ class RegistryClient:
         self._check(opened, "open an upload in")
         location = opened.headers.get("Location")
         if location:
-            url = urllib.parse.urljoin(self.base_url + "/", location)
-            cancel = functools.partial(self._request, "DELETE", url)
+            cancel = functools.partial(self._cancel_upload, location)
             if cancel_with is None:
                 cancel()
             else:
@@ -719,9 +718,14 @@ class RegistryClient:
             return True
         location = response.headers.get("Location")
         if location:
-            with contextlib.suppress(RegistryError, AuthError):  # an abandoned upload expires
-                self._request("DELETE", self._upload_path(location))
+            self._cancel_upload(location)
         return False
+
+    def _cancel_upload(self, location: str) -> None:
+        """Cancel an upload we opened; one that cannot be cancelled (or lives on another
+        host, which gets no credentials) expires by itself."""
+        with contextlib.suppress(RegistryError, AuthError):
+            self._request("DELETE", self._upload_path(location))
 
     def upload_blob(self, digest: str, data: bytes) -> None:
         """Store `data` as blob `digest` in one monolithic upload: `POST …/blobs/uploads/`,

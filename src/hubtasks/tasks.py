@@ -210,7 +210,7 @@ def _hide_secrets(c: Context) -> None:
 
 
 def _fail(message: str, code: int, stage: str, pushed: tuple[str, ...], json_to: Any) -> NoReturn:
-    message = redact(message)
+    message = " ".join(redact(message).split())  # one line, whatever the error text held
     if json_to is not None:
         document = {"message": message, "exit_code": code, "stage": stage, "pushed": list(pushed)}
         json_to.json_result({"error": document})
@@ -251,12 +251,17 @@ def _prepare(
     _SESSION.hooks.context = c  # Invoke makes a new context per task; use the current one
     _hide_secrets(c)
     json_to = _SESSION.console if json_ else None
+    session = _SESSION
     settings = run_stage(lambda: load_settings(flags, _config(c)), "settings", json_to)
-    if not _SESSION.warned:
-        _SESSION.warned = True
-        for warning in api.env_file_warnings(settings):
-            _SESSION.console.warn(warning)
-    return settings, _SESSION.adopt(settings)
+
+    def warn_once() -> None:
+        if not session.warned:
+            session.warned = True
+            for warning in api.env_file_warnings(settings):
+                session.console.warn(warning)
+
+    run_stage(warn_once, "settings", json_to)  # it reads .env's mode and asks git
+    return settings, run_stage(lambda: session.adopt(settings), "settings", json_to)
 
 
 def _publish(result: api.Release, session: api.Session, stage: str, as_json: bool) -> None:

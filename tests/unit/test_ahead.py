@@ -95,7 +95,7 @@ class BasicRegistry(QuietHandler):
             return self._send(401, headers=[("WWW-Authenticate", 'Basic realm="test"')])
         if self.server.refuse_uploads:  # a read-only token
             return self._send(403)
-        location = "/v2/alice/app/blobs/uploads/u1?_state=s"
+        location = self.server.upload_location
         return self._send(202, headers=[("Location", location)])
 
     def do_DELETE(self):
@@ -121,6 +121,7 @@ class Registry(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), BasicRegistry)
         self.requests, self.peers, self.unwell, self.delay = [], set(), 0, 0.0
         self.delete_delay, self.refuse_uploads = 0.0, False
+        self.upload_location = "/v2/alice/app/blobs/uploads/u1?_state=s"
         self.accepted = 0
         self.manifests: dict[str, tuple[bytes, str]] = {}
         self.lock = threading.Lock()
@@ -388,3 +389,20 @@ def test_a_manifest_missing_by_digest_is_named_by_its_digest(registry):
     with pytest.raises(RegistryError) as caught:
         client.raw_manifest(digest)
     assert str(caught.value).startswith(f"{client.repository}@{digest} is not in the registry")
+
+
+def test_an_upload_the_registry_places_on_another_host_is_not_cancelled_there(registry):
+    """The push-access probe's upload: its cancellation goes with our credentials, so only to
+    the registry itself; an upload elsewhere is left to expire."""
+    elsewhere = Registry()  # a second server that would see the DELETE and its credentials
+    thread = threading.Thread(target=elsewhere.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = elsewhere.server_address[1]
+        registry.upload_location = f"http://127.0.0.1:{port}/v2/alice/app/blobs/uploads/u1"
+        _, session, client = _logged_in(registry)
+        session.retrying("push access", client.check_push_access)  # allowed: no error
+    finally:
+        elsewhere.shutdown()
+        elsewhere.server_close()
+    assert elsewhere.requests == [] and "DELETE" not in " ".join(registry.requests)

@@ -241,3 +241,44 @@ def test_read_rate_limit_through_the_bearer_challenge(double):
     assert double.sent("GET", "/token")  # it answered the challenge with a token first
     double.pull_limit = None
     assert read_rate_limit(probe) is None
+
+
+def test_a_redirect_does_not_carry_the_bearer_token_to_another_host():
+    """urllib copies plain headers to a redirect's target; the token must not go there."""
+    import json
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    from .httpfakes import QuietHandler
+
+    seen: list[str | None] = []
+
+    class Elsewhere(QuietHandler):
+        def do_GET(self):
+            seen.append(self.headers.get("Authorization"))
+            self._send(200, json.dumps({"name": "web"}).encode())
+
+    class Api(QuietHandler):
+        def do_POST(self):  # /v2/auth/token
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            self._send(200, json.dumps({"access_token": "hub-bearer-secret"}).encode())
+
+        def do_GET(self):
+            target = f"http://127.0.0.1:{elsewhere.server_address[1]}/copy"
+            self._send(302, headers=[("Location", target)])
+
+    servers = [ThreadingHTTPServer(("127.0.0.1", 0), k) for k in (Api, Elsewhere)]
+    api, elsewhere = servers
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        HubClient(f"http://127.0.0.1:{api.server_address[1]}", "alice", PAT).repository(
+            "alice", "web"
+        )
+    except HubError:
+        pass  # whatever the client makes of the answer: the point is what was sent
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+    assert seen == [None]

@@ -319,3 +319,15 @@ def test_help_shows_every_flag(tmp_path, name):
         assert f"--{long}" in result.stdout or f"--[no-]{long}" in result.stdout
     first_words = " ".join(ns[name].__doc__.split()[:3])
     assert first_words in " ".join(result.stdout.split())
+
+
+def test_a_failure_whose_text_spans_lines_is_still_one_line(tmp_path):
+    """A hook command with a newline names itself in its failure: on one line."""
+    root = make_project(tmp_path, GOOD_ENV + "HUB_PRE_LOGIN='true\nexit 3'\n")
+    result = invoke(root, "login")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [
+        "[hook] pre_login: true exit 3",
+        "hubtasks: pre_login hook 'true exit 3' failed with exit code 3; the login stage did "
+        "not run and nothing was changed",
+    ]
