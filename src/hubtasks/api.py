@@ -17,7 +17,14 @@ from .engine import remove_credentials, save_credentials
 from .errors import ConfigError, HubError
 from .execute import Executor, facts_for, refuse, report_plan
 from .execute import release as execute_release
-from .gather import BuildSet, RegistryState, build_set, read_registry, release_facts
+from .gather import (
+    BuildSet,
+    RegistryState,
+    build_set,
+    read_dockerfile,
+    read_registry,
+    release_facts,
+)
 from .gitinfo import GitState, read_git
 from .hooks import Facts
 from .plan import INPUTS_LABEL, Plan
@@ -132,12 +139,18 @@ def _build_set(
 ) -> BuildSet:
     """Each platform's inputs (`gather.build_set`); the Dockerfile's directives the classic
     builder ignores are said out loud first."""
-    for warning in dockerfile_warnings(
-        settings.dockerfile.read_bytes(), str(settings.dockerfile.name)
-    ):
+    dockerfile = read_dockerfile(settings)
+    for warning in dockerfile_warnings(dockerfile, str(settings.dockerfile.name)):
         session.console.warn(warning)
     engine = session.engine_for(settings)
-    return build_set(settings, git, labels, engine.platform(), while_streaming=while_streaming)
+    return build_set(
+        settings,
+        git,
+        labels,
+        engine.platform(),
+        while_streaming=while_streaming,
+        dockerfile=dockerfile,
+    )
 
 
 def tag(
@@ -322,12 +335,13 @@ def _gather_release(
     if not dry_run:
         session.check_push_ahead(settings)
     git, tags, labels = release_facts(settings, allow_dirty=allow_dirty, chained=session.tags)
-    check_context(settings)
+    check_context(settings)  # a bad context is the user's to fix: said before the daemon's
     with watch.time("connect"):
         session.engine_for(settings)
     facts = facts_for("release", repository, tags)
-    if not dry_run:
+    if not dry_run and session.hooks.will_run("pre", "release"):
         session.hooks.run("pre", facts)
+        check_context(settings)  # the hook may have written into the context
     with watch.time("login"):
         login(settings, session=session)
     with watch.time("plan"), session.console.activity("plan", "reading the registry"):

@@ -116,8 +116,6 @@ def read_daemon_message(message: str) -> DaemonMessage:
 def _import_docker(host: str) -> Any:
     """`import docker`, without paramiko unless the daemon is reached over ssh://: the SDK
     imports it whenever it is installed, which costs ~30 ms and ~13 MB for nothing."""
-    import sys
-
     if "docker" in sys.modules or host.startswith("ssh://") or "paramiko" in sys.modules:
         import docker
 
@@ -173,7 +171,6 @@ class Engine:
     def __init__(self, environment: Mapping[str, str], *, timeout: int = DEFAULT_TIMEOUT):
         self.host = environment.get("DOCKER_HOST") or _DEFAULT_HOST
         self.environment = dict(environment)
-        self._platform: str | None = None
         with self._daemon_errors("connect to"):
             docker = _import_docker(self.host)
             self._docker = docker
@@ -261,10 +258,8 @@ class Engine:
         return version
 
     def platform(self) -> str:
-        """The daemon's own platform, `os/arch`: what it builds when none is asked for."""
-        if self._platform is None:
-            version = self.version()
-            self._platform = f"{version.get('Os', 'linux')}/{version.get('Arch', 'amd64')}"
+        """The daemon's own platform, `os/arch` (from the version query made on connecting):
+        what it builds when none is asked for."""
         return self._platform
 
     def build(
@@ -559,8 +554,6 @@ class Engine:
             )
         wait = None
         if said.status == 429 and rate_limit_wait is not None:
-            from .errors import HubError
-
             try:
                 wait = rate_limit_wait()
             except HubError:

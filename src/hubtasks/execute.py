@@ -20,7 +20,7 @@ from .console import human_size
 from .errors import BuildError, HubError, ReleaseRefused, VerifyError
 from .gather import BuildSet, Inputs, RegistryState, each_tag_or_raise
 from .hooks import Facts
-from .plan import Plan
+from .plan import Plan, platform_tag
 from .publish import check_arrived, copy_tags, now_published, push_tags
 from .references import Repository
 from .registry import manifest_list
@@ -28,11 +28,6 @@ from .results import BuiltImage, PushedTag
 from .session import Session
 from .settings import Settings
 from .stopwatch import Stopwatch
-
-
-def platform_tag(tag: str, platform: str) -> str:
-    """The tag one platform's image is pushed under: `v1.2.3` → `v1.2.3-linux-arm64`."""
-    return f"{tag}-{platform.replace('/', '-')}"[:128]
 
 
 def same_platform(wanted: str, found: str) -> bool:

@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from .context import BuildContext, PendingInputs, combine_inputs, platform_args, scratch_image
 from .engine import context_paths
-from .errors import HubError
+from .errors import ConfigError, HubError
 from .gitinfo import GitState, read_git
 from .plan import INPUTS_LABEL, Remote
 from .preflight import labels_for, resolve_tags
@@ -38,17 +38,20 @@ class Inputs:
     known: str | None = None  # the digest, when computed before the build
 
     @property
+    def _found(self) -> str | None:
+        pending = self.context.pending
+        return self.known if pending is None else pending.digest
+
+    @property
     def ready(self) -> bool:
         """Whether the digest is known: computed before the build, or while the context was
         streamed to it (`BuildContext.pending`)."""
-        pending = self.context.pending
-        return (self.known if pending is None else pending.digest) is not None
+        return self._found is not None
 
     @property
     def digest(self) -> str:
         """The inputs digest (asking before it is `ready` is a mistake in the caller)."""
-        pending = self.context.pending
-        found = self.known if pending is None else pending.digest
+        found = self._found
         if found is None:
             raise RuntimeError("the inputs digest is known once the build has read the context")
         return found
@@ -91,75 +94,80 @@ def build_set(
     native: str,
     *,
     while_streaming: bool = False,
+    dockerfile: bytes | None = None,
 ) -> BuildSet:
     """The inputs of each platform to build (`settings.platforms`, else the daemon's own,
     `native`). With `while_streaming` (one platform, nothing to decide from the digest
-    before the build), the context is hashed as the build reads it instead of before."""
+    before the build), the context is hashed as the build reads it instead of before.
+    `dockerfile`: its bytes when the caller has read them (`read_dockerfile`)."""
     wanted = settings.platforms or (native,)
-    paths = context_paths(settings.context, settings.docker_env.get("DOCKER_HOST", ""))
-    root = settings.context.resolve()
+    epoch = settings.source_date_epoch or (git.commit_time if git else None)
+    # The context as it will be sent, with every entry's mtime set to the commit time (or
+    # SOURCE_DATE_EPOCH) so that one commit gives the same layers on every machine; the
+    # Dockerfile read once, so that what is hashed is what is built.
+    draft = BuildContext(
+        root=settings.context.resolve(),
+        paths=context_paths(settings.context, settings.docker_env.get("DOCKER_HOST", "")),
+        dockerfile=settings.dockerfile,
+        labels=dict(settings.labels),
+        mtime=epoch,
+        dockerfile_data=dockerfile if dockerfile is not None else read_dockerfile(settings),
+    )
     deferred = while_streaming and len(wanted) == 1
-    files = None
-    if not deferred:
-        draft = BuildContext(root=root, paths=paths, dockerfile=settings.dockerfile)
-        files = draft.files_digest()
+    files = None if deferred else draft.files_digest()  # once for every platform
     return BuildSet(
         tuple(
             build_inputs(
                 settings,
-                git,
+                draft,
                 labels,
                 platform,
-                paths=paths,
                 native=native,
                 requested=bool(settings.platforms),
                 files=files,
-                deferred=deferred,
             )
             for platform in wanted
         )
     )
 
 
+def read_dockerfile(settings: Settings) -> bytes:
+    """The Dockerfile's bytes; one that cannot be read is the user's to fix, in one line."""
+    try:
+        return settings.dockerfile.read_bytes()
+    except OSError as error:
+        raise ConfigError(
+            f"cannot read the Dockerfile {settings.dockerfile}: {error.strerror}"
+        ) from None
+
+
 def build_inputs(
     settings: Settings,
-    git: GitState | None,
+    draft: BuildContext,
     labels: dict[str, str],
     platform: str,
     *,
-    paths: tuple[str, ...],
     native: str,
     requested: bool,
-    files: bytes | None = None,
-    deferred: bool = False,
+    files: bytes | None,
 ) -> Inputs:
-    """The context as it will be sent, with every entry's mtime set to the commit time (or
-    SOURCE_DATE_EPOCH) so that one commit gives the same layers on every machine, and the
-    inputs digest recorded on the image as `INPUTS_LABEL`. The caller has already refused
-    a context that would leak the token (`preflight.check_context`). `files` is the
-    context's `files_digest`, read once for every platform; `deferred`: the digest is
-    computed while the context is streamed (`PendingInputs`)."""
-    epoch = settings.source_date_epoch or (git.commit_time if git else None)
-    draft = BuildContext(
-        root=settings.context.resolve(),
-        paths=paths,
-        dockerfile=settings.dockerfile,
-        labels=dict(settings.labels),
-        mtime=epoch,
-        dockerfile_data=settings.dockerfile.read_bytes(),
-    )
+    """One platform's inputs from the context `draft` (the user's labels only): the inputs
+    digest recorded on the image as `INPUTS_LABEL`, from the context's `files_digest`
+    (`files`), or — `files` None — computed while the context is streamed
+    (`PendingInputs`). The caller has already refused a context that would leak the token
+    (`preflight.check_context`)."""
 
     def digest_of(files: bytes) -> str:
         return draft.inputs_digest(build_args=settings.build_args, platform=platform, files=files)
 
     foreign = requested and platform != native
     scratch = scratch_image(platform) if foreign else None
-    if deferred:
+    if files is None:
         pending = PendingInputs(label=INPUTS_LABEL, digest_of=digest_of)
         context = replace(draft, labels=dict(labels), scratch=scratch, pending=pending)
         known = None
     else:
-        known = digest_of(files if files is not None else draft.files_digest())
+        known = digest_of(files)
         context = replace(draft, labels={**labels, INPUTS_LABEL: known}, scratch=scratch)
     automatic = platform_args(draft.dockerfile_bytes, platform, native)
     return Inputs(

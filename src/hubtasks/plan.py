@@ -94,13 +94,13 @@ class Plan:
     def to_push(self) -> list[TagDecision]:
         return [d for d in self.decisions if d.pushes]
 
-    @property
-    def pending(self) -> list[TagDecision]:
-        """Tags the build decides (CHECK)."""
-        return [d for d in self.decisions if d.action == CHECK]
-
     def of(self, action: Action) -> list[str]:
         return [d.tag for d in self.decisions if d.action == action]
+
+
+def platform_tag(tag: str, platform: str) -> str:
+    """The tag one platform's image is pushed under: `v1.2.3` → `v1.2.3-linux-arm64`."""
+    return f"{tag}-{platform.replace('/', '-')}"[:128]
 
 
 def expand_tags(tags: list[str], *, semver: bool, latest: bool) -> list[str]:
@@ -292,7 +292,7 @@ def equivalent_commands(
     if len(builds) > 1:
         children = []
         for build in builds:
-            child = f"{local_name}:{first}-{(build.platform or '').replace('/', '-')}"
+            child = f"{local_name}:{platform_tag(first, build.platform or '')}"
             commands.append(_build_command(build, child, dockerfile, context, cache_from))
             commands.append(f"docker push {child}")
             children.append(child)

@@ -333,3 +333,28 @@ def test_the_context_is_read_once_for_every_platform(tmp_path, monkeypatch):
     builds = build_set(settings, None, {}, "linux/amd64")
     assert len(builds.platforms) == 2 and len(reads) == 1
     assert builds.platforms[0].digest != builds.platforms[1].digest
+
+
+def test_a_token_env_the_pre_release_hook_writes_into_the_context_is_refused(tmp_path):
+    from hubtasks.errors import ContextLeakError
+
+    root = _project(tmp_path)
+    store = Store()
+    session = _session(store)
+    session.hooks.functions = {
+        "pre_release": [lambda c, facts: (root / ".env").write_text("HUB_TOKEN=s3cret\n")]
+    }
+    with pytest.raises(ContextLeakError, match="holds HUB_TOKEN"):
+        api.release(_settings(root, "v1.0.0"), session=session)
+    assert session.engine.calls["build"] == 0 and store.tags == {}
+
+
+def test_a_dockerfile_that_cannot_be_read_is_a_config_error(tmp_path):
+    from hubtasks.errors import ConfigError
+    from hubtasks.gather import read_dockerfile
+
+    (tmp_path / "Dockerfile").mkdir()  # a read fails with an OSError, as an unreadable file
+    with pytest.raises(
+        ConfigError, match="cannot read the Dockerfile .*Dockerfile: Is a directory"
+    ):
+        read_dockerfile(_settings(tmp_path, "v1"))
