@@ -21,6 +21,7 @@ from .gather import (
     BuildSet,
     RegistryState,
     build_set,
+    list_tags,
     read_dockerfile,
     read_registry,
     release_facts,
@@ -217,8 +218,8 @@ def push(
     session.check_ahead(settings)  # while the daemon connection and the image listing run
     tags = resolve_tags(settings, allow_dirty=allow_dirty, chained=session.tags)
     engine = session.engine_for(settings)
-    listed = {row["tag"]: row["id"] for row in engine.list_images(repository)}  # one call
-    local = {name: listed.get(name) for name in tags}
+    rows = {row["tag"]: row for row in engine.list_images(repository)}  # one call, labels too
+    local = {name: rows[name]["id"] if name in rows else None for name in tags}
     missing = [name for name, image_id in local.items() if image_id is None]
     if missing:
         names = ", ".join(repository.ref(t) for t in missing)
@@ -226,10 +227,7 @@ def push(
             f"no local image {names}; build it first (inv build --tag {missing[0]}) "
             "or tag an existing image (inv tag)"
         )
-    inputs = {}
-    for image_id in set(local.values()):
-        inspected = engine.inspect(image_id or "")
-        inputs[image_id] = inspected.labels.get(INPUTS_LABEL) if inspected else None
+    inputs = {rows[name]["id"]: rows[name]["labels"].get(INPUTS_LABEL) for name in tags}
     login(settings, session=session)
     watch = Stopwatch()
     with watch.time("plan"), session.console.activity("plan", "reading the registry"):
@@ -360,10 +358,7 @@ def _gather_release(
 def _published(settings: Settings, session: Session) -> list[str]:
     """The repository's tags: read with the login when it could be, else asked now."""
     listed = session.listed_tags(settings)
-    if listed is not None:
-        return listed
-    registry = session.registry_for(settings)
-    return session.retrying(f"listing the tags of {registry.repository}", registry.tags)
+    return listed if listed is not None else list_tags(session.registry_for(settings), session)
 
 
 def _build_cache(settings: Settings, session: Session, state: RegistryState) -> list[str]:

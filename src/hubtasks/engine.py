@@ -431,7 +431,8 @@ class Engine:
         return image.id if image else None
 
     def list_images(self, repository: Repository) -> list[dict[str, Any]]:
-        """Local images of `repository`: one row per tag with ID, size and creation time."""
+        """Local images of `repository`: one row per tag with ID, size, creation time and
+        labels."""
         errors = self._docker.errors
         with self._daemon_errors("list images with"):
             try:
@@ -449,6 +450,7 @@ class Engine:
                             "id": image.get("Id", ""),
                             "size": image.get("Size"),
                             "created": image.get("Created"),
+                            "labels": image.get("Labels") or {},
                         }
                     )
         return sorted(rows, key=lambda row: (-(row["created"] or 0), row["tag"]))

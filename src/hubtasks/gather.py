@@ -188,6 +188,11 @@ def release_facts(
     return git, tags, labels_for(settings, git, tags)
 
 
+def list_tags(registry: Registry, session: Session) -> list[str]:
+    """Every tag of the repository, retried like any network call."""
+    return session.retrying(f"listing the tags of {registry.repository}", registry.tags)
+
+
 def read_registry(
     registry: Registry,
     tags: tuple[str, ...] | list[str],
@@ -197,7 +202,7 @@ def read_registry(
     """The tag list, then what each planned tag that exists holds: its manifest digest
     (hashed from the bytes), config digest and our inputs label."""
     if published is None:
-        published = session.retrying(f"listing the tags of {registry.repository}", registry.tags)
+        published = list_tags(registry, session)
     listed = set(published)
     existing = [name for name in tags if name in listed]
     records = _records(registry, session, existing)

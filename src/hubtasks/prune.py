@@ -161,16 +161,15 @@ class RegistryTags:
 
     def read(self) -> list[TagInfo]:
         """Every tag with its digest and date, read up to four tags at a time."""
-        from .gather import each_tag_or_raise
+        from .gather import each_tag_or_raise, list_tags
 
-        repository = self.client.repository
-        names = self.session.retrying(f"listing the tags of {repository}", self.client.tags)
+        names = list_tags(self.client, self.session)
         found = each_tag_or_raise(
             self.client,
             self.session,
             names,
             self._info,
-            lambda name: f"reading {repository.canonical(name)}",
+            lambda name: f"reading {self.client.repository.canonical(name)}",
         )
         return [info for info in found if info is not None]
 

@@ -210,6 +210,7 @@ class FakeDaemon:
         self.images: dict[str, dict[str, str]] = {}  # image ID → labels
         self.local_tags: dict[str, str] = {}  # repo:tag → image ID
         self.calls: Counter = Counter()
+        self.inspections = 0
         self._configs: dict[str, bytes] = {}  # image ID → config bytes
         self.build_args: list[dict[str, str]] = []  # what each build was given
         self.cache_from: list[list[str]] = []  # per build, what it was given
@@ -285,6 +286,7 @@ class FakeDaemon:
         return sha(manifest)
 
     def inspect(self, ref: str) -> LocalImage | None:
+        self.inspections += 1  # not in `calls`, which counts what changes the daemon
         image_id = self.local_tags.get(ref, ref)
         if image_id not in self.images:
             return None
@@ -299,7 +301,13 @@ class FakeDaemon:
     def list_images(self, repository) -> list[dict]:
         prefix = repository.local_name + ":"
         return [
-            {"tag": ref[len(prefix) :], "id": image_id, "size": 1, "created": 0}
+            {
+                "tag": ref[len(prefix) :],
+                "id": image_id,
+                "size": 1,
+                "created": 0,
+                "labels": self.images.get(image_id, {}),
+            }
             for ref, image_id in self.local_tags.items()
             if ref.startswith(prefix)
         ]

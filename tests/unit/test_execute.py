@@ -58,12 +58,13 @@ def _run(settings: Settings, store: Store, daemon: FakeDaemon | None = None, **o
     return api.release(settings, session=session, **options), daemon, session
 
 
-def _session(store: Store, registry=FakeRegistry) -> Session:
-    """A session on a fresh fake daemon and `registry` (a FakeRegistry class) over `store`."""
+def _session(store: Store, registry=FakeRegistry, daemon: FakeDaemon | None = None) -> Session:
+    """A session on `daemon` (a fresh fake one by default) and `registry` (a FakeRegistry
+    class) over `store`."""
     return Session(
         console=Console(out=io.StringIO(), err=io.StringIO(), mode="plain"),
         context=object(),
-        engine=FakeDaemon(store),
+        engine=daemon or FakeDaemon(store),
         registry_factory=lambda s: registry(s.require_repository(), store),
     )
 
@@ -358,3 +359,14 @@ def test_a_dockerfile_that_cannot_be_read_is_a_config_error(tmp_path):
         ConfigError, match="cannot read the Dockerfile .*Dockerfile: Is a directory"
     ):
         read_dockerfile(_settings(tmp_path, "v1"))
+
+
+def test_push_reads_the_local_images_and_their_inputs_in_one_listing(tmp_path):
+    root = _project(tmp_path)
+    store = Store()
+    _, daemon, _ = _run(_settings(root, "v1.0.0", "edge"), store)
+    daemon.calls.clear()
+    daemon.inspections = 0  # the release inspected what it built
+    again = api.push(_settings(root, "v1.0.0", "edge"), session=_session(store, daemon=daemon))
+    assert daemon.inspections == 0 and daemon.calls["push"] == 0  # inputs from the listing
+    assert {d.action for d in again.plan.decisions} == {SKIP}
