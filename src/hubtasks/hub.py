@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import AuthError, ConfigError, HubError, RegistryError
 from .redaction import add_secret
 from .references import DOCKER_HUB, Repository
+from .retry import retry_after_seconds
 
 if TYPE_CHECKING:
     from .settings import Settings
@@ -156,10 +157,11 @@ def parse_time(value: object) -> datetime.datetime | None:
 
 
 def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """Seconds to wait from `Retry-After` (seconds) or the Hub's `X-Retry-After` (unix time)."""
-    value = headers.get("Retry-After")
-    if value and value.strip().isdigit():
-        return float(value.strip())
+    """Seconds to wait from `Retry-After` (seconds or an HTTP date) or the Hub's
+    `X-Retry-After` (unix time)."""
+    after = retry_after_seconds(headers.get("Retry-After"))
+    if after is not None:
+        return after
     value = headers.get("X-Retry-After")
     if value and value.strip().isdigit():
         return max(0.0, float(value.strip()) - (time.time() if now is None else now))

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from .errors import HubError
 from .references import DOCKER_HUB, Repository
+from .retry import retry_after_seconds
 
 if TYPE_CHECKING:
     from .registry import Headers, RegistryClient
@@ -61,14 +62,13 @@ def parse_rate_limit(headers: Headers, now: float | None = None) -> RateLimit | 
 
 
 def _reset_in(headers: Headers, now: float | None) -> float | None:
-    for name in ("ratelimit-reset", "retry-after"):
-        value = (_header(headers, name) or "").strip()
-        if value.isdigit():
-            number = float(value)
-            if number >= _EPOCH_FLOOR:
-                return max(0.0, number - (time.time() if now is None else now))
-            return number
-    return None
+    value = (_header(headers, "ratelimit-reset") or "").strip()
+    if value.isdigit():
+        number = float(value)
+        if number >= _EPOCH_FLOOR:
+            return max(0.0, number - (time.time() if now is None else now))
+        return number
+    return retry_after_seconds(_header(headers, "retry-after"))
 
 
 def _duration(seconds: float) -> str:

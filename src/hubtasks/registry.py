@@ -36,6 +36,7 @@ from typing import Any, Protocol
 
 from .errors import AuthError, DigestMismatchError, HubError, RegistryError, VerifyError
 from .references import DOCKER_HUB, Repository
+from .retry import retry_after_seconds
 
 MANIFEST_TYPES = (
     "application/vnd.docker.distribution.manifest.v2+json",
@@ -798,7 +799,7 @@ def rate_limit_wait(status: int, headers: Headers) -> float | None:
     """Seconds a registry's answer asks us to wait: `Retry-After` (seconds or an HTTP date),
     else the reset of a used-up limit (`RateLimit-Reset` in seconds, `X-RateLimit-Reset` in
     seconds or as a Unix time) when the answer is a 429 or `RateLimit-Remaining` is 0."""
-    after = _retry_after(headers.get("Retry-After"))
+    after = retry_after_seconds(headers.get("Retry-After"))
     if after is not None:
         return after
     remaining = (headers.get("RateLimit-Remaining") or "").split(";")[0].strip()
@@ -812,23 +813,6 @@ def rate_limit_wait(status: int, headers: Headers) -> float | None:
             seconds = float(value)
             return max(0.0, seconds - time.time()) if seconds > 1e9 else seconds
     return None
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    if value.strip().isdigit():
-        return float(value.strip())
-    from email.utils import parsedate_to_datetime
-
-    try:
-        import datetime
-
-        moment = parsedate_to_datetime(value)
-        return max(0.0, (moment - datetime.datetime.now(moment.tzinfo)).total_seconds())
-    except (TypeError, ValueError):
-        return None
 
 
 def _next_link(header: str | None) -> str | None:

@@ -114,3 +114,20 @@ class RetryPolicy:
                 f"{max(left, 0):.0f}s left of the {self.budget:.0f}s retry budget"
             )
         return f"after the {self.budget:.0f}s retry budget"
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value.strip())
+    from email.utils import parsedate_to_datetime
+
+    try:
+        import datetime
+
+        moment = parsedate_to_datetime(value)
+        return max(0.0, (moment - datetime.datetime.now(moment.tzinfo)).total_seconds())
+    except (TypeError, ValueError):
+        return None

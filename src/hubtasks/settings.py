@@ -9,6 +9,7 @@ Docker; `Settings.require` says what a stage still lacks.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -323,13 +324,17 @@ def token_candidates(
         text = env_path.read_text(encoding="utf-8") if env_path.is_file() else ""
     except (OSError, UnicodeDecodeError):
         text = ""
-    # A light scan, not python-dotenv: this runs at import, before any task.
+    if text:
+        # The value as the settings will read it (the parse is cached for them), and the raw
+        # lines as well: a .env python-dotenv cannot parse may still be quoted in an error.
+        with contextlib.suppress(ConfigError):
+            found.append(read_env_file(env_path).get("HUB_TOKEN"))
     for match in re.finditer(r"^\s*(?:export\s+)?HUB_TOKEN\s*=\s*(.*)$", text, re.MULTILINE):
         value = match.group(1).strip()
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
             value = value[1:-1]
         found.append(value)
-    return [value.strip() for value in found if value and value.strip()]
+    return list(dict.fromkeys(value.strip() for value in found if value and value.strip()))
 
 
 def load_settings(

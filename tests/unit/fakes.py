@@ -164,6 +164,9 @@ class FakeRegistry:
     def connect(self) -> None:
         pass
 
+    def close(self) -> None:
+        pass
+
     def blob(self, digest: str) -> bytes:
         self.store.calls["blob"] += 1
         return self.store.blobs[digest]

@@ -282,3 +282,14 @@ def test_a_redirect_does_not_carry_the_bearer_token_to_another_host():
             server.shutdown()
             server.server_close()
     assert seen == [None]
+
+
+def test_retry_after_as_an_http_date_is_honoured_by_the_hub_client_and_the_rate_limit_line():
+    from email.utils import format_datetime
+
+    from hubtasks.hub import retry_after
+
+    later = format_datetime(NOW + datetime.timedelta(seconds=120), usegmt=True)
+    assert 100 < retry_after({"Retry-After": later}) <= 120
+    line = too_many_requests("ghcr.io", {"Retry-After": later})
+    assert line.endswith("it asks to wait 2 min")

@@ -746,3 +746,12 @@ def test_cache_from_rejects_what_the_daemon_could_not_pull(value, message):
     with pytest.raises(ConfigError, match=message) as caught:
         resolve(environ={"HUB_CACHE_FROM": value})
     assert "HUB_CACHE_FROM in the environment" in str(caught.value)
+
+
+def test_the_token_hidden_before_the_settings_load_is_the_one_they_read(tmp_path):
+    """`HUB_TOKEN=abc # note`: python-dotenv reads `abc`; that value is hidden from the first
+    line the task prints, not only once the settings are loaded."""
+    from hubtasks.settings import token_candidates
+
+    (tmp_path / ".env").write_text("HUB_TOKEN=s3cr3t-value # the CI token\n")
+    assert "s3cr3t-value" in token_candidates(tmp_path, environ={})
