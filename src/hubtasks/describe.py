@@ -82,7 +82,7 @@ def source_form(remote_url: str, revision: str) -> SourceForm | None:
 # --- finding link destinations in markdown -------------------------------------------------
 
 
-def _mask(text: str, start: int, end: int, masked: list[str]) -> None:
+def _mask(start: int, end: int, masked: list[str]) -> None:
     for index in range(start, end):
         if masked[index] != "\n":
             masked[index] = "\0"
@@ -96,17 +96,17 @@ def mask_code(markdown: str) -> str:
     for line in markdown.splitlines(keepends=True):
         opener = _FENCE.match(line)
         if fence:
-            _mask(markdown, offset, offset + len(line), masked)
+            _mask(offset, offset + len(line), masked)
             stripped = line.strip()
             if opener and stripped == stripped[0] * len(stripped) and stripped[0] == fence[0]:
                 fence = "" if len(stripped) >= len(fence) else fence
         elif opener:
             fence = opener.group(1)
-            _mask(markdown, offset, offset + len(line), masked)
+            _mask(offset, offset + len(line), masked)
         offset += len(line)
     text = "".join(masked)
     for span in _CODE_SPAN.finditer(text):
-        _mask(text, span.start(), span.end(), masked)
+        _mask(span.start(), span.end(), masked)
     return "".join(masked)
 
 

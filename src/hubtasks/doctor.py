@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import ContextLeakError, HubError
-from .settings import ENV_FILE_NAME, Settings, load_settings, read_env_file
+from .settings import ENV_FILE_NAME, Settings, docker_env, load_settings, read_env_file
 
 if TYPE_CHECKING:
     from .gitinfo import GitState
@@ -97,11 +97,7 @@ def _daemon_checks(settings: Settings | None) -> list[Check]:
     platform_results: list[Check] = []
 
     def daemon() -> str:
-        env = (
-            settings.docker_env
-            if settings
-            else {k: v for k, v in os.environ.items() if k.startswith("DOCKER_")}
-        )
+        env = settings.docker_env if settings else docker_env({}, os.environ)
         engine = Engine(env)
         info = engine.version()
         if settings is not None and settings.platforms:

@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .errors import ConfigError
 from .settings import ENV_FILE_NAME, read_env_file
 
 if TYPE_CHECKING:
@@ -79,15 +80,22 @@ def _write_env(path: Path, report: InitReport) -> None:
 
 
 def _list_env_in(path: Path, report: InitReport) -> None:
-    """Append `.env` to an ignore file unless a line already names it."""
-    text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    """Append `.env` to an ignore file unless a line already names it. One that cannot be
+    read as text or written is the user's to fix, in one line."""
+    try:
+        text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"cannot read {path}: {error}") from None
     lines = {line.strip() for line in text.splitlines()}
     if {ENV_FILE_NAME, f"/{ENV_FILE_NAME}"} & lines:
         report.kept.append(f"{path.name} already lists {ENV_FILE_NAME}")
         return
     separator = "\n" if text and not text.endswith("\n") else ""
-    with path.open("a", encoding="utf-8") as stream:
-        stream.write(f"{separator}{ENV_FILE_NAME}\n")
+    try:
+        with path.open("a", encoding="utf-8") as stream:
+            stream.write(f"{separator}{ENV_FILE_NAME}\n")
+    except OSError as error:
+        raise ConfigError(f"cannot add {ENV_FILE_NAME} to {path}: {error.strerror}") from None
     if text:
         report.written.append(f"added {ENV_FILE_NAME} to {path.name}")
     else:

@@ -398,16 +398,18 @@ class RegistryClient:
         """Log in for real, as `docker login` does: `GET /v2/` and answer its challenge
         (Basic, or a token from the Bearer realm). Raises `AuthError` when the registry
         rejects the credentials, a transient `RegistryError` when it is unwell."""
+        self._require_credentials()
+        self._check(self._request("GET", "/v2/"), "log in to")
+
+    def _require_credentials(self) -> None:
         if not (self._username and self._token):
             raise AuthError("HUB_USERNAME and HUB_TOKEN are needed to log in")
-        self._check(self._request("GET", "/v2/"), "log in to")
 
     def login_listing_tags(self) -> list[str]:
         """Log in by listing the repository's tags (`tags`): the registry's challenge is
         answered as `check_credentials` answers it, and the tag list the release reads next
         comes with the same round trip. Raises as `check_credentials` does."""
-        if not (self._username and self._token):
-            raise AuthError("HUB_USERNAME and HUB_TOKEN are needed to log in")
+        self._require_credentials()
         return self.tags()
 
     def check_push_access(
@@ -456,8 +458,7 @@ class RegistryClient:
         """Send the request without credentials and answer the registry's challenge (Basic,
         or a token from the Bearer realm) for the requests that follow. Returns the answer
         when there was no challenge: a registry that asks for no login."""
-        if not (self._username and self._token):
-            raise AuthError("HUB_USERNAME and HUB_TOKEN are needed to log in")
+        self._require_credentials()
         first = self._send(method, f"{self.base_url}{path}", {}, None)
         if first.status != 401:
             return first

@@ -178,7 +178,6 @@ KEYS: tuple[Key, ...] = (
     ),
 )
 # Settings field of a key whose field name would read as a verb.
-FIELD_OF = {"describe": "describe_after_release"}
 KEYS_BY_NAME = {key.name: key for key in KEYS}
 
 _BUILD_ARG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -558,7 +557,7 @@ def resolve_settings(
         ),
         cwd=cwd,
         env_file=env_file,
-        docker_env=_docker_env(dotenv, environ),
+        docker_env=docker_env(dotenv, environ),
         sources=sources,
         api_url=_parse_url(text("api_url"), sources["api_url"]),
         readme=cwd / readme if (readme := text("readme")) else None,
@@ -610,12 +609,12 @@ def _pairs_setting(
     return _parse_pairs(items, source, what, name_re)
 
 
-def _docker_env(dotenv: Mapping[str, str | None], environ: Mapping[str, str]) -> dict[str, str]:
+def docker_env(dotenv: Mapping[str, str | None], environ: Mapping[str, str]) -> dict[str, str]:
     """Only the Docker client's own variables (never HUB_TOKEN), the environment's over
     `.env`'s; an empty one counts as unset."""
-    docker_env = {k: v for k, v in dotenv.items() if k.startswith("DOCKER_") and v}
-    docker_env.update({k: v for k, v in environ.items() if k.startswith("DOCKER_") and v})
-    return docker_env
+    found = {k: v for k, v in dotenv.items() if k.startswith("DOCKER_") and v}
+    found.update({k: v for k, v in environ.items() if k.startswith("DOCKER_") and v})
+    return found
 
 
 def _parse_url(value: str | None, source: str) -> str | None:

@@ -151,3 +151,11 @@ def test_inv_init_in_a_project_with_tasks_py(tmp_path):
     assert result.returncode == 0, result.stderr
     assert (tmp_path / ".env").is_file() and (tmp_path / ".dockerignore").is_file()
     assert "tasks.py exists and uses hubtasks" in result.stderr
+
+
+def test_an_ignore_file_that_is_not_text_is_one_clear_line(tmp_path):
+    (tmp_path / ".gitignore").write_bytes(b"\xff\xfe not utf-8\n")
+    (tmp_path / "tasks.py").write_text("from hubtasks import ns\n")
+    result = invoke(tmp_path, "init", docker_host=None)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1].startswith(f"hubtasks: cannot read {tmp_path}/.gitignore")
