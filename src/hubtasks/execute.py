@@ -288,8 +288,9 @@ def release(
             remote=state.remote,
             published=state.published,
             inputs=builds.digest,
-            image_id=image_id or _NO_IMAGE,
+            image_id=image_id,
             force=force,
+            built=True,
         )
         plan = Plan(plan.decisions, build=True, source=None)
         report_plan(plan, executor.repository, executor.session)
@@ -304,9 +305,6 @@ def release(
     if not platforms and published:
         platforms = dict(state.indexes.get(published[0].digest, {}))
     return plan, images, published, platforms
-
-
-_NO_IMAGE = "(an index: no image ID)"
 
 
 def refuse(plan: Plan, repository: Repository) -> ReleaseRefused:

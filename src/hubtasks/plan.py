@@ -136,6 +136,7 @@ def decide(
     inputs: str | None = None,
     image_id: str | None = None,
     force: bool = False,
+    built: bool = False,
 ) -> Plan:
     """Decide each tag, before any build. `inputs` is the build-inputs digest of what would
     be built; `image_id` the image when it is known (after a build, or a local image); `remote`
@@ -143,13 +144,15 @@ def decide(
 
     A tag holding the same inputs is unchanged. A tag holding other inputs is refused when it
     is immutable (unless `force`), else moved. A tag holding an image without our label is
-    compared by image ID — after the build when the ID is not known yet (CHECK)."""
+    compared by image ID — after the build when the ID is not known yet (CHECK). `built`: the
+    build has happened, nothing is left to check (a multi-platform image has no image ID:
+    only its inputs can call a tag unchanged)."""
     source = next((r for r in remote.values() if r and inputs and r.inputs == inputs), None)
     if image_id is None and source is not None:
         image_id = source.config_digest
     version = release_version(tags)
     decisions = tuple(
-        _decide_tag(tag, remote.get(tag), inputs, image_id, version, published, force)
+        _decide_tag(tag, remote.get(tag), inputs, image_id, version, published, force, built)
         for tag in tags
     )
     needs_image = any(d.pushes or d.action == CHECK for d in decisions)
@@ -164,6 +167,7 @@ def _decide_tag(
     version: Version | None,
     published: list[str],
     force: bool,
+    built: bool,
 ) -> TagDecision:
     if current is not None and (
         (inputs is not None and current.inputs == inputs)
@@ -175,7 +179,7 @@ def _decide_tag(
         return TagDecision(tag, HOLD, held, current)
     if current is None:
         return TagDecision(tag, CREATE, "new", None)
-    if image_id is None and (current.inputs is None or inputs is None):
+    if image_id is None and not built and (current.inputs is None or inputs is None):
         # Only an image ID (after a build) or a digest (a promotion) can tell.
         otherwise = "refused" if is_immutable(tag) and not force else "moved"
         unknown = "without the inputs label" if current.inputs is None else "of unknown inputs"

@@ -240,3 +240,22 @@ def test_latest_stays_on_the_highest_version_for_a_release_without_one():
 
 def test_action_reads_as_its_word():
     assert f"{SKIP:<6}|" == "skip  |" and str(REFUSE) == "refuse" and SKIP == "skip"
+
+
+def test_after_a_build_without_an_image_id_nothing_is_left_to_check():
+    """A multi-platform build has no image ID: an image pushed by another tool under the tag
+    is then decided by the rules, not left as CHECK."""
+    remote = {"v1.0.0": Remote(digest="sha256:" + "1" * 64, config_digest=None, inputs=None)}
+    remote["main"] = Remote(digest="sha256:" + "2" * 64, config_digest=None, inputs=None)
+    before = decide(
+        ["v1.0.0", "main"], remote=remote, published=["v1.0.0", "main"], inputs="sha256:x"
+    )
+    after = decide(
+        ["v1.0.0", "main"],
+        remote=remote,
+        published=["v1.0.0", "main"],
+        inputs="sha256:x",
+        built=True,
+    )
+    assert [d.action for d in before.decisions] == [CHECK, CHECK]
+    assert [d.action for d in after.decisions] == [REFUSE, MOVE]
