@@ -225,6 +225,61 @@ class Runner:
         return Sample(time.perf_counter() - start, cpu, rss)
 
 
+def copy_by_hand(
+    registry: str, username: str, password: str, repository: str, source: str, tags: list[str]
+) -> float:
+    """What the registry alone needs for a registry-side copy to `tags` with a read-back of
+    each, as hubtasks does it (every PUT, then every GET, 4 at a time), from the least client
+    there is: stdlib http.client, one keep-alive connection per worker, Basic auth sent up
+    front. Returns the seconds both phases took; the source manifest is read untimed."""
+    import base64
+    import http.client
+    from concurrent.futures import ThreadPoolExecutor
+
+    host, port = registry.rsplit(":", 1)
+    auth = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+    accept = ", ".join(
+        (
+            "application/vnd.docker.distribution.manifest.v2+json",
+            "application/vnd.oci.image.manifest.v1+json",
+        )
+    )
+    path = f"/v2/{username}/{repository}/manifests/"
+    connections: dict[int, http.client.HTTPConnection] = {}
+
+    def ask(method: str, tag: str, body: bytes | None = None, kind: str = "") -> bytes:
+        import threading
+
+        key = threading.get_ident()
+        if key not in connections:
+            connections[key] = http.client.HTTPConnection(host, int(port), timeout=30)
+        headers = {"Authorization": auth, "Accept": accept}
+        if body is not None:
+            headers["Content-Type"] = kind
+        connections[key].request(method, path + tag, body=body, headers=headers)
+        answer = connections[key].getresponse()
+        data = answer.read()
+        if answer.status >= 300:
+            raise BenchError(f"{method} {path}{tag}: HTTP {answer.status}")
+        return data
+
+    first = http.client.HTTPConnection(host, int(port), timeout=30)
+    first.request("GET", path + source, headers={"Authorization": auth, "Accept": accept})
+    answer = first.getresponse()
+    manifest, kind = answer.read(), answer.getheader("Content-Type", "")
+    first.close()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        start = time.perf_counter()
+        list(pool.map(lambda tag: ask("PUT", tag, manifest, kind), tags))
+        read = list(pool.map(lambda tag: ask("GET", tag), tags))
+        took = time.perf_counter() - start
+    for connection in connections.values():
+        connection.close()
+    if any(data != manifest for data in read):
+        raise BenchError("a tag read back other bytes than were put")
+    return took
+
+
 # --- results --------------------------------------------------------------------------------
 
 
@@ -246,6 +301,7 @@ class Row:
     a: list[Sample] = field(default_factory=list)
     b: list[Sample] = field(default_factory=list)
     overhead: bool = False  # also report A_i − B_i: the fixed cost where a ratio misleads
+    costs: bool = True  # in the CPU/RSS table (not for a row whose side is not a process)
 
     def values(self, samples: list[Sample]) -> list[float]:
         if self.metric == "rss":
@@ -364,7 +420,7 @@ def cost_table(rows: list[Row]) -> str:
         "|---|---|---|---|---|",
     ]
     for row in rows:
-        if not row.a or not row.b or row.metric != "wall":
+        if not row.a or not row.b or row.metric != "wall" or not row.costs:
             continue
 
         def med(samples: list[Sample], attr: Callable[[Sample], float]) -> float:
@@ -592,7 +648,7 @@ class Bench:
         )
         self.label_template = json.loads(out or "null") or {}
 
-    def reps_in_order(self, reps: int) -> list[tuple[int, tuple[str, str]]]:
+    def reps_in_order(self, reps: int) -> list[tuple[int, tuple[str, ...]]]:
         """Repetition numbers with the side that goes first alternating."""
         return [(i, ("A", "B") if i % 2 == 0 else ("B", "A")) for i in range(reps)]
 
@@ -700,16 +756,20 @@ class Bench:
         registry: str,
         *,
         repository: str = RELEASE_REPO,
-        labels: bool = True,
+        labels: str = "same",
     ) -> list[tuple[Sequence[str], str]]:
-        """The CLI sequence: `docker build` (with the labels hubtasks would set, unless
-        `labels` is off), `docker tag` for the other tags, `docker push` for each."""
+        """The CLI sequence: `docker build`, `docker tag` for the other tags, `docker push`
+        for each. `labels`: "same" builds with the labels hubtasks would set (the classic
+        builder makes one `LABEL` step per `--label`), "one" with a single label (one step,
+        as hubtasks makes), "none" without."""
         refs = [self.ref(repository, tag, registry) for tag in tags]
         build = ["docker", "build", "-t", refs[0]]
         if nonce is not None:
             build += ["--build-arg", f"NONCE={nonce}"]
-        if labels:
+        if labels == "same":
             build += self.label_args(repository, tags[0])
+        elif labels == "one":
+            build += ["--label", f"{LABEL_VERSION}={tags[0]}"]
         build.append(".")
         steps: list[tuple[Sequence[str], str]] = [(build, f"{name}-build")]
         steps += [(["docker", "tag", refs[0], ref], f"{name}-tag") for ref in refs[1:]]
@@ -725,7 +785,7 @@ class Bench:
         registry: str,
         *,
         repository: str = RELEASE_REPO,
-        labels: bool = True,
+        labels: str = "same",
     ) -> Sample:
         steps = self.cli_steps(tags, nonce, name, registry, repository=repository, labels=labels)
         return self.runner.sequence(steps, cwd=project, env=self.cli_env)
@@ -749,22 +809,24 @@ class Bench:
         reps: int | None = None,
         *,
         each: bool = True,
-        third: Row | None = None,
+        others: dict[str, Row] | None = None,
     ) -> None:
         """`run(side, i)` for both sides of every repetition, alternating who goes first;
         `each` notes every pair (start-up rows, with many short pairs, note once at the end).
-        With `third`, a side "C" runs in every repetition too (the three take turns going
-        first) and `third` gets A against C."""
+        `others` maps more sides ("C", "D") to rows: they run in every repetition too (all
+        sides take turns going first) and each row gets A against its side."""
         reps = reps or self.args.reps
-        for i, order in self.reps_in_order(reps):
-            if third is not None:
-                order = ("A", "B", "C")[i % 3 :] + ("A", "B", "C")[: i % 3]
+        others = others or {}
+        sides = ("A", "B", *others)
+        for i, pair in self.reps_in_order(reps):
+            k = i % len(sides)
+            order = sides[k:] + sides[:k] if others else pair
             got = {side: run(side, i) for side in order}
             row.a.append(got["A"])
             row.b.append(got["B"])
-            if third is not None:
-                third.a.append(got["A"])
-                third.b.append(got["C"])
+            for side, other in others.items():
+                other.a.append(got["A"])
+                other.b.append(got[side])
             if each:
                 walls = ", ".join(f"{side} {got[side].wall:.3f} s" for side in sorted(got))
                 note(f"{row.what} {i + 1}/{reps}: {walls}")
@@ -773,7 +835,8 @@ class Bench:
         self, side: str, target: ReleaseTarget, tags: list[str], nonce: str, name: str
     ) -> Sample:
         """Side A is hubtasks, side B the CLI sequence with hubtasks' labels, side C the plain
-        CLI sequence without them, all releasing to `target`."""
+        CLI sequence without them, side D the CLI sequence with one label (one `LABEL` step,
+        as hubtasks builds), all releasing to `target`."""
         if side == "A":
             return self.hub_release(tags, nonce, name, target.project)
         return self.cli_release(
@@ -783,7 +846,7 @@ class Bench:
             target.project,
             target.registry,
             repository=target.repository,
-            labels=side == "B",
+            labels={"B": "same", "C": "none", "D": "one"}[side],
         )
 
     def release_section(self) -> None:
@@ -823,12 +886,14 @@ class Bench:
             write_random(project / part, PART_MIB * MIB)
 
     def layers_rows(self) -> None:
-        """1a, 1b, 1g: a cold release of a 30 MiB image (three new 10 MiB `COPY` layers and
-        a `CMD`) by hubtasks (A), by the CLI with hubtasks' labels (B) and by the plain CLI
-        without labels (C), taking turns in every repetition."""
+        """1a, 1b, 1g, 1h, 1i: a cold release of a 30 MiB image (three new 10 MiB `COPY`
+        layers and a `CMD`) by hubtasks (A), by the CLI with hubtasks' labels (B), by the plain
+        CLI without labels (C) and by the CLI with one label (D), and Invoke's start-up alone
+        (E: a bare task that does nothing), taking turns in every repetition. D + E is the
+        least an Invoke task that labels its image can take: 1b's floor (1h)."""
         target = ReleaseTarget(self.layers_dir, self.stack.registry, "", LAYERS_REPO)
         note("release: warm-up of the 30 MiB image (pushes the base layer, learns the labels)")
-        for side in "ABC":
+        for side in "ABCD":
             self.write_parts(self.layers_dir)
             first = self.tag_name("warmup-layers", side.lower())
             self.release_by(side, target, [first], None, f"warmup-layers-{side}")
@@ -843,20 +908,51 @@ class Bench:
         )
 
         def cold(side: str, i: int) -> Sample:
+            if side == "E":
+                sample, _ = self.inv(self.bare_dir, "hello", name=f"1a-E-{i}")
+                return sample
             self.write_parts(self.layers_dir)
             tags = [self.tag_name("1a", i, side.lower(), t) for t in "xy"]
             return self.release_by(side, target, tags, None, f"1a-{side}-{i}")
 
-        self.paired(labelled, cold, third=plain)
-        self.add(
+        labels_cost = self.add(
             Row(
                 "1g",
                 "what the labels cost the CLI (1a's and 1b's B sides)",
                 f"{RELEASE_CLI}, same labels",
                 f"{RELEASE_CLI}, no labels",
                 "wall",
-                a=list(labelled.b),
+            )
+        )
+        one_label = Row("1d-one", what, RELEASE_HUB, f"{RELEASE_CLI}, one label", "wall")
+        start = Row("1d-start", what, RELEASE_HUB, "a bare `inv` task", "wall")
+        self.paired(labelled, cold, others={"C": plain, "D": one_label, "E": start})
+        labels_cost.a, labels_cost.b = list(labelled.b), list(plain.b)
+        floor = [
+            Sample(d.wall + e.wall, d.cpu + e.cpu, max(d.rss_kb, e.rss_kb))
+            for d, e in zip(one_label.b, start.b, strict=True)
+        ]
+        floor_name = f"{RELEASE_CLI}, one label, + a bare `inv` task"
+        self.add(
+            Row(
+                "1h",
+                "the floor of 1b: the CLI with one `LABEL` step, plus Invoke's start-up",
+                floor_name,
+                f"{RELEASE_CLI}, no labels",
+                "wall",
+                a=floor,
                 b=list(plain.b),
+            )
+        )
+        self.add(
+            Row(
+                "1i",
+                "hubtasks over 1b's floor",
+                RELEASE_HUB,
+                floor_name,
+                "wall",
+                a=list(labelled.a),
+                b=floor,
             )
         )
 
@@ -1106,6 +1202,7 @@ class Bench:
             )
             for k, n in enumerate(PUSH_COUNTS)
         }
+        floors: list[float] = []  # seconds the registry alone takes for 19 more tags
         for i, order in self.reps_in_order(reps):
             counts = PUSH_COUNTS[i % 3 :] + PUSH_COUNTS[: i % 3]
             for n in counts:
@@ -1147,6 +1244,17 @@ class Bench:
                     for n in PUSH_COUNTS
                 )
             )
+            extra = [self.tag_name("p-floor", i, k) for k in range(PUSH_COUNTS[-1] - 1)]
+            floors.append(
+                copy_by_hand(
+                    self.stack.registry,
+                    self.stack.username,
+                    self.stack.password,
+                    PUSH_REPO,
+                    base,
+                    extra,
+                )
+            )
         one, many = per_count[PUSH_COUNTS[0]], per_count[PUSH_COUNTS[-1]]
         self.add(
             Row(
@@ -1169,6 +1277,34 @@ class Bench:
                 "wall",
                 a=list(many.b),
                 b=list(one.b),
+            )
+        )
+        # 3d's floor on this machine: the 1-tag push plus what the registry alone needs for
+        # the 19 more tags (a PUT and a read-back each, from a minimal client), and how
+        # hubtasks' own 19 (its 20-tag push minus its 1-tag push) compare with that.
+        self.add(
+            Row(
+                "3f",
+                "push scaling floor: `inv push` 1 tag + the registry's time for 19 more "
+                "(PUT + read-back each, minimal stdlib client)",
+                "1 tag + 19 by hand",
+                "`inv push` 1 tag",
+                "wall",
+                a=[Sample(s.wall + f, 0.0, 0) for s, f in zip(one.a, floors, strict=True)],
+                b=list(one.a),
+                costs=False,
+            )
+        )
+        self.add(
+            Row(
+                "3g",
+                "the 19 more tags: hubtasks (20-tag push − 1-tag push) against the minimal client",
+                "hubtasks, 19 tags",
+                "by hand, 19 tags",
+                "wall",
+                a=[Sample(m.wall - o.wall, 0.0, 0) for m, o in zip(many.a, one.a, strict=True)],
+                b=[Sample(f, 0.0, 0) for f in floors],
+                costs=False,
             )
         )
 
