@@ -886,11 +886,11 @@ class Bench:
             write_random(project / part, PART_MIB * MIB)
 
     def layers_rows(self) -> None:
-        """1a, 1b, 1g, 1h, 1i: a cold release of a 30 MiB image (three new 10 MiB `COPY`
+        """1a, 1b, 1g, 1h, 1i, 1j: a cold release of a 30 MiB image (three new 10 MiB `COPY`
         layers and a `CMD`) by hubtasks (A), by the CLI with hubtasks' labels (B), by the plain
         CLI without labels (C) and by the CLI with one label (D), and Invoke's start-up alone
         (E: a bare task that does nothing), taking turns in every repetition. D + E is the
-        least an Invoke task that labels its image can take: 1b's floor (1h)."""
+        least an Invoke task that labels its image can take: 1b's floor (1h) and 1a's (1j)."""
         target = ReleaseTarget(self.layers_dir, self.stack.registry, "", LAYERS_REPO)
         note("release: warm-up of the 30 MiB image (pushes the base layer, learns the labels)")
         for side in "ABCD":
@@ -942,6 +942,17 @@ class Bench:
                 "wall",
                 a=floor,
                 b=list(plain.b),
+            )
+        )
+        self.add(
+            Row(
+                "1j",
+                "the floor of 1a: the CLI with one `LABEL` step, plus Invoke's start-up",
+                floor_name,
+                f"{RELEASE_CLI}, same labels",
+                "wall",
+                a=floor,
+                b=list(labelled.b),
             )
         )
         self.add(
