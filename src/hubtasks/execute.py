@@ -21,7 +21,7 @@ from .errors import BuildError, HubError, ReleaseRefused, VerifyError
 from .gather import BuildSet, Inputs, RegistryState, each_tag_or_raise
 from .hooks import Facts
 from .plan import Plan, platform_tag
-from .publish import check_arrived, copy_tags, now_published, push_tags
+from .publish import check_arrived, copy_tags, now_published, push_tags, with_progress
 from .references import Repository
 from .registry import manifest_list
 from .results import BuiltImage, PushedTag
@@ -175,9 +175,12 @@ class Executor:
             elif names and (plan.build or plan.source is None):
                 pushed = push_tags(settings, names, session=session, image_ids=image_ids)
             elif names and plan.source is not None:  # the registry holds these inputs: copy
-                copy_tags(
-                    settings, plan.source.digest, names, session, pushed, daemon_fallback=False
-                )
+                try:
+                    copy_tags(
+                        settings, plan.source.digest, names, session, pushed, daemon_fallback=False
+                    )
+                except HubError as error:
+                    raise with_progress(error, pushed) from None
         with self.watch.time("verify"):
             self.verify(pushed)
         published = now_published(tags, pushed, plan, repository)
@@ -235,7 +238,10 @@ class Executor:
             f"{', '.join(child_tags)})",
         )
         pushed = [PushedTag(self.repository, names[0], digest)]
-        copy_tags(settings, digest, names[1:], session, pushed, daemon_fallback=False)
+        try:
+            copy_tags(settings, digest, names[1:], session, pushed, daemon_fallback=False)
+        except HubError as error:
+            raise with_progress(error, [*children, *pushed]) from None
         return pushed, {r.platform or "": r.digest for r in records}
 
     def verify(self, pushed: list[PushedTag]) -> None:

@@ -49,7 +49,7 @@ def push_tags(
             first = first_push[image_id]
             copy_tags(settings, first.digest, names, session, pushed, read_from=first.tag)
     except HubError as error:
-        raise _with_progress(error, pushed) from None
+        raise with_progress(error, pushed) from None
     order = {name: index for index, name in enumerate(tags)}
     return sorted(pushed, key=lambda item: order[item.tag])
 
@@ -185,7 +185,8 @@ def _push_once(settings: Settings, tag_name: str, session: Session) -> str:
         ) from None
 
 
-def _with_progress(error: HubError, pushed: list[PushedTag]) -> HubError:
+def with_progress(error: HubError, pushed: list[PushedTag]) -> HubError:
+    """`error`, saying which tags had landed before it (the error's `pushed` too)."""
     if not pushed:
         return error.evolve(f"{error}; no tag was confirmed pushed", stage="push")
     made_it = [p.reference for p in pushed]

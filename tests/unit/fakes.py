@@ -159,7 +159,7 @@ class FakeRegistry:
         return sha(self.store.manifests[digest]) if digest else None
 
     def fork(self) -> FakeRegistry:
-        return FakeRegistry(self.repository, self.store, self.world)
+        return type(self)(self.repository, self.store, self.world)  # a subclass's faults too
 
     def connect(self) -> None:
         pass

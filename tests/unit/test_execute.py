@@ -11,7 +11,7 @@ import pytest
 
 from hubtasks import api
 from hubtasks.console import Console
-from hubtasks.errors import ReleaseRefused, VerifyError
+from hubtasks.errors import RegistryError, ReleaseRefused, VerifyError
 from hubtasks.plan import CHECK, CREATE, HOLD, INPUTS_LABEL, MOVE, SKIP
 from hubtasks.references import Repository
 from hubtasks.session import Session
@@ -285,6 +285,49 @@ def test_multi_platform_release_pushes_each_platform_and_one_index(tmp_path):
     (root / "app-arm64").write_text("arm, changed")
     with pytest.raises(ReleaseRefused, match="other inputs"):
         _run(settings, store)
+
+
+class _CopyFails(FakeRegistry):
+    """A registry that takes every manifest copy but the one to `latest`."""
+
+    def copy_manifest(self, source: str, tag: str, manifest=None) -> str:
+        if tag == "latest":
+            raise RegistryError(f"cannot tag {tag}: registry answered HTTP 500", status=500)
+        return super().copy_manifest(source, tag, manifest)
+
+
+def _refs(*tags: str) -> set[str]:
+    return {REPOSITORY.canonical(tag) for tag in tags}
+
+
+def _landed(error: RegistryError) -> set[str]:
+    """The references (without digests) an error says had landed."""
+    return {reference.split("@")[0] for reference in error.pushed}
+
+
+def test_a_copy_failing_part_way_says_which_tags_landed(tmp_path):
+    root = _project(tmp_path)
+    store = Store()
+    _run(_settings(root, "v1.0.0"), store)
+    # The registry holds these inputs: the new tags are copies of v1.0.0's manifest.
+    settings = _settings(root, "v1.0.0", "stable", "latest")
+    with pytest.raises(RegistryError) as failed:
+        api.release(settings, session=_session(store, registry=_CopyFails))
+    assert _landed(failed.value) == _refs("stable")
+    assert f"already pushed: {REPOSITORY.canonical('stable')}@sha256:" in str(failed.value)
+    assert "latest" not in store.tags
+
+
+def test_a_multi_platform_copy_failing_part_way_names_the_platform_images_too(tmp_path):
+    root = _multi(tmp_path)
+    store = Store()
+    settings = _settings(root, "v1.0.0", semver=True, platforms=("linux/amd64", "linux/arm64"))
+    with pytest.raises(RegistryError) as failed:
+        api.release(settings, session=_session(store, registry=_CopyFails))
+    landed = _refs("v1.0.0-linux-amd64", "v1.0.0-linux-arm64", "v1.0.0", "v1.0", "v1")
+    assert _landed(failed.value) == landed
+    assert all(f"{ref}@sha256:" in str(failed.value) for ref in landed)
+    assert "latest" not in store.tags
 
 
 def test_a_multi_platform_dry_run_shows_each_platforms_build(tmp_path):
