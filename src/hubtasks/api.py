@@ -337,6 +337,8 @@ def _gather_release(
     with watch.time("connect"):
         session.engine_for(settings)
     facts = facts_for("release", repository, tags)
+    if len(settings.platforms) > 1:
+        facts.platforms = dict.fromkeys(settings.platforms, "")
     if not dry_run and session.hooks.will_run("pre", "release"):
         session.hooks.run("pre", facts)
         check_context(settings)  # the hook may have written into the context

@@ -164,6 +164,8 @@ class Executor:
         names = [d.tag for d in plan.to_push]
         facts = facts_for("push", repository, names)
         facts.image_id = next((i for i in image_ids.values() if i), None)
+        # As after the build: each platform's image ID until the push gives manifest digests.
+        facts.platforms = {image.platform: image.image_id for image in platform_images or ()}
         session.hooks.run("pre", facts)
         platforms: dict[str, str] = {}
         pushed: list[PushedTag] = []

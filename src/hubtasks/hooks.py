@@ -47,7 +47,8 @@ class Facts:
     refs: list[str] = field(default_factory=list)
     image_id: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
-    # Multi-platform: each platform → its image ID (build) or manifest digest (push, release).
+    # Multi-platform: each platform → its image ID (build) or manifest digest (push, release);
+    # "" before the build (pre_release): the platforms are known, nothing else yet.
     platforms: dict[str, str] = field(default_factory=dict)
 
     def environment(self) -> dict[str, str]:
@@ -59,7 +60,7 @@ class Facts:
             "HUB_REFS": " ".join(self.refs),
             "HUB_IMAGE_ID": self.image_id or "",
             "HUB_PLATFORMS": " ".join(self.platforms),
-            "HUB_PLATFORM_DIGESTS": " ".join(f"{p}={d}" for p, d in self.platforms.items()),
+            "HUB_PLATFORM_DIGESTS": " ".join(f"{p}={d}" for p, d in self.platforms.items() if d),
         }
 
     def record_published(

@@ -330,6 +330,28 @@ def test_a_multi_platform_copy_failing_part_way_names_the_platform_images_too(tm
     assert "latest" not in store.tags
 
 
+def test_push_hooks_of_a_multi_platform_release_know_its_platforms(tmp_path):
+    root = _multi(tmp_path)
+    store = Store()
+    session = _session(store)
+    seen: dict[str, dict[str, str]] = {}
+    session.hooks.functions = {
+        name: [lambda c, facts, name=name: seen.setdefault(name, facts.environment())]
+        for name in ("pre_release", "pre_push", "post_push")
+    }
+    settings = _settings(root, "v1.0.0", platforms=("linux/amd64", "linux/arm64"))
+    result = api.release(settings, session=session)
+    assert seen["pre_release"]["HUB_PLATFORMS"] == "linux/amd64 linux/arm64"
+    assert seen["pre_release"]["HUB_PLATFORM_DIGESTS"] == ""  # nothing built yet
+    assert seen["pre_push"]["HUB_PLATFORMS"] == "linux/amd64 linux/arm64"
+    built = {image_id for image_id in session.engine.images}
+    for pair in seen["pre_push"]["HUB_PLATFORM_DIGESTS"].split():
+        assert pair.split("=", 1)[1] in built  # the images about to be pushed
+    assert seen["post_push"]["HUB_PLATFORM_DIGESTS"] == " ".join(
+        f"{platform}={digest}" for platform, digest in result.platforms.items()
+    )
+
+
 def test_a_multi_platform_dry_run_shows_each_platforms_build(tmp_path):
     root = _multi(tmp_path)
     settings = _settings(root, "v2", platforms=("linux/amd64", "linux/arm64"))
