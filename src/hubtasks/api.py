@@ -365,15 +365,21 @@ def _published(settings: Settings, session: Session) -> list[str]:
 
 def _build_cache(settings: Settings, session: Session, state: RegistryState) -> list[str]:
     """The images a build may reuse (HUB_CACHE_FROM; `auto`: the newest release when the
-    daemon does not hold it), pulled before the build."""
+    daemon does not hold it), pulled before the build. A multi-platform release is held when
+    the daemon has every platform's image of it (a build tags them per platform)."""
     repository = settings.require_repository()
     engine = session.engine_for(settings)
-    return cache_refs(
-        settings,
-        published=state.published,
-        local=lambda name: engine.image_id(repository.ref(name)),
-        remote=state.remote,
-    )
+
+    def held(name: str) -> str | None:
+        if len(settings.platforms) < 2:
+            return engine.image_id(repository.ref(name))
+        ids = [
+            engine.image_id(repository.ref(planning.platform_tag(name, platform)))
+            for platform in settings.platforms
+        ]
+        return ids[0] if all(ids) else None
+
+    return cache_refs(settings, published=state.published, local=held, remote=state.remote)
 
 
 def _check_push_access(settings: Settings, session: Session) -> None:

@@ -17,6 +17,11 @@ image's history — so a pulled earlier release gives back its `RUN pip install 
 With `cache_from`, the classic builder accepts a local cache hit only from an ancestor of one
 of the named images, so the local images of the repository are named too: a developer's own
 earlier builds stay cached. docs/benchmarks.md (row 5) measures what a pull costs and saves.
+
+Several platforms: each build pulls the cache images for its own platform and names only those
+(by image ID: one list digest stands for an image per platform). The classic builder matches a
+step on an empty parent (`FROM scratch`) against any named image, whatever its platform, and
+would build an arm64 image on an amd64 layer.
 """
 
 from __future__ import annotations
@@ -81,12 +86,17 @@ def resolve(item: str, repository: Repository) -> str:
     return f"{image.local_name}{separator}{reference}"
 
 
-def pull_sources(settings: Settings, session: Session, refs: list[str]) -> list[str]:
+def pull_sources(
+    settings: Settings, session: Session, refs: list[str], platform: str | None = None
+) -> list[str]:
     """Pull each of `refs` (progress shown like a push's) and return what the build names in
     `cache_from`: the images that arrived, then the repository's other local images. An image
-    that cannot be pulled is a note, not an error: the build goes on without it."""
+    that cannot be pulled is a note, not an error: the build goes on without it. With
+    `platform` (one build of several), each is pulled for that platform and only the images
+    that arrived are named, by ID."""
     if not refs:
         return []
+    for_platform = f" for {platform}" if platform else ""
     repository = settings.require_repository()
     engine, console = session.engine_for(settings), session.console
     pulled: dict[str, str] = {}  # image ID → reference
@@ -99,18 +109,24 @@ def pull_sources(settings: Settings, session: Session, refs: list[str]) -> list[
             image_id = None
             if exact is not None:
                 shown = ref if exact == ref else f"{ref} ({exact.rsplit('@', 1)[1][:19]})"
-                console.stage("cache", f"pulling {shown} for its layers")
+                console.stage("cache", f"pulling {shown}{for_platform} for its layers")
                 with console.pushing(exact, stage="pull"):
-                    image_id = engine.pull(exact, auth, on_progress=console.push_progress)
+                    image_id = engine.pull(
+                        exact, auth, on_progress=console.push_progress, platform=platform
+                    )
         except HubError as error:
             console.stage("cache", f"note: {error}; building without it")
             continue
         if image_id is None:
-            console.stage("cache", f"note: the registry has no {ref}; building without it")
+            console.stage(
+                "cache", f"note: the registry has no {ref}{for_platform}; building without it"
+            )
             continue
         pulled.setdefault(image_id, exact or ref)
     if not pulled:
         return []
+    if platform is not None:
+        return list(pulled)
     local = [row["id"] for row in engine.list_images(repository)]
     others = [i for i in dict.fromkeys(local) if i not in pulled][:LOCAL_SOURCES]
     return [*pulled.values(), *others]

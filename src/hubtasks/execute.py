@@ -70,12 +70,17 @@ class Executor:
         facts = facts_for("build", repository, tags)
         session.hooks.run("pre", facts)
         start = time.monotonic()
-        cache_from: list[str] = []
+        cache_from: dict[str, list[str]] = {}  # platform → what its build names
         if cache:
             with self.watch.time("pull"):
-                cache_from = pull_sources(self.settings, session, cache)
+                for inputs in builds.platforms:
+                    platform = inputs.platform if builds.multi else None
+                    cache_from[inputs.platform] = pull_sources(
+                        self.settings, session, cache, platform
+                    )
         images = [
-            self._build_one(inputs, tags, builds.multi, cache_from) for inputs in builds.platforms
+            self._build_one(inputs, tags, builds.multi, cache_from.get(inputs.platform, []))
+            for inputs in builds.platforms
         ]
         if tag_now:
             engine = session.engine_for(self.settings)

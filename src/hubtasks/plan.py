@@ -292,11 +292,12 @@ def equivalent_commands(
             for name in touched
         ]
     first = plan.decisions[0].tag
-    commands.extend(f"docker pull {ref}" for ref in cache_from)
     if len(builds) > 1:
         children = []
         for build in builds:
             child = f"{local_name}:{platform_tag(first, build.platform or '')}"
+            # Each platform's build takes the cache images pulled for its own platform.
+            commands.extend(f"docker pull --platform {build.platform} {r}" for r in cache_from)
             commands.append(_build_command(build, child, dockerfile, context, cache_from))
             commands.append(f"docker push {child}")
             children.append(child)
@@ -304,6 +305,7 @@ def equivalent_commands(
             commands.append(f"docker manifest create {local_name}:{name} {' '.join(children)}")
             commands.append(f"docker manifest push {local_name}:{name}")
         return commands
+    commands.extend(f"docker pull {ref}" for ref in cache_from)
     commands.append(
         _build_command(builds[0], f"{local_name}:{first}", dockerfile, context, cache_from)
     )

@@ -80,3 +80,47 @@ def test_auto_pulls_the_newest_release_and_a_missing_image_is_a_note(project, cl
     assert held.returncode == 0, held.stderr
     assert "[cache]" not in held.stderr
     assert "Using cache" in _step_output(held.stderr, RUN)
+
+
+MULTI = "FROM scratch\nARG TARGETARCH\nCOPY app-${TARGETARCH} /app\n"
+
+
+def _file_in(client, image_id: str, path: str) -> bytes:
+    """A file of an image of any platform (a created container is never run)."""
+    import io
+    import tarfile
+
+    container = client.containers.create(image_id, command="none", network_mode="none")
+    try:
+        bits, _ = container.get_archive(path)
+        with tarfile.open(fileobj=io.BytesIO(b"".join(bits))) as tar:
+            return tar.extractfile(tar.getmembers()[0]).read()
+    finally:
+        container.remove()
+
+
+def test_a_fresh_runner_builds_each_platform_from_its_own_platforms_image(project, client, stack):
+    """Pulled without a platform, the list gave the daemon's own image, and the classic
+    builder matched the arm64 build's steps on `FROM scratch` against it: the build failed
+    with 'does not match the specified platform'."""
+    project.write("Dockerfile", MULTI)
+    project.write("app-amd64", "x86\n")
+    project.write("app-arm64", "arm\n")
+    platforms = ("linux/amd64", "linux/arm64")
+    first = project.inv("release", "--tag", "v1.0.0", "--platform", ",".join(platforms))
+    assert first.returncode == 0, first.stderr
+
+    _forget_everything(client, project)
+    project.write("app-amd64", "x86, changed\n")
+    second = project.inv("release", "--tag", "v1.1.0", "--platform", ",".join(platforms))
+    assert second.returncode == 0, second.stderr
+    name = f"{stack.registry}/{project.repository}"
+    for platform in platforms:
+        assert f"[cache] pulling {name}:v1.0.0 (sha256:" in second.stderr
+        assert f"for {platform} for its layers" in second.stderr
+    expected = {"linux/amd64": b"x86, changed\n", "linux/arm64": b"arm\n"}
+    for platform, content in expected.items():
+        auth = {"username": stack.username, "password": stack.password}
+        image = client.images.pull(f"{name}:v1.1.0", platform=platform, auth_config=auth)
+        assert f"{image.attrs['Os']}/{image.attrs['Architecture']}" == platform
+        assert _file_in(client, image.id, "/app") == content

@@ -218,17 +218,28 @@ class FakeDaemon:
         self.build_args: list[dict[str, str]] = []  # what each build was given
         self.cache_from: list[list[str]] = []  # per build, what it was given
         self.pulls: list[tuple[str, dict | None]] = []  # (ref, auth_config)
+        self.pull_platforms: list[str | None] = []  # per pull, the platform asked for
 
     def pull(self, ref, auth_config, *, on_progress, platform=None) -> str | None:
         """A ref of this store's repository (`name:tag` or `name@digest`) arrives with the
-        config the registry holds; any other is not there."""
+        config the registry holds; any other is not there. A list arrives as its image for
+        `platform` (the daemon's own by default), as the daemon resolves it."""
         self.calls["pull"] += 1
         self.pulls.append((ref, auth_config))
+        self.pull_platforms.append(platform)
         name, at, digest = ref.partition("@")
         if not at:
             digest = self.store.tags.get(name.rsplit(":", 1)[-1])
         if digest not in self.store.manifests:
             return None
+        wanted = platform or self.platform()
+        for child in json.loads(self.store.manifests[digest]).get("manifests") or []:
+            if f"{child['platform']['os']}/{child['platform']['architecture']}" == wanted:
+                digest = child["digest"]
+                break
+        else:
+            if "manifests" in json.loads(self.store.manifests[digest]):
+                return None  # the list has no image for that platform
         on_progress({"status": "Pull complete", "id": "layer1"})
         config_digest = json.loads(self.store.manifests[digest])["config"]["digest"]
         config = self.store.blobs[config_digest]

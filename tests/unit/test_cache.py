@@ -5,16 +5,17 @@ cache hits are tested in tests/integration/test_cache.py."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from hubtasks.cache import cache_refs, newest_release, resolve
-from hubtasks.plan import Remote
+from hubtasks.plan import Remote, platform_tag
 from hubtasks.references import DOCKER_HUB, Repository, parse_pull_reference
 
 from .fakes import FakeDaemon, Store
-from .test_execute import REPOSITORY, _project, _run, _settings
+from .test_execute import REPOSITORY, _multi, _project, _run, _settings
 
 ID_A, ID_B = "sha256:" + "a" * 64, "sha256:" + "b" * 64
 DIGEST = "sha256:" + "d" * 64
@@ -160,3 +161,63 @@ def test_none_pulls_nothing_and_the_dry_run_shows_the_pull(tmp_path):
     assert f"docker pull {ref}" in dry.commands
     build = next(c for c in dry.commands if c.startswith("docker build"))
     assert f"--cache-from {ref}" in build
+
+
+PLATFORMS = ("linux/amd64", "linux/arm64")
+
+
+def _multi_release_twice(tmp_path: Path, daemon: FakeDaemon | None = None):
+    """v1.0.0 for two platforms from one runner, then v1.1.0 (one platform's file changed)
+    from `daemon`'s (a fresh runner by default)."""
+    root = _multi(tmp_path)
+    store = Store()
+    _, first_daemon, _ = _run(_settings(root, "v1.0.0", platforms=PLATFORMS), store)
+    (root / "app-amd64").write_text("x86, changed")
+    daemon = daemon or FakeDaemon(store)
+    settings = _settings(root, "v1.1.0", platforms=PLATFORMS)
+    result, daemon, session = _run(settings, store, daemon)
+    return result, daemon, session, store, first_daemon
+
+
+def test_each_platform_builds_from_its_own_platforms_cache_image(tmp_path):
+    """A list pulled without a platform gives the daemon's own image, which the classic
+    builder would match for every platform's `FROM scratch` steps."""
+    result, daemon, session, store, _ = _multi_release_twice(tmp_path)
+    listed = f"{REPOSITORY.local_name}@{store.tags['v1.0.0']}"
+    assert [ref for ref, _ in daemon.pulls] == [listed, listed]
+    assert daemon.pull_platforms == list(PLATFORMS)
+    children = {
+        platform: json.loads(store.manifests[store.tags[f"v1.0.0-{platform.replace('/', '-')}"]])
+        for platform in PLATFORMS
+    }
+    configs = {platform: child["config"]["digest"] for platform, child in children.items()}
+    # Each build names only the image pulled for its platform, by ID.
+    assert daemon.cache_from == [[configs["linux/amd64"]], [configs["linux/arm64"]]]
+    assert "[cache] pulling" in session.console.err.getvalue()
+    assert " for linux/arm64 for its layers" in session.console.err.getvalue()
+    assert set(result.platforms) == set(PLATFORMS)
+
+
+def test_the_runner_that_released_every_platform_pulls_nothing(tmp_path):
+    root = _multi(tmp_path)
+    store = Store()
+    _, daemon, _ = _run(_settings(root, "v1.0.0", platforms=PLATFORMS), store)
+    for platform in PLATFORMS:  # what the release left on this daemon
+        assert REPOSITORY.ref(platform_tag("v1.0.0", platform)) in daemon.local_tags
+    (root / "app-amd64").write_text("x86, changed")
+    _run(_settings(root, "v1.1.0", platforms=PLATFORMS), store, daemon)
+    assert daemon.pulls == []
+
+
+def test_a_multi_platform_dry_run_pulls_for_each_platform_before_its_build(tmp_path):
+    *_, store, _ = _multi_release_twice(tmp_path)
+    root = tmp_path
+    (root / "app-arm64").write_text("arm, changed")
+    dry, _, _ = _run(_settings(root, "v1.2.0", platforms=PLATFORMS), store, dry_run=True)
+    ref = REPOSITORY.ref("v1.1.0")
+    pulls = [i for i, c in enumerate(dry.commands) if c.startswith("docker pull")]
+    builds = [i for i, c in enumerate(dry.commands) if c.startswith("docker build")]
+    assert [dry.commands[i] for i in pulls] == [
+        f"docker pull --platform {platform} {ref}" for platform in PLATFORMS
+    ]
+    assert pulls[0] < builds[0] < pulls[1] < builds[1]
