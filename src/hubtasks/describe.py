@@ -372,12 +372,14 @@ def describe(
 ) -> DescribeResult:
     """Make the Docker Hub page of the repository show the README and HUB_DESCRIPTION:
     create the repository (HUB_VISIBILITY) when it does not exist, else change only the
-    fields that differ. On a registry that is not Docker Hub nothing is sent."""
+    fields that differ. On a registry that is not Docker Hub nothing is sent, but the page is
+    checked all the same: bad input is said now, not when the project moves to Docker Hub."""
     from .session import session_for
 
     repository = settings.require_repository()
     session = session_for(settings, session)
     console = session.console
+    page = prepare_page(settings, strict=strict)
     base = hub.api_url(settings)
     if base is None:
         console.stage(
@@ -388,7 +390,6 @@ def describe(
         return DescribeResult(str(repository), SKIPPED)
     settings.require("login")
     namespace, name = hub.split_path(repository)
-    page = prepare_page(settings, strict=strict)
     for warning in page.warnings:
         console.warn(warning)
     client = hub.HubClient(base, settings.username or "", settings.token or "")

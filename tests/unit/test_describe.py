@@ -274,3 +274,22 @@ def test_settings_validate_the_new_keys(tmp_path):
     described = settings_in(tmp_path, HUB_DESCRIBE="yes")
     assert described.describe_after_release is True
     assert described.source_of("describe") == "HUB_DESCRIBE in the environment"
+
+
+def test_a_registry_without_the_hub_api_sends_nothing_but_still_checks_the_page(tmp_path):
+    """Bad input is said now, not when the project moves to Docker Hub."""
+    import io
+
+    from hubtasks.console import Console
+    from hubtasks.describe import SKIPPED, describe
+    from hubtasks.session import Session
+
+    local = {"HUB_REGISTRY": "127.0.0.1:5000"}
+    session = Session(console=Console(out=io.StringIO(), err=io.StringIO(), mode="plain"))
+    with pytest.raises(ConfigError, match="NOPE.md.* not found"):
+        describe(settings_in(tmp_path, HUB_README="NOPE.md", **local), session=session)
+    with pytest.raises(ConfigError, match="101 characters long"):
+        describe(settings_in(tmp_path, HUB_DESCRIPTION="x" * 101, **local), session=session)
+    fine = describe(settings_in(tmp_path, HUB_DESCRIPTION="short", **local), session=session)
+    assert fine.action == SKIPPED
+    assert "is not Docker Hub, so nothing was sent" in session.console.err.getvalue()
