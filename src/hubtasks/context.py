@@ -150,7 +150,7 @@ class BuildContext:
                 yield data + _padding(len(data))
                 continue
             yield _header(info)
-            if hashing:
+            if hashing and not is_git_metadata(relative):
                 yield from hashing.entry(full, relative, info)
             elif info.isreg() and info.size:
                 yield from _file_data(full, info.size)
@@ -195,10 +195,12 @@ class BuildContext:
 
     def files_digest(self) -> bytes:
         """sha256 over every entry as sent: path, type, permission bits, file contents and
-        link targets — not mtimes or owners."""
+        link targets — not mtimes or owners, and not git's own metadata (`is_git_metadata`)."""
         h = hashlib.sha256()
         put = _framed(h)
         for relative in self.paths:
+            if is_git_metadata(relative):
+                continue
             full = os.path.join(self.root, relative)
             try:
                 info = os.lstat(full)
@@ -243,6 +245,14 @@ class _EntryHasher:
 
     def digest(self) -> bytes:
         return self._hash.digest()
+
+
+def is_git_metadata(relative: str) -> bool:
+    """Whether a context path is inside a `.git` folder (or is one): sent like any file, but
+    not an input. Two clones of one commit differ there (index, packs, logs, the refs of every
+    tag made since), and `git status` alone rewrites the index: hashed, it would call the
+    same commit other inputs on every machine but the one that released it."""
+    return ".git" in relative.split("/")
 
 
 def _generated_name(generated: bytes) -> str:

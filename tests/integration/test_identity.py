@@ -185,3 +185,28 @@ def test_build_errors_name_the_users_dockerfile(project):
     result = project.inv("build", "--tag", "t1")
     line = assert_clean_failure(result, project, mentions="missing-file")
     assert ".hubtasks.dockerfile" not in result.stderr + result.stdout, line
+
+
+def test_a_clone_of_the_released_commit_is_the_same_release(project, client, stack):
+    """`.git` is in the context (only `.env` is ignored) and differs between two clones of one
+    commit: it is sent, but it is not an input. Before, the clone's re-release was refused as
+    'built from other inputs'."""
+    from .conftest import Project
+
+    _copy_only(project)
+    _git(project, "tag", "v1.0.0")
+    first = project.inv("release", "--semver")  # the git tag at HEAD
+    assert first.returncode == 0, first.stderr
+    clone = project.path.parent / "clone"
+    subprocess.run(
+        ["git", "clone", "-q", str(project.path), str(clone)], check=True, capture_output=True
+    )
+    (clone / ".env").write_bytes((project.path / ".env").read_bytes())
+    (clone / ".env").chmod(0o600)
+    _git(project, "tag", "later")  # the first checkout moves on: another ref in its .git
+    _forget_everything(client, project)
+    there = Project(clone, stack, project.repository, project.docker_config)
+    again = there.inv("release", "--semver")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == first.stdout
+    assert "unchanged" in again.stderr and "building" not in again.stderr

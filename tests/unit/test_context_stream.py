@@ -235,3 +235,31 @@ def test_a_change_streamed_changes_the_digest_as_it_would_before(tmp_path):
     assert second.pending.digest == draft.inputs_digest(
         build_args={"A": "1"}, platform="linux/amd64"
     )
+
+
+def test_git_metadata_is_sent_but_is_not_an_input(tmp_path):
+    """Two clones of one commit differ in `.git` (index, packs, logs, tag refs), and `git
+    status` rewrites the index: the same commit must be the same inputs everywhere."""
+    import subprocess
+
+    _tree(tmp_path)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@e", "-c", "commit.gpgsign=false"]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "one"]):
+        subprocess.run([*git, *args], cwd=tmp_path, check=True, capture_output=True)
+    draft, context = _pending_context(tmp_path, {})
+    with tarfile.open(fileobj=io.BytesIO(b"".join(context.stream()))) as archive:
+        sent = archive.getnames()
+    assert ".git/HEAD" in sent  # what `docker build` would send: `.dockerignore` decides
+    before = draft.inputs_digest(build_args={"A": "1"}, platform="linux/amd64")
+    assert context.pending.digest == before
+    for args in (["tag", "v9"], ["gc", "-q"], ["status", "--short"]):
+        subprocess.run([*git, *args], cwd=tmp_path, check=True, capture_output=True)
+    (tmp_path / ".git" / "sub").mkdir(exist_ok=True)
+    (tmp_path / ".git" / "sub" / "new").write_text("anything")
+    draft, again = _pending_context(tmp_path, {})
+    b"".join(again.stream())
+    assert again.pending.digest == before
+    assert draft.inputs_digest(build_args={"A": "1"}, platform="linux/amd64") == before
+    (tmp_path / "run.sh").write_text("changed\n")  # a tracked file is still an input
+    draft, changed = _pending_context(tmp_path, {})
+    assert draft.inputs_digest(build_args={"A": "1"}, platform="linux/amd64") != before
