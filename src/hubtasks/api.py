@@ -30,6 +30,7 @@ from .gitinfo import GitState, read_git
 from .hooks import Facts
 from .plan import INPUTS_LABEL, Plan
 from .preflight import check_context, env_file_warnings, labels_for, resolve_tags
+from .protocols import Daemon
 from .references import validate_tag
 from .results import BuiltImage, PushedTag, Release
 from .session import Session, session_for
@@ -130,6 +131,14 @@ def build(
     return images[0]
 
 
+def _daemon(settings: Settings, session: Session) -> Daemon:
+    """The session's daemon, once it is known to build every platform asked for (a platform
+    of another OS: ConfigError, before anything is built)."""
+    engine = session.engine_for(settings)
+    engine.check_platforms(settings.platforms)
+    return engine
+
+
 def _build_set(
     settings: Settings,
     session: Session,
@@ -143,7 +152,7 @@ def _build_set(
     dockerfile = read_dockerfile(settings)
     for warning in dockerfile_warnings(dockerfile, str(settings.dockerfile.name)):
         session.console.warn(warning)
-    engine = session.engine_for(settings)
+    engine = _daemon(settings, session)
     return build_set(
         settings,
         git,
@@ -335,7 +344,7 @@ def _gather_release(
     git, tags, labels = release_facts(settings, allow_dirty=allow_dirty, chained=session.tags)
     check_context(settings)  # a bad context is the user's to fix: said before the daemon's
     with watch.time("connect"):
-        session.engine_for(settings)
+        _daemon(settings, session)  # a platform it cannot build: refused before the hook
     facts = facts_for("release", repository, tags)
     if len(settings.platforms) > 1:
         facts.platforms = dict.fromkeys(settings.platforms, "")

@@ -14,14 +14,14 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .context import BuildContext, base_images, ignore_patterns
-from .errors import AuthError, BuildError, DaemonError, HubError, PushError
+from .errors import AuthError, BuildError, ConfigError, DaemonError, HubError, PushError
 from .references import Repository, auth_key
 
 # Pushes of large layers can keep a single read waiting for minutes.
@@ -32,7 +32,7 @@ _NO_FILE = ".hubtasks.none"  # exclude_paths insists on force-including a Docker
 _MISSING_MARKERS = ("not found", "manifest unknown", "name unknown", "does not exist")
 _BUILDKIT_HINT = (
     "; hubtasks builds through the Docker API's classic builder, which has no BuildKit "
-    "features (RUN --mount, # syntax=, multi-platform)"
+    "features (RUN --mount, # syntax=)"
 )
 # The daemon prints a registry's error as "<code, lower case, spaces for _>: <message>"
 # (distribution's errcode); the HTTP status each code stands for.
@@ -72,6 +72,15 @@ def _short(error: BaseException) -> str:
     explanation = getattr(error, "explanation", None)
     text = str(explanation or error).strip()
     return " ".join(text.split())
+
+
+def _stream_error(line: Mapping[str, Any]) -> str | None:
+    """The message of an error line in a daemon's JSON stream (build, pull, push, load), on
+    one line; None for any other line."""
+    if "error" not in line and "errorDetail" not in line:
+        return None
+    detail = line.get("errorDetail") or {}
+    return " ".join(str(detail.get("message") or line.get("error") or "").split())
 
 
 def _causes(error: BaseException) -> Iterator[BaseException]:
@@ -262,6 +271,19 @@ class Engine:
         what it builds when none is asked for."""
         return self._platform
 
+    def check_platforms(self, platforms: Iterable[str]) -> None:
+        """Refuse platforms of another OS than the daemon's before anything is built: a linux
+        daemon cannot even load a windows image, and the classic builder, handed one, looks
+        for the `FROM` image on Docker Hub instead of saying so."""
+        own_os = self._platform.split("/")[0]
+        other = [platform for platform in platforms if platform.split("/")[0] != own_os]
+        if other:
+            them = "it" if len(other) == 1 else "them"
+            raise ConfigError(
+                f"the Docker daemon at {self.host} runs {own_os}; it cannot build "
+                f"{', '.join(other)}: leave {them} out of --platform (HUB_PLATFORMS)"
+            )
+
     def build(
         self,
         *,
@@ -279,9 +301,10 @@ class Engine:
         Dockerfile, not the generated copy."""
         what = (ref or str(context.dockerfile)) + (f" for {platform}" if platform else "")
         names = (context.dockerfile_name, context.dockerfile.name)
-        if context.scratch and platform:
-            self.ensure_scratch(context.scratch, platform)
         if platform:
+            self.check_platforms((platform,))
+            if context.scratch:
+                self.ensure_scratch(context.scratch, platform)
             for base in base_images(context.dockerfile_bytes):
                 self._pull_base(base, platform, on_output)
         errors = self._docker.errors
@@ -336,11 +359,8 @@ class Engine:
                     platform=platform,
                 )
                 for line in lines:
-                    if "error" in line or "errorDetail" in line:
-                        detail = line.get("errorDetail") or {}
-                        message = " ".join(
-                            str(detail.get("message") or line.get("error") or "").split()
-                        )
+                    message = _stream_error(line)
+                    if message is not None:
                         self._pull_failure(ref, message, None)
                         return None
                     on_progress(line)
@@ -352,8 +372,9 @@ class Engine:
     def _pull_base(self, base: str, platform: str, on_output: OutputHandler) -> None:
         """Pull a `FROM` image for `platform` before that platform's build: the classic
         builder takes whatever platform the local tag holds. An image only this daemon has
-        (or a registry out of reach) is built from as it is; the platform check after the
-        build catches a mismatch."""
+        (or a registry out of reach) is built from as it is, unless it is of another
+        platform: the builder would build that platform instead, and the base is what is
+        missing."""
         try:
             found = self.pull(base, None, on_progress=_pull_lines(on_output), platform=platform)
         except HubError as error:
@@ -361,6 +382,14 @@ class Engine:
         else:
             why = "the registry has no such image"
         if found is None:
+            local = self.inspect(base)
+            if local is not None and local.platform and not same_platform(platform, local.platform):
+                raise BuildError(
+                    f"the base image {base} has no {platform} image here: the daemon holds it "
+                    f"for {local.platform} only and could not pull it for {platform} ({why}); "
+                    f"push a {platform} version of {base}, or leave {platform} out of "
+                    "--platform (HUB_PLATFORMS)"
+                )
             on_output(f"note: could not pull {base} for {platform} ({why}); using the local one\n")
 
     def _pull_failure(self, ref: str, message: str, status: int | None) -> None:
@@ -399,7 +428,9 @@ class Engine:
 
     def ensure_scratch(self, name: str, platform: str) -> None:
         """Load the empty image `name` for `platform` unless the daemon has it: no layers,
-        a config naming the platform (`docker load` of a two-file archive)."""
+        a config naming the platform (`docker load` of a two-file archive). The daemon
+        reports a refusal (an OS it cannot run) inside the stream: it is raised here, or the
+        build would look for `name` on Docker Hub and fail with that instead."""
         if self.inspect(name) is not None:
             return
         import hashlib
@@ -422,9 +453,18 @@ class Engine:
                 info = tarfile.TarInfo(member)
                 info.size = len(raw)
                 tar.addfile(info, io.BytesIO(raw))
+        errors = self._docker.errors
         with self._daemon_errors("load images into"):
-            for _ in self.client.api.load_image(archive.getvalue()):
-                pass
+            try:
+                for line in self.client.api.load_image(archive.getvalue()):
+                    message = _stream_error(line)
+                    if message is not None:
+                        raise DaemonError(self._load_failure(platform, message))
+            except errors.APIError as error:
+                raise DaemonError(self._load_failure(platform, _short(error))) from None
+
+    def _load_failure(self, platform: str, message: str) -> str:
+        return f"the Docker daemon at {self.host} cannot load an image for {platform}: {message}"
 
     def image_id(self, ref: str) -> str | None:
         image = self.inspect(ref)
@@ -487,11 +527,8 @@ class Engine:
         with self._daemon_errors("push with"):
             try:
                 for line in self._push_stream(repository, tag, auth_config, stall_timeout):
-                    if "error" in line or "errorDetail" in line:
-                        detail = line.get("errorDetail") or {}
-                        message = " ".join(
-                            str(detail.get("message") or line.get("error") or "").split()
-                        )
+                    message = _stream_error(line)
+                    if message is not None:
                         raise self._push_failure(repository, tag, message, rate_limit_wait)
                     aux = line.get("aux")
                     if isinstance(aux, Mapping) and aux.get("Digest"):
@@ -607,6 +644,7 @@ def _follow_build(
     said = ""  # what the current step printed
     for line in lines:
         text = line.get("stream")
+        message = _stream_error(line)
         if text:
             text = text.replace(*names)
             said += text
@@ -615,9 +653,7 @@ def _follow_build(
             elif text.startswith("Successfully built ") and image_id is None:
                 image_id = text.split()[-1]
             on_output(text)
-        elif "error" in line or "errorDetail" in line:
-            detail = line.get("errorDetail") or {}
-            message = " ".join(str(detail.get("message") or line.get("error") or "").split())
+        elif message is not None:
             message = message.replace(*names)
             where = f" at {step}" if step else ""
             hint = _BUILDKIT_HINT if "buildkit" in message.lower() else ""
@@ -631,6 +667,13 @@ def _follow_build(
         if isinstance(aux, Mapping) and aux.get("ID"):
             image_id = str(aux["ID"])
     return image_id
+
+
+def same_platform(wanted: str, found: str) -> bool:
+    """Whether an image of `found` (a config's os/arch[/variant]) is one of `wanted`: the
+    variant counts only when it was asked for (`linux/arm64` takes `linux/arm64/v8`)."""
+    asked, got = wanted.split("/"), found.split("/")
+    return asked[:2] == got[:2] and (len(asked) < 3 or asked[2:] == got[2:])
 
 
 def _emulation_hint(platform: str | None, *, certain: bool) -> str:

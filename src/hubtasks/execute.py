@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from . import plan as planning
 from .cache import pull_sources
 from .console import human_size
+from .engine import same_platform
 from .errors import BuildError, HubError, ReleaseRefused, VerifyError
 from .gather import BuildSet, Inputs, RegistryState, each_tag_or_raise
 from .hooks import Facts
@@ -28,13 +29,6 @@ from .results import BuiltImage, PushedTag
 from .session import Session
 from .settings import Settings
 from .stopwatch import Stopwatch
-
-
-def same_platform(wanted: str, found: str) -> bool:
-    """Whether an image of `found` (a config's os/arch[/variant]) is one of `wanted`: the
-    variant counts only when it was asked for (`linux/arm64` takes `linux/arm64/v8`)."""
-    asked, got = wanted.split("/"), found.split("/")
-    return asked[:2] == got[:2] and (len(asked) < 3 or asked[2:] == got[2:])
 
 
 def facts_for(stage: str, repository: Repository, tags: tuple[str, ...] | list[str]) -> Facts:

@@ -4,7 +4,7 @@ drive the planner and executor through small fakes of these."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -32,7 +32,12 @@ class Daemon(Protocol):
         auth_config: Mapping[str, str] | None,
         *,
         on_progress: Callable[[Mapping[str, Any]], None],
+        platform: str | None = None,
     ) -> str | None: ...
+
+    def check_platforms(self, platforms: Iterable[str]) -> None:
+        """Refuse (ConfigError) a platform the daemon cannot build: another OS than its own."""
+        ...
 
     def tag(self, image: str, repository: Repository, tag: str) -> None: ...
 

@@ -189,3 +189,36 @@ def test_classic_builder_directives_are_warned_about(project):
     assert result.returncode == 0, result.stderr
     assert "'# syntax=' directive is ignored" in result.stderr
     assert "'FROM --platform=…' is ignored" in result.stderr
+
+
+def test_a_platform_of_another_os_fails_in_one_line_naming_the_cause(project, client):
+    """The daemon runs linux: it cannot even load an image for windows. The error says so
+    (not the internal scratch image, not a Docker Hub lookup) and nothing is pushed."""
+    project.write("Dockerfile", "FROM scratch\nCOPY tasks.py /tasks.py\n")
+    result = project.inv(
+        "release",
+        "--tag",
+        "bad1",
+        "--cache-from",
+        "none",
+        "--platform",
+        "linux/amd64,windows/amd64",
+    )
+    line = assert_clean_failure(result, project, mentions="windows/amd64")
+    assert "runs linux" in line, line
+    assert "docker.io" not in result.stderr and "hubtasks-scratch" not in line
+    assert "[build]" not in result.stderr  # refused before the first build
+    assert result.returncode == 2
+    assert project.tags() == []
+
+
+def test_a_base_image_held_only_for_the_daemons_platform_is_named(project, client):
+    """busybox:local exists here for the daemon's platform only and cannot be pulled: the
+    arm64 build stops before it starts, naming the base and the platform it lacks, instead
+    of blaming the daemon for building the wrong platform."""
+    result = project.inv("release", "--tag", "v1", "--platform", "linux/amd64,linux/arm64")
+    line = assert_clean_failure(result, project, mentions="busybox:local")
+    assert "has no linux/arm64 image" in line and "linux/amd64 only" in line, line
+    assert "may not support building" not in line
+    assert "could not pull busybox:local for linux/arm64" not in result.stderr
+    assert project.tags() == []

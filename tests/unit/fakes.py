@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from hubtasks.engine import LocalImage
-from hubtasks.errors import RegistryError
+from hubtasks.errors import ConfigError, RegistryError
 from hubtasks.registry import ImageRecord, platform_text
 
 MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
@@ -250,6 +250,12 @@ class FakeDaemon:
 
     def platform(self) -> str:
         return "linux/amd64"
+
+    def check_platforms(self, platforms) -> None:
+        """The daemon's own OS only, as the engine checks it."""
+        other = [p for p in platforms if p.split("/")[0] != self.platform().split("/")[0]]
+        if other:
+            raise ConfigError(f"the Docker daemon runs linux; it cannot build {', '.join(other)}")
 
     def build(self, *, context, ref, build_args, on_output, platform=None, cache_from=()) -> str:
         self.calls["build"] += 1

@@ -261,5 +261,5 @@ def test_git_metadata_is_sent_but_is_not_an_input(tmp_path):
     assert again.pending.digest == before
     assert draft.inputs_digest(build_args={"A": "1"}, platform="linux/amd64") == before
     (tmp_path / "run.sh").write_text("changed\n")  # a tracked file is still an input
-    draft, changed = _pending_context(tmp_path, {})
+    draft, _ = _pending_context(tmp_path, {})
     assert draft.inputs_digest(build_args={"A": "1"}, platform="linux/amd64") != before

@@ -11,7 +11,7 @@ import pytest
 
 from hubtasks import api
 from hubtasks.console import Console
-from hubtasks.errors import RegistryError, ReleaseRefused, VerifyError
+from hubtasks.errors import ConfigError, RegistryError, ReleaseRefused, VerifyError
 from hubtasks.plan import CHECK, CREATE, HOLD, INPUTS_LABEL, MOVE, SKIP
 from hubtasks.references import Repository
 from hubtasks.session import Session
@@ -378,7 +378,7 @@ def test_a_failed_build_carries_its_stage_and_pushes_nothing(tmp_path):
 
 
 def test_a_platform_matches_its_variants_only_when_one_was_asked_for():
-    from hubtasks.execute import same_platform
+    from hubtasks.engine import same_platform
 
     assert same_platform("linux/arm64", "linux/arm64/v8")
     assert same_platform("linux/arm/v7", "linux/arm/v7")
@@ -435,3 +435,17 @@ def test_push_reads_the_local_images_and_their_inputs_in_one_listing(tmp_path):
     again = api.push(_settings(root, "v1.0.0", "edge"), session=_session(store, daemon=daemon))
     assert daemon.inspections == 0 and daemon.calls["push"] == 0  # inputs from the listing
     assert {d.action for d in again.plan.decisions} == {SKIP}
+
+
+def test_a_platform_of_another_os_is_refused_before_the_hook_and_any_build(tmp_path):
+    root = _multi(tmp_path)
+    store = Store()
+    session = _session(store)
+    ran: list[str] = []
+    session.hooks.functions = {"pre_release": [lambda c, facts: ran.append("pre_release")]}
+    settings = _settings(root, "v1.0.0", platforms=("linux/amd64", "windows/amd64"))
+    with pytest.raises(ConfigError, match="cannot build windows/amd64"):
+        api.release(settings, session=session)
+    assert ran == [] and session.engine.calls["build"] == 0 and store.tags == {}
+    with pytest.raises(ConfigError, match="cannot build windows/amd64"):
+        api.build(settings, session=_session(store))
