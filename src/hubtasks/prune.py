@@ -7,14 +7,22 @@ recently pushed, minus those pushed within `older_than`. Never deleted, whatever
 - a version tag (`v1.2.3`, `1.2.3-rc.1`) unless the pattern names versions itself (it starts
   with a version number, `v1.*` or `1.2.*`, or is the tag);
 - a tag whose digest a kept tag also holds: a registry deletes by digest, so deleting it would
-  take the kept tag (`latest`, say) with it. Applied on Docker Hub too, for the same result
-  everywhere.
+  take the kept tag (`latest`, say) with it;
+- a tag whose digest is an image inside the manifest list (or OCI index) a kept tag holds, at
+  any depth: a multi-platform release tags each platform's image too (`v1.2.3-linux-amd64`),
+  and deleting that digest would leave the kept list naming an image that is gone, so the kept
+  tag no longer pulls.
+
+Both apply on Docker Hub too, for the same result everywhere, as far as its tags API tells
+which images a tag's list holds (see `HubTags`).
 
 Where the tags come from: Docker Hub's tags API (last push time, delete by tag) when the
 settings have a Hub API (`hub.api_url`); any other registry through the Distribution API: the
-tag list, each manifest's digest, the date from its image config's `created` (the first
-platform's, for an index), and `DELETE /v2/<name>/manifests/<digest>`, which a registry may
-refuse with 405 (Distribution does unless started with `storage.delete.enabled: true`).
+tag list, each manifest's digest (and, for an index, its images'), the date from its image
+config's `created` (the first platform's, for an index), and
+`DELETE /v2/<name>/manifests/<digest>`, which a registry may refuse with 405 (Distribution
+does unless started with `storage.delete.enabled: true`). A list is deleted before the images
+inside it, so a failure part-way never leaves a list naming a deleted image.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import datetime
 import fnmatch
 import functools
 import re
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
@@ -33,6 +42,7 @@ from .versions import parse_version
 
 if TYPE_CHECKING:
     from .protocols import Registry
+    from .references import Repository
     from .registry import ImageRecord, RegistryClient
     from .session import Session
     from .settings import Settings
@@ -44,11 +54,13 @@ _VERSION_PREFIX = re.compile(r"[vV]?\d+\.")
 
 @dataclass(frozen=True)
 class TagInfo:
-    """A tag, the digest it points at and when it was pushed (or the image created)."""
+    """A tag, the digest it points at and when it was pushed (or the image created); for a
+    manifest list or index, the digests of the images inside it."""
 
     name: str
     digest: str | None
     pushed: datetime.datetime | None
+    children: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -58,6 +70,7 @@ class Selection:
     delete: tuple[TagInfo, ...]
     kept: tuple[TagInfo, ...]  # matching, but among the newest or too recent
     shared: tuple[tuple[TagInfo, str], ...]  # (tag, the kept tag holding its digest)
+    inside: tuple[tuple[TagInfo, str], ...]  # (tag, the kept tag whose list holds its image)
     versions: tuple[TagInfo, ...]  # matching version tags the pattern does not name
 
 
@@ -116,23 +129,52 @@ def select(
         cutoff = now - older_than
         candidates = [t for t in candidates if t.pushed is not None and t.pushed < cutoff]
     chosen = {t.name for t in candidates}
-    holders = {t.digest: t.name for t in every if t.name not in chosen and t.digest}
-    shared = [(t, holders.get(t.digest or "", "")) for t in candidates if t.digest in holders]
-    spared = {t.name for t, _ in shared} | {t.name for t in candidates if t.digest is None}
-    shared += [(t, "") for t in candidates if t.digest is None]
+    staying = [t for t in every if t.name not in chosen or t.digest is None]
+    holders, lists = _held(staying, every)
+    shared = [(t, holders[t.digest]) for t in candidates if t.digest in holders]
+    inside = [
+        (t, lists[t.digest]) for t in candidates if t.digest in lists and t.digest not in holders
+    ]
+    unknown = [(t, "") for t in candidates if t.digest is None]
+    spared = {t.name for t, _ in (*shared, *inside, *unknown)}
     return Selection(
         delete=tuple(t for t in candidates if t.name not in spared),
         kept=tuple(t for t in eligible if t.name not in chosen),
-        shared=tuple(shared),
+        shared=(*shared, *unknown),
+        inside=tuple(inside),
         versions=tuple(versions),
     )
+
+
+def _held(staying: list[TagInfo], every: list[TagInfo]) -> tuple[dict[str, str], dict[str, str]]:
+    """What the tags that stay hold, each digest → the first such tag: their own digests, and
+    the images inside their lists (through lists inside lists, as far as `every` tells)."""
+    holders: dict[str, str] = {}
+    for t in staying:
+        if t.digest:
+            holders.setdefault(t.digest, t.name)
+    children = {t.digest: t.children for t in every if t.digest}
+    lists: dict[str, str] = {}
+    pending = deque((child, t.name) for t in staying for child in t.children)
+    while pending:
+        digest, holder = pending.popleft()
+        if digest not in lists:
+            lists[digest] = holder
+            pending.extend((child, holder) for child in children.get(digest, ()))
+    return holders, lists
 
 
 # --- where the tags are ------------------------------------------------------------------
 
 
 class HubTags:
-    """Docker Hub's tags API: last push times, delete by tag."""
+    """Docker Hub's tags API: last push times, delete by tag.
+
+    Which images a tag's list holds is known only when the Hub's answer has no digest of the
+    tag's own: `hub.HubTag` then stands for it with `images:<digest>,<digest>…`, the digests
+    of its images. Otherwise `hub.HubTag` keeps only the tag's digest, and the rule for the
+    images inside a kept list cannot apply.
+    """
 
     dated = "pushed"
 
@@ -145,10 +187,17 @@ class HubTags:
             f"listing the tags of {self.namespace}/{self.name} on Docker Hub",
             lambda: self.client.tags(self.namespace, self.name),
         )
-        return [TagInfo(t.name, t.digest, t.pushed) for t in found]
+        return [TagInfo(t.name, t.digest, t.pushed, _hub_images(t.digest)) for t in found]
 
     def delete(self, tags: list[TagInfo]) -> None:
         self.client.delete_tag(self.namespace, self.name, tags[0].name)
+
+
+def _hub_images(digest: str | None) -> tuple[str, ...]:
+    """The images of a tag `hub.HubTag` describes as `images:<digest>,…` (else none)."""
+    if digest is None or not digest.startswith("images:"):
+        return ()
+    return tuple(digest.removeprefix("images:").split(","))
 
 
 class RegistryTags:
@@ -174,8 +223,8 @@ class RegistryTags:
         return [info for info in found if info is not None]
 
     def _info(self, client: Registry, name: str) -> TagInfo | None:
-        """The tag's digest and its image config's `created` (for an index: its first
-        image's)."""
+        """The tag's digest and its image config's `created` (for an index: its images'
+        digests, and the first one's `created`)."""
         record = client.image_record(name)
         if record is None:  # deleted since the listing
             return None
@@ -183,7 +232,8 @@ class RegistryTags:
         if record.children:
             dated = client.image_record(record.children[0][0])
         created = hub.parse_time(dated.created) if dated is not None else None
-        return TagInfo(name, record.digest, created)
+        children = tuple(digest for digest, _ in record.children)
+        return TagInfo(name, record.digest, created, children)
 
     def delete(self, tags: list[TagInfo]) -> None:
         """Delete the manifest every tag in `tags` points at (they share one digest)."""
@@ -242,9 +292,11 @@ def prune(
     yes: bool = False,
     session: Session | None = None,
     *,
+    dry_run: bool = False,
     now: datetime.datetime | None = None,
 ) -> PruneResult:
-    """List (tag, digest, date) of what the rule deletes; delete only with `yes`."""
+    """List (tag, digest, date) of what the rule deletes; delete only with `yes` and without
+    `dry_run`."""
     from .session import session_for
 
     if not match:
@@ -260,41 +312,59 @@ def prune(
         tags = source.read()
     now = now or datetime.datetime.now(datetime.timezone.utc)
     chosen = select(tags, match=match, keep=kept_count, older_than=age, now=now)
-    _report(chosen, source.dated, yes, session)
+    _report(chosen, source.dated, session)
+    deleting = yes and not dry_run
+    deleted = _delete(chosen.delete, source, repository, session) if deleting else ()
+    count = f"{len(chosen.delete)} of {len(tags)} tag(s)"
+    if deleting:
+        session.console.stage("prune", f"deleted {count}")
+    elif dry_run:
+        session.console.stage("prune", f"would delete {count} (dry run: nothing deleted)")
+    else:
+        tail = "; run again with --yes to delete them" if chosen.delete else ""
+        session.console.stage("prune", f"would delete {count}{tail}")
+    return PruneResult(chosen, deleted)
+
+
+def _delete(
+    tags: tuple[TagInfo, ...],
+    source: HubTags | RegistryTags,
+    repository: Repository,
+    session: Session,
+) -> tuple[TagInfo, ...]:
+    """Delete `tags`, saying so for each one only once it is gone; a failure names those
+    deleted before it."""
     deleted: list[TagInfo] = []
-    if yes:
-        try:
-            for group in _by_digest(chosen.delete, by_tag=isinstance(source, HubTags)):
-                session.retrying(
-                    f"deleting {group[0].name}", functools.partial(source.delete, group)
-                )
-                for tag in group:
-                    deleted.append(tag)
-                    session.console.result(repository.canonical(tag.name, tag.digest))
-        except HubError as error:
-            done = ", ".join(t.name for t in deleted) or "none"
-            raise error.evolve(f"{error} (deleted before this: {done})") from None
-    verb = "deleted" if yes else "would delete"
-    tail = "" if yes or not chosen.delete else "; run again with --yes to delete them"
-    session.console.stage("prune", f"{verb} {len(chosen.delete)} of {len(tags)} tag(s){tail}")
-    return PruneResult(chosen, tuple(deleted))
+    try:
+        for group in _by_digest(tags, by_tag=isinstance(source, HubTags)):
+            session.retrying(f"deleting {group[0].name}", functools.partial(source.delete, group))
+            for tag in group:
+                deleted.append(tag)
+                session.console.stage("prune", f"deleted {tag.name}  {tag.digest}")
+                session.console.result(repository.canonical(tag.name, tag.digest))
+    except HubError as error:
+        done = ", ".join(t.name for t in deleted) or "none"
+        raise error.evolve(f"{error} (deleted before this: {done})") from None
+    return tuple(deleted)
 
 
 def _by_digest(tags: Iterable[TagInfo], *, by_tag: bool) -> list[list[TagInfo]]:
-    """Delete groups: one per tag (Docker Hub), or one per digest (a registry)."""
-    if by_tag:
-        return [[t] for t in tags]
+    """Delete groups: one per tag (Docker Hub), or one per digest (a registry); lists first,
+    so that a failure part-way never leaves a list naming an image already deleted."""
     groups: dict[str | None, list[TagInfo]] = {}
     for tag in tags:
-        groups.setdefault(tag.digest, []).append(tag)
-    return list(groups.values())
+        groups.setdefault(tag.name if by_tag else tag.digest, []).append(tag)
+    return sorted(groups.values(), key=lambda group: not group[0].children)
 
 
-def _report(chosen: Selection, dated: str, yes: bool, session: Session) -> None:
+def _report(chosen: Selection, dated: str, session: Session) -> None:
+    """The plan, in the same words with or without --yes: "would delete" is what the rule
+    chose; a tag is said to be "deleted" only once it is (`_delete`)."""
     console = session.console
-    verb = "delete" if yes else "would delete"
     for tag in chosen.delete:
-        console.stage("prune", f"{verb} {tag.name}  {tag.digest}  {dated} {_when(tag.pushed)}")
+        console.stage(
+            "prune", f"would delete {tag.name}  {tag.digest}  {dated} {_when(tag.pushed)}"
+        )
     for tag, holder in chosen.shared:
         why = (
             f"its digest is also {holder}'s, which is kept"
@@ -302,6 +372,8 @@ def _report(chosen: Selection, dated: str, yes: bool, session: Session) -> None:
             else "its digest is unknown, so it cannot be checked against the kept tags"
         )
         console.stage("prune", f"keep {tag.name}: {why}")
+    for tag, holder in chosen.inside:
+        console.stage("prune", f"keep {tag.name}: an image inside {holder}'s list, which is kept")
     for tag in chosen.versions:
         console.stage(
             "prune",

@@ -111,7 +111,9 @@ OPTIONS: dict[str, Flag] = {
         ("allow-dirty",), "Allow a default tag from git although the work tree has changes.", bool
     ),
     "dry_run": Flag(
-        ("dry-run", "n"), "Print the plan and the equivalent docker commands; change nothing.", bool
+        ("dry-run", "n"),
+        "Print the plan (release, promote: with the equivalent docker commands); change nothing.",
+        bool,
     ),
     "json_": Flag(
         ("json", "j"),
@@ -567,17 +569,21 @@ def prune(
     keep: str | None = None,
     older_than: str | None = None,
     yes: bool = False,
+    dry_run: bool = False,
     repository: str | None = None,
     registry: str | None = None,
     quiet: bool = False,
 ) -> None:
-    """List the tags a rule would delete (tag, digest, date); delete them with --yes. Never a
-    tag whose digest a kept tag shares."""
+    """List the tags a rule would delete (tag, digest, date); delete them with --yes (not with
+    --dry-run). Never a tag whose digest a kept tag holds, itself or inside its list."""
     from .prune import prune as prune_tags
 
     flags = settings_flags(repository=repository, registry=registry)
     settings, session = _prepare(c, "prune", flags, quiet=quiet)
-    run_stage(lambda: prune_tags(settings, match, keep, older_than, yes, session), "prune")
+    run_stage(
+        lambda: prune_tags(settings, match, keep, older_than, yes, session, dry_run=dry_run),
+        "prune",
+    )
 
 
 ns = Collection(

@@ -3,7 +3,8 @@ registries, one started with deletes enabled and one without (which answers DELE
 
 Images are put into the registry over its HTTP API (a config blob with a chosen `created`, one
 small layer, a schema 2 manifest), so their dates and which tags share a digest are exactly
-what each test needs; no daemon is involved.
+what each test needs; no daemon is involved. The exception: multi-platform releases, made by
+`inv release --platform` on the test stack's daemon and registry, and pulled back afterwards.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ USER, PASSWORD = "pruner", "prune-password-9876"
 PAT = "dckr_pat_prune-secret-4321"
 NOW = datetime.datetime.now(datetime.timezone.utc)
 SCHEMA2 = "application/vnd.docker.distribution.manifest.v2+json"
+LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 
 
 def run_inv(folder: Path, *args: str, **environ: str) -> subprocess.CompletedProcess:
@@ -104,6 +106,22 @@ def test_prune_on_docker_hub_lists_then_deletes(hub):
     assert sorted(deleted.stdout.splitlines()) == [
         f"127.0.0.1:5999/alice/web:sha-{i}@sha256:{i:064x}" for i in (4, 5, 6, 7)
     ]
+    for i in (4, 5, 6, 7):
+        assert f"[prune] deleted sha-{i}  sha256:{i:064x}" in deleted.stderr
+    assert deleted.stderr.strip().splitlines()[-1] == "[prune] deleted 4 of 11 tag(s)"
+
+
+def test_dry_run_deletes_nothing_even_with_yes(hub):
+    double, folder = hub
+    before = hub_tags(double)
+    result = run_inv(folder, "prune", "--match", "sha-*", "--keep", "3", "--yes", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert hub_tags(double) == before and double.sent("DELETE") == []
+    assert result.stdout == ""
+    assert result.stderr.count("[prune] would delete sha-") == 4
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == "[prune] would delete 4 of 11 tag(s) (dry run: nothing deleted)"
+    assert "--dry-run" in run_inv(folder, "--help", "prune").stdout
 
 
 def test_version_tags_need_a_pattern_that_names_them(hub):
@@ -137,6 +155,10 @@ def test_prune_with_a_token_that_cannot_delete(hub):
     assert last.startswith("hubtasks: Docker Hub denied reader permission to delete tags")
     assert "'Repo Read, Write, Delete'" in last and "(deleted before this: none)" in last
     assert "dckr_pat_reader-1111" not in result.stdout + result.stderr
+    # The plan was shown, and nothing reads as if a tag had been deleted.
+    assert f"[prune] would delete sha-1  sha256:{'1' * 64}" in result.stderr
+    assert "] delete " not in result.stderr and "] deleted " not in result.stderr
+    assert result.stdout == ""
 
 
 @pytest.mark.parametrize(
@@ -307,3 +329,64 @@ def test_a_registry_without_deletes_says_so(seeded):
     assert "HTTP 405" in last and "storage.delete.enabled: true" in last
     assert "Traceback" not in result.stderr
     assert registry.tags(name) == sorted(digests)
+
+
+# --- multi-platform releases, on the test stack ---------------------------------------------
+
+
+def _release(project, version: str, *flags: str) -> None:
+    for arch in ("amd64", "arm64"):
+        project.write(f"dist/app-{arch}", f"{version} for {arch}")
+    made = project.inv("release", "--tag", version, *flags, "--platform", "linux/amd64,linux/arm64")
+    assert made.returncode == 0, made.stderr
+
+
+def _manifest(stack, repository: str, reference: str) -> dict | None:
+    """The manifest (list or image) under a tag or digest, None when the registry has none."""
+    accept = f"{LIST}, {SCHEMA2}"
+    try:
+        with stack.registry_server.request(
+            f"/v2/{repository}/manifests/{reference}", accept=accept
+        ) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        if error.code == 404:
+            return None
+        raise
+
+
+def test_prune_never_deletes_an_image_inside_a_kept_list(project, client, stack):
+    """The tester's case: v1.1.0's list is also v1.1, v1, latest and v2.0.0. Its images'
+    own tags (v1.1.0-linux-amd64, …) match 'v1.*' and are old, but deleting them would delete
+    the images the kept list names, and `docker pull …:latest` would fail."""
+    project.write("Dockerfile", "FROM scratch\nARG TARGETARCH\nCOPY dist/app-${TARGETARCH} /app\n")
+    _release(project, "v1.0.0")
+    _release(project, "v1.1.0", "--semver")
+    promoted = project.inv("promote", "--source", "v1.1.0", "--tag", "v2.0.0")
+    assert promoted.returncode == 0, promoted.stderr
+    before = project.tags()
+    old = {
+        name: stack.registry_server.manifest_digest(project.repository, name)
+        for name in ("v1.0.0", "v1.0.0-linux-amd64", "v1.0.0-linux-arm64")
+    }
+    assert set(old) <= set(before)
+
+    result = project.inv("prune", "--match", "v1.*", "--keep", "1", "--yes")
+    assert result.returncode == 0, result.stderr
+    assert project.tags() == sorted(set(before) - set(old))
+    assert "an image inside latest's list, which is kept" in result.stderr
+    assert [line for line in result.stderr.splitlines() if "delete v1.1" in line] == []
+    assert sorted(result.stdout.splitlines()) == sorted(
+        f"{stack.registry}/{project.repository}:{name}@{digest}" for name, digest in old.items()
+    )
+    for name in project.tags():  # every list left names only images that are still there
+        for child in (_manifest(stack, project.repository, name) or {}).get("manifests", []):
+            assert _manifest(stack, project.repository, child["digest"]) is not None, name
+
+    reference = f"{stack.registry}/{project.repository}"
+    for image in client.images.list(name=reference):
+        client.images.remove(image.id, force=True)
+    auth = {"username": stack.username, "password": stack.password}
+    for name in ("latest", "v2.0.0"):
+        pulled = client.images.pull(reference, tag=name, auth_config=auth)
+        assert pulled.attrs["Architecture"] == "amd64"
