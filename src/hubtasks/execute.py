@@ -239,6 +239,7 @@ class Executor:
             f"{', '.join(child_tags)})",
         )
         pushed = [PushedTag(self.repository, names[0], digest)]
+        session.landed.append(pushed[0])
         try:
             copy_tags(settings, digest, names[1:], session, pushed, daemon_fallback=False)
         except HubError as error:

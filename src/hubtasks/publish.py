@@ -62,7 +62,9 @@ def _push_through_daemon(settings: Settings, name: str, session: Session) -> Pus
     with console.pushing(target):
         digest = session.retrying(f"push of {target}", lambda: _push_once(settings, name, session))
     console.stage("push", f"pushed {target} {digest}")
-    return PushedTag(repository, name, digest)
+    item = PushedTag(repository, name, digest)
+    session.landed.append(item)
+    return item
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,7 @@ def copy_tags(
         else:
             session.console.stage("push", f"tagged {target} {outcome} (copy of {source[:19]})")
             done.append(PushedTag(repository, name, outcome))
+            session.landed.append(done[-1])
     if failure is not None:
         raise failure
     for name in fallback:

@@ -57,6 +57,9 @@ class Session:
         self.image_id: str | None = None
         # Tags read back from the registry after their push, at the pushed digest.
         self.verified: set[PushedTag] = set()
+        # Every tag written to the registry by this command line, as it landed: what an
+        # interruption (Ctrl-C) reports as already pushed.
+        self.landed: list[PushedTag] = []
         self.policy: RetryPolicy | None = None
         self.warned = False
         self._registries: dict[tuple[object, ...], Registry] = {}

@@ -449,3 +449,15 @@ def test_a_platform_of_another_os_is_refused_before_the_hook_and_any_build(tmp_p
     assert ran == [] and session.engine.calls["build"] == 0 and store.tags == {}
     with pytest.raises(ConfigError, match="cannot build windows/amd64"):
         api.build(settings, session=_session(store))
+
+
+def test_the_session_records_each_tag_as_it_lands(tmp_path):
+    """What an interruption reports: daemon pushes, copies and a multi-platform list alike."""
+    root = _multi(tmp_path)
+    store = Store()
+    session = _session(store)
+    settings = _settings(root, "v1.0.0", semver=True, platforms=("linux/amd64", "linux/arm64"))
+    api.release(settings, session=session)
+    landed = {item.tag for item in session.landed}
+    assert landed == {"v1.0.0-linux-amd64", "v1.0.0-linux-arm64", "v1.0.0", "v1.0", "v1", "latest"}
+    assert all(store.tags[item.tag] == item.digest for item in session.landed)

@@ -139,6 +139,33 @@ def test_interrupt_exits_130():
     assert (exit_.message, exit_.code) == ("hubtasks: interrupted", 130)
 
 
+def test_an_interrupt_after_tags_landed_says_which(monkeypatch):
+    """Ctrl-C during a release that has pushed some tags: the line and --json name them."""
+    import io
+    import json
+
+    from hubtasks.references import Repository
+    from hubtasks.results import PushedTag
+    from hubtasks.session import Session
+
+    out = io.StringIO()
+    console = Console(out=out, err=io.StringIO(), mode="plain")
+    session = Session(console=console, context=object())
+    repository = Repository(registry="127.0.0.1:5000", path="alice/app")
+    session.landed.append(PushedTag(repository, "v1", "sha256:" + "a" * 64))
+    monkeypatch.setattr(tasks, "_SESSION", session)
+
+    def action():
+        raise KeyboardInterrupt
+
+    with pytest.raises(Exit) as info:
+        tasks.run_stage(action, "release", json_to=console)
+    ref = f"127.0.0.1:5000/alice/app:v1@sha256:{'a' * 64}"
+    assert info.value.message == f"hubtasks: interrupted; already pushed: {ref}"
+    assert info.value.code == 130
+    assert json.loads(out.getvalue())["error"]["pushed"] == [ref]
+
+
 def test_success_returns_the_value():
     assert tasks.run_stage(lambda: 42, "release") == 42
 
