@@ -254,7 +254,7 @@ def push(
     ]
     plan = Plan(tuple(decisions), build=False, source=None)
     if plan.refused:
-        raise refuse(plan, repository)
+        raise refuse(plan, repository, "push")
     report_plan(plan, repository, session)
     published, _ = Executor(settings, session, watch).push(plan, tags, local)
     return Release(repository, plan, published=published, timings=watch.timings)
@@ -467,7 +467,7 @@ def promote(
         state = read_registry(target, tags, session)
     plan = promotion.plan_promotion(tags, state, origin, force=force)
     if plan.refused:
-        raise refuse(plan, repository)
+        raise refuse(plan, repository, "promote")
     if dry_run:
         commands = promotion.equivalent_commands(settings, plan, image, origin.record.digest)
         return Release(repository, plan, timings=watch.timings, commands=commands, dry_run=True)

@@ -315,10 +315,11 @@ def release(
     return plan, images, published, platforms
 
 
-def refuse(plan: Plan, repository: Repository) -> ReleaseRefused:
-    """The error for a plan with refused tags: each names its tag and why."""
+def refuse(plan: Plan, repository: Repository, what: str = "release") -> ReleaseRefused:
+    """The error for a plan with refused tags: each names its tag and why; `what` is the
+    task refused (release, push, promote)."""
     details = "; ".join(f"{repository.canonical(d.tag)} {d.reason}" for d in plan.refused)
-    return ReleaseRefused(f"refusing to release, nothing was pushed: {details}", stage="plan")
+    return ReleaseRefused(f"refusing to {what}, nothing was pushed: {details}", stage="plan")
 
 
 _WORDS = {

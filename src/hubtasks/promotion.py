@@ -73,10 +73,11 @@ def read_source(settings: Settings, session: Session, image: ImageReference) -> 
         settings if own else replace(settings, repository=image.repository)
     )
     record = session.retrying(f"reading {image}", lambda: client.image_record(image.reference))
-    if record is None:
-        raise ConfigError(
+    if record is None:  # the registry's state, not a setting: exit 1
+        raise RegistryError(
             f"the source {image} is not in the registry; name a tag or digest it holds "
-            "(nothing was changed)"
+            "(nothing was changed)",
+            status=404,
         )
     return Source(image, record, client)
 

@@ -166,6 +166,7 @@ def test_another_registry_is_refused_with_one_line(project, recorder):
     assert result.returncode == 2, last
     missing = _promote(project, recorder, "--source", "v0.0.1", "--tag", "v1")
     assert_clean_failure(missing, project, mentions="is not in the registry")
+    assert missing.returncode == 1  # the registry's state, not a setting
     assert recorder.seen and _writes(recorder) == []
 
 
@@ -191,6 +192,7 @@ def test_a_version_tag_with_other_content_is_refused_and_the_dry_run_says_so(
         dry: assert_clean_failure(run, project, mentions="immutable") for dry, run in runs.items()
     }
     assert lines[True] == lines[False]
+    assert lines[True].startswith("hubtasks: refusing to promote, nothing was pushed:")
     assert runs[True].returncode == runs[False].returncode == 1
     assert stack.registry_server.manifest_digest(project.repository, "v2.0.0") == final
     assert _writes(recorder) == []

@@ -11,7 +11,7 @@ import pytest
 
 from hubtasks import api
 from hubtasks.console import Console
-from hubtasks.errors import ConfigError, ReleaseRefused
+from hubtasks.errors import ConfigError, RegistryError, ReleaseRefused
 from hubtasks.plan import CREATE, HOLD, INPUTS_LABEL, MOVE, REFUSE, SKIP
 from hubtasks.references import Repository
 from hubtasks.session import Session
@@ -208,8 +208,6 @@ def test_an_index_brings_its_child_manifests_and_is_settled_by_digest():
 @pytest.mark.parametrize(
     ("settings", "source", "message"),
     [
-        (_settings("v1"), "v9.9.9", "not in the registry"),
-        (_settings("v1"), "alice/nowhere:v1", "alice/nowhere:v1 is not in the registry"),
         (_settings("v1"), "ghcr.io/alice/app:v1", "promote copies within one registry"),
         (_settings(), "v1.2.3-rc.1", "promote needs the tags"),
         (_settings("main", semver=True), "v1.2.3-rc.1", "--semver"),
@@ -223,6 +221,23 @@ def test_bad_sources_and_tags_are_config_errors_before_any_write(settings, sourc
     with pytest.raises(ConfigError, match=message) as caught:
         _promote(world, settings, source)
     assert caught.value.exit_code == 2
+    assert _writes(world["alice/app"]) == {}
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("v9.9.9", "not in the registry"),
+        ("alice/nowhere:v1", "alice/nowhere:v1 is not in the registry"),
+    ],
+)
+def test_a_source_the_registry_does_not_hold_fails_with_exit_1_before_any_write(source, message):
+    """Well-formed, but not there: the registry's state, not a setting."""
+    world = _world()
+    _rc(world)
+    with pytest.raises(RegistryError, match=message) as caught:
+        _promote(world, _settings("v1"), source)
+    assert caught.value.exit_code == 1
     assert _writes(world["alice/app"]) == {}
 
 

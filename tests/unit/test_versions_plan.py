@@ -142,6 +142,9 @@ def test_sha_tags_are_immutable_but_branch_tags_move():
     remote = {"sha-abc1234": _remote(), "main": _remote()}
     plan = decide(["sha-abc1234", "main"], image_id=IMAGE, remote=remote, published=[])
     assert _actions(plan) == {"sha-abc1234": REFUSE, "main": MOVE}
+    assert "sha-… tags are immutable" in plan.decisions[0].reason  # not "version tags"
+    versioned = decide(["v1.0.0"], image_id=IMAGE, remote={"v1.0.0": _remote()}, published=[])
+    assert "version tags are immutable" in versioned.decisions[0].reason
 
 
 def test_prerelease_never_holds_or_moves_floating_tags_by_itself():
