@@ -257,7 +257,9 @@ def push(
         raise refuse(plan, repository, "push")
     report_plan(plan, repository, session)
     published, _ = Executor(settings, session, watch).push(plan, tags, local)
-    return Release(repository, plan, published=published, timings=watch.timings)
+    first = rows[tags[0]]  # the image of the first tag, as a release reports its image
+    image = BuiltImage(repository, first["id"], tags, labels=first["labels"], size=first["size"])
+    return Release(repository, plan, image=image, published=published, timings=watch.timings)
 
 
 def verify(settings: Settings, pushed: list[PushedTag], *, session: Session | None = None) -> None:

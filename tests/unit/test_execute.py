@@ -435,6 +435,8 @@ def test_push_reads_the_local_images_and_their_inputs_in_one_listing(tmp_path):
     again = api.push(_settings(root, "v1.0.0", "edge"), session=_session(store, daemon=daemon))
     assert daemon.inspections == 0 and daemon.calls["push"] == 0  # inputs from the listing
     assert {d.action for d in again.plan.decisions} == {SKIP}
+    # --json's image_id: the local image pushed, as a release reports the one it built.
+    assert again.to_dict()["image_id"] == daemon.local_tags[REPOSITORY.ref("v1.0.0")]
 
 
 def test_a_platform_of_another_os_is_refused_before_the_hook_and_any_build(tmp_path):
