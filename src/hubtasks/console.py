@@ -89,10 +89,15 @@ class Console:
             self.add_secret(secret)
 
     # --- configuration ------------------------------------------------------------------------
-    def configure(self, *, quiet: bool = False, verbose: bool = False) -> None:
-        """Per-task flags: --quiet wins, --verbose shows whole build logs."""
+    def configure(
+        self, *, quiet: bool = False, verbose: bool = False, progress: str = "auto"
+    ) -> None:
+        """Per-task flags: --quiet wins, --verbose shows whole build logs; `progress`
+        (HUB_PROGRESS, from the settings: the environment or .env) forces plain or rich."""
         if quiet:
             self.mode = "quiet"
+        elif progress in ("plain", "rich") and self.mode != "quiet":
+            self.mode = progress
         self.verbose = self.verbose or verbose
 
     def add_secret(self, secret: str | None) -> None:

@@ -197,9 +197,7 @@ def moved_or_refused(tag: str, current: Remote, held: str, force: bool) -> TagDe
     immutable, refused unless `force`; any other tag moves."""
     if is_immutable(tag) and not force:
         kind = "version tags are" if parse_version(tag) is not None else "sha-… tags are"
-        reason = (
-            f"holds {current.digest[:19]}, {held}; {kind} immutable (use --force to overwrite)"
-        )
+        reason = f"holds {current.digest[:19]}, {held}; {kind} immutable (use --force to overwrite)"
         return TagDecision(tag, REFUSE, reason, current)
     reason = f"from {current.digest[:19]}" + (" (forced)" if is_immutable(tag) else "")
     return TagDecision(tag, MOVE, reason, current)

@@ -168,6 +168,8 @@ KEYS: tuple[Key, ...] = (
         flag="--visibility",
         help="public or private: the visibility of a Docker Hub repository describe creates",
     ),
+    # How stderr looks: auto (a terminal gets bars and spinners), plain lines, or rich.
+    Key(name="progress", default="auto"),
     Key(
         name="describe",
         default=False,
@@ -224,6 +226,7 @@ class Settings:
     description: str | None = None
     visibility: str = "public"
     describe_after_release: bool = False
+    progress: str = "auto"
 
     def require_repository(self) -> Repository:
         if self.repository is None:
@@ -564,6 +567,7 @@ def resolve_settings(
         description=text("description"),
         visibility=_parse_choice(text("visibility"), sources["visibility"], ("public", "private")),
         describe_after_release=_parse_bool(picked["describe"][0], sources["describe"]),
+        progress=_parse_choice(text("progress"), sources["progress"], ("auto", "plain", "rich")),
     )
 
 

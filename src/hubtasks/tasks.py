@@ -265,6 +265,7 @@ def _prepare(
                 session.console.warn(warning)
 
     run_stage(warn_once, "settings", json_to)  # it reads .env's mode and asks git
+    session.console.configure(progress=settings.progress)  # HUB_PROGRESS in .env too
     return settings, run_stage(lambda: session.adopt(settings), "settings", json_to)
 
 

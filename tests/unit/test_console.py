@@ -204,3 +204,15 @@ def test_stopwatch_accumulates_per_stage():
     with watch.time("push"):
         time.sleep(0.01)
     assert watch.timings["push"] >= 0.02
+
+
+def test_progress_from_the_settings_forces_the_mode_but_not_over_quiet():
+    forced = Console(out=io.StringIO(), err=io.StringIO(), mode="rich")
+    forced.configure(progress="plain")
+    assert forced.mode == "plain"
+    kept = Console(out=io.StringIO(), err=io.StringIO(), mode="plain")
+    kept.configure(progress="auto")
+    assert kept.mode == "plain"
+    quiet = Console(out=io.StringIO(), err=io.StringIO(), mode="plain")
+    quiet.configure(quiet=True, progress="rich")
+    assert quiet.mode == "quiet"

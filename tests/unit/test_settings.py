@@ -755,3 +755,13 @@ def test_the_token_hidden_before_the_settings_load_is_the_one_they_read(tmp_path
 
     (tmp_path / ".env").write_text("HUB_TOKEN=s3cr3t-value # the CI token\n")
     assert "s3cr3t-value" in token_candidates(tmp_path, environ={})
+
+
+def test_hub_progress_comes_from_dotenv_too_and_is_checked():
+    assert resolve().progress == "auto"
+    assert resolve(dotenv={"HUB_PROGRESS": "plain"}).progress == "plain"
+    assert resolve(environ={"HUB_PROGRESS": "rich"}, dotenv={"HUB_PROGRESS": "plain"}).progress == (
+        "rich"
+    )
+    with pytest.raises(ConfigError, match="'fancy' is not one of auto, plain, rich"):
+        resolve(dotenv={"HUB_PROGRESS": "fancy"})
