@@ -157,6 +157,11 @@ def platform_checks(
     checks = []
     for platform in platforms:
         arch = platform.split("/")[1]
+        own_os = native.split("/")[0]
+        if platform.split("/")[0] != own_os:  # no emulation helps: a release refuses it
+            message = f"the daemon runs {own_os}: it cannot build {platform}"
+            checks.append(Check(f"platform {platform}", False, message, "leave it out"))
+            continue
         if native.startswith(platform.split("/v")[0]):
             checks.append(Check(f"platform {platform}", True, "the daemon's own platform"))
             continue

@@ -92,3 +92,8 @@ def test_platform_checks_say_which_platforms_the_daemon_can_run(tmp_path):
     assert "RUN steps will fail" in checks[2].detail and "qemu-user-static" in checks[2].fix
     remote = platform_checks(("linux/arm64",), "linux/amd64", False, tmp_path)
     assert remote[0].ok is None and "another host" in remote[0].detail
+    # Another OS: no emulation helps (it said "no binfmt emulation for amd64").
+    (windows,) = platform_checks(("windows/amd64",), "linux/amd64", True, tmp_path)
+    assert windows.ok is False and windows.detail == "the daemon runs linux: it cannot build " + (
+        "windows/amd64"
+    )
