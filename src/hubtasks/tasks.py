@@ -472,8 +472,9 @@ def promote(
     verbose: bool = False,
     json_: bool = False,
 ) -> None:
-    """Publish an image the registry already holds under new tags, registry-side: no Docker
-    daemon, no pull, no layer push; print REGISTRY/REPO:TAG@DIGEST per tag."""
+    """Publish an image the registry already holds under new tags, registry-side.
+
+    No Docker daemon, no pull, no layer push; prints REGISTRY/REPO:TAG@DIGEST per tag."""
     from . import api
 
     flags = settings_flags(
@@ -502,8 +503,9 @@ def doctor(
     context: str | None = None,
     platform: list[str] | None = None,
 ) -> None:
-    """Check that everything a release needs is in order; exit 0 only when it is. With
-    --platform, also whether the daemon can run each platform's RUN steps."""
+    """Check that everything a release needs is in order; exit 0 only when it is.
+
+    With --platform, also whether the daemon can run each platform's RUN steps."""
     from .doctor import healthy, run_checks
 
     console = _new_console()
@@ -548,8 +550,9 @@ def describe(
     strict: bool = False,
     quiet: bool = False,
 ) -> None:
-    """Set the Docker Hub page (overview from the README, short description); creates the
-    repository when needed and sends nothing when the page already matches."""
+    """Set the Docker Hub page: overview from the README, short description.
+
+    Creates the repository when needed and sends nothing when the page already matches."""
     from .describe import describe as describe_page
 
     flags = settings_flags(
@@ -577,8 +580,9 @@ def prune(
     registry: str | None = None,
     quiet: bool = False,
 ) -> None:
-    """List the tags a rule would delete (tag, digest, date); delete them with --yes (not with
-    --dry-run). Never a tag whose digest a kept tag holds, itself or inside its list."""
+    """List the tags a rule would delete (tag, digest, date); --yes deletes them.
+
+    Not with --dry-run. Never a tag whose digest a kept tag holds, itself or inside its list."""
     from .prune import prune as prune_tags
 
     flags = settings_flags(repository=repository, registry=registry)

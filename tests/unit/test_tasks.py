@@ -69,6 +69,9 @@ def test_every_parameter_has_help(name):
 @pytest.mark.parametrize("name", sorted(TASK_NAMES))
 def test_every_task_has_a_docstring(name):
     assert (ns[name].__doc__ or "").strip()
+    # `inv --list` shows the first line alone: it must be a whole sentence.
+    first = (ns[name].__doc__ or "").strip().splitlines()[0]
+    assert first.endswith("."), first
 
 
 @pytest.mark.parametrize(
