@@ -503,15 +503,17 @@ class _PushView:
         if finished and self.console.verbose:
             self.console.stage(self.stage, f"  layer {layer}: {layer_status(status)}")
         now = time.monotonic()
-        if now - self.last_report < PROGRESS_INTERVAL:
-            return
-        self.last_report = now
         sent = sum(c for c, _ in self.layers.values())
+        if now - self.last_report < PROGRESS_INTERVAL or not (sent or self.done):
+            return  # nothing moved yet: no "0 B of 0 B" line
+        self.last_report = now
         total = sum(t for _, t in self.layers.values())
         speed = sent / max(now - self.started, 1e-3)
         moved = "sent" if self.stage == "push" else "received"
+        # The daemon's total is a layer's size before compression: what is sent may pass it.
+        of = f" of {human_size(total)}" if total and sent <= total else ""
         self.console.stage(
             self.stage,
-            f"  {len(self.done)}/{len(self.layers)} layers, {human_size(sent)} of "
-            f"{human_size(total)} {moved}, {human_size(speed)}/s",
+            f"  {len(self.done)}/{len(self.layers)} layers, {human_size(sent)}{of} {moved}, "
+            f"{human_size(speed)}/s",
         )

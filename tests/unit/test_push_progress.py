@@ -45,3 +45,26 @@ def test_layer_status_words():
     assert layer_status("Layer already exists") == "exists"
     assert layer_status("Mounted from u/base") == "mounted from u/base"
     assert layer_status("Pushed") == "pushed"
+
+
+def test_plain_progress_lines_say_only_what_is_known(monkeypatch):
+    """Off a terminal: no "0 B of 0 B" line before anything moved, and no total the bytes
+    sent have passed (the daemon's total is a layer's size before compression)."""
+    from hubtasks import console as console_module
+
+    monkeypatch.setattr(console_module, "PROGRESS_INTERVAL", 0.0)
+    err = io.StringIO()
+    console = Console(out=io.StringIO(), err=err, mode="plain")
+    with console.pushing("reg/u/app:v1"):
+        console.push_progress({"status": "Preparing", "id": "aaa"})
+        console.push_progress(
+            {"status": "Pushing", "id": "aaa", "progressDetail": {"current": 500, "total": 1000}}
+        )
+        console.push_progress(
+            {"status": "Pushing", "id": "aaa", "progressDetail": {"current": 1100, "total": 1000}}
+        )
+    lines = [line for line in err.getvalue().splitlines() if "layers," in line]
+    assert lines == [
+        "[push]   0/1 layers, 500 B of 1.0 kB sent, " + lines[0].rsplit(", ", 1)[1],
+        "[push]   0/1 layers, 1.1 kB sent, " + lines[1].rsplit(", ", 1)[1],
+    ]
