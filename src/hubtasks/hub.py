@@ -126,11 +126,13 @@ def permission_hint(need: str, username: str, namespace: str, token: str | None)
 
 @dataclass(frozen=True)
 class HubTag:
-    """One tag as the Hub lists it: its digest (or its images' digests) and last push."""
+    """One tag as the Hub lists it: its digest (or its images' digests) and last push;
+    `images`, the digests of the images a multi-platform tag's list holds."""
 
     name: str
     digest: str | None
     pushed: datetime.datetime | None
+    images: tuple[str, ...] = ()
 
 
 @dataclass
@@ -403,11 +405,12 @@ class HubClient:
 
 def _hub_tag(item: Mapping[str, Any]) -> HubTag:
     digest = item.get("digest")
+    images = sorted({i.get("digest") for i in item.get("images") or [] if i.get("digest")})
+    held = tuple(image for image in images if image != digest)  # a list's images
     if not digest:
-        images = sorted({i.get("digest") for i in item.get("images") or [] if i.get("digest")})
         if len(images) == 1:
             digest = images[0]
         elif images:  # several platforms and no index digest: the set stands for the tag
             digest = "images:" + ",".join(images)
     pushed = parse_time(item.get("tag_last_pushed")) or parse_time(item.get("last_updated"))
-    return HubTag(name=str(item.get("name")), digest=digest, pushed=pushed)
+    return HubTag(name=str(item.get("name")), digest=digest, pushed=pushed, images=held)

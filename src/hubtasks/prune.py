@@ -170,10 +170,9 @@ def _held(staying: list[TagInfo], every: list[TagInfo]) -> tuple[dict[str, str],
 class HubTags:
     """Docker Hub's tags API: last push times, delete by tag.
 
-    Which images a tag's list holds is known only when the Hub's answer has no digest of the
-    tag's own: `hub.HubTag` then stands for it with `images:<digest>,<digest>…`, the digests
-    of its images. Otherwise `hub.HubTag` keeps only the tag's digest, and the rule for the
-    images inside a kept list cannot apply.
+    Which images a tag's list holds comes with each tag (`hub.HubTag.images`: the Hub lists
+    every platform's image of a multi-platform tag), so the images inside a kept list are
+    spared here too.
     """
 
     dated = "pushed"
@@ -187,17 +186,10 @@ class HubTags:
             f"listing the tags of {self.namespace}/{self.name} on Docker Hub",
             lambda: self.client.tags(self.namespace, self.name),
         )
-        return [TagInfo(t.name, t.digest, t.pushed, _hub_images(t.digest)) for t in found]
+        return [TagInfo(t.name, t.digest, t.pushed, t.images) for t in found]
 
     def delete(self, tags: list[TagInfo]) -> None:
         self.client.delete_tag(self.namespace, self.name, tags[0].name)
-
-
-def _hub_images(digest: str | None) -> tuple[str, ...]:
-    """The images of a tag `hub.HubTag` describes as `images:<digest>,…` (else none)."""
-    if digest is None or not digest.startswith("images:"):
-        return ()
-    return tuple(digest.removeprefix("images:").split(","))
 
 
 class RegistryTags:

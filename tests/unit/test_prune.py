@@ -14,7 +14,7 @@ import pytest
 
 from hubtasks.console import Console
 from hubtasks.errors import ConfigError, RegistryError
-from hubtasks.hub import HubTag
+from hubtasks.hub import _hub_tag
 from hubtasks.prune import (
     HubTags,
     TagInfo,
@@ -350,21 +350,31 @@ def test_dry_run_reports_and_deletes_nothing_even_with_yes(yes):
     assert err.splitlines()[-1] == "[prune] would delete 3 of 5 tag(s) (dry run: nothing deleted)"
 
 
-def test_on_docker_hub_the_images_of_a_list_are_known_when_the_tag_has_no_digest_of_its_own():
-    """`hub.HubTag` stands for a multi-platform tag without its own digest by its images'."""
-    amd, arm = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+def test_on_docker_hub_the_images_of_a_kept_list_are_spared():
+    """Docker Hub lists a multi-platform tag with its list's digest and every platform's
+    image (`images[].digest`): the images of a kept list are known, as from a registry."""
+
+    index, amd, arm = ("sha256:" + c * 64 for c in "iab")
+    listed = [
+        {
+            "name": "latest",
+            "digest": index,
+            "tag_last_pushed": "2026-11-30T00:00:00Z",
+            "images": [{"digest": amd, "architecture": "amd64"}, {"digest": arm}],
+        },
+        {"name": "noindex", "images": [{"digest": amd}, {"digest": arm}]},
+        {"name": "sha-amd64", "digest": amd, "images": [{"digest": amd}]},
+        {"name": "sha-old", "digest": "sha256:" + "c" * 64},
+    ]
 
     class Hub:
         def tags(self, namespace, name):
-            return [
-                HubTag("latest", f"images:{amd},{arm}", days_ago(1)),
-                HubTag("sha-amd64", amd, days_ago(9)),
-                HubTag("sha-old", "sha256:" + "c" * 64, days_ago(9)),
-            ]
+            return [_hub_tag(item) for item in listed]
 
     session = Session(console=Console(err=io.StringIO(), mode="plain"), context=object())
     tags = HubTags(Hub(), "alice", "web", session).read()
-    assert tags[0].children == (amd, arm) and tags[1].children == ()
+    assert [t.children for t in tags] == [(amd, arm), (amd, arm), (), ()]
+    assert tags[1].digest == f"images:{amd},{arm}"  # no digest of its own: its images stand in
     chosen = select(tags, match="sha-*", keep=0, older_than=None, now=NOW)
     assert names(chosen.delete) == ["sha-old"]
     assert [(t.name, holder) for t, holder in chosen.inside] == [("sha-amd64", "latest")]
