@@ -390,6 +390,12 @@ class Engine:
                     f"push a {platform} version of {base}, or leave {platform} out of "
                     "--platform (HUB_PLATFORMS)"
                 )
+            if local is None:
+                on_output(
+                    f"note: could not pull {base} for {platform} ({why}), and the daemon has "
+                    "no local copy: the build will look for it itself\n"
+                )
+                return
             on_output(f"note: could not pull {base} for {platform} ({why}); using the local one\n")
 
     def _pull_failure(self, ref: str, message: str, status: int | None) -> None:

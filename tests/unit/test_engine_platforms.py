@@ -187,3 +187,13 @@ def test_a_local_base_of_the_platform_asked_for_is_built_from(daemon, tmp_path, 
         "using the local one\n"
     )
     assert daemon.posts == ["/images/create", "/build"]
+
+
+def test_a_base_image_nowhere_is_not_called_the_local_one(daemon, tmp_path):
+    context = _context(tmp_path, "FROM busybox:gone\nRUN true\n")
+    output: list[str] = []
+    assert _build(daemon, context, "linux/amd64", output) == IMAGE_ID
+    assert output[0] == (
+        "note: could not pull busybox:gone for linux/amd64 (the registry has no such image), "
+        "and the daemon has no local copy: the build will look for it itself\n"
+    )
