@@ -188,13 +188,6 @@ _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
 
 
-def config_defaults() -> dict[str, object]:
-    """Every `hub.*` key, for `Collection.configure`. All None: Invoke only lets its own env
-    vars override declared keys, and a real default here would look like a user's choice
-    (the resolver applies `Key.default` itself, with "default" as the source)."""
-    return {key.name: None for key in KEYS}
-
-
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything a stage needs, already validated. Build it with `resolve_settings`."""

@@ -24,7 +24,7 @@ from invoke.parser import Argument
 
 from .errors import ConfigError, HubError
 from .redaction import add_secret, install_log_redaction, redact
-from .settings import KEYS, Key, Settings, config_defaults, load_settings, token_candidates
+from .settings import KEYS, Key, Settings, load_settings, token_candidates
 
 if TYPE_CHECKING:
     from . import api
@@ -608,4 +608,7 @@ ns = Collection(
     describe,
     prune,
 )
-ns.configure({"hub": config_defaults()})
+# No `hub` defaults are declared on the collection: Invoke cannot merge a declared None with
+# a section or value of another shape (an empty `hub:` in invoke.yaml, `build_args: {X: 1}`,
+# a root collection's `labels` dict) and fails with a traceback. The resolver applies each
+# key's default itself, with "default" as its source.

@@ -13,7 +13,6 @@ from hubtasks.settings import (
     KEYS,
     KEYS_BY_NAME,
     Settings,
-    config_defaults,
     load_settings,
     resolve_settings,
 )
@@ -688,13 +687,6 @@ def test_load_settings_with_unreadable_dotenv_is_a_config_error(tmp_path):
 
 
 # --- defaults and documentation ---------------------------------------------------------
-
-
-def test_config_defaults_has_every_key():
-    defaults = config_defaults()
-    assert set(defaults) == {key.name for key in KEYS}
-    # Declared but empty: the resolver applies the real defaults with "default" as source.
-    assert all(value is None for value in defaults.values())
 
 
 def test_env_names_are_hub_prefixed():

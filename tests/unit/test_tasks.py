@@ -20,7 +20,6 @@ import hubtasks
 from hubtasks import ns, tasks
 from hubtasks.console import Console
 from hubtasks.errors import ConfigError, DaemonError
-from hubtasks.settings import KEYS
 
 TASK_NAMES = {
     "init",
@@ -93,10 +92,31 @@ def test_no_task_takes_the_token_as_a_flag():
         assert "token" not in parameters(ns[name])
 
 
-def test_configuration_holds_every_hub_key():
-    hub = ns.configuration()["hub"]
-    assert set(hub) == {key.name for key in KEYS}
-    assert all(hub[key.name] is None for key in KEYS)
+def test_the_collection_declares_no_hub_config():
+    """Invoke cannot merge a declared None with a value of another shape: an empty `hub:`
+    section or a `build_args` mapping in invoke.yaml failed with a traceback."""
+    assert "hub" not in ns.configuration()
+
+
+@pytest.mark.parametrize(
+    ("yaml", "fragment"),
+    [
+        ("hub:\n#  registry: x\n", "missing setting: HUB_REPOSITORY"),
+        (
+            "hub:\n  repository: app\n  build_args: {X: '1 2', Y: 3}\n  labels: {team: core}\n",
+            "refusing to build",
+        ),
+        ("hub:\n  repository: app\n  build_args: ['X=1 2']\n", "refusing to build"),
+    ],
+)
+def test_any_shape_of_hub_config_in_invoke_yaml_is_read(tmp_path, yaml, fragment):
+    (tmp_path / "tasks.py").write_text("from hubtasks import ns\n")
+    (tmp_path / "invoke.yaml").write_text(yaml)
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    (tmp_path / ".env").write_text("HUB_USERNAME=alice\nHUB_TOKEN=s3cret\n")
+    result = invoke(tmp_path, "release", "--tag", "v1", "--dry-run")
+    assert "Traceback" not in result.stderr and "MergeError" not in result.stderr, result.stderr
+    assert result.returncode == 2 and fragment in result.stderr, result.stderr
 
 
 # --- run_stage: one line, the right exit code, redacted --------------------------------------
