@@ -70,11 +70,13 @@ def resolve_tags(
     allow_dirty: bool = False,
     chained: tuple[str, ...] | None = None,
 ) -> tuple[str, ...]:
-    """The tags to publish: as given, else those of an earlier stage of the same command
-    line (`chained`), else from git (exact tag at HEAD, else sha-<short>); then fanned out
-    with `semver` and `latest`. Without `git` (what `read_git` gave), git is asked only
-    when the tags come from it."""
-    if settings.tags:
+    """The tags to publish: this task's --tag, else those of an earlier stage of the same
+    command line (`chained`: `inv build --tag v9 push` pushes v9 whatever HUB_TAGS says),
+    else HUB_TAGS, else from git (exact tag at HEAD, else sha-<short>); then fanned out with
+    `semver` and `latest`. Without `git` (what `read_git` gave), git is asked only when the
+    tags come from it."""
+    flagged = settings.source_of("tags").startswith("--")
+    if settings.tags and (flagged or not chained):
         base = list(settings.tags)
     elif chained:
         base = list(chained)

@@ -463,3 +463,22 @@ def test_the_session_records_each_tag_as_it_lands(tmp_path):
     landed = {item.tag for item in session.landed}
     assert landed == {"v1.0.0-linux-amd64", "v1.0.0-linux-arm64", "v1.0.0", "v1.0", "v1", "latest"}
     assert all(store.tags[item.tag] == item.digest for item in session.landed)
+
+
+def test_a_chained_push_takes_the_earlier_stages_tags_before_hub_tags(tmp_path):
+    """`inv build --tag v9 push` with HUB_TAGS=edge in .env pushed `edge` (an older image)."""
+    from hubtasks.preflight import resolve_tags
+
+    root = _project(tmp_path)
+    store = Store()
+    session = _session(store)
+    from_dotenv = {"tags": "HUB_TAGS in .env"}
+    api.build(_settings(root, "edge", sources=from_dotenv), session=session)  # an older build
+    (root / "app").write_text("v2")
+    api.build(_settings(root, "v9", sources={"tags": "--tag"}), session=session)
+    pushed = api.push(_settings(root, "edge", sources=from_dotenv), session=session)
+    assert [p.tag for p in pushed.published] == ["v9"]
+    assert "edge" not in store.tags
+    # This task's own --tag still wins over the chain.
+    flagged = _settings(root, "edge", sources={"tags": "--tag"})
+    assert resolve_tags(flagged, None, chained=("v9",)) == ("edge",)
