@@ -6,6 +6,8 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING
 
+from .errors import HubError
+
 if TYPE_CHECKING:
     from .results import Release
 
@@ -16,6 +18,19 @@ def write_github_output(path: str, release: Release) -> None:
     tags = ",".join(p.tag for p in release.published)
     refs = "\n".join(p.reference for p in release.published)
     delimiter = f"hubtasks_{uuid.uuid4().hex}"
+    try:
+        _append(path, release, tags, refs, delimiter)
+    except OSError as error:
+        published = [p.reference for p in release.published]
+        raise HubError(
+            f"GITHUB_OUTPUT {path}: cannot write the step outputs ({error.strerror or error}); "
+            "the release itself is published",
+            stage="github-output",
+            pushed=published,
+        ) from None
+
+
+def _append(path: str, release: Release, tags: str, refs: str, delimiter: str) -> None:
     with open(path, "a", encoding="utf-8") as stream:
         stream.write(f"image={release.repository}\n")
         stream.write(f"digest={release.digest or ''}\n")

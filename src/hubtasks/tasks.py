@@ -270,7 +270,15 @@ def _prepare(
 
 
 def _publish(result: api.Release, session: api.Session, stage: str, as_json: bool) -> None:
-    """The result: JSON or one reference per line on stdout; GITHUB_OUTPUT when set."""
+    """GITHUB_OUTPUT when set (first: if it cannot be written, stdout gets the failure, not
+    a success document and then an error), then the result: JSON or one reference per line
+    on stdout."""
+    github_output = os.environ.get("GITHUB_OUTPUT")
+    if github_output and not result.dry_run:
+        from .github_output import write_github_output
+
+        json_to = session.console if as_json else None
+        run_stage(lambda: write_github_output(github_output, result), stage, json_to)
     if as_json:
         session.console.json_result(result.to_dict())
     elif result.dry_run:
@@ -278,11 +286,6 @@ def _publish(result: api.Release, session: api.Session, stage: str, as_json: boo
     else:
         for item in result.published:
             session.console.result(item.reference)
-    github_output = os.environ.get("GITHUB_OUTPUT")
-    if github_output and not result.dry_run:
-        from .github_output import write_github_output
-
-        run_stage(lambda: write_github_output(github_output, result), stage)
 
 
 # --- the tasks ------------------------------------------------------------------------------

@@ -180,6 +180,20 @@ def test_json_result_and_github_output(project, stack, tmp_path):
     again = project.inv("release", "--tag", "v2.0.0", "--semver", "--json")
     assert json.loads(again.stdout)["skipped"] == ["v2.0.0", "v2.0", "v2", "latest"]
 
+    # A GITHUB_OUTPUT that cannot be written: one error document, naming what is published.
+    unwritable = tmp_path / "no-such-folder" / "out"
+    broken = project.inv("release", "--tag", "v2.0.1", "--json", GITHUB_OUTPUT=str(unwritable))
+    assert broken.returncode == 1
+    error = json.loads(broken.stdout)["error"]  # the only document on stdout
+    assert (
+        "GITHUB_OUTPUT" in error["message"]
+        and "the release itself is published" in (error["message"])
+    )
+    assert [ref.split("@")[0] for ref in error["pushed"]] == [
+        f"{stack.registry}/{project.repository}:v2.0.1"
+    ]
+    assert "unexpected" not in broken.stderr
+
 
 def test_standalone_cli_in_a_folder_with_only_env_and_dockerfile(project, stack):
     (project.path / "tasks.py").unlink()
