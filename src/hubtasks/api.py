@@ -98,10 +98,16 @@ def login(
 def logout(settings: Settings, *, session: Session | None = None) -> str | None:
     """Remove what `login(save=True)` stored for this registry, and nothing else."""
     session = session_for(settings, session)
-    where = remove_credentials(settings.registry, settings.docker_env)
+    where, other = remove_credentials(settings.registry, settings.docker_env, settings.username)
     if where:
         session.console.stage(
             "logout", f"removed the credentials for {settings.registry} from {where}"
+        )
+    elif other:
+        session.console.stage(
+            "logout",
+            f"the credentials saved for {settings.registry} are {other}'s, not "
+            f"{settings.username}'s: left as they are (docker logout removes them)",
         )
     else:
         session.console.stage("logout", f"no saved credentials for {settings.registry}")

@@ -762,30 +762,69 @@ def _credentials_home(environment: Mapping[str, str], key: str) -> tuple[Path, d
     return path, config, store
 
 
-def remove_credentials(registry: str, environment: Mapping[str, str]) -> str | None:
-    """Undo `save_credentials` for this registry only; return where from, or None."""
+def remove_credentials(
+    registry: str, environment: Mapping[str, str], username: str | None = None
+) -> tuple[str | None, str | None]:
+    """Undo `save_credentials` for this registry only: (where they were removed from, None),
+    or (None, None) when nothing is saved. With `username`, an entry saved for another user
+    (a `docker login` of another account) stays: (None, that user)."""
     from docker.credentials.errors import CredentialsNotFound, StoreError
 
     key = auth_key(registry)
     path, config, store = _credentials_home(environment, key)
     if store is not None:
         try:
+            saved_for = _stored_user(store, key)
+            if username and saved_for and saved_for != username:
+                return None, saved_for
             store.erase(key)
         except CredentialsNotFound:
-            return None
+            return None, None
         except StoreError as error:
             if "not found" in _short(error).lower():
-                return None
+                return None, None
             raise DaemonError(
                 f"{store.program} could not erase the credentials: {_short(error)}"
             ) from None
-        return str(store.program)
+        return str(store.program), None
     auths = config.get("auths") or {}
     if key not in auths:
-        return None
+        return None, None
+    saved_for = _entry_user(auths[key])
+    if username and saved_for and saved_for != username:
+        return None, saved_for
     del auths[key]
     _write_config(path, config)
-    return str(path)
+    return str(path), None
+
+
+def _stored_user(store: Any, key: str) -> str | None:
+    """The user a credential helper holds for `key` (None: it holds nothing, or will not say)."""
+    from docker.credentials.errors import CredentialsNotFound, StoreError
+
+    try:
+        found = store.get(key)
+    except (CredentialsNotFound, StoreError):
+        return None
+    if not isinstance(found, Mapping):
+        return None
+    return str(found.get("Username") or "") or None
+
+
+def _entry_user(entry: object) -> str | None:
+    """The user of a config file `auths` entry: its `username`, else the `auth` field's."""
+    import base64
+    import binascii
+
+    if not isinstance(entry, Mapping):
+        return None
+    if entry.get("username"):
+        return str(entry["username"])
+    try:
+        decoded = base64.b64decode(str(entry.get("auth") or ""), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return decoded.split(":", 1)[0] or None
 
 
 def save_credentials(

@@ -141,6 +141,13 @@ def test_login_save_writes_only_its_own_entry_and_logout_removes_only_it(project
     again = project.inv("logout")
     assert again.returncode == 0 and "no saved credentials" in again.stderr
 
+    # Another account's entry for this registry (a `docker login` of someone else) stays.
+    theirs = {"auth": "YWRtaW46YWRtaW5wdw=="}  # admin:adminpw
+    config.write_text(json.dumps({"auths": {stack.registry: theirs}}))
+    kept = project.inv("logout")
+    assert kept.returncode == 0 and "are admin's, not hubuser's" in kept.stderr, kept.stderr
+    assert json.loads(config.read_text()) == {"auths": {stack.registry: theirs}}
+
 
 def test_env_file_warnings(project):
     import subprocess
