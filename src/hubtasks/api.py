@@ -29,11 +29,11 @@ from .gather import (
 from .gitinfo import GitState, read_git
 from .hooks import Facts
 from .plan import INPUTS_LABEL, Plan
-from .preflight import check_context, env_file_warnings, labels_for, resolve_tags
+from .preflight import check_context, labels_for, resolve_tags
 from .protocols import Daemon
 from .references import validate_tag
 from .results import BuiltImage, PushedTag, Release
-from .session import Session, session_for
+from .session import Session, env_file_warnings, session_for
 from .settings import Settings
 from .stopwatch import Stopwatch
 

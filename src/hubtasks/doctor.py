@@ -60,7 +60,7 @@ def run_checks(
 ) -> list[Check]:
     """Every check, in the order a release needs them; later checks skip what cannot run."""
     from .gitinfo import read_git
-    from .preflight import env_file_warnings
+    from .session import env_file_warnings
 
     cwd = cwd or Path.cwd()
     checks: list[Check] = [_env_check(cwd)]

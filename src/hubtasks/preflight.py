@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from . import plan as planning
@@ -12,9 +11,10 @@ from .errors import (
     ConfigError,
     ContextLeakError,
 )
-from .gitinfo import GitState, is_tracked, read_git
+from .gitinfo import GitState, read_git
 from .references import validate_tag
-from .settings import Settings, read_env_file
+from .session import holds_token
+from .settings import Settings
 from .versions import parse_version
 
 
@@ -24,7 +24,7 @@ def check_context(settings: Settings) -> None:
     if settings.env_file is not None:
         candidates.add(settings.env_file)
     for path in sorted(candidates):
-        if not path.is_file() or not _holds_token(path):
+        if not path.is_file() or not holds_token(path):
             continue
         if context_includes(settings.context, path, settings.docker_env.get("DOCKER_HOST", "")):
             ignore_file = settings.context / ".dockerignore"
@@ -34,30 +34,6 @@ def check_context(settings: Settings) -> None:
                 f"holds HUB_TOKEN, to the daemon and possibly into the image; add the line "
                 f"'{relative}' to {ignore_file}"
             )
-
-
-def env_file_warnings(settings: Settings) -> list[str]:
-    """Warnings about the `.env` that holds the token: readable by others, tracked by git."""
-    path = settings.env_file
-    if path is None or not path.is_file() or not _holds_token(path):
-        return []
-    warnings = []
-    mode = path.stat().st_mode
-    if mode & 0o077:
-        warnings.append(
-            f"{path} holds HUB_TOKEN and other users may read it (mode {mode & 0o777:o}); "
-            f"chmod 600 {path}"
-        )
-    if is_tracked(path):
-        warnings.append(
-            f"{path} holds HUB_TOKEN and git tracks it; `git rm --cached {path.name}`, add it "
-            "to .gitignore, and rotate the token if it was ever pushed"
-        )
-    return warnings
-
-
-def _holds_token(path: Path) -> bool:
-    return bool(read_env_file(path).get("HUB_TOKEN"))  # parsed once, see read_env_file
 
 
 _UNREAD: Any = object()

@@ -12,11 +12,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .console import Console
+from .gitinfo import is_tracked
 from .hooks import Hooks
 from .retry import RetryPolicy
-from .settings import Settings
+from .settings import Settings, read_env_file
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from .protocols import Daemon, Registry
     from .results import PushedTag
 
@@ -70,7 +73,13 @@ class Session:
         self._warming: dict[int, Future[None]] = {}
 
     def adopt(self, settings: Settings) -> Session:
-        """Take this stage's secrets, hook commands and retry budget into the session."""
+        """Take this stage's secrets, hook commands and retry budget into the session; the
+        first time, say what is wrong with the `.env` that holds the token (readable by
+        others, tracked by git) — for a task and for the Python API alike."""
+        if not self.warned:  # reads .env's mode and asks git
+            self.warned = True
+            for warning in env_file_warnings(settings):
+                self.console.warn(warning)
         for secret in settings.secrets:
             self.console.add_secret(secret)
         if settings.username and settings.token:
@@ -246,6 +255,31 @@ def _first_then(
         again()
 
     return attempt
+
+
+def env_file_warnings(settings: Settings) -> list[str]:
+    """Warnings about the `.env` that holds the token: readable by others, tracked by git."""
+    path = settings.env_file
+    if path is None or not path.is_file() or not holds_token(path):
+        return []
+    warnings = []
+    mode = path.stat().st_mode
+    if mode & 0o077:
+        warnings.append(
+            f"{path} holds HUB_TOKEN and other users may read it (mode {mode & 0o777:o}); "
+            f"chmod 600 {path}"
+        )
+    if is_tracked(path):
+        warnings.append(
+            f"{path} holds HUB_TOKEN and git tracks it; `git rm --cached {path.name}`, add it "
+            "to .gitignore, and rotate the token if it was ever pushed"
+        )
+    return warnings
+
+
+def holds_token(path: Path) -> bool:
+    """Whether the env file at `path` sets HUB_TOKEN."""
+    return bool(read_env_file(path).get("HUB_TOKEN"))  # parsed once, see read_env_file
 
 
 def _import_sdk(environment: Mapping[str, str]) -> None:

@@ -257,14 +257,6 @@ def _prepare(
     json_to = _SESSION.console if json_ else None
     session = _SESSION
     settings = run_stage(lambda: load_settings(flags, _config(c)), "settings", json_to)
-
-    def warn_once() -> None:
-        if not session.warned:
-            session.warned = True
-            for warning in api.env_file_warnings(settings):
-                session.console.warn(warning)
-
-    run_stage(warn_once, "settings", json_to)  # it reads .env's mode and asks git
     session.console.configure(progress=settings.progress)  # HUB_PROGRESS in .env too
     return settings, run_stage(lambda: session.adopt(settings), "settings", json_to)
 

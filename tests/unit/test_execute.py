@@ -482,3 +482,19 @@ def test_a_chained_push_takes_the_earlier_stages_tags_before_hub_tags(tmp_path):
     # This task's own --tag still wins over the chain.
     flagged = _settings(root, "edge", sources={"tags": "--tag"})
     assert resolve_tags(flagged, None, chained=("v9",)) == ("edge",)
+
+
+def test_the_python_api_warns_about_a_readable_token_env_once(tmp_path):
+    """The README's .env warnings were given by `inv` only, not through the Python API."""
+    root = _project(tmp_path)
+    env = root / ".env"
+    env.write_text("HUB_TOKEN=s3cret\n")
+    env.chmod(0o644)
+    (root / ".dockerignore").write_text(".env\n")
+    store = Store()
+    session = _session(store)
+    settings = _settings(root, "v1.0.0", env_file=env)
+    api.release(settings, session=session, dry_run=True)
+    api.release(settings, session=session, dry_run=True)
+    err = session.console.err.getvalue()
+    assert err.count("other users may read it") == 1, err
