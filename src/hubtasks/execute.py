@@ -183,7 +183,10 @@ class Executor:
                 except HubError as error:
                     raise with_progress(error, pushed) from None
         with self.watch.time("verify"):
-            self.verify(pushed)
+            try:
+                self.verify(pushed)
+            except HubError as error:  # every tag landed, the check of one failed
+                raise with_progress(error, pushed, "verify") from None
         published = now_published(tags, pushed, plan, repository)
         facts.record_published(published, platforms, self.watch.timings)
         session.hooks.run("post", facts)

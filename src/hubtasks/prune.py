@@ -247,10 +247,13 @@ class RegistryTags:
                 "token needs delete permission on the repository",
                 status=response.status,
             )
+        from .registry import rate_limit_wait
+
         raise RegistryError(
             f"registry {registry} could not delete {digest} (HTTP {response.status})",
             status=response.status,
             transient=response.status == 429 or response.status >= 500,
+            retry_after=rate_limit_wait(response.status, response.headers),  # a 429's wait
         )
 
 

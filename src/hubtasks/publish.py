@@ -188,13 +188,13 @@ def _push_once(settings: Settings, tag_name: str, session: Session) -> str:
         ) from None
 
 
-def with_progress(error: HubError, pushed: list[PushedTag]) -> HubError:
+def with_progress(error: HubError, pushed: list[PushedTag], stage: str = "push") -> HubError:
     """`error`, saying which tags had landed before it (the error's `pushed` too)."""
     if not pushed:
-        return error.evolve(f"{error}; no tag was confirmed pushed", stage="push")
+        return error.evolve(f"{error}; no tag was confirmed pushed", stage=stage)
     made_it = [p.reference for p in pushed]
     return error.evolve(
-        f"{error}; already pushed: {', '.join(made_it)}", stage="push", pushed=made_it
+        f"{error}; already pushed: {', '.join(made_it)}", stage=stage, pushed=made_it
     )
 
 

@@ -95,9 +95,9 @@ class RetryPolicy:
                 why = self._give_up(attempt, wait, error.retry_after)
                 if why:
                     raise error.evolve(f"{error} (gave up {why})") from None
-                on_retry(
-                    f"{what} failed: {error}; retry {attempt + 1}/{self.attempts} in {wait:.1f}s"
-                )
+                said = str(error)  # an error may name the operation itself ("push of … failed")
+                failed = said if said.startswith(what) else f"{what} failed: {said}"
+                on_retry(f"{failed}; retry {attempt + 1}/{self.attempts} in {wait:.1f}s")
                 self.sleep(wait)
                 attempt += 1
 

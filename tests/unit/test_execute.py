@@ -498,3 +498,23 @@ def test_the_python_api_warns_about_a_readable_token_env_once(tmp_path):
     api.release(settings, session=session, dry_run=True)
     err = session.console.err.getvalue()
     assert err.count("other users may read it") == 1, err
+
+
+class _ReadsBackOther(FakeRegistry):
+    """A registry whose `latest` reads back another digest than was put."""
+
+    def digest(self, tag: str, *, after_push: bool = False) -> str | None:
+        if tag == "latest":
+            return "sha256:" + "0" * 64
+        return super().digest(tag, after_push=after_push)
+
+
+def test_a_verify_failure_says_which_tags_landed(tmp_path):
+    root = _project(tmp_path)
+    store = Store()
+    settings = _settings(root, "v1.0.0", "latest")
+    with pytest.raises(VerifyError) as failed:
+        api.release(settings, session=_session(store, registry=_ReadsBackOther))
+    assert failed.value.stage == "verify"
+    assert _landed(failed.value) == _refs("v1.0.0", "latest")  # both are in the registry
+    assert "already pushed:" in str(failed.value)

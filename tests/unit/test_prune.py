@@ -378,3 +378,21 @@ def test_on_docker_hub_the_images_of_a_kept_list_are_spared():
     chosen = select(tags, match="sha-*", keep=0, older_than=None, now=NOW)
     assert names(chosen.delete) == ["sha-old"]
     assert [(t.name, holder) for t, holder in chosen.inside] == [("sha-amd64", "latest")]
+
+
+def test_a_429_to_a_delete_carries_the_registrys_wait():
+    """Retried no sooner than Retry-After, as every other request: the wait travels on the
+    error the retry policy reads (it was dropped, and retried after 0.1 s)."""
+    from hubtasks.prune import RegistryTags
+
+    class Busy:
+        repository = APP
+
+        def send(self, method, path, *, accept=None):
+            return SimpleNamespace(status=429, headers={"Retry-After": "7"})
+
+    session = Session(console=Console(err=io.StringIO(), mode="plain"), context=object())
+    tag = TagInfo("sha-1", "sha256:" + "a" * 64, NOW)
+    with pytest.raises(RegistryError) as caught:
+        RegistryTags(Busy(), session).delete([tag])
+    assert caught.value.transient and caught.value.retry_after == 7

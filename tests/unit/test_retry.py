@@ -170,3 +170,18 @@ def test_a_retry_after_beyond_the_budget_gives_up_at_once_and_says_why():
     assert calls == [1] and clock.sleeps == []
     assert "the registry asked to wait 60s, more than the 10s left" in str(caught.value)
     assert caught.value.status is None and caught.value.transient  # fields kept
+
+
+def test_a_retry_line_does_not_repeat_what_the_error_already_says():
+    clock, lines, calls = Clock(), [], []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) == 1:
+            raise RegistryError("push of reg/app:v1 failed: HTTP 503", transient=True)
+        return "ok"
+
+    _policy(clock, attempts=3, base_delay=0.5).call(
+        flaky, what="push of reg/app:v1", on_retry=lines.append
+    )
+    assert lines == ["push of reg/app:v1 failed: HTTP 503; retry 2/3 in 0.5s"]
