@@ -217,9 +217,13 @@ class HubClient:
         if self._bearer and not url.endswith("/v2/auth/token"):
             # Not copied to wherever a redirect points (urllib copies plain headers).
             request.add_unredirected_header("Authorization", f"Bearer {self._bearer}")
+        from .registry import read_within  # a byte-at-a-time answer is bounded too
+
+        deadline = time.monotonic() + self._timeout
         try:
             with urllib.request.urlopen(request, timeout=self._timeout) as response:
-                status, headers, raw = response.status, response.headers, response.read()
+                raw = read_within(response, deadline)
+                status, headers = response.status, response.headers
         except urllib.error.HTTPError as error:
             status, headers, raw = error.code, error.headers, error.read()
         except (urllib.error.URLError, http.client.HTTPException, OSError) as error:

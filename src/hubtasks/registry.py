@@ -27,6 +27,7 @@ import ipaddress
 import json
 import re
 import select
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -54,6 +55,7 @@ _MAX_REDIRECTS = 3
 COPY_UNSUPPORTED = frozenset({405, 415})
 # A request never waits less than this, even when the budget is nearly spent.
 _MIN_WAIT = 1.0
+_READ_CHUNK = 64 * 1024
 
 
 def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
@@ -240,6 +242,7 @@ class RegistryClient:
         """The request over the kept-open connection. A connection the registry closed while
         idle is replaced before anything is sent; a request that fails is not sent again."""
         wait = self._wait()
+        deadline = time.monotonic() + wait
         if self._connection is not None and _closed_by_peer(self._connection):
             self.close()
         if self._connection is None:
@@ -254,7 +257,7 @@ class RegistryClient:
         try:
             connection.request(request.get_method(), target, body=request.data, headers=headers)
             response = connection.getresponse()
-            body = response.read()
+            body = read_within(response, deadline)
         except (http.client.HTTPException, OSError) as error:
             self.close()
             raise self._unreachable(error, wait) from None
@@ -264,10 +267,12 @@ class RegistryClient:
 
     def _open_urllib(self, request: urllib.request.Request) -> _Response:
         wait = self._wait()
+        deadline = time.monotonic() + wait
         opener = urllib.request.build_opener(_NoRedirects)
         try:
             with opener.open(request, timeout=wait) as response:
-                return _Response(response.status, response.headers, response.read())
+                body = read_within(response, deadline)
+                return _Response(response.status, response.headers, body)
         except urllib.error.HTTPError as error:
             return _Response(error.code, error.headers, error.read())
         except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
@@ -758,6 +763,20 @@ class RegistryClient:
                 "hubtasks only uploads to the registry itself"
             )
         return target.path + (f"?{target.query}" if target.query else "")
+
+
+def read_within(response: Any, deadline: float) -> bytes:
+    """The answer's body, read by the chunk as it arrives, no later than `deadline`: the
+    socket's timeout bounds each read, not a registry sending a byte at a time."""
+    chunks = []
+    while chunk := response.read1(_READ_CHUNK):
+        chunks.append(chunk)
+        if time.monotonic() > deadline:
+            raise TimeoutError("the answer did not arrive in time")
+    if response.length:  # the registry closed the connection before the whole answer
+        raise http.client.IncompleteRead(b"".join(chunks), response.length)
+    chunks.append(response.read())  # nothing left: marks the answer read, for the next request
+    return b"".join(chunks)
 
 
 def _closed_by_peer(connection: http.client.HTTPConnection) -> bool:

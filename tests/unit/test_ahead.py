@@ -274,8 +274,9 @@ def test_each_tag_runs_four_at_a_time_on_reused_connections(registry):
     start = time.monotonic()
     each_tag(client, session, names, lambda c, n: c.digest(n), lambda n: n)
     took = time.monotonic() - start
-    # Eight requests of 0.2 s on four connections: two rounds, not eight.
-    assert 0.4 <= took < 0.4 + 0.5
+    # Eight requests of 0.2 s on four connections: two rounds (0.4 s), not eight (1.6 s);
+    # the margin is for a loaded machine (CI shares its cores).
+    assert 0.4 <= took < 1.2
     assert len(registry.requests) == 8  # no extra login requests from the forks
     peers = set(registry.peers)
     each_tag(client, session, names, lambda c, n: c.digest(n), lambda n: n)
@@ -349,13 +350,13 @@ def test_a_copy_that_meets_a_hiccup_is_retried_not_sent_to_the_daemon(registry):
 def test_push_access_is_asked_ahead_and_its_cancellation_is_not_waited_for(registry):
     settings = _settings(registry)
     session = _session(settings)
-    registry.delete_delay = 1.0  # a slow registry cancelling the probe's upload
+    registry.delete_delay = 3.0  # a slow registry cancelling the probe's upload
     session.check_ahead(settings)
     session.check_push_ahead(settings)
     api.login(settings, session=session)
     start = time.monotonic()
     session.retrying("push access", session.push_access(settings))
-    assert time.monotonic() - start < 0.5  # the answer came with the upload's opening
+    assert time.monotonic() - start < 1.5  # with the upload's opening, not after the cancel
     deadline = time.monotonic() + 5
     while "DELETE" not in " ".join(registry.requests) and time.monotonic() < deadline:
         time.sleep(0.01)

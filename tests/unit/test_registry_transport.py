@@ -418,3 +418,42 @@ def test_a_429_says_the_registry_is_limiting_and_for_how_long(proxy):
     assert caught.value.retry_after == 90
     assert "reg.test is limiting requests (HTTP 429 TOOMANYREQUESTS)" in str(caught.value)
     assert str(caught.value).endswith("it asks to wait 2 min")  # 90 s, rounded up
+
+
+class Dribbler(QuietHandler):
+    """A registry that sends the headers at once, then the body a byte at a time."""
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", "200")
+        self.end_headers()
+        try:
+            for _ in range(200):
+                self.wfile.write(b" ")
+                self.wfile.flush()
+                time.sleep(0.05)
+        except OSError:
+            pass  # the client gave up: what the test wants
+
+
+def test_an_answer_sent_a_byte_at_a_time_is_bounded_by_the_wait_as_a_whole():
+    """The socket's timeout bounds each read: a registry dribbling one byte every 50 ms kept
+    a request going for 10 s (147 s with HUB_TIMEOUT=5, found by a tester)."""
+    httpd = _serve(Dribbler)
+    try:
+        client = RegistryClient(
+            Repository(registry="reg.test", path="alice/app"),
+            USER,
+            SECRET,
+            base_url=f"http://127.0.0.1:{httpd.server_address[1]}",
+            deadline=lambda: 1.0,
+        )
+        started = time.monotonic()
+        with pytest.raises(RegistryError, match="no answer within 1s") as caught:
+            client.tags()
+        assert time.monotonic() - started < 2.5
+        assert caught.value.transient
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
