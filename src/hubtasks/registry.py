@@ -571,7 +571,11 @@ class RegistryClient:
             document = {}
         header_type = (response.headers.get("Content-Type") or "").split(";")[0]
         media_type = str(document.get("mediaType") or header_type or MANIFEST_TYPES[0])
-        self._manifests.setdefault(digest, (response.body, media_type))
+        if reference.startswith("sha256:") or response.headers.get("Docker-Content-Digest"):
+            # Vouched for: asked by digest, or the registry named it. Bytes read by tag with
+            # no header are not kept under their own hash: what is copied from them is read
+            # again by digest, which the registry answers only if it holds exactly those.
+            self._manifests.setdefault(digest, (response.body, media_type))
         size = len(response.body)
         if isinstance(document.get("manifests"), list):
             children = tuple(

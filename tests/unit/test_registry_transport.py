@@ -457,3 +457,39 @@ def test_an_answer_sent_a_byte_at_a_time_is_bounded_by_the_wait_as_a_whole():
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+class Tampered(QuietHandler):
+    """A registry (or a path to it) that answers a tag with changed bytes and no
+    Docker-Content-Digest; by digest it holds only the real manifest."""
+
+    def do_GET(self):
+        if self.path.endswith("/manifests/rc1"):
+            self._send(200, MANIFEST + b" ", [("Content-Type", MEDIA)])  # no digest header
+        elif self.path.endswith(f"/manifests/{DIGEST}"):
+            self._send(200, MANIFEST, [("Content-Type", MEDIA), ("Docker-Content-Digest", DIGEST)])
+        elif "/blobs/" in self.path:
+            self._send(200, CONFIG)
+        else:
+            self._send(404)
+
+
+def test_bytes_read_by_tag_without_a_digest_header_are_read_again_by_digest_before_use():
+    """A promotion copied a changed manifest into the target and exited 0: the bytes read by
+    tag were kept under their own hash and reused as if the registry held them."""
+    httpd = _serve(Tampered)
+    try:
+        client = RegistryClient(
+            Repository(registry="reg.test", path="alice/app"),
+            USER,
+            SECRET,
+            base_url=f"http://127.0.0.1:{httpd.server_address[1]}",
+        )
+        record = client.image_record("rc1")
+        assert record is not None and record.digest == sha256_digest(MANIFEST + b" ")
+        with pytest.raises(RegistryError, match="is not in the registry"):
+            client.raw_manifest(record.digest)  # read by digest: the registry has no such
+        assert client.raw_manifest(DIGEST)[0] == MANIFEST
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
