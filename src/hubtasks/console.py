@@ -79,6 +79,7 @@ class Console:
         self.out = out or sys.stdout
         self.err = err or sys.stderr
         self.mode = mode or choose_mode(self.err)
+        self._unquiet = self.mode  # the mode a task without --quiet gets back
         self.verbose = verbose
         self._lock = threading.RLock()
         self._last_output = time.monotonic()
@@ -90,14 +91,17 @@ class Console:
 
     # --- configuration ------------------------------------------------------------------------
     def configure(
-        self, *, quiet: bool = False, verbose: bool = False, progress: str = "auto"
+        self, *, quiet: bool | None = None, verbose: bool = False, progress: str = "auto"
     ) -> None:
-        """Per-task flags: --quiet wins, --verbose shows whole build logs; `progress`
+        """Per-task flags: --quiet for this task only (`inv build -q push`: the push is not
+        quiet; None leaves it as it is), --verbose shows whole build logs; `progress`
         (HUB_PROGRESS, from the settings: the environment or .env) forces plain or rich."""
-        if quiet:
-            self.mode = "quiet"
-        elif progress in ("plain", "rich") and self.mode != "quiet":
-            self.mode = progress
+        if progress in ("plain", "rich"):
+            self._unquiet = progress
+        if quiet is not None:
+            self.mode = "quiet" if quiet else self._unquiet
+        elif self.mode != "quiet":
+            self.mode = self._unquiet
         self.verbose = self.verbose or verbose
 
     def add_secret(self, secret: str | None) -> None:

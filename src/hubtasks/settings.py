@@ -247,7 +247,8 @@ class Settings:
     def require(self, *stages: str) -> None:
         """Raise `ConfigError` naming every setting the given stages need but lack."""
         missing: list[str] = []
-        needs_repository = any(s in ("build", "tag", "push", "release") for s in stages)
+        # The credential check reads the repository's tag list: login needs one too.
+        needs_repository = any(s in ("login", "build", "tag", "push", "release") for s in stages)
         needs_credentials = any(s in ("login", "push", "release") for s in stages)
         if needs_repository and self.repository is None:
             missing.append("HUB_REPOSITORY (or --repository)")
@@ -510,6 +511,12 @@ def resolve_settings(
     env_file: Path | None = None,
 ) -> Settings:
     """Merge the sources by precedence and validate each value. Pure: no I/O."""
+    unknown = sorted(set(flags) - set(KEYS_BY_NAME))
+    if unknown:  # a misspelt name through the Python API (`tag` for `tags`) is not ignored
+        raise ConfigError(
+            f"unknown setting {', '.join(repr(n) for n in unknown)}; settings are "
+            f"{', '.join(key.name for key in KEYS)}"
+        )
     picked = {key.name: _pick(key, flags, environ, dotenv, config) for key in KEYS}
     sources = {name: source for name, (_, source) in picked.items()}
 
@@ -547,7 +554,7 @@ def resolve_settings(
         retries=int(
             _parse_number(picked["retries"][0], sources["retries"], integer=True, minimum=1)
         ),
-        timeout=_parse_number(picked["timeout"][0], sources["timeout"], integer=False, minimum=0),
+        timeout=_parse_number(picked["timeout"][0], sources["timeout"], integer=False, minimum=1),
         retry_delay=_parse_number(
             picked["retry_delay"][0], sources["retry_delay"], integer=False, minimum=0
         ),

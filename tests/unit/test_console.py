@@ -216,3 +216,14 @@ def test_progress_from_the_settings_forces_the_mode_but_not_over_quiet():
     quiet = Console(out=io.StringIO(), err=io.StringIO(), mode="plain")
     quiet.configure(quiet=True, progress="rich")
     assert quiet.mode == "quiet"
+
+
+def test_quiet_is_for_one_task_of_a_chain():
+    """`inv build -q push`: only the build is quiet (the push printed nothing on stderr)."""
+    console = Console(out=io.StringIO(), err=io.StringIO(), mode="plain")
+    console.configure(quiet=True)  # the build task
+    assert console.mode == "quiet"
+    console.configure(progress="auto")  # the same task, once its settings are read
+    assert console.mode == "quiet"
+    console.configure(quiet=False)  # the push task
+    assert console.mode == "plain"

@@ -536,8 +536,22 @@ def test_require_lists_everything_missing_at_once():
 @pytest.mark.parametrize(
     "stage, settings, expected",
     [
-        ("login", Settings(username="u"), "missing setting: HUB_TOKEN;"),
-        ("login", Settings(token="t"), "missing setting: HUB_USERNAME;"),
+        (
+            "login",
+            Settings(username="u", repository=Repository("docker.io", "o/r")),
+            "missing setting: HUB_TOKEN;",
+        ),
+        (
+            "login",
+            Settings(token="t", repository=Repository("docker.io", "o/r")),
+            "missing setting: HUB_USERNAME;",
+        ),
+        # Both at once: the credential check needs a repository too (it was asked for after).
+        (
+            "login",
+            Settings(username="u"),
+            "missing settings: HUB_REPOSITORY (or --repository), HUB_TOKEN;",
+        ),
         (
             "push",
             Settings(username="u", token="t"),
@@ -551,6 +565,7 @@ def test_require_lists_everything_missing_at_once():
     ],
 )
 def test_require_names_the_missing_setting(stage, settings, expected):
+    """Every missing setting in one line, not one run at a time."""
     with pytest.raises(ConfigError) as info:
         settings.require(stage)
     assert str(info.value).startswith(expected)
@@ -757,3 +772,13 @@ def test_hub_progress_comes_from_dotenv_too_and_is_checked():
     )
     with pytest.raises(ConfigError, match="'fancy' is not one of auto, plain, rich"):
         resolve(dotenv={"HUB_PROGRESS": "fancy"})
+
+
+def test_a_misspelt_setting_name_is_refused_not_ignored():
+    with pytest.raises(ConfigError, match="unknown setting 'tag'; settings are registry, "):
+        resolve(flags={"tag": ["v1"]})
+
+
+def test_a_zero_timeout_is_refused():
+    with pytest.raises(ConfigError, match="HUB_TIMEOUT in the environment: 0 is out of range"):
+        resolve(environ={"HUB_TIMEOUT": "0"})
