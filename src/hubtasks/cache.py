@@ -27,13 +27,17 @@ would build an arm64 image on an amd64 layer.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from .errors import HubError
-from .plan import Remote
+from .plan import Remote, same_platform
 from .references import Repository, parse_pull_reference
 from .session import Session
 from .settings import CACHE_AUTO, CACHE_NONE, Settings
 from .versions import LATEST, highest_in_line
+
+if TYPE_CHECKING:
+    from .protocols import Daemon
 
 # Local images of the repository also named in `cache_from` (newest first).
 LOCAL_SOURCES = 8
@@ -122,6 +126,11 @@ def pull_sources(
                 "cache", f"note: the registry has no {ref}{for_platform}; building without it"
             )
             continue
+        if platform is not None and not _serves(engine, image_id, platform):
+            # A single-platform image arrives whatever platform was asked for; named in the
+            # build's cache_from, its steps would match this platform's `FROM scratch` ones.
+            console.stage("cache", f"note: {ref} has no image{for_platform}; building without it")
+            continue
         pulled.setdefault(image_id, exact or ref)
     if not pulled:
         return []
@@ -130,6 +139,11 @@ def pull_sources(
     local = [row["id"] for row in engine.list_images(repository)]
     others = [i for i in dict.fromkeys(local) if i not in pulled][:LOCAL_SOURCES]
     return [*pulled.values(), *others]
+
+
+def _serves(engine: Daemon, image_id: str, platform: str) -> bool:
+    found = engine.inspect(image_id)
+    return found is not None and same_platform(platform, found.platform)
 
 
 def by_digest(settings: Settings, session: Session, ref: str) -> str | None:

@@ -380,6 +380,8 @@ def describe(
     session = session_for(settings, session)
     console = session.console
     page = prepare_page(settings, strict=strict)
+    for warning in page.warnings:
+        console.warn(warning)
     base = hub.api_url(settings)
     if base is None:
         console.stage(
@@ -390,8 +392,6 @@ def describe(
         return DescribeResult(str(repository), SKIPPED)
     settings.require("login")
     namespace, name = hub.split_path(repository)
-    for warning in page.warnings:
-        console.warn(warning)
     client = hub.HubClient(base, settings.username or "", settings.token or "")
     where = f"{namespace}/{name}"
     with console.activity("describe", f"reading the Docker Hub page of {where}"):
@@ -473,6 +473,12 @@ def sync_after_release(settings: Settings, session: Session, *, strict: bool = F
     the limit is refused rather than truncated).
     """
     if not settings.describe_after_release:
+        return None
+    if hub.api_url(settings) is None:  # nothing could be sent: no page to check either
+        repository = settings.require_repository()
+        session.console.stage(
+            "describe", f"{repository.registry} is not Docker Hub: no repository page to update"
+        )
         return None
     try:
         describe(settings, strict=strict, session=session)

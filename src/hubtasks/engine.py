@@ -22,6 +22,7 @@ from typing import Any
 
 from .context import BuildContext, base_images, ignore_patterns
 from .errors import AuthError, BuildError, ConfigError, DaemonError, HubError, PushError
+from .plan import same_platform
 from .references import Repository, auth_key
 
 # Pushes of large layers can keep a single read waiting for minutes.
@@ -675,13 +676,6 @@ def _follow_build(
     return image_id
 
 
-def same_platform(wanted: str, found: str) -> bool:
-    """Whether an image of `found` (a config's os/arch[/variant]) is one of `wanted`: the
-    variant counts only when it was asked for (`linux/arm64` takes `linux/arm64/v8`)."""
-    asked, got = wanted.split("/"), found.split("/")
-    return asked[:2] == got[:2] and (len(asked) < 3 or asked[2:] == got[2:])
-
-
 def _emulation_hint(platform: str | None, *, certain: bool) -> str:
     """What to do when a RUN step for another platform cannot run on the daemon."""
     arch = (platform or "/").split("/")[1] or "arm64"
@@ -824,7 +818,8 @@ def _entry_user(entry: object) -> str | None:
         decoded = base64.b64decode(str(entry.get("auth") or ""), validate=True).decode()
     except (binascii.Error, UnicodeDecodeError):
         return None
-    return decoded.split(":", 1)[0] or None
+    user, colon, _ = decoded.partition(":")
+    return user if colon and user else None  # no colon: not user:secret, say nothing of it
 
 
 def save_credentials(

@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from . import plan as planning
 from .cache import pull_sources
 from .console import human_size
-from .engine import same_platform
 from .errors import BuildError, HubError, ReleaseRefused, VerifyError
 from .gather import BuildSet, Inputs, RegistryState, each_tag_or_raise
 from .hooks import Facts
-from .plan import Plan, platform_tag
+from .plan import Plan, platform_tag, same_platform
 from .publish import check_arrived, copy_tags, now_published, push_tags, with_progress
 from .references import Repository
 from .registry import manifest_list
@@ -68,7 +67,8 @@ class Executor:
         if cache:
             with self.watch.time("pull"):
                 for inputs in builds.platforms:
-                    platform = inputs.platform if builds.multi else None
+                    # Any platform asked for (one foreign platform too): its own cache image.
+                    platform = inputs.platform if inputs.requested else None
                     cache_from[inputs.platform] = pull_sources(
                         self.settings, session, cache, platform
                     )
@@ -168,6 +168,7 @@ class Executor:
         session.hooks.run("pre", facts)
         platforms: dict[str, str] = {}
         pushed: list[PushedTag] = []
+        before = len(session.landed)  # what this push writes: the platform images too
         with self.watch.time("push"):
             if names and prepare is not None:
                 prepare()
@@ -186,7 +187,7 @@ class Executor:
             try:
                 self.verify(pushed)
             except HubError as error:  # every tag landed, the check of one failed
-                raise with_progress(error, pushed, "verify") from None
+                raise with_progress(error, session.landed[before:], "verify") from None
         published = now_published(tags, pushed, plan, repository)
         facts.record_published(published, platforms, self.watch.timings)
         session.hooks.run("post", facts)

@@ -222,7 +222,7 @@ class HubClient:
         deadline = time.monotonic() + self._timeout
         try:
             with urllib.request.urlopen(request, timeout=self._timeout) as response:
-                raw = read_within(response, deadline)
+                raw = read_within(response, deadline, self._timeout)
                 status, headers = response.status, response.headers
         except urllib.error.HTTPError as error:
             status, headers, raw = error.code, error.headers, error.read()

@@ -98,6 +98,13 @@ class Plan:
         return [d.tag for d in self.decisions if d.action == action]
 
 
+def same_platform(wanted: str, found: str) -> bool:
+    """Whether an image of `found` (a config's os/arch[/variant]) is one of `wanted`: the
+    variant counts only when it was asked for (`linux/arm64` takes `linux/arm64/v8`)."""
+    asked, got = wanted.split("/"), found.split("/")
+    return asked[:2] == got[:2] and (len(asked) < 3 or asked[2:] == got[2:])
+
+
 def platform_tag(tag: str, platform: str) -> str:
     """The tag one platform's image is pushed under: `v1.2.3` → `v1.2.3-linux-arm64`."""
     return f"{tag}-{platform.replace('/', '-')}"[:128]
@@ -303,7 +310,8 @@ def equivalent_commands(
             commands.append(f"docker manifest create {local_name}:{name} {' '.join(children)}")
             commands.append(f"docker manifest push {local_name}:{name}")
         return commands
-    commands.extend(f"docker pull {ref}" for ref in cache_from)
+    for_platform = f"--platform {builds[0].platform} " if builds[0].platform else ""
+    commands.extend(f"docker pull {for_platform}{ref}" for ref in cache_from)
     commands.append(
         _build_command(builds[0], f"{local_name}:{first}", dockerfile, context, cache_from)
     )

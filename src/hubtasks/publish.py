@@ -94,7 +94,10 @@ def copy_tags(
 
     def copy(client: Registry, name: str) -> str | _Refused:
         try:
-            return client.copy_manifest(source, name, manifest)
+            digest = client.copy_manifest(source, name, manifest)
+            # Now, not once every copy is done: what a Ctrl-C meanwhile reports as landed.
+            session.landed.append(PushedTag(repository, name, digest))
+            return digest
         except (RegistryError, AuthError) as error:
             if not copy_unsupported(error):  # 401/403 and faults are final (or retried)
                 raise
@@ -117,7 +120,6 @@ def copy_tags(
         else:
             session.console.stage("push", f"tagged {target} {outcome} (copy of {source[:19]})")
             done.append(PushedTag(repository, name, outcome))
-            session.landed.append(done[-1])
     if failure is not None:
         raise failure
     for name in fallback:

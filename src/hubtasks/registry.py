@@ -257,7 +257,7 @@ class RegistryClient:
         try:
             connection.request(request.get_method(), target, body=request.data, headers=headers)
             response = connection.getresponse()
-            body = read_within(response, deadline)
+            body = read_within(response, deadline, wait, connection.sock)
         except (http.client.HTTPException, OSError) as error:
             self.close()
             raise self._unreachable(error, wait) from None
@@ -271,7 +271,7 @@ class RegistryClient:
         opener = urllib.request.build_opener(_NoRedirects)
         try:
             with opener.open(request, timeout=wait) as response:
-                body = read_within(response, deadline)
+                body = read_within(response, deadline, wait)
                 return _Response(response.status, response.headers, body)
         except urllib.error.HTTPError as error:
             return _Response(error.code, error.headers, error.read())
@@ -769,14 +769,28 @@ class RegistryClient:
         return target.path + (f"?{target.query}" if target.query else "")
 
 
-def read_within(response: Any, deadline: float) -> bytes:
-    """The answer's body, read by the chunk as it arrives, no later than `deadline`: the
-    socket's timeout bounds each read, not a registry sending a byte at a time."""
+def read_within(response: Any, deadline: float, wait: float, sock: Any = None) -> bytes:
+    """The answer's body, read by the chunk as it arrives. The socket's timeout bounds each
+    read, not a registry sending a byte at a time: the body must be done by `deadline`, or
+    keep coming — every `_READ_CHUNK` bytes that arrive in time give it `wait` seconds more
+    (a large blob on a slow link goes on; a trickle does not). With the connection's `sock`,
+    each read waits only what is left, so a stall after some bytes ends at the deadline too."""
     chunks = []
-    while chunk := response.read1(_READ_CHUNK):
+    arrived = 0  # since the deadline was last moved
+
+    def read() -> bytes:
+        if sock is not None:
+            sock.settimeout(max(0.05, deadline - time.monotonic()))
+        return bytes(response.read1(_READ_CHUNK))
+
+    while chunk := read():
         chunks.append(chunk)
-        if time.monotonic() > deadline:
+        arrived += len(chunk)
+        now = time.monotonic()
+        if now > deadline:
             raise TimeoutError("the answer did not arrive in time")
+        if arrived >= _READ_CHUNK:
+            deadline, arrived = now + wait, 0
     if response.length:  # the registry closed the connection before the whole answer
         raise http.client.IncompleteRead(b"".join(chunks), response.length)
     chunks.append(response.read())  # nothing left: marks the answer read, for the next request

@@ -76,6 +76,7 @@ class Session:
         """Take this stage's secrets, hook commands and retry budget into the session; the
         first time, say what is wrong with the `.env` that holds the token (readable by
         others, tracked by git) — for a task and for the Python API alike."""
+        self.console.configure(progress=settings.progress)  # HUB_PROGRESS, .env's too
         if not self.warned:  # reads .env's mode and asks git
             self.warned = True
             for warning in env_file_warnings(settings):

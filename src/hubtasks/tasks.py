@@ -257,7 +257,6 @@ def _prepare(
     json_to = _SESSION.console if json_ else None
     session = _SESSION
     settings = run_stage(lambda: load_settings(flags, _config(c)), "settings", json_to)
-    session.console.configure(progress=settings.progress)  # HUB_PROGRESS in .env too
     return settings, run_stage(lambda: session.adopt(settings), "settings", json_to)
 
 

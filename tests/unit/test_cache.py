@@ -221,3 +221,28 @@ def test_a_multi_platform_dry_run_pulls_for_each_platform_before_its_build(tmp_p
         f"docker pull --platform {platform} {ref}" for platform in PLATFORMS
     ]
     assert pulls[0] < builds[0] < pulls[1] < builds[1]
+
+
+def test_a_single_platform_cache_image_is_not_named_for_another_platforms_build(tmp_path):
+    """The first multi-platform release after single-platform ones: the daemon pulls the
+    one amd64 image whatever platform is asked for; the arm64 build must not name it."""
+    root = _multi(tmp_path)
+    store = Store()
+    _run(_settings(root, "v1.0.0"), store)  # one platform: the daemon's own
+    (root / "app-amd64").write_text("x86, changed")
+    result, daemon, session = _run(_settings(root, "v1.1.0", platforms=PLATFORMS), store)
+    amd64, arm64 = daemon.cache_from
+    assert len(amd64) == 1 and arm64 == []
+    assert "has no image for linux/arm64; building without it" in session.console.err.getvalue()
+    assert set(result.platforms) == set(PLATFORMS)
+
+
+def test_one_foreign_platform_pulls_its_own_image_of_a_list(tmp_path):
+    """`--platform linux/arm64` alone on an amd64 daemon builds for arm64 too."""
+    *_, store, _ = _multi_release_twice(tmp_path)
+    root = tmp_path
+    (root / "app-arm64").write_text("arm, changed")
+    _, daemon, _ = _run(_settings(root, "v1.2.0", platforms=("linux/arm64",)), store)
+    assert daemon.pull_platforms == ["linux/arm64"]
+    child = json.loads(store.manifests[store.tags["v1.1.0-linux-arm64"]])
+    assert daemon.cache_from == [[child["config"]["digest"]]]

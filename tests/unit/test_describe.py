@@ -293,3 +293,20 @@ def test_a_registry_without_the_hub_api_sends_nothing_but_still_checks_the_page(
     fine = describe(settings_in(tmp_path, HUB_DESCRIPTION="short", **local), session=session)
     assert fine.action == SKIPPED
     assert "is not Docker Hub, so nothing was sent" in session.console.err.getvalue()
+
+
+def test_the_release_stage_on_another_registry_checks_nothing_it_cannot_send(tmp_path):
+    """`HUB_DESCRIBE=true` on ghcr.io with no README: the release does not fail (--strict)
+    over a page that could never be sent."""
+    import io
+
+    from hubtasks.console import Console
+    from hubtasks.describe import sync_after_release
+    from hubtasks.session import Session
+
+    settings = settings_in(tmp_path, HUB_REGISTRY="ghcr.io", HUB_DESCRIBE="true")
+    session = Session(console=Console(out=io.StringIO(), err=io.StringIO(), mode="plain"))
+    assert sync_after_release(settings, session, strict=True) is None
+    assert "ghcr.io is not Docker Hub: no repository page to update" in (
+        session.console.err.getvalue()
+    )

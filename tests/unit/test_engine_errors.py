@@ -223,3 +223,18 @@ def test_an_unreachable_daemon_is_named_with_the_reason_its_errors_carry(host, r
         f"cannot connect to the Docker daemon at {host}: {reason}; "
         "start Docker or point DOCKER_HOST at a running daemon"
     )
+
+
+def test_the_user_of_a_saved_entry_never_is_a_secret():
+    """logout names the other account whose entry it keeps: an `auth` field that is not
+    user:secret (a bare token) must not be printed as a user name."""
+    import base64
+
+    from hubtasks.engine import _entry_user
+
+    encode = lambda text: base64.b64encode(text.encode()).decode()  # noqa: E731
+    assert _entry_user({"auth": encode("admin:pw")}) == "admin"
+    assert _entry_user({"auth": encode("dckr_pat_secret")}) is None
+    assert _entry_user({"auth": encode(":pw")}) is None
+    assert _entry_user({"username": "bob", "auth": encode("x:y")}) == "bob"
+    assert _entry_user({"auth": "not base64!"}) is None

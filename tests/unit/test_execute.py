@@ -378,7 +378,7 @@ def test_a_failed_build_carries_its_stage_and_pushes_nothing(tmp_path):
 
 
 def test_a_platform_matches_its_variants_only_when_one_was_asked_for():
-    from hubtasks.engine import same_platform
+    from hubtasks.plan import same_platform
 
     assert same_platform("linux/arm64", "linux/arm64/v8")
     assert same_platform("linux/arm/v7", "linux/arm/v7")

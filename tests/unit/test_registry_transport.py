@@ -493,3 +493,35 @@ def test_bytes_read_by_tag_without_a_digest_header_are_read_again_by_digest_befo
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+class Steady(QuietHandler):
+    """A large answer on a slow link: 64 KiB every 0.4 s, five times (2 s in all)."""
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", str(5 * 64 * 1024))
+        self.end_headers()
+        for _ in range(5):
+            time.sleep(0.4)
+            self.wfile.write(b"x" * 64 * 1024)
+            self.wfile.flush()
+
+
+def test_an_answer_that_keeps_coming_is_read_whole_past_the_wait():
+    """The bound is on progress, not on size: a blob that takes longer than one request's
+    wait but keeps arriving (a layer copied between registries) is not cut off."""
+    httpd = _serve(Steady)
+    try:
+        client = RegistryClient(
+            Repository(registry="reg.test", path="alice/app"),
+            USER,
+            SECRET,
+            base_url=f"http://127.0.0.1:{httpd.server_address[1]}",
+            deadline=lambda: 1.0,
+        )
+        body = b"x" * 5 * 64 * 1024
+        assert client.blob(sha256_digest(body)) == body
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
