@@ -33,7 +33,7 @@ from .preflight import check_context, labels_for, resolve_tags
 from .protocols import Daemon
 from .references import validate_tag
 from .results import BuiltImage, PushedTag, Release
-from .session import Session, env_file_warnings, session_for
+from .session import Session, session_for
 from .settings import Settings
 from .stopwatch import Stopwatch
 
@@ -44,7 +44,6 @@ __all__ = [
     "Session",
     "build",
     "check_context",
-    "env_file_warnings",
     "labels_for",
     "login",
     "logout",
