@@ -203,7 +203,7 @@ def test_a_clone_of_the_released_commit_is_the_same_release(project, client, sta
     )
     (clone / ".env").write_bytes((project.path / ".env").read_bytes())
     (clone / ".env").chmod(0o600)
-    _git(project, "tag", "later")  # the first checkout moves on: another ref in its .git
+    subprocess.run(["git", "-C", str(clone), "tag", "later"], check=True, capture_output=True)
     _forget_everything(client, project)
     there = Project(clone, stack, project.repository, project.docker_config)
     again = there.inv("release", "--semver")

@@ -344,9 +344,10 @@ def test_push_hooks_of_a_multi_platform_release_know_its_platforms(tmp_path):
     assert seen["pre_release"]["HUB_PLATFORMS"] == "linux/amd64 linux/arm64"
     assert seen["pre_release"]["HUB_PLATFORM_DIGESTS"] == ""  # nothing built yet
     assert seen["pre_push"]["HUB_PLATFORMS"] == "linux/amd64 linux/arm64"
-    built = {image_id for image_id in session.engine.images}
-    for pair in seen["pre_push"]["HUB_PLATFORM_DIGESTS"].split():
-        assert pair.split("=", 1)[1] in built  # the images about to be pushed
+    built = set(session.engine.images)
+    pairs = dict(p.split("=", 1) for p in seen["pre_push"]["HUB_PLATFORM_DIGESTS"].split())
+    assert set(pairs) == {"linux/amd64", "linux/arm64"}  # not empty values left out
+    assert set(pairs.values()) <= built and len(set(pairs.values())) == 2  # the images
     assert seen["post_push"]["HUB_PLATFORM_DIGESTS"] == " ".join(
         f"{platform}={digest}" for platform, digest in result.platforms.items()
     )

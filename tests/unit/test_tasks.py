@@ -102,11 +102,19 @@ def test_the_collection_declares_no_hub_config():
     ("yaml", "fragment"),
     [
         ("hub:\n#  registry: x\n", "missing setting: HUB_REPOSITORY"),
+        # A bad entry in each shape: the refusal quotes it, so the value was read.
         (
-            "hub:\n  repository: app\n  build_args: {X: '1 2', Y: 3}\n  labels: {team: core}\n",
-            "refusing to build",
+            "hub:\n  repository: app\n  build_args: {'1bad': x, Y: 3}\n",
+            "hub.build_args in Invoke config: '1bad=x' is not a build argument",
         ),
-        ("hub:\n  repository: app\n  build_args: ['X=1 2']\n", "refusing to build"),
+        (
+            "hub:\n  repository: app\n  labels: {'-bad': core}\n",
+            "hub.labels in Invoke config: '-bad=core' is not a label",
+        ),
+        (
+            "hub:\n  repository: app\n  build_args: ['1bad=x']\n",
+            "'1bad=x' is not a build argument",
+        ),
     ],
 )
 def test_any_shape_of_hub_config_in_invoke_yaml_is_read(tmp_path, yaml, fragment):
