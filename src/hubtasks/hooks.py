@@ -69,6 +69,8 @@ class Facts:
         """What a post hook learns once tags are in the registry: every reference, the first
         one's digest, each platform's manifest digest, and the seconds per stage so far."""
         self.refs = [p.reference for p in published]
+        if published:  # the tags of those references (unchanged ones too), as HUB_REFS has
+            self.tags = [p.tag for p in published]
         self.digest = published[0].digest if published else None
         self.platforms = platforms
         self.timings.update(timings)

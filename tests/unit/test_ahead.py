@@ -103,8 +103,8 @@ class BasicRegistry(QuietHandler):
         return self._send(202, headers=[("Location", location)])
 
     def do_DELETE(self):
-        """Cancel the upload, `delete_delay` seconds later."""
-        time.sleep(self.server.delete_delay)
+        """Cancel the upload, once `delete_gate` is open (a slow registry while it is shut)."""
+        self.server.delete_gate.wait(10)
         with self.server.lock:
             self.server.requests.append(f"DELETE {self.path}")
         return self._send(204)
@@ -125,7 +125,8 @@ class Registry(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), BasicRegistry)
         self.requests, self.peers, self.unwell, self.delay = [], set(), 0, 0.0
         self.in_flight = self.most_in_flight = 0  # GETs being answered at once
-        self.delete_delay, self.refuse_uploads = 0.0, False
+        self.delete_gate, self.refuse_uploads = threading.Event(), False
+        self.delete_gate.set()
         self.upload_location = "/v2/alice/app/blobs/uploads/u1?_state=s"
         self.accepted = 0
         self.manifests: dict[str, tuple[bytes, str]] = {}
@@ -356,13 +357,14 @@ def test_a_copy_that_meets_a_hiccup_is_retried_not_sent_to_the_daemon(registry):
 def test_push_access_is_asked_ahead_and_its_cancellation_is_not_waited_for(registry):
     settings = _settings(registry)
     session = _session(settings)
-    registry.delete_delay = 3.0  # a slow registry cancelling the probe's upload
+    registry.delete_gate.clear()  # a registry that has not answered the cancellation yet
     session.check_ahead(settings)
     session.check_push_ahead(settings)
     api.login(settings, session=session)
     start = time.monotonic()
     session.retrying("push access", session.push_access(settings))
-    assert time.monotonic() - start < 1.5  # with the upload's opening, not after the cancel
+    assert time.monotonic() - start < 1.5  # while the DELETE is still held: not waited for
+    registry.delete_gate.set()
     deadline = time.monotonic() + 5
     while "DELETE" not in " ".join(registry.requests) and time.monotonic() < deadline:
         time.sleep(0.01)

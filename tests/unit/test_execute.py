@@ -519,3 +519,15 @@ def test_a_verify_failure_says_which_tags_landed(tmp_path):
     assert failed.value.stage == "verify"
     assert _landed(failed.value) == _refs("v1.0.0", "latest")  # both are in the registry
     assert "already pushed:" in str(failed.value)
+
+
+def test_post_push_tags_match_its_refs_when_every_tag_was_unchanged(tmp_path):
+    root = _project(tmp_path)
+    store = Store()
+    _run(_settings(root, "v1.0.0"), store)
+    session = _session(store)
+    seen: dict[str, str] = {}
+    session.hooks.functions = {"post_push": [lambda c, facts: seen.update(facts.environment())]}
+    api.release(_settings(root, "v1.0.0"), session=session)  # unchanged: nothing pushed
+    assert seen["HUB_TAGS"] == "v1.0.0"  # it was empty while HUB_REFS named the tag
+    assert seen["HUB_REFS"].startswith(REPOSITORY.canonical("v1.0.0"))
