@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import json
 import select
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from hubtasks.engine import Engine, read_daemon_message
 from hubtasks.errors import AuthError, PushError, RegistryError
 from hubtasks.references import Repository
+
+from .httpfakes import serving
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -118,13 +119,9 @@ class FakeDaemon(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def daemon():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), FakeDaemon)
-    httpd.daemon_threads = True
-    httpd.script, httpd.pushes, httpd.hung_up = "ok", [], []
-    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(FakeDaemon) as httpd:
+        httpd.script, httpd.pushes, httpd.hung_up = "ok", [], []
+        yield httpd
 
 
 REPOSITORY = Repository(registry="127.0.0.1:5000", path="alice/app")

@@ -11,8 +11,7 @@ and `POST /build`, each stream a chunked 200 of JSON lines as dockerd 20.10 send
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import unquote, urlsplit
 
 import pytest
@@ -20,6 +19,8 @@ import pytest
 from hubtasks.context import BuildContext
 from hubtasks.engine import Engine
 from hubtasks.errors import BuildError, ConfigError, DaemonError
+
+from .httpfakes import serving
 
 IMAGE_ID = "sha256:" + "cd" * 32
 
@@ -87,14 +88,10 @@ class FakeDaemon(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def daemon():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), FakeDaemon)
-    httpd.daemon_threads = True
-    httpd.images, httpd.posts = {}, []
-    httpd.load = [{"stream": "Loaded image: hubtasks-scratch:linux-arm64\n"}]
-    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(FakeDaemon) as httpd:
+        httpd.images, httpd.posts = {}, []
+        httpd.load = [{"stream": "Loaded image: hubtasks-scratch:linux-arm64\n"}]
+        yield httpd
 
 
 def _engine(daemon) -> Engine:

@@ -14,9 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import threading
 import urllib.parse
-from http.server import ThreadingHTTPServer
 
 import pytest
 
@@ -24,7 +22,7 @@ from hubtasks.errors import AuthError, RegistryError, VerifyError
 from hubtasks.references import Repository
 from hubtasks.registry import RegistryClient, parse_challenge, registry_base_url
 
-from .httpfakes import QuietHandler
+from .httpfakes import QuietHandler, serving
 
 USER, SECRET = "alice", "dckr_pat_0123456789"
 MANIFEST = json.dumps(
@@ -145,13 +143,8 @@ def server():
     TokenRegistry.valid = set()
     TokenRegistry.may_push = True
     TokenRegistry.opaque = False
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), TokenRegistry)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(TokenRegistry) as httpd:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
 
 
 def _client(base_url, secret=SECRET):

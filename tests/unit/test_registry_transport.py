@@ -24,7 +24,7 @@ from hubtasks.references import Repository
 from hubtasks.registry import RegistryClient, copy_unsupported, rate_limit_wait, sha256_digest
 from hubtasks.retry import RetryPolicy
 
-from .httpfakes import QuietHandler
+from .httpfakes import QuietHandler, serving
 
 USER, SECRET = "alice", "s3cret-value"
 MEDIA = "application/vnd.docker.distribution.manifest.v2+json"
@@ -440,8 +440,7 @@ class Dribbler(QuietHandler):
 def test_an_answer_sent_a_byte_at_a_time_is_bounded_by_the_wait_as_a_whole():
     """The socket's timeout bounds each read: a registry dribbling one byte every 50 ms kept
     a request going for 10 s (147 s with HUB_TIMEOUT=5, found by a tester)."""
-    httpd = _serve(Dribbler)
-    try:
+    with serving(Dribbler) as httpd:
         client = RegistryClient(
             Repository(registry="reg.test", path="alice/app"),
             USER,
@@ -454,9 +453,6 @@ def test_an_answer_sent_a_byte_at_a_time_is_bounded_by_the_wait_as_a_whole():
             client.tags()
         assert time.monotonic() - started < 2.5
         assert caught.value.transient
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 class Tampered(QuietHandler):
@@ -477,8 +473,7 @@ class Tampered(QuietHandler):
 def test_bytes_read_by_tag_without_a_digest_header_are_read_again_by_digest_before_use():
     """A promotion copied a changed manifest into the target and exited 0: the bytes read by
     tag were kept under their own hash and reused as if the registry held them."""
-    httpd = _serve(Tampered)
-    try:
+    with serving(Tampered) as httpd:
         client = RegistryClient(
             Repository(registry="reg.test", path="alice/app"),
             USER,
@@ -490,9 +485,6 @@ def test_bytes_read_by_tag_without_a_digest_header_are_read_again_by_digest_befo
         with pytest.raises(RegistryError, match="is not in the registry"):
             client.raw_manifest(record.digest)  # read by digest: the registry has no such
         assert client.raw_manifest(DIGEST)[0] == MANIFEST
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 class Steady(QuietHandler):
@@ -511,8 +503,7 @@ class Steady(QuietHandler):
 def test_an_answer_that_keeps_coming_is_read_whole_past_the_wait():
     """The bound is on progress, not on size: a blob that takes longer than one request's
     wait but keeps arriving (a layer copied between registries) is not cut off."""
-    httpd = _serve(Steady)
-    try:
+    with serving(Steady) as httpd:
         client = RegistryClient(
             Repository(registry="reg.test", path="alice/app"),
             USER,
@@ -522,6 +513,3 @@ def test_an_answer_that_keeps_coming_is_read_whole_past_the_wait():
         )
         body = b"x" * 5 * 64 * 1024
         assert client.blob(sha256_digest(body)) == body
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
