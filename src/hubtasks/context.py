@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+from .errors import ConfigError
+
 CHUNK = 1 << 20
 _BLOCK = tarfile.BLOCKSIZE
 IGNORE_FILE = ".dockerignore"
@@ -38,6 +40,7 @@ INPUTS_VERSION = "hubtasks-inputs-v1"
 _FROM_SCRATCH = re.compile(rb"^(\s*FROM\s+(?:--\S+\s+)*)scratch(\s|$)", re.I | re.M)
 _FROM = re.compile(r"^\s*FROM\s+(?:--\S+\s+)*(\S+)(?:\s+AS\s+(\S+))?", re.I | re.M)
 _ESCAPE_DIRECTIVE = re.compile(rb"^#\s*escape\s*=\s*(\S)\s*$", re.IGNORECASE)
+_DIRECTIVE = re.compile(rb"^#\s*[A-Za-z]+\s*=")  # `# escape=`, `# syntax=`: a parser directive
 
 
 def ignore_patterns(context: Path) -> list[str]:
@@ -45,7 +48,10 @@ def ignore_patterns(context: Path) -> list[str]:
     ignore_file = context / IGNORE_FILE
     if not ignore_file.is_file():
         return []
-    lines = ignore_file.read_text(encoding="utf-8", errors="replace").splitlines()
+    # Docker drops a UTF-8 BOM; bytes that are not UTF-8 stay as they are, to match the same
+    # bytes in file names (which Python lists with surrogateescape).
+    text = ignore_file.read_bytes().removeprefix(b"\xef\xbb\xbf")
+    lines = text.decode("utf-8", errors="surrogateescape").splitlines()
     return [line.strip() for line in lines if line.strip() and line.strip()[0] != "#"]
 
 
@@ -111,6 +117,7 @@ class BuildContext:
         words = " ".join(
             f"{_quote(name, escape)}={_quote(value, escape)}" for name, value in labels.items()
         )
+        text = _last_instruction_ended(text, escape)
         separator = b"" if text.endswith(b"\n") else b"\n"
         return text + separator + f"LABEL {words}\n".encode()
 
@@ -139,13 +146,20 @@ class BuildContext:
             if info is None:
                 continue
             self._normalise(info)
-            if relative == IGNORE_FILE and info.isreg():
+            if relative == IGNORE_FILE and (info.isreg() or info.islnk()):
+                # Sent rewritten, as a file of its own: not a hard link to an earlier entry,
+                # and no later hard link to it may carry the rewritten bytes into the image.
+                # Not an input itself: it never reaches the image, and what it lets through
+                # is hashed file by file.
                 ignore_sent = True
-                original = Path(full).read_bytes()
-                if hashing:
-                    hashing.file(relative, info, hashlib.sha256(original).digest())
+                try:
+                    status = os.lstat(full)
+                    original = Path(full).read_bytes()
+                except OSError as error:
+                    raise _unreadable(full, error) from None
+                getattr(headers, "inodes", {}).pop((status.st_ino, status.st_dev), None)
                 data = _ignore_file_with(original, name)
-                info.size = len(data)
+                info.type, info.linkname, info.size = tarfile.REGTYPE, "", len(data)
                 yield _header(info)
                 yield data + _padding(len(data))
                 continue
@@ -199,7 +213,7 @@ class BuildContext:
         h = hashlib.sha256()
         put = _framed(h)
         for relative in self.paths:
-            if is_git_metadata(relative):
+            if is_git_metadata(relative) or relative == IGNORE_FILE:
                 continue
             full = os.path.join(self.root, relative)
             try:
@@ -213,6 +227,8 @@ class BuildContext:
                 put(b"dir", relative, mode)
             elif stat.S_ISREG(info.st_mode):
                 put(b"file", relative, mode, _file_sha256(full))
+            elif not stat.S_ISSOCK(info.st_mode):  # a FIFO or a device: sent, so an input
+                put(b"special", relative, mode, f"{stat.S_IFMT(info.st_mode):o}")
         return h.digest()
 
 
@@ -224,9 +240,6 @@ class _EntryHasher:
     def __init__(self) -> None:
         self._hash = hashlib.sha256()
         self._put = _framed(self._hash)
-
-    def file(self, relative: str, info: tarfile.TarInfo, content: bytes) -> None:
-        self._put(b"file", relative, f"{stat.S_IMODE(info.mode):o}", content)
 
     def entry(self, full: str, relative: str, info: tarfile.TarInfo) -> Iterator[bytes]:
         """Hash one entry, yielding its data (regular files) as `_file_data` does."""
@@ -242,6 +255,8 @@ class _EntryHasher:
             if info.size:
                 yield from _file_data(full, info.size, sent=content.update)
             self._put(b"file", relative, mode, content.digest())
+        else:  # a FIFO or a device (a tar cannot hold a socket: never here)
+            self._put(b"special", relative, mode, f"{stat.S_IFMT(os.lstat(full).st_mode):o}")
 
     def digest(self) -> bytes:
         return self._hash.digest()
@@ -342,25 +357,43 @@ def dockerfile_warnings(dockerfile: bytes, name: str) -> list[str]:
 
 
 def _escape_character(dockerfile: bytes) -> str:
-    """The Dockerfile's escape character (`# escape=` parser directive, else backslash)."""
-    for line in dockerfile.splitlines():
+    """The Dockerfile's escape character (`# escape=` parser directive, else backslash).
+    Directives come first (after a UTF-8 BOM, as Docker reads it): any other line — a plain
+    comment, an empty line, an instruction — ends them."""
+    for line in dockerfile.removeprefix(b"\xef\xbb\xbf").splitlines():
         match = _ESCAPE_DIRECTIVE.match(line.strip())
         if match:
             return match.group(1).decode()
-        if not line.strip().startswith(b"#"):
-            break  # directives only come before the first instruction
+        if not _DIRECTIVE.match(line.strip()):
+            break
     return "\\"
+
+
+def _last_instruction_ended(text: bytes, escape: str) -> bytes:
+    """`text` with a line continuation at its very end removed (the escape character last on
+    the last instruction line, maybe followed by comments and blank lines): the appended
+    `LABEL` would otherwise become part of that instruction (`RUN echo hi` and an escape).
+    Docker ends such an instruction at the end of the file: the same instruction either way."""
+    lines = text.splitlines(keepends=True)
+    for index in range(len(lines) - 1, -1, -1):
+        stripped = lines[index].strip()
+        if not stripped or stripped.startswith(b"#"):
+            continue
+        if stripped.endswith(escape.encode()):
+            lines[index] = lines[index].rstrip()[: -len(escape.encode())] + b"\n"
+        break
+    return b"".join(lines)
 
 
 def _quote(value: str, escape: str) -> str:
     """A double-quoted Dockerfile word: quotes, escapes and `$` are escaped, so the label
     holds exactly `value` (no variable expansion)."""
+    if "\n" in value or "\r" in value:  # a Dockerfile word cannot hold one: no silent change
+        raise ConfigError(f"label {value!r}: a label name or value cannot hold a line break")
     out = []
     for char in value:
         if char in ('"', "$", escape):
             out.append(escape + char)
-        elif char == "\n":
-            out.append(" ")  # a label value cannot hold a newline in a Dockerfile
         else:
             out.append(char)
     return '"' + "".join(out) + '"'
@@ -385,9 +418,18 @@ def _file_sha256(path: str) -> bytes:
         with open(path, "rb") as stream:
             for chunk in iter(lambda: stream.read(CHUNK), b""):
                 h.update(chunk)
-    except OSError:
-        pass
+    except OSError as error:
+        raise _unreadable(path, error) from None
     return h.digest()
+
+
+def _unreadable(path: str, error: OSError) -> ConfigError:
+    """A context file that cannot be read: the daemon would get the wrong bytes (the CLI
+    refuses to build too)."""
+    return ConfigError(
+        f"cannot read {path} in the build context ({error.strerror or error}); fix its "
+        f"permissions or list it in {IGNORE_FILE}"
+    )
 
 
 def _file_data(
@@ -401,15 +443,16 @@ def _file_data(
             while left:
                 chunk = stream.read(min(CHUNK, left))
                 if not chunk:
-                    break  # the file shrank while we read it
+                    raise ConfigError(
+                        f"{path} shrank while the build context was sent; build again once "
+                        "nothing writes to it"
+                    )
                 left -= len(chunk)
                 if sent is not None:
                     sent(chunk)
                 yield chunk
-    except OSError:
-        pass
-    if left:
-        yield b"\0" * left
+    except OSError as error:
+        raise _unreadable(path, error) from None
     yield _padding(size)
 
 

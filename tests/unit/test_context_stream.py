@@ -263,3 +263,103 @@ def test_git_metadata_is_sent_but_is_not_an_input(tmp_path):
     (tmp_path / "run.sh").write_text("changed\n")  # a tracked file is still an input
     draft, _ = _pending_context(tmp_path, {})
     assert draft.inputs_digest(build_args={"A": "1"}, platform="linux/amd64") != before
+
+
+# --- what a tester found against `docker build` (session 5) ---------------------------------
+
+
+def _digests(root):
+    """The inputs digest computed before a build and while streaming: they must agree."""
+    draft, context = _pending_context(root, {})
+    b"".join(context.stream())
+    before = draft.inputs_digest(build_args={"A": "1"}, platform="linux/amd64")
+    assert context.pending.digest == before
+    return before
+
+
+def test_a_file_that_cannot_be_read_is_an_error_not_zeros(tmp_path, monkeypatch):
+    """It went into the image as zero bytes and the release was published (the CLI refuses)."""
+    import builtins
+
+    import pytest
+
+    from hubtasks.errors import ConfigError
+
+    _tree(tmp_path)
+    real_open = builtins.open
+    locked = str(tmp_path / "run.sh")
+
+    def guarded(path, *args, **kwargs):
+        if str(path) == locked:
+            raise PermissionError(13, "Permission denied", locked)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", guarded)
+    draft, context = _pending_context(tmp_path, {})
+    with pytest.raises(ConfigError, match=r"cannot read .*run.sh in the build context"):
+        b"".join(context.stream())
+    with pytest.raises(ConfigError, match="permission denied|Permission denied"):
+        draft.files_digest()
+
+
+def test_the_ignore_file_is_read_as_docker_reads_it(tmp_path):
+    """A UTF-8 BOM lost the first pattern (an excluded folder reached the image); a pattern
+    that is not UTF-8 never matched the same bytes in a file name."""
+    from hubtasks.context import ignore_patterns
+
+    (tmp_path / ".dockerignore").write_bytes(b"\xef\xbb\xbfsecrets\nbad-\xff-name\n# note\n")
+    patterns = ignore_patterns(tmp_path)
+    assert patterns[0] == "secrets"
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "key").write_text("k")
+    (tmp_path / os.fsdecode(b"bad-\xff-name")).write_text("x")
+    (tmp_path / "kept").write_text("y")
+    assert set(context_paths(tmp_path)) == {"kept", ".dockerignore"}
+
+
+def test_the_escape_directive_is_found_where_docker_finds_it(tmp_path):
+    from hubtasks.context import _escape_character
+
+    assert _escape_character(b"\xef\xbb\xbf# escape=`\nFROM scratch\n") == "`"
+    assert _escape_character(b"# hello\n# escape=`\nFROM scratch\n") == "\\"  # too late
+    assert _escape_character(b"# syntax=x\n# escape=`\nFROM scratch\n") == "`"
+
+
+def test_a_dockerfile_ending_in_a_line_continuation_keeps_the_label_line_apart(tmp_path):
+    """`RUN echo hi > /hi \\` last: the LABEL line became part of the RUN (no labels, and
+    the label text written into /hi)."""
+    (tmp_path / "Dockerfile").write_bytes(b"FROM scratch\nRUN echo hi > /hi \\\n# trailing\n")
+    context = _context(tmp_path, tmp_path / "Dockerfile", labels={"a": "b"})
+    generated = context.generated_dockerfile().decode()
+    assert generated.splitlines()[1].rstrip() == "RUN echo hi > /hi"  # no escape at its end
+    assert generated.endswith('\nLABEL "a"="b"\n')
+
+
+def test_a_hard_link_to_the_ignore_file_carries_the_users_bytes(tmp_path):
+    (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY . /src\n")
+    (tmp_path / ".dockerignore").write_text("*.log\n")
+    os.link(tmp_path / ".dockerignore", tmp_path / "zz-copy")
+    archive, _ = _archive(tmp_path, tmp_path / "Dockerfile")
+    members = {m.name: m for m in archive.getmembers()}
+    assert members["zz-copy"].isreg()  # not a link to the rewritten entry
+    assert archive.extractfile("zz-copy").read() == b"*.log\n"
+
+
+def test_a_fifo_is_an_input_and_the_ignore_files_comments_are_not(tmp_path):
+    _tree(tmp_path)
+    before = _digests(tmp_path)
+    (tmp_path / ".dockerignore").write_text("# a comment only\n*.log\n")
+    assert _digests(tmp_path) == before  # the same files are sent
+    os.mkfifo(tmp_path / "pipe")
+    assert _digests(tmp_path) != before  # a FIFO is sent, and built into the image
+
+
+def test_a_label_with_a_line_break_is_refused_not_changed(tmp_path):
+    import pytest
+
+    from hubtasks.errors import ConfigError
+
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    context = _context(tmp_path, tmp_path / "Dockerfile", labels={"a": "x\ny"})
+    with pytest.raises(ConfigError, match="cannot hold a line break"):
+        context.generated_dockerfile()
