@@ -28,7 +28,6 @@ from .references import Repository, auth_key
 # Pushes of large layers can keep a single read waiting for minutes.
 DEFAULT_TIMEOUT = 600
 _DEFAULT_HOST = "unix:///var/run/docker.sock"
-_NO_FILE = ".hubtasks.none"  # exclude_paths insists on force-including a Dockerfile name
 # How the daemon says a pulled tag or repository does not exist (Distribution and Docker Hub).
 _MISSING_MARKERS = ("not found", "manifest unknown", "name unknown", "does not exist")
 _BUILDKIT_HINT = (
@@ -146,25 +145,42 @@ def import_sdk(host: str) -> None:
 def context_includes(context: Path, path: Path, docker_host: str = "") -> bool:
     """Whether `path` would be sent in the build context, honouring `.dockerignore`."""
     _import_docker(docker_host)
-    from docker.utils.build import PatternMatcher
-
     try:
         relative = path.resolve().relative_to(context.resolve())
     except ValueError:
         return False
-    # The stubs want a PathLike; the SDK's own `walk` passes strings, as here.
-    matcher = PatternMatcher(ignore_patterns(context))
-    return not matcher.matches(str(relative))  # type: ignore[arg-type]
+    return not _matcher(ignore_patterns(context)).matches(str(relative))
 
 
 def context_paths(context: Path, docker_host: str = "") -> tuple[str, ...]:
-    """What `.dockerignore` lets through, as the SDK (and the CLI) decide it: relative
-    paths, sorted. The Dockerfile is not forced in: hubtasks sends a generated copy."""
+    """What `.dockerignore` lets through, as the CLI decides it: relative paths, sorted. The
+    Dockerfile is not forced in: hubtasks sends a generated copy."""
     _import_docker(docker_host)
-    from docker.utils.build import exclude_paths
-
     root = context.resolve()
-    return tuple(sorted(exclude_paths(str(root), ignore_patterns(context), dockerfile=_NO_FILE)))
+    try:
+        return tuple(sorted(_matcher(ignore_patterns(context)).walk(str(root))))
+    except OSError as error:  # a folder that cannot be listed: the CLI refuses too
+        where = error.filename or root
+        raise ConfigError(
+            f"cannot read {where} in the build context ({error.strerror or error}); fix its "
+            "permissions or list it in .dockerignore"
+        ) from None
+
+
+def _matcher(patterns: list[str]) -> Any:
+    """The SDK's `.dockerignore` matcher, matching case-sensitively as the Docker CLI does on
+    Linux (the SDK lower-cases names and patterns: `build` also dropped `Build/`)."""
+    from docker.utils import build
+    from docker.utils.fnmatch import fnmatchcase
+
+    class CasePattern(build.Pattern):
+        def match(self, filepath: str) -> bool:
+            return bool(fnmatchcase(build.normalize_slashes(filepath), self.cleaned_pattern))
+
+    matcher = build.PatternMatcher([])
+    matcher.patterns = [p for p in map(CasePattern, patterns) if p.dirs]
+    matcher.patterns.append(CasePattern("!.dockerignore"))  # as the SDK: always sent
+    return matcher
 
 
 @dataclass(frozen=True)

@@ -363,3 +363,40 @@ def test_a_label_with_a_line_break_is_refused_not_changed(tmp_path):
     context = _context(tmp_path, tmp_path / "Dockerfile", labels={"a": "x\ny"})
     with pytest.raises(ConfigError, match="cannot hold a line break"):
         context.generated_dockerfile()
+
+
+def test_ignore_patterns_match_case_sensitively_as_the_cli_does(tmp_path):
+    """The SDK lower-cases names and patterns: `build` dropped `Build/Main.java` and `*.MD`
+    dropped README.md, both of which `docker build` sends."""
+    (tmp_path / ".dockerignore").write_text("build\n*.MD\n!keep.MD\n")
+    (tmp_path / "Build").mkdir()
+    (tmp_path / "Build" / "Main.java").write_text("class Main {}")
+    (tmp_path / "build").mkdir()
+    (tmp_path / "build" / "out.o").write_text("o")
+    for name in ("README.md", "NOTES.MD", "keep.MD"):
+        (tmp_path / name).write_text(name)
+    assert set(context_paths(tmp_path)) == {
+        ".dockerignore",
+        "Build",
+        "Build/Main.java",
+        "README.md",
+        "keep.MD",
+    }
+
+
+def test_a_folder_that_cannot_be_listed_is_one_clear_error(tmp_path, monkeypatch):
+    import pytest
+
+    from hubtasks.errors import ConfigError
+
+    (tmp_path / "locked").mkdir()
+    real = os.listdir
+
+    def listdir(path):
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "listdir", listdir)
+    with pytest.raises(ConfigError, match=r"cannot read .*locked in the build context"):
+        context_paths(tmp_path)
