@@ -369,14 +369,15 @@ def test_push_access_is_asked_ahead_and_its_cancellation_is_not_waited_for(regis
     while "DELETE" not in " ".join(registry.requests) and time.monotonic() < deadline:
         time.sleep(0.01)
     # The credential check (challenge, answer) and, alongside it on a connection of its own,
-    # the probe answering the upload request's own challenge; the upload it opened was
-    # cancelled.
-    assert sorted(registry.requests) == [
+    # the probe: it answers its upload request's own challenge (two POSTs), or — when the
+    # credential check has answered before its fork was made, as on a loaded machine — sends
+    # the credentials at once (one POST). The upload it opened was cancelled.
+    posts = [r for r in registry.requests if r.startswith("POST ")]
+    assert set(posts) == {"POST /v2/alice/app/blobs/uploads/"} and len(posts) in (1, 2)
+    assert sorted(r for r in registry.requests if not r.startswith("POST ")) == [
         "/v2/",
         "/v2/",
         "DELETE /v2/alice/app/blobs/uploads/u1?_state=s",
-        "POST /v2/alice/app/blobs/uploads/",
-        "POST /v2/alice/app/blobs/uploads/",
     ]
     assert len(registry.peers) == 2
 
