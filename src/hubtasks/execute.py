@@ -168,26 +168,27 @@ class Executor:
         session.hooks.run("pre", facts)
         platforms: dict[str, str] = {}
         pushed: list[PushedTag] = []
-        before = len(session.landed)  # what this push writes: the platform images too
-        with self.watch.time("push"):
-            if names and prepare is not None:
+        if names and prepare is not None:
+            with self.watch.time("push"):
                 prepare()
-            if names and platform_images:
-                pushed, platforms = self._push_index(names, tags[0], platform_images)
-            elif names and (plan.build or plan.source is None):
-                pushed = push_tags(settings, names, session=session, image_ids=image_ids)
-            elif names and plan.source is not None:  # the registry holds these inputs: copy
-                try:
+        # One place says what landed when a write or a check fails part-way: every tag this
+        # push wrote (daemon pushes, copies, platform images, a list) is in `session.landed`.
+        before, stage = len(session.landed), "push"
+        try:
+            with self.watch.time("push"):
+                if names and platform_images:
+                    pushed, platforms = self._push_index(names, tags[0], platform_images)
+                elif names and (plan.build or plan.source is None):
+                    pushed = push_tags(settings, names, session=session, image_ids=image_ids)
+                elif names and plan.source is not None:  # the registry holds these inputs
                     copy_tags(
                         settings, plan.source.digest, names, session, pushed, daemon_fallback=False
                     )
-                except HubError as error:
-                    raise with_progress(error, pushed) from None
-        with self.watch.time("verify"):
-            try:
+            stage = "verify"
+            with self.watch.time("verify"):
                 self.verify(pushed)
-            except HubError as error:  # every tag landed, the check of one failed
-                raise with_progress(error, session.landed[before:], "verify") from None
+        except HubError as error:
+            raise with_progress(error, session.landed[before:], stage) from None
         published = now_published(tags, pushed, plan, repository)
         facts.record_published(published, platforms, self.watch.timings)
         session.hooks.run("post", facts)
@@ -219,24 +220,14 @@ class Executor:
             if record is None or not same_platform(image.platform, record.platform or ""):
                 found = record.platform if record else "nothing"
                 raise VerifyError(
-                    f"{child.reference} should be {image.platform}, the registry holds {found}",
-                    stage="push",
-                    pushed=[c.reference for c in children],
+                    f"{child.reference} should be {image.platform}, the registry holds {found}"
                 )
             records.append(record)
         body, media_type = manifest_list(records)
-        try:
-            digest = session.retrying(
-                f"putting the index as {self.repository.canonical(names[0])}",
-                lambda: registry.put_manifest(names[0], body, media_type),
-            )
-        except HubError as error:
-            landed = [c.reference for c in children]
-            raise error.evolve(
-                f"{error}; the platform images landed ({', '.join(landed)}), the list did not",
-                stage="push",
-                pushed=landed,
-            ) from None
+        digest = session.retrying(
+            f"putting the index as {self.repository.canonical(names[0])}",
+            lambda: registry.put_manifest(names[0], body, media_type),
+        )
         session.console.stage(
             "push",
             f"pushed {self.repository.canonical(names[0], digest)} (index of "
@@ -244,10 +235,7 @@ class Executor:
         )
         pushed = [PushedTag(self.repository, names[0], digest)]
         session.landed.append(pushed[0])
-        try:
-            copy_tags(settings, digest, names[1:], session, pushed, daemon_fallback=False)
-        except HubError as error:
-            raise with_progress(error, [*children, *pushed]) from None
+        copy_tags(settings, digest, names[1:], session, pushed, daemon_fallback=False)
         return pushed, {r.platform or "": r.digest for r in records}
 
     def verify(self, pushed: list[PushedTag]) -> None:

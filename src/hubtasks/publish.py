@@ -35,21 +35,18 @@ def push_tags(
         # daemon pushes.
         registry = session.registry_for(settings)
         session.warm_forks(registry, extra_connections(len(tags)))
-    try:
-        for name in tags:
-            image_id = (image_ids or {}).get(name)
-            if image_id is not None and image_id in first_push:
-                copies.setdefault(image_id, []).append(name)
-                continue
-            item = _push_through_daemon(settings, name, session)
-            pushed.append(item)
-            if image_id is not None:
-                first_push[image_id] = item
-        for image_id, names in copies.items():
-            first = first_push[image_id]
-            copy_tags(settings, first.digest, names, session, pushed, read_from=first.tag)
-    except HubError as error:
-        raise with_progress(error, pushed) from None
+    for name in tags:  # a failure part-way: the caller says what landed (`Session.landed`)
+        image_id = (image_ids or {}).get(name)
+        if image_id is not None and image_id in first_push:
+            copies.setdefault(image_id, []).append(name)
+            continue
+        item = _push_through_daemon(settings, name, session)
+        pushed.append(item)
+        if image_id is not None:
+            first_push[image_id] = item
+    for image_id, names in copies.items():
+        first = first_push[image_id]
+        copy_tags(settings, first.digest, names, session, pushed, read_from=first.tag)
     order = {name: index for index, name in enumerate(tags)}
     return sorted(pushed, key=lambda item: order[item.tag])
 
