@@ -933,28 +933,19 @@ class Bench:
             for d, e in zip(one_label.b, start.b, strict=True)
         ]
         floor_name = f"{RELEASE_CLI}, one label, + a bare `inv` task"
-        self.add(
-            Row(
-                "1h",
-                "the floor of 1b: the CLI with one `LABEL` step, plus Invoke's start-up",
-                floor_name,
-                f"{RELEASE_CLI}, no labels",
-                "wall",
-                a=floor,
-                b=list(plain.b),
+        for key, goal_row, against in (("1h", "1b", plain), ("1j", "1a", labelled)):
+            self.add(
+                Row(
+                    key,
+                    f"the floor of {goal_row}: the CLI with one `LABEL` step, plus Invoke's "
+                    "start-up",
+                    floor_name,
+                    against.b_name,
+                    "wall",
+                    a=floor,
+                    b=list(against.b),
+                )
             )
-        )
-        self.add(
-            Row(
-                "1j",
-                "the floor of 1a: the CLI with one `LABEL` step, plus Invoke's start-up",
-                floor_name,
-                f"{RELEASE_CLI}, same labels",
-                "wall",
-                a=floor,
-                b=list(labelled.b),
-            )
-        )
         self.add(
             Row(
                 "1i",

@@ -58,15 +58,19 @@ def _run(settings: Settings, store: Store, daemon: FakeDaemon | None = None, **o
     return api.release(settings, session=session, **options), daemon, session
 
 
-def _session(store: Store, registry=FakeRegistry, daemon: FakeDaemon | None = None) -> Session:
+def _session(
+    store: Store, registry=FakeRegistry, daemon: FakeDaemon | None = None, hooks=None
+) -> Session:
     """A session on `daemon` (a fresh fake one by default) and `registry` (a FakeRegistry
-    class) over `store`."""
-    return Session(
+    class) over `store`, with `hooks` (name → Python hooks) registered."""
+    session = Session(
         console=Console(out=io.StringIO(), err=io.StringIO(), mode="plain"),
         context=object(),
         engine=daemon or FakeDaemon(store),
         registry_factory=lambda s: registry(s.require_repository(), store),
     )
+    session.hooks.functions = dict(hooks or {})
+    return session
 
 
 def _actions(result) -> dict[str, str]:
@@ -116,10 +120,12 @@ def test_the_tag_list_comes_with_the_login_unless_a_pre_release_hook_runs_betwee
     # A pre_release hook that publishes v2.0.0 (from other inputs) first: the registry is
     # read after it, so the release sees that tag and refuses to replace it.
     (root / "app").write_text("v2")
-    session = _session(store)
-    session.hooks.functions = {
-        "pre_release": [lambda c, facts: store.put_image("v2.0.0", {INPUTS_LABEL: "sha256:x"})]
-    }
+    session = _session(
+        store,
+        hooks={
+            "pre_release": [lambda c, facts: store.put_image("v2.0.0", {INPUTS_LABEL: "sha256:x"})]
+        },
+    )
     with pytest.raises(ReleaseRefused, match="v2.0.0 holds sha256:.*, built from other inputs"):
         api.release(_settings(root, "v2.0.0"), session=session)
 
@@ -145,10 +151,10 @@ def test_the_inputs_are_read_after_the_pre_release_hook(tmp_path):
     """A pre_release hook that writes into the context: the digest covers what is built."""
     root = _project(tmp_path)
     store = Store()
-    session = _session(store)
-    session.hooks.functions = {
-        "pre_release": [lambda c, facts: (root / "version.txt").write_text("1.0.0")]
-    }
+    session = _session(
+        store,
+        hooks={"pre_release": [lambda c, facts: (root / "version.txt").write_text("1.0.0")]},
+    )
     result = api.release(_settings(root, "v1.0.0"), session=session)
     built = session.engine.images[result.image.image_id][INPUTS_LABEL]
     # What a later release of the same tree computes (the file is there now): unchanged.
@@ -333,12 +339,12 @@ def test_a_multi_platform_copy_failing_part_way_names_the_platform_images_too(tm
 def test_push_hooks_of_a_multi_platform_release_know_its_platforms(tmp_path):
     root = _multi(tmp_path)
     store = Store()
-    session = _session(store)
     seen: dict[str, dict[str, str]] = {}
-    session.hooks.functions = {
+    hooks = {
         name: [lambda c, facts, name=name: seen.setdefault(name, facts.environment())]
         for name in ("pre_release", "pre_push", "post_push")
     }
+    session = _session(store, hooks=hooks)
     settings = _settings(root, "v1.0.0", platforms=("linux/amd64", "linux/arm64"))
     result = api.release(settings, session=session)
     assert seen["pre_release"]["HUB_PLATFORMS"] == "linux/amd64 linux/arm64"
@@ -407,10 +413,10 @@ def test_a_token_env_the_pre_release_hook_writes_into_the_context_is_refused(tmp
 
     root = _project(tmp_path)
     store = Store()
-    session = _session(store)
-    session.hooks.functions = {
-        "pre_release": [lambda c, facts: (root / ".env").write_text("HUB_TOKEN=s3cret\n")]
-    }
+    session = _session(
+        store,
+        hooks={"pre_release": [lambda c, facts: (root / ".env").write_text("HUB_TOKEN=s3cret\n")]},
+    )
     with pytest.raises(ContextLeakError, match="holds HUB_TOKEN"):
         api.release(_settings(root, "v1.0.0"), session=session)
     assert session.engine.calls["build"] == 0 and store.tags == {}
@@ -443,9 +449,8 @@ def test_push_reads_the_local_images_and_their_inputs_in_one_listing(tmp_path):
 def test_a_platform_of_another_os_is_refused_before_the_hook_and_any_build(tmp_path):
     root = _multi(tmp_path)
     store = Store()
-    session = _session(store)
     ran: list[str] = []
-    session.hooks.functions = {"pre_release": [lambda c, facts: ran.append("pre_release")]}
+    session = _session(store, hooks={"pre_release": [lambda c, facts: ran.append("pre_release")]})
     settings = _settings(root, "v1.0.0", platforms=("linux/amd64", "windows/amd64"))
     with pytest.raises(ConfigError, match="cannot build windows/amd64"):
         api.release(settings, session=session)
@@ -525,9 +530,10 @@ def test_post_push_tags_match_its_refs_when_every_tag_was_unchanged(tmp_path):
     root = _project(tmp_path)
     store = Store()
     _run(_settings(root, "v1.0.0"), store)
-    session = _session(store)
     seen: dict[str, str] = {}
-    session.hooks.functions = {"post_push": [lambda c, facts: seen.update(facts.environment())]}
+    session = _session(
+        store, hooks={"post_push": [lambda c, facts: seen.update(facts.environment())]}
+    )
     api.release(_settings(root, "v1.0.0"), session=session)  # unchanged: nothing pushed
     assert seen["HUB_TAGS"] == "v1.0.0"  # it was empty while HUB_REFS named the tag
     assert seen["HUB_REFS"].startswith(REPOSITORY.canonical("v1.0.0"))

@@ -138,12 +138,17 @@ def proxy(upstream):
 
 
 def _client(proxy, *, deadline=None, timeout=5, secret=SECRET) -> RegistryClient:
+    return _client_at(proxy.address, deadline=deadline, timeout=timeout, secret=secret)
+
+
+def _client_at(address, *, deadline=None, timeout=5, secret=SECRET) -> RegistryClient:
+    """A client of alice/app at `address` (host:port), whatever answers there."""
     repository = Repository(registry="reg.test", path="alice/app")
     return RegistryClient(
         repository,
         USER,
         secret,
-        base_url=f"http://{proxy.address}",
+        base_url=f"http://{address}",
         timeout=timeout,
         deadline=deadline,
     )
@@ -441,13 +446,7 @@ def test_an_answer_sent_a_byte_at_a_time_is_bounded_by_the_wait_as_a_whole():
     """The socket's timeout bounds each read: a registry dribbling one byte every 50 ms kept
     a request going for 10 s (147 s with HUB_TIMEOUT=5, found by a tester)."""
     with serving(Dribbler) as httpd:
-        client = RegistryClient(
-            Repository(registry="reg.test", path="alice/app"),
-            USER,
-            SECRET,
-            base_url=f"http://127.0.0.1:{httpd.server_address[1]}",
-            deadline=lambda: 1.0,
-        )
+        client = _client_at(f"127.0.0.1:{httpd.server_address[1]}", deadline=lambda: 1.0)
         started = time.monotonic()
         with pytest.raises(RegistryError, match="no answer within 1s") as caught:
             client.tags()
@@ -474,12 +473,7 @@ def test_bytes_read_by_tag_without_a_digest_header_are_read_again_by_digest_befo
     """A promotion copied a changed manifest into the target and exited 0: the bytes read by
     tag were kept under their own hash and reused as if the registry held them."""
     with serving(Tampered) as httpd:
-        client = RegistryClient(
-            Repository(registry="reg.test", path="alice/app"),
-            USER,
-            SECRET,
-            base_url=f"http://127.0.0.1:{httpd.server_address[1]}",
-        )
+        client = _client_at(f"127.0.0.1:{httpd.server_address[1]}")
         record = client.image_record("rc1")
         assert record is not None and record.digest == sha256_digest(MANIFEST + b" ")
         with pytest.raises(RegistryError, match="is not in the registry"):
@@ -504,12 +498,6 @@ def test_an_answer_that_keeps_coming_is_read_whole_past_the_wait():
     """The bound is on progress, not on size: a blob that takes longer than one request's
     wait but keeps arriving (a layer copied between registries) is not cut off."""
     with serving(Steady) as httpd:
-        client = RegistryClient(
-            Repository(registry="reg.test", path="alice/app"),
-            USER,
-            SECRET,
-            base_url=f"http://127.0.0.1:{httpd.server_address[1]}",
-            deadline=lambda: 1.0,
-        )
+        client = _client_at(f"127.0.0.1:{httpd.server_address[1]}", deadline=lambda: 1.0)
         body = b"x" * 5 * 64 * 1024
         assert client.blob(sha256_digest(body)) == body
