@@ -12,23 +12,23 @@ from typing import Any
 
 # The public names, each once, with the module that defines it.
 _PUBLIC = {
-    "BuiltImage": "results",
-    "Facts": "hooks",
+    "BuiltImage": "pipeline.results",
+    "Facts": "pipeline.hooks",
     "HubError": "errors",
-    "PushedTag": "results",
-    "Release": "results",
-    "Session": "session",
-    "Settings": "settings",
+    "PushedTag": "pipeline.results",
+    "Release": "pipeline.results",
+    "Session": "pipeline.session",
+    "Settings": "settings.resolve",
     "build": "api",
-    "hook": "hooks",
-    "load_settings": "settings",
+    "hook": "pipeline.hooks",
+    "load_settings": "settings.resolve",
     "login": "api",
     "logout": "api",
-    "ns": "tasks",
+    "ns": "cli.tasks",
     "promote": "api",
     "push": "api",
     "release": "api",
-    "resolve_settings": "settings",
+    "resolve_settings": "settings.resolve",
     "tag": "api",
     "verify": "api",
 }
@@ -43,7 +43,7 @@ def __getattr__(name: str) -> Any:
         globals()[name] = value
         return value
     if name == "__version__":
-        from .version import VERSION
+        from hubtasks.version import VERSION
 
         return VERSION
     raise AttributeError(f"module 'hubtasks' has no attribute {name!r}")

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import plan as planning
-from . import promotion
-from .cache import cache_refs
-from .context import dockerfile_warnings
-from .engine import remove_credentials, save_credentials
-from .errors import ConfigError, HubError
-from .execute import Executor, facts_for, refuse, report_plan
-from .execute import release as execute_release
-from .gather import (
+from hubtasks.build.context import dockerfile_warnings
+from hubtasks.build.gitinfo import GitState, read_git
+from hubtasks.daemon.engine import remove_credentials, save_credentials
+from hubtasks.errors import ConfigError, HubError
+from hubtasks.pipeline import plan as planning
+from hubtasks.pipeline import promotion
+from hubtasks.pipeline.cache import cache_refs
+from hubtasks.pipeline.execute import Executor, facts_for, refuse, report_plan
+from hubtasks.pipeline.execute import release as execute_release
+from hubtasks.pipeline.gather import (
     BuildSet,
     RegistryState,
     build_set,
@@ -26,16 +27,15 @@ from .gather import (
     read_registry,
     release_facts,
 )
-from .gitinfo import GitState, read_git
-from .hooks import Facts
-from .plan import INPUTS_LABEL, Plan
-from .preflight import check_context, labels_for, resolve_tags
-from .protocols import Daemon
-from .references import validate_tag
-from .results import BuiltImage, PushedTag, Release
-from .session import Session, session_for
-from .settings import Settings
-from .stopwatch import Stopwatch
+from hubtasks.pipeline.hooks import Facts
+from hubtasks.pipeline.plan import INPUTS_LABEL, Plan
+from hubtasks.pipeline.preflight import check_context, labels_for, resolve_tags
+from hubtasks.pipeline.protocols import Daemon
+from hubtasks.pipeline.results import BuiltImage, PushedTag, Release
+from hubtasks.pipeline.session import Session, session_for
+from hubtasks.pipeline.stopwatch import Stopwatch
+from hubtasks.references import validate_tag
+from hubtasks.settings.resolve import Settings
 
 __all__ = [
     "BuiltImage",
@@ -320,7 +320,7 @@ def release(
     facts.record_published(published, platforms, watch.timings)
     facts.image_id = images[0].image_id if images and not builds.multi else None
     if settings.describe_after_release:
-        from .describe import sync_after_release  # the Docker Hub page
+        from hubtasks.dockerhub.describe import sync_after_release  # the Docker Hub page
 
         sync_after_release(settings, session, strict=strict)
     session.hooks.run("post", facts)

@@ -9,23 +9,22 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import ContextLeakError, HubError
-from .settings import ENV_FILE_NAME, Settings, docker_env, load_settings, read_env_file
+from hubtasks.errors import ContextLeakError, HubError
+from hubtasks.references import DOCKER_HUB, Repository
+from hubtasks.settings.resolve import (
+    ENV_FILE_NAME,
+    Settings,
+    docker_env,
+    load_settings,
+    read_env_file,
+)
+from hubtasks.ui.console import Check
 
 if TYPE_CHECKING:
-    from .gitinfo import GitState
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    ok: bool | None  # None: a warning that does not block a release
-    detail: str
-    fix: str = ""
+    from hubtasks.build.gitinfo import GitState
 
 
 def _env_check(cwd: Path) -> Check:
@@ -59,8 +58,8 @@ def run_checks(
     cwd: Path | None = None,
 ) -> list[Check]:
     """Every check, in the order a release needs them; later checks skip what cannot run."""
-    from .gitinfo import read_git
-    from .session import env_file_warnings
+    from hubtasks.build.gitinfo import read_git
+    from hubtasks.pipeline.session import env_file_warnings
 
     cwd = cwd or Path.cwd()
     checks: list[Check] = [_env_check(cwd)]
@@ -92,7 +91,7 @@ def run_checks(
 def _daemon_checks(settings: Settings | None) -> list[Check]:
     """The daemon answers (with the settings' DOCKER_* variables, else the environment's);
     then, with HUB_PLATFORMS, which of those platforms it can run."""
-    from .engine import Engine
+    from hubtasks.daemon.engine import Engine
 
     platform_results: list[Check] = []
 
@@ -113,7 +112,7 @@ def _daemon_checks(settings: Settings | None) -> list[Check]:
 
 def _registry_checks(settings: Settings) -> list[Check]:
     """Reachable, then the credentials (which also lists the repository's tags)."""
-    from .registry import RegistryClient
+    from hubtasks.registry.client import RegistryClient
 
     if not (settings.repository and settings.username and settings.token):
         return []
@@ -137,12 +136,48 @@ def _registry_checks(settings: Settings) -> list[Check]:
 
     fix = "set HUB_TOKEN to a valid password or access token"
     checks = [registry, _guard("credentials", credentials, fix)]
-    from .ratelimit import doctor_check  # Docker Hub only (or HUB_API_URL set)
-
-    found = doctor_check(settings)
+    found = _rate_limit_check(settings)  # Docker Hub only (or HUB_API_URL set)
     if found is not None:
-        checks.append(Check(*found))
+        checks.append(found)
     return checks
+
+
+def _rate_limit_check(settings: Settings) -> Check | None:
+    """Docker Hub's pull rate limit for `inv doctor`, or None when the registry is not Docker Hub
+    (HUB_API_URL set counts as Docker Hub: then the configured repository is probed)."""
+    from hubtasks.dockerhub.client import api_url
+    from hubtasks.registry.client import RegistryClient, read_rate_limit
+    from hubtasks.registry.ratelimit import PROBE, describe_limit
+
+    if api_url(settings) is None or not (settings.username and settings.token):
+        return None
+    name = "pull rate limit"
+    repository = settings.repository
+    if repository is None:
+        return None
+    if repository.registry == DOCKER_HUB:
+        probe, reference = Repository(DOCKER_HUB, PROBE), "latest"
+    else:
+        probe, reference = repository, (settings.tags or ("latest",))[0]
+    client = RegistryClient(probe, settings.username, settings.token, timeout=15)
+    try:
+        found = read_rate_limit(client, reference)
+    except HubError as error:
+        return Check(name, None, f"could not read it: {error}", "")
+    finally:
+        client.close()
+    if found is None:
+        return Check(
+            name, True, f"{repository.registry} sends no rate-limit headers: no pull limit", ""
+        )
+    if found.remaining == 0:
+        return Check(
+            name,
+            None,
+            describe_limit(found),
+            "wait for the window to pass, or use an account with a higher limit",
+        )
+    return Check(name, True, describe_limit(found), "")
 
 
 _BINFMT = Path("/proc/sys/fs/binfmt_misc")
@@ -197,7 +232,7 @@ def _emulates(arch: str, root: Path) -> bool:
 def _tags_check(settings: Settings, git: GitState | None) -> Check:
     """The tags a release would publish; without git or HUB_TAGS, a warning that `release`
     will need --tag (that is no problem for a project that always passes it)."""
-    from .preflight import resolve_tags
+    from hubtasks.pipeline.preflight import resolve_tags
 
     if not settings.tags and git is None:
         return Check(
@@ -216,7 +251,7 @@ def _tags_check(settings: Settings, git: GitState | None) -> Check:
 
 def _build_input_check(settings: Settings) -> Check:
     """Dockerfile and context, and that the context does not carry the token's `.env`."""
-    from .preflight import check_context
+    from hubtasks.pipeline.preflight import check_context
 
     try:
         settings.require("build")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .errors import InvalidReferenceError
+from hubtasks.errors import InvalidReferenceError
 
 DOCKER_HUB = "docker.io"
 # Docker Hub's credentials are keyed by this legacy address in ~/.docker/config.json.

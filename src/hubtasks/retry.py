@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from .errors import HubError
+from hubtasks.errors import HubError
 
 T = TypeVar("T")
 

@@ -32,7 +32,7 @@ def wheel_venv(tmp_path_factory) -> Path:
     wheel's."""
     root = tmp_path_factory.mktemp("wheel")
     source = root / "source"
-    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "build", "dist")
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")  # src/hubtasks/build is ours
     shutil.copytree(REPO_ROOT / "src", source / "src", ignore=ignore)
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO_ROOT / name, source / name)

@@ -1,4 +1,4 @@
-"""Small fakes at the executor's protocols (`hubtasks.protocols`): a daemon and a registry
+"""Small fakes at the executor's protocols (`hubtasks.pipeline.protocols`): a daemon and a registry
 that keep images and manifests in memory, with digests computed as the real ones are (the
 sha256 of the bytes), and that count the calls made to them. Several repositories of one
 registry are a `world`: repository path → `Store`, which blob mounts read from."""
@@ -14,9 +14,9 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from hubtasks.engine import LocalImage
+from hubtasks.daemon.engine import LocalImage
 from hubtasks.errors import ConfigError, RegistryError
-from hubtasks.registry import ImageRecord, platform_text
+from hubtasks.registry.client import ImageRecord, platform_text
 
 MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
 INDEX_TYPE = "application/vnd.oci.image.index.v1+json"

@@ -18,14 +18,15 @@ from types import SimpleNamespace
 
 import pytest
 
-from hubtasks import api, publish
-from hubtasks.console import Console
+from hubtasks import api
 from hubtasks.errors import AuthError, RegistryError
-from hubtasks.gather import each_tag
+from hubtasks.pipeline import publish
+from hubtasks.pipeline.gather import each_tag
+from hubtasks.pipeline.results import PushedTag
+from hubtasks.pipeline.session import Session
 from hubtasks.references import Repository
-from hubtasks.results import PushedTag
-from hubtasks.session import Session
-from hubtasks.settings import Settings
+from hubtasks.settings.resolve import Settings
+from hubtasks.ui.console import Console
 
 from .fakes import FakeDaemon, Store
 from .httpfakes import QuietHandler

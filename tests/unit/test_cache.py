@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from hubtasks.cache import cache_refs, newest_release, resolve
-from hubtasks.plan import Remote, platform_tag
+from hubtasks.pipeline.cache import cache_refs, newest_release, resolve
+from hubtasks.pipeline.plan import Remote, platform_tag
 from hubtasks.references import DOCKER_HUB, Repository, parse_pull_reference
 
 from .fakes import FakeDaemon, Store

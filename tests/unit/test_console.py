@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from hubtasks import console as console_module
-from hubtasks.console import HIDDEN, Console, choose_mode, human_size
-from hubtasks.stopwatch import Stopwatch
+from hubtasks.pipeline.stopwatch import Stopwatch
+from hubtasks.ui import console as console_module
+from hubtasks.ui.console import HIDDEN, Console, choose_mode, human_size
 
 SECRET = "s3cr3t-token"
 

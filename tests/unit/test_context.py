@@ -8,7 +8,7 @@ import pytest
 
 from hubtasks.api import check_context
 from hubtasks.errors import ConfigError, ContextLeakError
-from hubtasks.settings import resolve_settings
+from hubtasks.settings.resolve import resolve_settings
 
 TOKEN_ENV = "HUB_USERNAME=u\nHUB_TOKEN=supersecret-xyz\n"
 

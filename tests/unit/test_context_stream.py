@@ -7,8 +7,8 @@ import os
 import tarfile
 from dataclasses import replace
 
-from hubtasks.context import BuildContext, PendingInputs
-from hubtasks.engine import context_paths
+from hubtasks.build.context import BuildContext, PendingInputs
+from hubtasks.daemon.engine import context_paths
 
 
 def _context(root, dockerfile, labels=None, mtime=None):
@@ -305,7 +305,7 @@ def test_a_file_that_cannot_be_read_is_an_error_not_zeros(tmp_path, monkeypatch)
 def test_the_ignore_file_is_read_as_docker_reads_it(tmp_path):
     """A UTF-8 BOM lost the first pattern (an excluded folder reached the image); a pattern
     that is not UTF-8 never matched the same bytes in a file name."""
-    from hubtasks.context import ignore_patterns
+    from hubtasks.build.context import ignore_patterns
 
     (tmp_path / ".dockerignore").write_bytes(b"\xef\xbb\xbfsecrets\nbad-\xff-name\n# note\n")
     patterns = ignore_patterns(tmp_path)
@@ -318,7 +318,7 @@ def test_the_ignore_file_is_read_as_docker_reads_it(tmp_path):
 
 
 def test_the_escape_directive_is_found_where_docker_finds_it(tmp_path):
-    from hubtasks.context import _escape_character
+    from hubtasks.build.context import _escape_character
 
     assert _escape_character(b"\xef\xbb\xbf# escape=`\nFROM scratch\n") == "`"
     assert _escape_character(b"# hello\n# escape=`\nFROM scratch\n") == "\\"  # too late

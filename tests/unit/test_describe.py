@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hubtasks.describe import (
+from hubtasks.dockerhub.describe import (
     Page,
     SourceForm,
     absolutize,
@@ -19,7 +19,7 @@ from hubtasks.describe import (
     source_form,
 )
 from hubtasks.errors import ConfigError
-from hubtasks.settings import resolve_settings
+from hubtasks.settings.resolve import resolve_settings
 
 REV = "0123456789abcdef0123456789abcdef01234567"
 GITHUB = SourceForm(
@@ -280,9 +280,9 @@ def test_a_registry_without_the_hub_api_sends_nothing_but_still_checks_the_page(
     """Bad input is said now, not when the project moves to Docker Hub."""
     import io
 
-    from hubtasks.console import Console
-    from hubtasks.describe import SKIPPED, describe
-    from hubtasks.session import Session
+    from hubtasks.dockerhub.describe import SKIPPED, describe
+    from hubtasks.pipeline.session import Session
+    from hubtasks.ui.console import Console
 
     local = {"HUB_REGISTRY": "127.0.0.1:5000"}
     session = Session(console=Console(out=io.StringIO(), err=io.StringIO(), mode="plain"))
@@ -300,9 +300,9 @@ def test_the_release_stage_on_another_registry_checks_nothing_it_cannot_send(tmp
     over a page that could never be sent."""
     import io
 
-    from hubtasks.console import Console
-    from hubtasks.describe import sync_after_release
-    from hubtasks.session import Session
+    from hubtasks.dockerhub.describe import sync_after_release
+    from hubtasks.pipeline.session import Session
+    from hubtasks.ui.console import Console
 
     settings = settings_in(tmp_path, HUB_REGISTRY="ghcr.io", HUB_DESCRIBE="true")
     session = Session(console=Console(out=io.StringIO(), err=io.StringIO(), mode="plain"))

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from hubtasks.build.gitinfo import GitState
 from hubtasks.doctor import _build_input_check, _git_check, _tags_check
-from hubtasks.gitinfo import GitState
-from hubtasks.settings import resolve_settings
+from hubtasks.settings.resolve import resolve_settings
 
 from .test_tasks import GOOD_ENV, invoke, make_project
 

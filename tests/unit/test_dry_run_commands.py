@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hubtasks.plan import BuildCommand, Remote, decide, equivalent_commands
+from hubtasks.pipeline.plan import BuildCommand, Remote, decide, equivalent_commands
 
 DIGEST = "sha256:" + "1" * 64
 CONFIG = "sha256:" + "2" * 64

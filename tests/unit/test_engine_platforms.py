@@ -16,8 +16,8 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from hubtasks.context import BuildContext
-from hubtasks.engine import Engine
+from hubtasks.build.context import BuildContext
+from hubtasks.daemon.engine import Engine
 from hubtasks.errors import BuildError, ConfigError, DaemonError
 
 from .httpfakes import serving

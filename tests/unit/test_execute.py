@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from hubtasks import api
-from hubtasks.console import Console
 from hubtasks.errors import ConfigError, RegistryError, ReleaseRefused, VerifyError
-from hubtasks.plan import CHECK, CREATE, HOLD, INPUTS_LABEL, MOVE, SKIP
+from hubtasks.pipeline.plan import CHECK, CREATE, HOLD, INPUTS_LABEL, MOVE, SKIP
+from hubtasks.pipeline.session import Session
 from hubtasks.references import Repository
-from hubtasks.session import Session
-from hubtasks.settings import Settings
+from hubtasks.settings.resolve import Settings
+from hubtasks.ui.console import Console
 
 from .fakes import FakeDaemon, FakeRegistry, Store
 
@@ -131,7 +131,7 @@ def test_the_tag_list_comes_with_the_login_unless_a_pre_release_hook_runs_betwee
 
 
 def test_new_tags_hash_the_context_while_the_build_reads_it(tmp_path, monkeypatch):
-    from hubtasks.context import BuildContext
+    from hubtasks.build.context import BuildContext
 
     root = _project(tmp_path)
     reads: list[object] = []
@@ -385,7 +385,7 @@ def test_a_failed_build_carries_its_stage_and_pushes_nothing(tmp_path):
 
 
 def test_a_platform_matches_its_variants_only_when_one_was_asked_for():
-    from hubtasks.plan import same_platform
+    from hubtasks.platforms import same_platform
 
     assert same_platform("linux/arm64", "linux/arm64/v8")
     assert same_platform("linux/arm/v7", "linux/arm/v7")
@@ -395,8 +395,8 @@ def test_a_platform_matches_its_variants_only_when_one_was_asked_for():
 
 
 def test_the_context_is_read_once_for_every_platform(tmp_path, monkeypatch):
-    from hubtasks.context import BuildContext
-    from hubtasks.gather import build_set
+    from hubtasks.build.context import BuildContext
+    from hubtasks.pipeline.gather import build_set
 
     root = _multi(tmp_path)
     reads: list[object] = []
@@ -424,7 +424,7 @@ def test_a_token_env_the_pre_release_hook_writes_into_the_context_is_refused(tmp
 
 def test_a_dockerfile_that_cannot_be_read_is_a_config_error(tmp_path):
     from hubtasks.errors import ConfigError
-    from hubtasks.gather import read_dockerfile
+    from hubtasks.pipeline.gather import read_dockerfile
 
     (tmp_path / "Dockerfile").mkdir()  # a read fails with an OSError, as an unreadable file
     with pytest.raises(
@@ -473,7 +473,7 @@ def test_the_session_records_each_tag_as_it_lands(tmp_path):
 
 def test_a_chained_push_takes_the_earlier_stages_tags_before_hub_tags(tmp_path):
     """`inv build --tag v9 push` with HUB_TAGS=edge in .env pushed `edge` (an older image)."""
-    from hubtasks.preflight import resolve_tags
+    from hubtasks.pipeline.preflight import resolve_tags
 
     root = _project(tmp_path)
     store = Store()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hubtasks.gitinfo import is_tracked, public_url, read_git
+from hubtasks.build.gitinfo import is_tracked, public_url, read_git
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,8 @@ import pytest
 from invoke import Config, Context
 
 from hubtasks.errors import HookError
-from hubtasks.hooks import Facts, Hooks, LineWriter, summarize
-from hubtasks.redaction import HIDDEN, add_secret
+from hubtasks.pipeline.hooks import Facts, Hooks, LineWriter, summarize
+from hubtasks.ui.redaction import HIDDEN, add_secret
 
 SECRET = "hook-secret-4711"
 

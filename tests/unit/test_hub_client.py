@@ -9,18 +9,17 @@ from pathlib import Path
 import pytest
 
 from devtools.hubdouble import HubDouble
+from hubtasks.dockerhub.client import HubClient, api_url, permission_hint, split_path
 from hubtasks.errors import AuthError, ConfigError, HubError, RegistryError
-from hubtasks.hub import HubClient, api_url, permission_hint, split_path
-from hubtasks.ratelimit import (
+from hubtasks.references import Repository
+from hubtasks.registry.client import RegistryClient, read_rate_limit
+from hubtasks.registry.ratelimit import (
     RateLimit,
     describe_limit,
     parse_rate_limit,
-    read_rate_limit,
     too_many_requests,
 )
-from hubtasks.references import Repository
-from hubtasks.registry import RegistryClient
-from hubtasks.settings import resolve_settings
+from hubtasks.settings.resolve import resolve_settings
 
 PAT = "dckr_pat_alice-secret"
 NOW = datetime.datetime.now(datetime.timezone.utc)
@@ -287,7 +286,7 @@ def test_a_redirect_does_not_carry_the_bearer_token_to_another_host():
 def test_retry_after_as_an_http_date_is_honoured_by_the_hub_client_and_the_rate_limit_line():
     from email.utils import format_datetime
 
-    from hubtasks.hub import retry_after
+    from hubtasks.dockerhub.client import retry_after
 
     now = datetime.datetime.now(datetime.timezone.utc)
     later = format_datetime(now + datetime.timedelta(seconds=120), usegmt=True)

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from hubtasks.console import Console
-from hubtasks.init import NEEDED, TASKS_PY, env_template, init_project
-from hubtasks.settings import KEYS
+from hubtasks.cli.init import NEEDED, TASKS_PY, env_template, init_project
+from hubtasks.settings.resolve import KEYS
+from hubtasks.ui.console import Console
 
 from .test_tasks import invoke
 

@@ -10,12 +10,12 @@ from collections import defaultdict
 import pytest
 
 from hubtasks import api
-from hubtasks.console import Console
 from hubtasks.errors import ConfigError, RegistryError, ReleaseRefused
-from hubtasks.plan import CREATE, HOLD, INPUTS_LABEL, MOVE, REFUSE, SKIP
+from hubtasks.pipeline.plan import CREATE, HOLD, INPUTS_LABEL, MOVE, REFUSE, SKIP
+from hubtasks.pipeline.session import Session
 from hubtasks.references import Repository
-from hubtasks.session import Session
-from hubtasks.settings import Settings
+from hubtasks.settings.resolve import Settings
+from hubtasks.ui.console import Console
 
 from .fakes import FakeRegistry, Store
 from .test_tasks import assert_one_line_error, invoke, make_project

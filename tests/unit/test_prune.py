@@ -12,10 +12,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from hubtasks.console import Console
-from hubtasks.errors import ConfigError, RegistryError
-from hubtasks.hub import _hub_tag
-from hubtasks.prune import (
+from hubtasks.dockerhub.client import _hub_tag
+from hubtasks.dockerhub.prune import (
     HubTags,
     TagInfo,
     names_versions,
@@ -24,9 +22,11 @@ from hubtasks.prune import (
     prune,
     select,
 )
+from hubtasks.errors import ConfigError, RegistryError
+from hubtasks.pipeline.session import Session
 from hubtasks.references import Repository
-from hubtasks.session import Session
-from hubtasks.settings import Settings
+from hubtasks.settings.resolve import Settings
+from hubtasks.ui.console import Console
 
 from .fakes import FakeRegistry, Store
 
@@ -383,7 +383,7 @@ def test_on_docker_hub_the_images_of_a_kept_list_are_spared():
 def test_a_429_to_a_delete_carries_the_registrys_wait():
     """Retried no sooner than Retry-After, as every other request: the wait travels on the
     error the retry policy reads (it was dropped, and retried after 0.1 s)."""
-    from hubtasks.prune import RegistryTags
+    from hubtasks.dockerhub.prune import RegistryTags
 
     class Busy:
         repository = APP

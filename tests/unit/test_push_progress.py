@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import re
 
-from hubtasks.console import Console, layer_status
+from hubtasks.ui.console import Console, layer_status
 
 ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -50,7 +50,7 @@ def test_layer_status_words():
 def test_plain_progress_lines_say_only_what_is_known(monkeypatch):
     """Off a terminal: no "0 B of 0 B" line before anything moved, and no total the bytes
     sent have passed (the daemon's total is a layer's size before compression)."""
-    from hubtasks import console as console_module
+    from hubtasks.ui import console as console_module
 
     monkeypatch.setattr(console_module, "PROGRESS_INTERVAL", 0.0)
     err = io.StringIO()

@@ -46,7 +46,7 @@ def test_import_reads_no_env_file_and_installs_no_log_factory(tmp_path):
         print(json.dumps({
             "opened": opened,
             "factory_changed": logging.getLogRecordFactory() is not factory,
-            "tasks_loaded": "hubtasks.tasks" in sys.modules,
+            "tasks_loaded": "hubtasks.cli.tasks" in sys.modules,
         }))
         """,
         tmp_path,
@@ -126,7 +126,7 @@ def test_the_collection_freezes_the_heap_only_at_exit(tmp_path):
         seen = {}
         # Registered before the collection loads, so it runs after the collection's handler.
         atexit.register(lambda: print(json.dumps({**seen, "at_exit": gc.get_freeze_count()})))
-        import hubtasks.tasks
+        import hubtasks.cli.tasks
         seen["after_import"] = gc.get_freeze_count()
         """,
         tmp_path,

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from hubtasks.redaction import HIDDEN, add_secret, install_log_redaction, redact, redact_keyed
+from hubtasks.ui.redaction import HIDDEN, add_secret, install_log_redaction, redact, redact_keyed
 
 
 def new_secret(prefix: str = "tok") -> str:

@@ -20,7 +20,7 @@ import pytest
 
 from hubtasks.errors import AuthError, RegistryError, VerifyError
 from hubtasks.references import Repository
-from hubtasks.registry import RegistryClient, parse_challenge, registry_base_url
+from hubtasks.registry.client import RegistryClient, parse_challenge, registry_base_url
 
 from .httpfakes import QuietHandler, serving
 

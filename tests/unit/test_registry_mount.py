@@ -20,7 +20,7 @@ import pytest
 
 from hubtasks.errors import RegistryError, VerifyError
 from hubtasks.references import Repository
-from hubtasks.registry import RegistryClient
+from hubtasks.registry.client import RegistryClient
 
 from .httpfakes import QuietHandler, serving
 

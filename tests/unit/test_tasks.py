@@ -17,9 +17,10 @@ import pytest
 from invoke import Exit
 
 import hubtasks
-from hubtasks import ns, tasks
-from hubtasks.console import Console
+from hubtasks import ns
+from hubtasks.cli import tasks
 from hubtasks.errors import ConfigError, DaemonError
+from hubtasks.ui.console import Console
 
 TASK_NAMES = {
     "init",
@@ -175,9 +176,9 @@ def test_an_interrupt_after_tags_landed_says_which(monkeypatch):
     import io
     import json
 
+    from hubtasks.pipeline.results import PushedTag
+    from hubtasks.pipeline.session import Session
     from hubtasks.references import Repository
-    from hubtasks.results import PushedTag
-    from hubtasks.session import Session
 
     out = io.StringIO()
     console = Console(out=out, err=io.StringIO(), mode="plain")

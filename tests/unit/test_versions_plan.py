@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hubtasks.plan import (
+from hubtasks.pipeline.plan import (
     CHECK,
     CREATE,
     HOLD,
@@ -16,7 +16,7 @@ from hubtasks.plan import (
     expand_tags,
     image_labels,
 )
-from hubtasks.versions import fan_out, floating_line, highest_in_line, parse_version
+from hubtasks.pipeline.versions import fan_out, floating_line, highest_in_line, parse_version
 
 
 @pytest.mark.parametrize(

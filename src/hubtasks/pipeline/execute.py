@@ -14,20 +14,27 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from . import plan as planning
-from .cache import pull_sources
-from .console import human_size
-from .errors import BuildError, HubError, ReleaseRefused, VerifyError
-from .gather import BuildSet, Inputs, RegistryState, each_tag_or_raise
-from .hooks import Facts
-from .plan import Plan, platform_tag, same_platform
-from .publish import check_arrived, copy_tags, now_published, push_tags, with_progress
-from .references import Repository
-from .registry import manifest_list
-from .results import BuiltImage, PushedTag
-from .session import Session
-from .settings import Settings
-from .stopwatch import Stopwatch
+from hubtasks.errors import BuildError, HubError, ReleaseRefused, VerifyError
+from hubtasks.pipeline import plan as planning
+from hubtasks.pipeline.cache import pull_sources
+from hubtasks.pipeline.gather import BuildSet, Inputs, RegistryState, each_tag_or_raise
+from hubtasks.pipeline.hooks import Facts
+from hubtasks.pipeline.plan import Plan, platform_tag
+from hubtasks.pipeline.publish import (
+    check_arrived,
+    copy_tags,
+    now_published,
+    push_tags,
+    with_progress,
+)
+from hubtasks.pipeline.results import BuiltImage, PushedTag
+from hubtasks.pipeline.session import Session
+from hubtasks.pipeline.stopwatch import Stopwatch
+from hubtasks.platforms import same_platform
+from hubtasks.references import Repository
+from hubtasks.registry.client import manifest_list
+from hubtasks.settings.resolve import Settings
+from hubtasks.ui.console import human_size
 
 
 def facts_for(stage: str, repository: Repository, tags: tuple[str, ...] | list[str]) -> Facts:

@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from invoke import Collection, Context, Exit, Task, task
 from invoke.parser import Argument
 
-from .errors import ConfigError, HubError
-from .redaction import add_secret, install_log_redaction, redact
-from .settings import KEYS, Key, Settings, load_settings, token_candidates
+from hubtasks.errors import ConfigError, HubError
+from hubtasks.settings.resolve import KEYS, Key, Settings, load_settings, token_candidates
+from hubtasks.ui.redaction import add_secret, install_log_redaction, redact
 
 if TYPE_CHECKING:
-    from . import api
-    from .console import Console
+    from hubtasks import api
+    from hubtasks.ui.console import Console
 
 T = TypeVar("T")
 
@@ -188,7 +188,7 @@ _SESSION: api.Session | None = None
 
 
 def _new_console() -> Console:
-    from .console import Console
+    from hubtasks.ui.console import Console
 
     return Console()
 
@@ -247,7 +247,7 @@ def _prepare(
     json_: bool = False,
 ) -> tuple[Settings, api.Session]:
     global _SESSION  # noqa: PLW0603 - one session per command line: see above
-    from . import api
+    from hubtasks import api
 
     if _SESSION is None:
         _SESSION = api.Session(console=_new_console(), context=c)
@@ -266,7 +266,7 @@ def _publish(result: api.Release, session: api.Session, stage: str, as_json: boo
     on stdout."""
     github_output = os.environ.get("GITHUB_OUTPUT")
     if github_output and not result.dry_run:
-        from .github_output import write_github_output
+        from hubtasks.cli.github_output import write_github_output
 
         json_to = session.console if as_json else None
         run_stage(lambda: write_github_output(github_output, result), stage, json_to)
@@ -285,7 +285,7 @@ def _publish(result: api.Release, session: api.Session, stage: str, as_json: boo
 @task(klass=HubTask)
 def init(c: Context) -> None:
     """Start a project: .env (mode 600) to fill in, .env kept out of git and the image, tasks.py."""
-    from .init import init_project
+    from hubtasks.cli.init import init_project
 
     console = _new_console()
     run_stage(lambda: init_project(Path.cwd(), console), "init")
@@ -294,7 +294,7 @@ def init(c: Context) -> None:
 @task(klass=HubTask)
 def logout(c: Context, registry: str | None = None, quiet: bool = False) -> None:
     """Remove the credentials `inv login --save` stored for the registry, nothing else."""
-    from . import api
+    from hubtasks import api
 
     settings, session = _prepare(c, "logout", settings_flags(registry=registry), quiet=quiet)
     run_stage(lambda: api.logout(settings, session=session), "logout")
@@ -309,7 +309,7 @@ def login(
     quiet: bool = False,
 ) -> None:
     """Check HUB_USERNAME/HUB_TOKEN against the registry (never a cached answer)."""
-    from . import api
+    from hubtasks import api
 
     flags = settings_flags(registry=registry, repository=repository)
     settings, session = _prepare(c, "login", flags, quiet=quiet)
@@ -333,7 +333,7 @@ def build(
     verbose: bool = False,
 ) -> None:
     """Build the image with live output and OCI labels, and give it every requested tag."""
-    from . import api
+    from hubtasks import api
 
     flags = settings_flags(
         tag=tag,
@@ -361,7 +361,7 @@ def tag_(
     quiet: bool = False,
 ) -> None:
     """Add tags to an image that already exists locally, without rebuilding."""
-    from . import api
+    from hubtasks import api
 
     flags = settings_flags(tag=tag, repository=repository, registry=registry)
     settings, session = _prepare(c, "tag", flags, quiet=quiet)
@@ -381,7 +381,7 @@ def push(
     json_: bool = False,
 ) -> None:
     """Push each tag explicitly and print its manifest digest; unchanged tags are skipped."""
-    from . import api
+    from hubtasks import api
 
     flags = settings_flags(tag=tag, repository=repository, registry=registry)
     settings, session = _prepare(c, "push", flags, quiet=quiet, verbose=verbose, json_=json_)
@@ -417,7 +417,7 @@ def release(
     json_: bool = False,
 ) -> None:
     """Validate, log in, build, tag, push and verify; print REGISTRY/REPO:TAG@DIGEST per tag."""
-    from . import api
+    from hubtasks import api
 
     flags = settings_flags(
         tag=tag,
@@ -469,7 +469,7 @@ def promote(
     """Publish an image the registry already holds under new tags, registry-side.
 
     No Docker daemon, no pull, no layer push; prints REGISTRY/REPO:TAG@DIGEST per tag."""
-    from . import api
+    from hubtasks import api
 
     flags = settings_flags(
         tag=tag, repository=repository, registry=registry, semver=semver, latest=latest
@@ -500,7 +500,7 @@ def doctor(
     """Check that everything a release needs is in order; exit 0 only when it is.
 
     With --platform, also whether the daemon can run each platform's RUN steps."""
-    from .doctor import healthy, run_checks
+    from hubtasks.doctor import healthy, run_checks
 
     console = _new_console()
     _hide_secrets(c)
@@ -547,7 +547,7 @@ def describe(
     """Set the Docker Hub page: overview from the README, short description.
 
     Creates the repository when needed and sends nothing when the page already matches."""
-    from .describe import describe as describe_page
+    from hubtasks.dockerhub.describe import describe as describe_page
 
     flags = settings_flags(
         repository=repository,
@@ -577,7 +577,7 @@ def prune(
     """List the tags a rule would delete (tag, digest, date); --yes deletes them.
 
     Not with --dry-run. Never a tag whose digest a kept tag holds, itself or inside its list."""
-    from .prune import prune as prune_tags
+    from hubtasks.dockerhub.prune import prune as prune_tags
 
     flags = settings_flags(repository=repository, registry=registry)
     settings, session = _prepare(c, "prune", flags, quiet=quiet)

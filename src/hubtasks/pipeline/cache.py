@@ -29,15 +29,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from .errors import HubError
-from .plan import Remote, same_platform
-from .references import Repository, parse_pull_reference
-from .session import Session
-from .settings import CACHE_AUTO, CACHE_NONE, Settings
-from .versions import LATEST, highest_in_line
+from hubtasks.errors import HubError
+from hubtasks.pipeline.plan import Remote
+from hubtasks.pipeline.session import Session
+from hubtasks.pipeline.versions import LATEST, highest_in_line
+from hubtasks.platforms import same_platform
+from hubtasks.references import Repository, parse_pull_reference
+from hubtasks.settings.resolve import CACHE_AUTO, CACHE_NONE, Settings
 
 if TYPE_CHECKING:
-    from .protocols import Daemon
+    from hubtasks.pipeline.protocols import Daemon
 
 # Local images of the repository also named in `cache_from` (newest first).
 LOCAL_SOURCES = 8

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import plan as planning
-from .plan import Plan
-from .references import Repository
+from hubtasks.pipeline import plan as planning
+from hubtasks.pipeline.plan import Plan
+from hubtasks.references import Repository
 
 
 @dataclass(frozen=True)

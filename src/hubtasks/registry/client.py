@@ -35,9 +35,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .errors import AuthError, DigestMismatchError, HubError, RegistryError, VerifyError
-from .references import DOCKER_HUB, Repository
-from .retry import retry_after_seconds
+from hubtasks.errors import AuthError, DigestMismatchError, HubError, RegistryError, VerifyError
+from hubtasks.references import DOCKER_HUB, Repository
+from hubtasks.registry.ratelimit import RateLimit, parse_rate_limit, too_many_requests
+from hubtasks.retry import retry_after_seconds
 
 MANIFEST_TYPES = (
     "application/vnd.docker.distribution.manifest.v2+json",
@@ -683,7 +684,7 @@ class RegistryClient:
     def send(self, method: str, path: str, *, accept: str | None = None) -> _Response:
         """Any request to this registry's API (`/v2/…`) with the client's login, answered as it
         came: status, headers, body. Raises `AuthError` only on a 401 after logging in.
-        (Used by prune.py for deletes and ratelimit.py for its HEAD.)"""
+        (Used by prune for deletes and read_rate_limit for its HEAD.)"""
         return self._request(method, path, accept=accept)
 
     def _check(self, response: _Response, action: str) -> None:
@@ -698,8 +699,6 @@ class RegistryClient:
         transient = response.status == 429 or response.status >= 500
         said = f"registry answered HTTP {response.status}"
         if response.status == 429:
-            from .ratelimit import too_many_requests  # says which limit and when it resets
-
             said = too_many_requests(self.repository.registry, response.headers)
         raise RegistryError(
             f"cannot {action} {self.repository}: {said}",
@@ -866,6 +865,14 @@ def _next_link(header: str | None) -> str | None:
 
 def _user_agent() -> str:
     """`hubtasks/<version>`: a registry (or a test's proxy) can tell our requests apart."""
-    from .version import VERSION
+    from hubtasks.version import VERSION
 
     return f"hubtasks/{VERSION}"
+
+
+def read_rate_limit(client: RegistryClient, reference: str = "latest") -> RateLimit | None:
+    """The limit as a `HEAD` of one manifest shows it (any status: the headers are what
+    count); None when the registry sends no `ratelimit-*` headers."""
+    path = f"/v2/{client.repository.path}/manifests/{reference}"
+    response = client.send("HEAD", path, accept=", ".join(MANIFEST_TYPES))
+    return parse_rate_limit(response.headers)

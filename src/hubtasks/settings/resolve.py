@@ -18,8 +18,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ConfigError
-from .references import (
+from hubtasks.errors import ConfigError
+from hubtasks.references import (
     DOCKER_HUB,
     Repository,
     normalize_registry,

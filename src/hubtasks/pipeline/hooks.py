@@ -22,12 +22,12 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError, HookError
-from .redaction import redact
-from .settings import HOOK_NAMES
+from hubtasks.errors import ConfigError, HookError
+from hubtasks.settings.resolve import HOOK_NAMES
+from hubtasks.ui.redaction import redact
 
 if TYPE_CHECKING:
-    from .results import PushedTag
+    from hubtasks.pipeline.results import PushedTag
 
 
 HookFunction = Callable[[Any, "Facts"], Any]

@@ -13,16 +13,22 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
-from .context import BuildContext, PendingInputs, combine_inputs, platform_args, scratch_image
-from .engine import context_paths
-from .errors import ConfigError, HubError
-from .gitinfo import GitState, read_git
-from .plan import INPUTS_LABEL, Remote
-from .preflight import labels_for, resolve_tags
-from .protocols import Registry
-from .registry import ImageRecord
-from .session import Session
-from .settings import Settings
+from hubtasks.build.context import (
+    BuildContext,
+    PendingInputs,
+    combine_inputs,
+    platform_args,
+    scratch_image,
+)
+from hubtasks.build.gitinfo import GitState, read_git
+from hubtasks.daemon.engine import context_paths
+from hubtasks.errors import ConfigError, HubError
+from hubtasks.pipeline.plan import INPUTS_LABEL, Remote
+from hubtasks.pipeline.preflight import labels_for, resolve_tags
+from hubtasks.pipeline.protocols import Registry
+from hubtasks.pipeline.session import Session
+from hubtasks.registry.client import ImageRecord
+from hubtasks.settings.resolve import Settings
 
 T = TypeVar("T")
 

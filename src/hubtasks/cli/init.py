@@ -14,11 +14,11 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import ConfigError
-from .settings import ENV_FILE_NAME, read_env_file
+from hubtasks.errors import ConfigError
+from hubtasks.settings.resolve import ENV_FILE_NAME, read_env_file
 
 if TYPE_CHECKING:
-    from .console import Console
+    from hubtasks.ui.console import Console
 
 NEEDED = ("HUB_USERNAME", "HUB_TOKEN", "HUB_REPOSITORY")
 TASKS_PY = '"""Release this image with hubtasks: inv --list, inv release --tag v1."""\n' + (

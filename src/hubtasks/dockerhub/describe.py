@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import hub
-from .errors import ConfigError, HubError
+from hubtasks.dockerhub import client as hub
+from hubtasks.errors import ConfigError, HubError
 
 if TYPE_CHECKING:
-    from .session import Session
-    from .settings import Settings
+    from hubtasks.pipeline.session import Session
+    from hubtasks.settings.resolve import Settings
 
 RAW, BLOB = "raw", "blob"
 CREATED, UPDATED, UNCHANGED, SKIPPED = "created", "updated", "unchanged", "skipped"
@@ -299,7 +299,7 @@ def _read_readme(settings: Settings) -> tuple[Path, str] | None:
 
 def _links_for(path: Path, text: str) -> tuple[str, str | None]:
     """The README with relative links made absolute, and a warning when they cannot be."""
-    from .gitinfo import folder_in_repository, read_git
+    from hubtasks.build.gitinfo import folder_in_repository, read_git
 
     relative = relative_links(text)
     if not relative:
@@ -374,7 +374,7 @@ def describe(
     create the repository (HUB_VISIBILITY) when it does not exist, else change only the
     fields that differ. On a registry that is not Docker Hub nothing is sent, but the page is
     checked all the same: bad input is said now, not when the project moves to Docker Hub."""
-    from .session import session_for
+    from hubtasks.pipeline.session import session_for
 
     repository = settings.require_repository()
     session = session_for(settings, session)

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .context import BuildContext, base_images, ignore_patterns
-from .errors import AuthError, BuildError, ConfigError, DaemonError, HubError, PushError
-from .plan import same_platform
-from .references import Repository, auth_key
+from hubtasks.build.context import BuildContext, base_images, ignore_patterns
+from hubtasks.errors import AuthError, BuildError, ConfigError, DaemonError, HubError, PushError
+from hubtasks.platforms import same_platform
+from hubtasks.references import Repository, auth_key
 
 # Pushes of large layers can keep a single read waiting for minutes.
 DEFAULT_TIMEOUT = 600
@@ -621,7 +621,7 @@ class Engine:
             except HubError:
                 wait = None  # the registry did not say; the usual backoff applies
         if said.status == 429:
-            from .ratelimit import too_many_requests
+            from hubtasks.registry.ratelimit import too_many_requests
 
             message = f"{message} ({too_many_requests(repository.registry)})"
         return PushError(

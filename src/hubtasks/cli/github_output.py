@@ -6,10 +6,10 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING
 
-from .errors import HubError
+from hubtasks.errors import HubError
 
 if TYPE_CHECKING:
-    from .results import Release
+    from hubtasks.pipeline.results import Release
 
 
 def write_github_output(path: str, release: Release) -> None:

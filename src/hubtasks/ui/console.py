@@ -23,16 +23,27 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
-from . import redaction
+from hubtasks.ui import redaction
 
 if TYPE_CHECKING:
-    from .doctor import Check
-    from .references import Repository
-    from .results import Release
+    from hubtasks.pipeline.results import Release
+    from hubtasks.references import Repository
 
 HIDDEN = redaction.HIDDEN
+
+
+@dataclass(frozen=True)
+class Check:
+    """One row of `inv doctor`."""
+
+    name: str
+    ok: bool | None  # None: a warning that does not block a release
+    detail: str
+    fix: str = ""
+
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")

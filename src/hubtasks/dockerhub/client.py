@@ -47,13 +47,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .errors import AuthError, ConfigError, HubError, RegistryError
-from .redaction import add_secret
-from .references import DOCKER_HUB, Repository
-from .retry import retry_after_seconds
+from hubtasks.errors import AuthError, ConfigError, HubError, RegistryError
+from hubtasks.references import DOCKER_HUB, Repository
+from hubtasks.retry import retry_after_seconds
+from hubtasks.ui.redaction import add_secret
 
 if TYPE_CHECKING:
-    from .settings import Settings
+    from hubtasks.settings.resolve import Settings
 
 DEFAULT_API_URL = "https://hub.docker.com"
 PAGE_SIZE = 100  # the documented maximum
@@ -217,7 +217,7 @@ class HubClient:
         if self._bearer and not url.endswith("/v2/auth/token"):
             # Not copied to wherever a redirect points (urllib copies plain headers).
             request.add_unredirected_header("Authorization", f"Bearer {self._bearer}")
-        from .registry import read_within  # a byte-at-a-time answer is bounded too
+        from hubtasks.registry.client import read_within  # a byte-at-a-time answer is bounded too
 
         deadline = time.monotonic() + self._timeout
         try:

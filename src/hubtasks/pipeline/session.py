@@ -11,17 +11,17 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .console import Console
-from .gitinfo import is_tracked
-from .hooks import Hooks
-from .retry import RetryPolicy
-from .settings import Settings, read_env_file
+from hubtasks.build.gitinfo import is_tracked
+from hubtasks.pipeline.hooks import Hooks
+from hubtasks.retry import RetryPolicy
+from hubtasks.settings.resolve import Settings, read_env_file
+from hubtasks.ui.console import Console
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from .protocols import Daemon, Registry
-    from .results import PushedTag
+    from hubtasks.pipeline.protocols import Daemon, Registry
+    from hubtasks.pipeline.results import PushedTag
 
 T = TypeVar("T")
 
@@ -47,7 +47,7 @@ class Session:
         if context is None:  # the Python API, not a task: keep Invoke's and Docker's debug
             from invoke import Context  # records out of the caller's (nox's) DEBUG logs
 
-            from .loggers import quiet_libraries
+            from hubtasks.ui.loggers import quiet_libraries
 
             quiet_libraries()
             context = Context()
@@ -120,7 +120,7 @@ class Session:
 
     def engine_for(self, settings: Settings) -> Daemon:
         if self.engine is None:
-            from .engine import Engine  # docker-py only when the daemon is needed
+            from hubtasks.daemon.engine import Engine  # docker-py only when the daemon is needed
 
             self.engine = Engine(settings.docker_env)
         return self.engine
@@ -133,7 +133,7 @@ class Session:
             if self._registry_factory is not None:
                 self._registries[key] = self._registry_factory(settings)
             else:
-                from .registry import RegistryClient  # urllib & co. only when needed
+                from hubtasks.registry.client import RegistryClient  # urllib & co. only when needed
 
                 self._registries[key] = RegistryClient(
                     repository,
@@ -284,7 +284,7 @@ def holds_token(path: Path) -> bool:
 
 
 def _import_sdk(environment: Mapping[str, str]) -> None:
-    from .engine import import_sdk
+    from hubtasks.daemon.engine import import_sdk
 
     import_sdk(environment.get("DOCKER_HOST", ""))
 

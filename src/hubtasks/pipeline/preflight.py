@@ -5,17 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import plan as planning
-from .engine import context_includes
-from .errors import (
+from hubtasks.build.gitinfo import GitState, read_git
+from hubtasks.daemon.engine import context_includes
+from hubtasks.errors import (
     ConfigError,
     ContextLeakError,
 )
-from .gitinfo import GitState, read_git
-from .references import validate_tag
-from .session import holds_token
-from .settings import Settings
-from .versions import parse_version
+from hubtasks.pipeline import plan as planning
+from hubtasks.pipeline.session import holds_token
+from hubtasks.pipeline.versions import parse_version
+from hubtasks.references import validate_tag
+from hubtasks.settings.resolve import Settings
 
 
 def check_context(settings: Settings) -> None:

@@ -36,16 +36,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
-from . import hub
-from .errors import ConfigError, HubError, RegistryError
-from .versions import parse_version
+from hubtasks.dockerhub import client as hub
+from hubtasks.errors import ConfigError, HubError, RegistryError
+from hubtasks.pipeline.versions import parse_version
 
 if TYPE_CHECKING:
-    from .protocols import Registry
-    from .references import Repository
-    from .registry import ImageRecord, RegistryClient
-    from .session import Session
-    from .settings import Settings
+    from hubtasks.pipeline.protocols import Registry
+    from hubtasks.pipeline.session import Session
+    from hubtasks.references import Repository
+    from hubtasks.registry.client import ImageRecord, RegistryClient
+    from hubtasks.settings.resolve import Settings
 
 _AGE = re.compile(r"(\d+)\s*([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -202,7 +202,7 @@ class RegistryTags:
 
     def read(self) -> list[TagInfo]:
         """Every tag with its digest and date, read up to four tags at a time."""
-        from .gather import each_tag_or_raise, list_tags
+        from hubtasks.pipeline.gather import each_tag_or_raise, list_tags
 
         names = list_tags(self.client, self.session)
         found = each_tag_or_raise(
@@ -247,7 +247,7 @@ class RegistryTags:
                 "token needs delete permission on the repository",
                 status=response.status,
             )
-        from .registry import rate_limit_wait
+        from hubtasks.registry.client import rate_limit_wait
 
         raise RegistryError(
             f"registry {registry} could not delete {digest} (HTTP {response.status})",
@@ -292,7 +292,7 @@ def prune(
 ) -> PruneResult:
     """List (tag, digest, date) of what the rule deletes; delete only with `yes` and without
     `dry_run`."""
-    from .session import session_for
+    from hubtasks.pipeline.session import session_for
 
     if not match:
         raise ConfigError("prune needs --match PATTERN (a glob such as 'sha-*')")

@@ -10,8 +10,7 @@ from __future__ import annotations
 from invoke import Program
 
 import hubtasks
-
-from .tasks import ns
+from hubtasks.cli.tasks import ns
 
 program = Program(namespace=ns, version=hubtasks.__version__, name="hubtasks", binary="hubtasks")
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from .errors import ConfigError
+from hubtasks.errors import ConfigError
 
 CHUNK = 1 << 20
 _BLOCK = tarfile.BLOCKSIZE

@@ -18,13 +18,11 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .errors import HubError
-from .references import DOCKER_HUB, Repository
-from .retry import retry_after_seconds
+from hubtasks.references import DOCKER_HUB
+from hubtasks.retry import retry_after_seconds
 
 if TYPE_CHECKING:
-    from .registry import Headers, RegistryClient
-    from .settings import Settings
+    from hubtasks.registry.client import Headers
 
 PROBE = "ratelimitpreview/test"  # Docker's documented repository for reading the limit
 _LIMIT = re.compile(r"\s*(\d+)\s*(?:;\s*w\s*=\s*(\d+))?")
@@ -119,48 +117,3 @@ def too_many_requests(
         f"Docker Hub's pull rate limit is used up (HTTP 429 TOOMANYREQUESTS): "
         f"{describe_limit(found, now)}"
     )
-
-
-def read_rate_limit(client: RegistryClient, reference: str = "latest") -> RateLimit | None:
-    """The limit as a `HEAD` of one manifest shows it (any status: the headers are what
-    count); None when the registry sends no `ratelimit-*` headers."""
-    from .registry import MANIFEST_TYPES
-
-    path = f"/v2/{client.repository.path}/manifests/{reference}"
-    response = client.send("HEAD", path, accept=", ".join(MANIFEST_TYPES))
-    return parse_rate_limit(response.headers)
-
-
-def doctor_check(settings: Settings) -> tuple[str, bool | None, str, str] | None:
-    """(name, ok, detail, fix) for `inv doctor`, or None when the registry is not Docker Hub
-    (HUB_API_URL set counts as Docker Hub: then the configured repository is probed)."""
-    from .hub import api_url
-    from .registry import RegistryClient
-
-    if api_url(settings) is None or not (settings.username and settings.token):
-        return None
-    name = "pull rate limit"
-    repository = settings.repository
-    if repository is None:
-        return None
-    if repository.registry == DOCKER_HUB:
-        probe, reference = Repository(DOCKER_HUB, PROBE), "latest"
-    else:
-        probe, reference = repository, (settings.tags or ("latest",))[0]
-    client = RegistryClient(probe, settings.username, settings.token, timeout=15)
-    try:
-        found = read_rate_limit(client, reference)
-    except HubError as error:
-        return name, None, f"could not read it: {error}", ""
-    finally:
-        client.close()
-    if found is None:
-        return name, True, f"{repository.registry} sends no rate-limit headers: no pull limit", ""
-    if found.remaining == 0:
-        return (
-            name,
-            None,
-            describe_limit(found),
-            "wait for the window to pass, or use an account with a higher limit",
-        )
-    return name, True, describe_limit(found), ""

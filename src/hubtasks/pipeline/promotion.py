@@ -18,9 +18,9 @@ import shlex
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .errors import ConfigError, RegistryError
-from .gather import RegistryState, each_tag_or_raise
-from .plan import (
+from hubtasks.errors import ConfigError, RegistryError
+from hubtasks.pipeline.gather import RegistryState, each_tag_or_raise
+from hubtasks.pipeline.plan import (
     CHECK,
     INPUTS_LABEL,
     SKIP,
@@ -30,11 +30,11 @@ from .plan import (
     decide,
     moved_or_refused,
 )
-from .protocols import Registry
-from .references import DOCKER_HUB, ImageReference, parse_image_reference
-from .registry import ImageRecord
-from .session import Session
-from .settings import Settings
+from hubtasks.pipeline.protocols import Registry
+from hubtasks.pipeline.session import Session
+from hubtasks.references import DOCKER_HUB, ImageReference, parse_image_reference
+from hubtasks.registry.client import ImageRecord
+from hubtasks.settings.resolve import Settings
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,10 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from .context import BuildContext
-    from .engine import LocalImage
-    from .references import Repository
-    from .registry import ImageRecord
+    from hubtasks.build.context import BuildContext
+    from hubtasks.daemon.engine import LocalImage
+    from hubtasks.references import Repository
+    from hubtasks.registry.client import ImageRecord
 
 
 class Daemon(Protocol):

@@ -6,15 +6,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .errors import AuthError, HubError, PushError, RegistryError, VerifyError
-from .gather import each_tag, extra_connections
-from .plan import SKIP, Plan
-from .protocols import Registry
-from .references import Repository
-from .registry import sha256_digest
-from .results import PushedTag
-from .session import Session
-from .settings import Settings
+from hubtasks.errors import AuthError, HubError, PushError, RegistryError, VerifyError
+from hubtasks.pipeline.gather import each_tag, extra_connections
+from hubtasks.pipeline.plan import SKIP, Plan
+from hubtasks.pipeline.protocols import Registry
+from hubtasks.pipeline.results import PushedTag
+from hubtasks.pipeline.session import Session
+from hubtasks.references import Repository
+from hubtasks.registry.client import sha256_digest
+from hubtasks.settings.resolve import Settings
 
 
 def push_tags(
@@ -87,7 +87,7 @@ def copy_tags(
     repository = settings.require_repository()
     registry = session.registry_for(settings)
     manifest = _source_manifest(settings, session, source, read_from)
-    from .registry import copy_unsupported
+    from hubtasks.registry.client import copy_unsupported
 
     def copy(client: Registry, name: str) -> str | _Refused:
         try:

@@ -11,8 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from .references import DOCKER_HUB
-from .versions import (
+from hubtasks.pipeline.versions import (
     LATEST,
     Version,
     fan_out,
@@ -20,6 +19,7 @@ from .versions import (
     highest_in_line,
     parse_version,
 )
+from hubtasks.references import DOCKER_HUB
 
 
 class Action(str, Enum):
@@ -96,13 +96,6 @@ class Plan:
 
     def of(self, action: Action) -> list[str]:
         return [d.tag for d in self.decisions if d.action == action]
-
-
-def same_platform(wanted: str, found: str) -> bool:
-    """Whether an image of `found` (a config's os/arch[/variant]) is one of `wanted`: the
-    variant counts only when it was asked for (`linux/arm64` takes `linux/arm64/v8`)."""
-    asked, got = wanted.split("/"), found.split("/")
-    return asked[:2] == got[:2] and (len(asked) < 3 or asked[2:] == got[2:])
 
 
 def platform_tag(tag: str, platform: str) -> str:
