@@ -16,10 +16,11 @@ from hubtasks.errors import ConfigError, HubError
 from hubtasks.pipeline import plan as planning
 from hubtasks.pipeline import promotion
 from hubtasks.pipeline.cache import cache_refs
-from hubtasks.pipeline.execute import Executor, facts_for, refuse, report_plan
+from hubtasks.pipeline.execute import Executor, facts_for
 from hubtasks.pipeline.execute import release as execute_release
 from hubtasks.pipeline.gather import (
     BuildSet,
+    Gathered,
     RegistryState,
     build_set,
     list_tags,
@@ -246,22 +247,12 @@ def push(
     watch = Stopwatch()
     with watch.time("plan"), session.console.activity("plan", "reading the registry"):
         state = read_registry(session.registry_for(settings), tags, session)
-    decisions = [
-        planning.decide(
-            [name],
-            remote=state.remote,
-            published=[],
-            inputs=inputs[local[name]],
-            image_id=local[name],
-            force=force,
-        ).decisions[0]
-        for name in tags
-    ]
-    plan = Plan(tuple(decisions), build=False, source=None)
+    found = {name: image_id for name, image_id in local.items() if image_id}  # all, see above
+    plan = planning.plan_push(tags, remote=state.remote, local=found, inputs=inputs, force=force)
     if plan.refused:
-        raise refuse(plan, repository, "push")
-    report_plan(plan, repository, session)
-    published, _ = Executor(settings, session, watch).push(plan, tags, local)
+        raise planning.refusal(plan, repository, "push")
+    session.console.plan_lines(plan, repository)
+    published = Executor(settings, session, watch).push(plan, tags, local).published
     first = rows[tags[0]]  # the image of the first tag, as a release reports its image
     image = BuiltImage(repository, first["id"], tags, labels=first["labels"], size=first["size"])
     return Release(repository, plan, image=image, published=published, timings=watch.timings)
@@ -287,10 +278,11 @@ def release(
     session: Session | None = None,
     strict: bool = False,
 ) -> Release:
-    """gather (settings, git, build inputs; pre_release; login, the registry's tags and their
-    inputs) → plan (refusals before anything changes) → execute (build only when no tag
-    holds these inputs, tag, push or copy, verify) → Docker Hub page (HUB_DESCRIBE; a
-    failure is a warning unless `strict`) → post_release.
+    """Stages, one way: settings, git, tags → pre_release hook → login → gather (reads only:
+    the registry's tags, build inputs, what each planned tag holds; `Gathered`) → plan (pure;
+    refusals before anything changes) → execute (build only when no tag holds these inputs;
+    then `plan.after_build` settles what only the image could; tag, push or copy, verify) →
+    Docker Hub page (HUB_DESCRIBE; a failure is a warning unless `strict`) → post_release.
 
     With `dry_run`, stop after the plan: nothing is built, tagged or pushed, no hook runs, and
     a refusal is reported exactly as the real run would report it.
@@ -299,8 +291,11 @@ def release(
     repository = settings.require_repository()
     session = session_for(settings, session)
     watch = Stopwatch()
-    gathered = _gather_release(settings, session, watch, allow_dirty=allow_dirty, dry_run=dry_run)
-    tags, builds, state, facts = gathered
+    git, tags, labels, facts = _before_release(
+        settings, session, watch, allow_dirty=allow_dirty, dry_run=dry_run
+    )
+    gathered = _gather_release(settings, session, watch, (git, tags, labels), dry_run=dry_run)
+    builds, state = gathered.builds, gathered.state
     plan = _release_plan(settings, session, tags, builds, state, force=force, dry_run=dry_run)
     cache = _build_cache(settings, session, state) if plan.build else []
     if dry_run:
@@ -308,7 +303,7 @@ def release(
         return Release(repository, plan, timings=watch.timings, commands=commands, dry_run=True)
     if plan.to_push or plan.build:
         _check_push_access(settings, session)
-    plan, images, published, platforms = execute_release(
+    done = execute_release(
         Executor(settings, session, watch),
         plan,
         tags=tags,
@@ -317,8 +312,8 @@ def release(
         force=force,
         cache=cache,
     )
-    facts.record_published(published, platforms, watch.timings)
-    facts.image_id = images[0].image_id if images and not builds.multi else None
+    facts.record_published(done.published, done.platforms, watch.timings)
+    facts.image_id = done.images[0].image_id if done.images and not builds.multi else None
     if settings.describe_after_release:
         from hubtasks.dockerhub.describe import sync_after_release  # the Docker Hub page
 
@@ -326,19 +321,19 @@ def release(
     session.hooks.run("post", facts)
     return Release(
         repository,
-        plan,
-        image=images[0] if images else None,
-        published=published,
+        done.plan,
+        image=done.images[0] if done.images else None,
+        published=done.published,
         timings=watch.timings,
-        platforms=platforms,
+        platforms=done.platforms,
     )
 
 
-def _gather_release(
+def _before_release(
     settings: Settings, session: Session, watch: Stopwatch, *, allow_dirty: bool, dry_run: bool
-) -> tuple[tuple[str, ...], BuildSet, RegistryState, Facts]:
-    """Everything the plan decides from: the tags, each platform's inputs, the registry's
-    state, and the release's hook facts (the pre_release hook has run, unless `dry_run`)."""
+) -> tuple[GitState | None, tuple[str, ...], dict[str, str], Facts]:
+    """The release's first stages: the head starts, git, the tags and labels, the context
+    and the daemon checked; then the pre_release hook (unless `dry_run`) and the login."""
     repository = settings.require_repository()
     # In the background while git is read, the daemon connected and the context hashed: the
     # Docker SDK imported, the credentials checked, then whether they may push (a dry run
@@ -360,17 +355,31 @@ def _gather_release(
         check_context(settings)  # the hook may have written into the context
     with watch.time("login"):
         login(settings, session=session)
+    return git, tags, labels, facts
+
+
+def _gather_release(
+    settings: Settings,
+    session: Session,
+    watch: Stopwatch,
+    release_facts: tuple[GitState | None, tuple[str, ...], dict[str, str]],
+    *,
+    dry_run: bool,
+) -> Gathered:
+    """Everything the plan decides from, read only: the repository's tags, each platform's
+    inputs (after the pre_release hook, which may write into the context), and what the
+    registry holds under each planned tag."""
+    git, tags, labels = release_facts
     with watch.time("plan"), session.console.activity("plan", "reading the registry"):
         listed = _published(settings, session)
-    # The inputs after the pre_release hook (which may write into the context). Unless a
-    # planned tag exists (its inputs decide the plan) the context is hashed as the build
-    # reads it, not before.
+    # Unless a planned tag exists (its inputs decide the plan) the context is hashed as the
+    # build reads it, not before.
     new_tags = not dry_run and not set(tags) & set(listed)
     with watch.time("inputs"):
         builds = _build_set(settings, session, git, labels, while_streaming=new_tags)
     with watch.time("plan"), session.console.activity("plan", "reading the registry"):
         state = read_registry(session.registry_for(settings), tags, session, listed)
-    return tags, builds, state, facts
+    return Gathered(tags, builds, state)
 
 
 def _published(settings: Settings, session: Session) -> list[str]:
@@ -427,14 +436,14 @@ def _release_plan(
         list(tags),
         remote=state.remote,
         published=state.published,
-        inputs=builds.digest if builds.ready else None,  # not ready: no planned tag exists
+        inputs=builds.digest,  # None while it is hashed as the build streams: no tag exists
         image_id=image_id,
         force=force,
     )
     if plan.refused:
-        raise refuse(plan, repository)
+        raise planning.refusal(plan, repository)
     if not plan.build and not dry_run:
-        report_plan(plan, repository, session)
+        session.console.plan_lines(plan, repository)
     return plan
 
 
@@ -474,18 +483,20 @@ def promote(
         state = read_registry(target, tags, session)
     plan = promotion.plan_promotion(tags, state, origin, force=force)
     if plan.refused:
-        raise refuse(plan, repository, "promote")
+        raise planning.refusal(plan, repository, "promote")
     if dry_run:
         commands = promotion.equivalent_commands(settings, plan, image, origin.record.digest)
         return Release(repository, plan, timings=watch.timings, commands=commands, dry_run=True)
-    report_plan(plan, repository, session)
+    session.console.plan_lines(plan, repository)
 
     def bring_source() -> None:
         if origin.registry is not target:
             promotion.transfer(session, origin.registry, target, origin.record.digest)
 
-    published, _ = Executor(settings, session, watch).push(
-        plan, tags, dict.fromkeys(tags, origin.record.config_digest), prepare=bring_source
+    published = (
+        Executor(settings, session, watch)
+        .push(plan, tags, dict.fromkeys(tags, origin.record.config_digest), prepare=bring_source)
+        .published
     )
     platforms = {p: d for d, p in origin.record.children}
     return Release(

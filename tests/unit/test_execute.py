@@ -466,9 +466,9 @@ def test_the_session_records_each_tag_as_it_lands(tmp_path):
     session = _session(store)
     settings = _settings(root, "v1.0.0", semver=True, platforms=("linux/amd64", "linux/arm64"))
     api.release(settings, session=session)
-    landed = {item.tag for item in session.landed}
+    landed = {item.tag for item in session.ledger.since()}
     assert landed == {"v1.0.0-linux-amd64", "v1.0.0-linux-arm64", "v1.0.0", "v1.0", "v1", "latest"}
-    assert all(store.tags[item.tag] == item.digest for item in session.landed)
+    assert all(store.tags[item.tag] == item.digest for item in session.ledger.since())
 
 
 def test_a_chained_push_takes_the_earlier_stages_tags_before_hub_tags(tmp_path):

@@ -184,7 +184,7 @@ def test_an_interrupt_after_tags_landed_says_which(monkeypatch):
     console = Console(out=out, err=io.StringIO(), mode="plain")
     session = Session(console=console, context=object())
     repository = Repository(registry="127.0.0.1:5000", path="alice/app")
-    session.landed.append(PushedTag(repository, "v1", "sha256:" + "a" * 64))
+    session.ledger.landed(PushedTag(repository, "v1", "sha256:" + "a" * 64))
     monkeypatch.setattr(tasks, "_SESSION", session)
 
     def action():

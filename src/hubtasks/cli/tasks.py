@@ -227,7 +227,7 @@ def run_stage(action: Callable[[], T], stage: str, json_to: Console | None = Non
     except HubError as error:
         _fail(error.message, error.exit_code, error.stage or stage, error.pushed, json_to)
     except KeyboardInterrupt:
-        landed = [item.reference for item in _SESSION.landed] if _SESSION else []
+        landed = [item.reference for item in _SESSION.ledger.since()] if _SESSION else []
         made_it = f"; already pushed: {', '.join(landed)}" if landed else ""
         _fail(f"interrupted{made_it}", 130, stage, tuple(landed), json_to)
     except Exception as error:

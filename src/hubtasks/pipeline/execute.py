@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from hubtasks.errors import BuildError, HubError, ReleaseRefused, VerifyError
+from hubtasks.errors import BuildError, HubError, VerifyError
 from hubtasks.pipeline import plan as planning
 from hubtasks.pipeline.cache import pull_sources
 from hubtasks.pipeline.gather import BuildSet, Inputs, RegistryState, each_tag_or_raise
@@ -39,6 +39,15 @@ from hubtasks.ui.console import human_size
 
 def facts_for(stage: str, repository: Repository, tags: tuple[str, ...] | list[str]) -> Facts:
     return Facts(stage=stage, image=str(repository), tags=list(tags))
+
+
+@dataclass(frozen=True)
+class Published:
+    """Every requested tag now at the planned image; for a multi-platform image, each
+    platform's manifest digest."""
+
+    published: list[PushedTag]
+    platforms: dict[str, str]
 
 
 @dataclass
@@ -159,7 +168,7 @@ class Executor:
         platform_images: list[BuiltImage] | None = None,
         *,
         prepare: Callable[[], None] | None = None,
-    ) -> tuple[list[PushedTag], dict[str, str]]:
+    ) -> Published:
         """Get the plan's tags into the registry (hooks around it) and verify them; return
         every requested tag now at the planned image, and for a multi-platform image each
         platform's manifest digest. With `platform_images`, each is pushed under its
@@ -179,8 +188,8 @@ class Executor:
             with self.watch.time("push"):
                 prepare()
         # One place says what landed when a write or a check fails part-way: every tag this
-        # push wrote (daemon pushes, copies, platform images, a list) is in `session.landed`.
-        before, stage = len(session.landed), "push"
+        # push wrote (daemon pushes, copies, platform images, a list) is in `session.ledger`.
+        before, stage = session.ledger.mark(), "push"
         try:
             with self.watch.time("push"):
                 if names and platform_images:
@@ -195,11 +204,11 @@ class Executor:
             with self.watch.time("verify"):
                 self.verify(pushed)
         except HubError as error:
-            raise with_progress(error, session.landed[before:], stage) from None
+            raise with_progress(error, session.ledger.since(before), stage) from None
         published = now_published(tags, pushed, plan, repository)
         facts.record_published(published, platforms, self.watch.timings)
         session.hooks.run("post", facts)
-        return published, platforms
+        return Published(published, platforms)
 
     def _push_index(
         self, names: list[str], first: str, images: list[BuiltImage]
@@ -241,7 +250,7 @@ class Executor:
             f"{', '.join(child_tags)})",
         )
         pushed = [PushedTag(self.repository, names[0], digest)]
-        session.landed.append(pushed[0])
+        session.ledger.landed(pushed[0])
         copy_tags(settings, digest, names[1:], session, pushed, daemon_fallback=False)
         return pushed, {r.platform or "": r.digest for r in records}
 
@@ -251,7 +260,7 @@ class Executor:
         if not pushed:
             return
         registry = self.session.registry_for(self.settings)
-        unread = [item for item in pushed if item not in self.session.verified]
+        unread = self.session.ledger.unverified(pushed)
         if unread:
             with self.session.console.activity(
                 "verify", f"asking the registry for {', '.join(p.tag for p in unread)}"
@@ -265,9 +274,19 @@ class Executor:
                 )
             for item, remote in zip(unread, found, strict=True):
                 check_arrived(item, remote)
-        self.session.verified.difference_update(pushed)  # each read counts for one push
         for item in pushed:
             self.session.console.stage("verify", f"{item.reference} is in the registry")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a release's execution did: the plan followed (settled after a build), the images
+    built, the tags published and, for a multi-platform image, each platform's digest."""
+
+    plan: Plan
+    images: list[BuiltImage]
+    published: list[PushedTag]
+    platforms: dict[str, str]
 
 
 def release(
@@ -279,64 +298,33 @@ def release(
     state: RegistryState,
     force: bool,
     cache: list[str] | None = None,
-) -> tuple[Plan, list[BuiltImage], list[PushedTag], dict[str, str]]:
-    """Carry out a release plan: build when it says so (then decide the tags only the built
-    image could decide), tag locally what it approves, push or copy, verify. Returns the plan
-    followed, the images built, the tags published and, for a multi-platform image, each
-    platform's manifest digest."""
+) -> Outcome:
+    """Carry out a release plan: build when it says so (then the plan settles what only the
+    built image could: `plan.after_build`), tag locally what it approves, push or copy,
+    verify."""
     images: list[BuiltImage] = []
     image_id = plan.source.config_digest if plan.source else None
+    session, repository = executor.session, executor.repository
     if plan.build:
         images = executor.build(builds, tags, tag_now=False, cache=cache)
-        # An index has no image ID: only the inputs label can call it unchanged.
         image_id = None if builds.multi else images[0].image_id
-        plan = planning.decide(
+        plan = planning.after_build(
             list(tags),
             remote=state.remote,
             published=state.published,
             inputs=builds.digest,
             image_id=image_id,
             force=force,
-            built=True,
         )
-        plan = Plan(plan.decisions, build=True, source=None)
-        report_plan(plan, executor.repository, executor.session)
+        session.console.plan_lines(plan, repository)
         if plan.refused:
-            raise refuse(plan, executor.repository)
+            raise planning.refusal(plan, repository)
         if not builds.multi:
-            approved = [d.tag for d in plan.decisions if d.pushes or d.action == planning.SKIP]
-            executor.tag_locally(images[0].image_id, approved)
-    published, platforms = executor.push(
+            executor.tag_locally(images[0].image_id, planning.approved_locally(plan))
+    done = executor.push(
         plan, tags, dict.fromkeys(tags, image_id), images if builds.multi else None
     )
-    if not platforms and published:
-        platforms = dict(state.indexes.get(published[0].digest, {}))
-    return plan, images, published, platforms
-
-
-def refuse(plan: Plan, repository: Repository, what: str = "release") -> ReleaseRefused:
-    """The error for a plan with refused tags: each names its tag and why; `what` is the
-    task refused (release, push, promote)."""
-    details = "; ".join(f"{repository.canonical(d.tag)} {d.reason}" for d in plan.refused)
-    return ReleaseRefused(f"refusing to {what}, nothing was pushed: {details}", stage="plan")
-
-
-_WORDS = {
-    planning.CREATE: "create",
-    planning.MOVE: "move",
-    planning.SKIP: "unchanged",
-    planning.HOLD: "hold back",
-    planning.REFUSE: "REFUSE",
-    planning.CHECK: "check after the build",
-}
-
-
-def report_plan(plan: Plan, repository: Repository, session: Session) -> None:
-    how = ""
-    if plan.to_push and not plan.build and plan.source is not None:
-        how = f" (copy of {plan.source.digest[:19]}, no build)"
-    for d in plan.decisions:
-        suffix = how if d.pushes else ""
-        session.console.stage(
-            "plan", f"{repository.canonical(d.tag)}: {_WORDS[d.action]} ({d.reason}){suffix}"
-        )
+    platforms = done.platforms
+    if not platforms and done.published:
+        platforms = dict(state.indexes.get(done.published[0].digest, {}))
+    return Outcome(plan, images, done.published, platforms)

@@ -44,23 +44,11 @@ class Inputs:
     known: str | None = None  # the digest, when computed before the build
 
     @property
-    def _found(self) -> str | None:
+    def digest(self) -> str | None:
+        """The inputs digest: computed before the build, or while the context was streamed to
+        it (`BuildContext.pending`); None until then (a plan of new tags needs none)."""
         pending = self.context.pending
         return self.known if pending is None else pending.digest
-
-    @property
-    def ready(self) -> bool:
-        """Whether the digest is known: computed before the build, or while the context was
-        streamed to it (`BuildContext.pending`)."""
-        return self._found is not None
-
-    @property
-    def digest(self) -> str:
-        """The inputs digest (asking before it is `ready` is a mistake in the caller)."""
-        found = self._found
-        if found is None:
-            raise RuntimeError("the inputs digest is known once the build has read the context")
-        return found
 
 
 @dataclass(frozen=True)
@@ -75,14 +63,14 @@ class BuildSet:
         return len(self.platforms) > 1
 
     @property
-    def ready(self) -> bool:
-        return all(i.ready for i in self.platforms)
-
-    @property
-    def digest(self) -> str:
+    def digest(self) -> str | None:
+        """None until every platform's digest is known."""
+        found = {i.platform: i.digest for i in self.platforms}
+        if None in found.values():
+            return None
         if not self.multi:
             return self.platforms[0].digest
-        return combine_inputs({i.platform: i.digest for i in self.platforms})
+        return combine_inputs({platform: d for platform, d in found.items() if d})
 
 
 @dataclass(frozen=True)
@@ -91,6 +79,15 @@ class RegistryState:
     remote: dict[str, Remote | None]  # each planned tag → what it holds (None: not there)
     # Each multi-platform image among them: index digest → {platform: child digest}.
     indexes: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Gathered:
+    """Every fact a release's plan decides from, read before anything changes."""
+
+    tags: tuple[str, ...]
+    builds: BuildSet
+    state: RegistryState
 
 
 def build_set(

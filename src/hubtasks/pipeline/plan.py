@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
+from hubtasks.errors import ReleaseRefused
 from hubtasks.pipeline.versions import (
     LATEST,
     Version,
@@ -19,7 +20,7 @@ from hubtasks.pipeline.versions import (
     highest_in_line,
     parse_version,
 )
-from hubtasks.references import DOCKER_HUB
+from hubtasks.references import DOCKER_HUB, Repository
 
 
 class Action(str, Enum):
@@ -44,6 +45,20 @@ class Action(str, Enum):
     def pushes(self) -> bool:
         return self in (Action.CREATE, Action.MOVE)
 
+    @property
+    def words(self) -> str:
+        """How a person reads it (stderr); the value is what scripts read (stdout, --json)."""
+        return _WORDS[self]
+
+
+_WORDS = {
+    Action.CREATE: "create",
+    Action.MOVE: "move",
+    Action.SKIP: "unchanged",
+    Action.HOLD: "hold back",
+    Action.REFUSE: "REFUSE",
+    Action.CHECK: "check after the build",
+}
 
 CREATE, MOVE, SKIP, HOLD, REFUSE, CHECK = (
     Action.CREATE,
@@ -157,6 +172,67 @@ def decide(
     )
     needs_image = any(d.pushes or d.action == CHECK for d in decisions)
     return Plan(decisions, build=needs_image and source is None, source=source)
+
+
+def after_build(
+    tags: list[str],
+    *,
+    remote: Mapping[str, Remote | None],
+    published: list[str],
+    inputs: str | None,
+    image_id: str | None,
+    force: bool,
+) -> Plan:
+    """The decisions only the built image can settle (a CHECK; a tag that moved meanwhile is
+    read again by the caller): the plan of a release once its image exists. `image_id` is
+    None for a multi-platform image (an index has none: only its inputs can call a tag
+    unchanged)."""
+    plan = decide(
+        tags,
+        remote=remote,
+        published=published,
+        inputs=inputs,
+        image_id=image_id,
+        force=force,
+        built=True,
+    )
+    return Plan(plan.decisions, build=True, source=None)
+
+
+def plan_push(
+    tags: Sequence[str],
+    *,
+    remote: Mapping[str, Remote | None],
+    local: Mapping[str, str],
+    inputs: Mapping[str, str | None],
+    force: bool,
+) -> Plan:
+    """`push` of local images: each tag decided on its own, from its local image (`local`:
+    tag → image ID; `inputs`: image ID → its inputs label). Nothing is built."""
+    decisions = tuple(
+        decide(
+            [name],
+            remote=remote,
+            published=[],
+            inputs=inputs[local[name]],
+            image_id=local[name],
+            force=force,
+        ).decisions[0]
+        for name in tags
+    )
+    return Plan(decisions, build=False, source=None)
+
+
+def approved_locally(plan: Plan) -> list[str]:
+    """The tags the built image gets in the daemon: those it is, or will be, published under."""
+    return [d.tag for d in plan.decisions if d.pushes or d.action == SKIP]
+
+
+def refusal(plan: Plan, repository: Repository, what: str = "release") -> ReleaseRefused:
+    """The error for a plan with refused tags: each names its tag and why; `what` is the
+    task refused (release, push, promote)."""
+    details = "; ".join(f"{repository.canonical(d.tag)} {d.reason}" for d in plan.refused)
+    return ReleaseRefused(f"refusing to {what}, nothing was pushed: {details}", stage="plan")
 
 
 def _decide_tag(

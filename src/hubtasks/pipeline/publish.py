@@ -35,7 +35,7 @@ def push_tags(
         # daemon pushes.
         registry = session.registry_for(settings)
         session.warm_forks(registry, extra_connections(len(tags)))
-    for name in tags:  # a failure part-way: the caller says what landed (`Session.landed`)
+    for name in tags:  # a failure part-way: the caller says what landed (`Session.ledger`)
         image_id = (image_ids or {}).get(name)
         if image_id is not None and image_id in first_push:
             copies.setdefault(image_id, []).append(name)
@@ -60,7 +60,7 @@ def _push_through_daemon(settings: Settings, name: str, session: Session) -> Pus
         digest = session.retrying(f"push of {target}", lambda: _push_once(settings, name, session))
     console.stage("push", f"pushed {target} {digest}")
     item = PushedTag(repository, name, digest)
-    session.landed.append(item)
+    session.ledger.landed(item)
     return item
 
 
@@ -83,7 +83,7 @@ def copy_tags(
     appending each to `done` as it lands. With `daemon_fallback`, a tag the registry will not
     take as a copy is pushed through the daemon instead; transient failures are retried.
     `read_from` is a tag just pushed at `source`: its manifest is read through it, which
-    verifies that tag too (`Session.verified`), one read instead of two."""
+    verifies that tag too (`Session.ledger`), one read instead of two."""
     repository = settings.require_repository()
     registry = session.registry_for(settings)
     manifest = _source_manifest(settings, session, source, read_from)
@@ -93,7 +93,7 @@ def copy_tags(
         try:
             digest = client.copy_manifest(source, name, manifest)
             # Now, not once every copy is done: what a Ctrl-C meanwhile reports as landed.
-            session.landed.append(PushedTag(repository, name, digest))
+            session.ledger.landed(PushedTag(repository, name, digest))
             return digest
         except (RegistryError, AuthError) as error:
             if not copy_unsupported(error):  # 401/403 and faults are final (or retried)
@@ -140,7 +140,7 @@ def _source_manifest(
     if read_from is not None:
         pushed = PushedTag(repository, read_from, source)
         check_arrived(pushed, sha256_digest(manifest[0]))
-        session.verified.add(pushed)
+        session.ledger.read_back(pushed)
     return manifest
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from hubtasks.build.gitinfo import is_tracked
 from hubtasks.pipeline.hooks import Hooks
+from hubtasks.pipeline.ledger import Ledger
 from hubtasks.retry import RetryPolicy
 from hubtasks.settings.resolve import Settings, read_env_file
 from hubtasks.ui.console import Console
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from hubtasks.pipeline.protocols import Daemon, Registry
-    from hubtasks.pipeline.results import PushedTag
 
 T = TypeVar("T")
 
@@ -58,11 +58,9 @@ class Session:
         self.logged_in: set[tuple[str, str]] = set()
         self.tags: tuple[str, ...] | None = None
         self.image_id: str | None = None
-        # Tags read back from the registry after their push, at the pushed digest.
-        self.verified: set[PushedTag] = set()
-        # Every tag written to the registry by this command line, as it landed: what an
-        # interruption (Ctrl-C) reports as already pushed.
-        self.landed: list[PushedTag] = []
+        # Every tag written to the registry by this command line, as it landed (what an
+        # interruption reports as already pushed), and the read-backs that verified some.
+        self.ledger = Ledger()
         self.policy: RetryPolicy | None = None
         self.warned = False
         self._registries: dict[tuple[object, ...], Registry] = {}

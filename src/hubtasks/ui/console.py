@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from hubtasks.ui import redaction
 
 if TYPE_CHECKING:
+    from hubtasks.pipeline.plan import Plan
     from hubtasks.pipeline.results import Release
     from hubtasks.references import Repository
 
@@ -271,6 +272,18 @@ class Console:
             self._push.feed(line)
 
     # --- results --------------------------------------------------------------------------------
+    def plan_lines(self, release_plan: Plan, repository: Repository) -> None:
+        """The plan as a person reads it (stderr): a line per tag, in the plan's words."""
+        how = ""
+        source = release_plan.source
+        if release_plan.to_push and not release_plan.build and source is not None:
+            how = f" (copy of {source.digest[:19]}, no build)"
+        for d in release_plan.decisions:
+            suffix = how if d.pushes else ""
+            self.stage(
+                "plan", f"{repository.canonical(d.tag)}: {d.action.words} ({d.reason}){suffix}"
+            )
+
     def render_plan(self, release: Release) -> None:
         """A dry run's result on stdout: one row per tag, then the equivalent commands."""
         repository = release.repository
