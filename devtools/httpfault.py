@@ -23,9 +23,9 @@ to the target. The client's `Host` header is passed on unchanged, so the registr
 - `stall`             read the request, answer nothing for `stall` seconds (`math.inf`: until
                       the client hangs up or the proxy stops), then close the connection;
 - `drop`              close the connection without an answer at once (a stale keep-alive);
-- otherwise forward, then: `headers` replace response headers (e.g. a wrong
-  `Docker-Content-Digest`), `truncate` sends only that many body bytes under the full
-  `Content-Length` and closes.
+- otherwise forward (after `delay` seconds, if given: a slow request that still happens),
+  then: `headers` replace response headers (e.g. a wrong `Docker-Content-Digest`), `truncate`
+  sends only that many body bytes under the full `Content-Length` and closes.
 
 `seen` lists every request (method, path, user agent, status, fault); `count()` filters it.
 `hangups` counts stalled requests whose client gave up before the stall ended.
@@ -88,6 +88,7 @@ class Rule:
     stall: float | None = None
     drop: bool = False
     truncate: int | None = None
+    delay: float | None = None
     matched: int = field(default=0, init=False)
     fired: int = field(default=0, init=False)
 
@@ -115,6 +116,8 @@ class Rule:
             return "drop"
         if self.truncate is not None:
             return f"truncate {self.truncate}"
+        if self.delay is not None:
+            return f"delay {self.delay}s"
         return "rewrite headers" if self.headers else "forward"
 
 
@@ -186,6 +189,8 @@ class _Handler(BaseHTTPRequestHandler):
         # Recorded before the client can read the answer: a test that got it sees the count.
         self._note = Seen(self.command, self.path, agent, None, _fault(rule), time.monotonic())
         if rule is None or not (rule.stall is not None or rule.drop or rule.status is not None):
+            if rule is not None and rule.delay is not None:
+                time.sleep(rule.delay)
             self._forward(body, rule)
         elif rule.status is not None:
             answer = rule.body if rule.body is not None else error_body(rule.status)

@@ -151,6 +151,17 @@ def test_a_stall_holds_the_request_and_counts_a_client_that_gives_up(proxy):
     assert proxy.hangups == 1 and proxy.count() == 1
 
 
+def test_a_delay_forwards_the_request_late(proxy):
+    rule = proxy.add(Rule(method="DELETE", delay=0.5))
+    conn = _connection(proxy)
+    started = time.monotonic()
+    conn.request("DELETE", "/v2/x/manifests/sha256:1")
+    response = conn.getresponse()
+    assert json.loads(response.read())["method"] == "DELETE"
+    assert time.monotonic() - started >= 0.5
+    assert rule.fired == 1 and proxy.seen[0].fault == "delay 0.5s"
+
+
 def test_only_loopback_targets():
     with pytest.raises(ValueError, match="loopback"):
         HttpFaultProxy(80, target_host="192.0.2.1")

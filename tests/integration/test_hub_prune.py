@@ -9,9 +9,7 @@ what each test needs; no daemon is involved. The exception: multi-platform relea
 
 from __future__ import annotations
 
-import base64
 import datetime
-import hashlib
 import json
 import os
 import subprocess
@@ -25,6 +23,8 @@ import pytest
 
 from devtools.hubdouble import HubDouble
 from devtools.stack import Registry, missing_packages
+from tests.helpers.pulls import assert_tags_pull
+from tests.helpers.uploads import Uploader
 
 USER, PASSWORD = "pruner", "prune-password-9876"
 PAT = "dckr_pat_prune-secret-4321"
@@ -182,68 +182,6 @@ def test_prune_refuses_an_incomplete_rule(hub, args, mentions):
 # --- on a real Distribution registry ---------------------------------------------------------
 
 
-class Uploader:
-    """Puts images into a registry over its HTTP API (Basic auth)."""
-
-    def __init__(self, registry: Registry):
-        self.base = f"http://{registry.address}"
-        raw = f"{registry.username}:{registry.password}".encode()
-        self.auth = "Basic " + base64.b64encode(raw).decode()
-
-    def _call(self, method: str, url: str, body: bytes | None = None, kind: str | None = None):
-        request = urllib.request.Request(
-            url if url.startswith("http") else self.base + url, data=body, method=method
-        )
-        request.add_header("Authorization", self.auth)
-        if kind:
-            request.add_header("Content-Type", kind)
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response
-
-    def blob(self, name: str, data: bytes) -> str:
-        digest = "sha256:" + hashlib.sha256(data).hexdigest()
-        location = self._call("POST", f"/v2/{name}/blobs/uploads/").headers["Location"]
-        joiner = "&" if "?" in location else "?"
-        url = f"{location}{joiner}digest={urllib.parse.quote(digest)}"
-        self._call("PUT", url, data, "application/octet-stream")
-        return digest
-
-    def image(self, name: str, tags: list[str], created: datetime.datetime) -> str:
-        layer = f"layer of {tags[0]} {created.isoformat()}".encode()
-        config = {
-            "architecture": "amd64",
-            "os": "linux",
-            "created": created.strftime("%Y-%m-%dT%H:%M:%S.%f000Z"),  # nanoseconds, as Docker
-            "config": {},
-            "rootfs": {
-                "type": "layers",
-                "diff_ids": ["sha256:" + hashlib.sha256(layer).hexdigest()],
-            },
-        }
-        config_bytes = json.dumps(config).encode()
-        manifest = json.dumps(
-            {
-                "schemaVersion": 2,
-                "mediaType": SCHEMA2,
-                "config": {
-                    "mediaType": "application/vnd.docker.container.image.v1+json",
-                    "size": len(config_bytes),
-                    "digest": self.blob(name, config_bytes),
-                },
-                "layers": [
-                    {
-                        "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
-                        "size": len(layer),
-                        "digest": self.blob(name, layer),
-                    }
-                ],
-            }
-        ).encode()
-        for tag in tags:
-            self._call("PUT", f"/v2/{name}/manifests/{tag}", manifest, SCHEMA2)
-        return "sha256:" + hashlib.sha256(manifest).hexdigest()
-
-
 @pytest.fixture(scope="module")
 def registries(tmp_path_factory):
     missing = missing_packages()
@@ -301,6 +239,7 @@ def test_prune_on_a_registry_deletes_by_digest_but_never_a_shared_one(seeded):
         f"{registry.address}/{name}:sha-{i}@{digests[f'sha-{i}']}" for i in (3, 4)
     ]
     assert PASSWORD not in result.stdout + result.stderr
+    assert_tags_pull(registry, name)
 
 
 def test_older_than_uses_the_image_config_dates(seeded):
@@ -317,6 +256,7 @@ def test_older_than_uses_the_image_config_dates(seeded):
         "sha-5",
     ]
     assert "keep v1.0.0: a version tag" in result.stderr
+    assert_tags_pull(registry, name)
 
 
 @pytest.mark.parametrize("seeded", ["no-deletes"], indirect=True)
@@ -329,6 +269,7 @@ def test_a_registry_without_deletes_says_so(seeded):
     assert "HTTP 405" in last and "storage.delete.enabled: true" in last
     assert "Traceback" not in result.stderr
     assert registry.tags(name) == sorted(digests)
+    assert_tags_pull(registry, name)
 
 
 # --- multi-platform releases, on the test stack ---------------------------------------------
@@ -382,6 +323,7 @@ def test_prune_never_deletes_an_image_inside_a_kept_list(project, client, stack)
     for name in project.tags():  # every list left names only images that are still there
         for child in (_manifest(stack, project.repository, name) or {}).get("manifests", []):
             assert _manifest(stack, project.repository, child["digest"]) is not None, name
+    assert_tags_pull(stack.registry_server, project.repository)
 
     reference = f"{stack.registry}/{project.repository}"
     for image in client.images.list(name=reference):

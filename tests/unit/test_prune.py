@@ -388,11 +388,14 @@ def test_a_429_to_a_delete_carries_the_registrys_wait():
     class Busy:
         repository = APP
 
+        def tags(self):  # read again right before the DELETE: only the tag being deleted
+            return ["sha-1"]
+
         def send(self, method, path, *, accept=None):
             return SimpleNamespace(status=429, headers={"Retry-After": "7"})
 
     session = Session(console=Console(err=io.StringIO(), mode="plain"), context=object())
     tag = TagInfo("sha-1", "sha256:" + "a" * 64, NOW)
     with pytest.raises(RegistryError) as caught:
-        RegistryTags(Busy(), session).delete([tag])
+        RegistryTags(Busy(), session).delete([tag], frozenset({tag.name}), [tag])
     assert caught.value.transient and caught.value.retry_after == 7

@@ -23,6 +23,9 @@ config's `created` (the first platform's, for an index), and
 `DELETE /v2/<name>/manifests/<digest>`, which a registry may refuse with 405 (Distribution
 does unless started with `storage.delete.enabled: true`). A list is deleted before the images
 inside it, so a failure part-way never leaves a list naming a deleted image.
+
+What it must keep it never deletes on a guess (see `RegistryTags`): a listed tag it cannot read
+stops every delete, and the tags are read again right before each DELETE.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import fnmatch
 import functools
 import re
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
@@ -188,12 +191,20 @@ class HubTags:
         )
         return [TagInfo(t.name, t.digest, t.pushed, t.images) for t in found]
 
-    def delete(self, tags: list[TagInfo]) -> None:
+    def delete(self, tags: list[TagInfo], doomed: frozenset[str], every: list[TagInfo]) -> str:
+        """Delete one tag (Docker Hub deletes by tag: no other tag goes with it)."""
         self.client.delete_tag(self.namespace, self.name, tags[0].name)
+        return ""
 
 
 class RegistryTags:
-    """A Distribution registry: dates from image configs, delete by digest."""
+    """A Distribution registry: dates from image configs, delete by digest.
+
+    A tag the listing names must be read: one whose manifest answers 404 is read again (within
+    the retry budget) unless a new listing no longer names it; if it still cannot be read,
+    prune deletes nothing, because a tag it cannot see may share a digest with a candidate.
+    Right before each DELETE the tags are listed and read again (`holder_now`): a tag that
+    stays and has moved onto the digest (or onto a list naming it) since spares it."""
 
     dated = "created"
 
@@ -202,14 +213,20 @@ class RegistryTags:
 
     def read(self) -> list[TagInfo]:
         """Every tag with its digest and date, read up to four tags at a time."""
-        from hubtasks.pipeline.gather import each_tag_or_raise, list_tags
+        from hubtasks.pipeline.gather import list_tags  # gather (and its imports) only now
 
-        names = list_tags(self.client, self.session)
+        return self._each(list_tags(self.client, self.session), self._info)
+
+    def _each(
+        self, names: list[str], read: Callable[[Registry, str], TagInfo | None]
+    ) -> list[TagInfo]:
+        from hubtasks.pipeline.gather import each_tag_or_raise
+
         found = each_tag_or_raise(
             self.client,
             self.session,
             names,
-            self._info,
+            read,
             lambda name: f"reading {self.client.repository.canonical(name)}",
         )
         return [info for info in found if info is not None]
@@ -218,7 +235,8 @@ class RegistryTags:
         """The tag's digest and its image config's `created` (for an index: its images'
         digests, and the first one's `created`)."""
         record = client.image_record(name)
-        if record is None:  # deleted since the listing
+        if record is None:
+            self._gone(client, name)
             return None
         dated: ImageRecord | None = record
         if record.children:
@@ -227,13 +245,49 @@ class RegistryTags:
         children = tuple(digest for digest, _ in record.children)
         return TagInfo(name, record.digest, created, children)
 
-    def delete(self, tags: list[TagInfo]) -> None:
-        """Delete the manifest every tag in `tags` points at (they share one digest)."""
-        digest = tags[0].digest
+    def _holds(self, client: Registry, name: str) -> TagInfo | None:
+        """What the tag holds now (digest, the images of a list); no date."""
+        record = client.image_record(name)
+        if record is None:
+            self._gone(client, name)
+            return None
+        return TagInfo(name, record.digest, None, tuple(d for d, _ in record.children))
+
+    def _gone(self, client: Registry, name: str) -> None:
+        """A listed tag whose manifest answered 404: left out if a new listing no longer
+        names it (deleted since), else a transient error, read again within the budget."""
+        if name in client.tags():
+            raise RegistryError(
+                f"registry {client.repository.registry} lists "
+                f"{client.repository.canonical(name)} but answers 404 for its manifest; prune "
+                "deletes nothing while it cannot see what a listed tag holds (it may share a "
+                "digest with a tag to delete)",
+                status=404,
+                transient=True,
+            )
+
+    def holder_now(self, digest: str, doomed: frozenset[str], every: list[TagInfo]) -> str:
+        """Right before a DELETE: the tags listed now, each one not to be deleted read again;
+        the first that holds `digest`, or a list naming it ("" when none does). `every` (the
+        tags first read) tells what lists inside lists hold."""
+        from hubtasks.pipeline.gather import list_tags
+
+        names = [n for n in list_tags(self.client, self.session) if n not in doomed]
+        staying = self._each(names, self._holds)
+        holders, lists = _held(staying, [*staying, *every])
+        return holders.get(digest) or lists.get(digest) or ""
+
+    def delete(self, tags: list[TagInfo], doomed: frozenset[str], every: list[TagInfo]) -> str:
+        """Delete the manifest every tag in `tags` points at (they share one digest), unless
+        a tag that stays holds it now: then nothing is deleted and that tag's name returned."""
+        digest = tags[0].digest or ""
+        holder = self.holder_now(digest, doomed, every)
+        if holder:
+            return holder
         path = f"/v2/{self.client.repository.path}/manifests/{digest}"
         response = self.client.send("DELETE", path)
         if response.status in (200, 202, 404):
-            return
+            return ""
         registry = self.client.repository.registry
         if response.status == 405:
             raise RegistryError(
@@ -309,10 +363,10 @@ def prune(
     chosen = select(tags, match=match, keep=kept_count, older_than=age, now=now)
     _report(chosen, source.dated, session)
     deleting = yes and not dry_run
-    deleted = _delete(chosen.delete, source, repository, session) if deleting else ()
+    deleted = _delete(chosen.delete, source, repository, session, tags) if deleting else ()
     count = f"{len(chosen.delete)} of {len(tags)} tag(s)"
     if deleting:
-        session.console.stage("prune", f"deleted {count}")
+        session.console.stage("prune", f"deleted {len(deleted)} of {len(tags)} tag(s)")
     elif dry_run:
         session.console.stage("prune", f"would delete {count} (dry run: nothing deleted)")
     else:
@@ -326,14 +380,22 @@ def _delete(
     source: HubTags | RegistryTags,
     repository: Repository,
     session: Session,
+    every: list[TagInfo],
 ) -> tuple[TagInfo, ...]:
     """Delete `tags`, saying so for each one only once it is gone; a failure names those
-    deleted before it."""
+    deleted before it. A group a tag that stays has moved onto since the plan is kept."""
     deleted: list[TagInfo] = []
+    doomed = frozenset(t.name for t in tags)
     try:
         for group in _by_digest(tags, by_tag=isinstance(source, HubTags)):
-            session.retrying(f"deleting {group[0].name}", functools.partial(source.delete, group))
-            for tag in group:
+            delete = functools.partial(source.delete, group, doomed, every)
+            holder = session.retrying(f"deleting {group[0].name}", delete)
+            for tag in group if holder else ():
+                session.console.stage(
+                    "prune",
+                    f"keep {tag.name}: {holder} now holds its digest (moved since the plan)",
+                )
+            for tag in () if holder else group:
                 deleted.append(tag)
                 session.console.stage("prune", f"deleted {tag.name}  {tag.digest}")
                 session.console.result(repository.canonical(tag.name, tag.digest))
