@@ -168,6 +168,8 @@ def test_prune_with_a_token_that_cannot_delete(hub):
         (("--match", "sha-*"), "--keep N, --older-than AGE or both"),
         (("--match", "sha-*", "--keep", "many"), "--keep: 'many' is not a whole number"),
         (("--match", "sha-*", "--older-than", "soon"), "'soon' is not an age"),
+        (("--match", "sha-*", "--older-than", "99999999999d"), "more than 100 years"),
+        (("--match", "sha-*", "--older-than", "1000000d"), "more than 100 years"),
     ],
 )
 def test_prune_refuses_an_incomplete_rule(hub, args, mentions):

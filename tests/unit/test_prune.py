@@ -150,6 +150,16 @@ def test_parse_age_refuses(text):
         parse_age(text)
 
 
+@pytest.mark.parametrize("text", ["99999999999d", "1000000d", "5300w", "36501d"])
+def test_parse_age_refuses_an_age_no_image_has(text):
+    with pytest.raises(ConfigError, match="more than 100 years"):
+        parse_age(text)
+
+
+def test_parse_age_takes_a_hundred_years():
+    assert parse_age("36500d").days == 36500
+
+
 def test_parse_keep():
     assert parse_keep(None) is None and parse_keep("0") == 0 and parse_keep(7) == 7
     with pytest.raises(ConfigError, match="not a whole number"):

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 
 _AGE = re.compile(r"(\d+)\s*([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_OLDEST = datetime.timedelta(days=36500)  # the longest --older-than: 100 years
 _VERSION_PREFIX = re.compile(r"[vV]?\d+\.")
 
 
@@ -86,7 +87,13 @@ def parse_age(text: str) -> datetime.timedelta:
             f"--older-than: '{text}' is not an age; write a number and a unit, e.g. 30d, "
             "12h, 2w (s, m, h, d, w)"
         )
-    return datetime.timedelta(seconds=sum(int(n) * _UNITS[unit] for n, unit in parts))
+    seconds = sum(int(n) * _UNITS[unit] for n, unit in parts)
+    if seconds > _OLDEST.total_seconds():  # also what a timedelta or a date could not hold
+        raise ConfigError(
+            f"--older-than: '{text}' is more than 100 years; no image is that old (write an "
+            "age such as 30d, 12h or 2w)"
+        )
+    return datetime.timedelta(seconds=seconds)
 
 
 def parse_keep(value: object) -> int | None:
