@@ -474,6 +474,8 @@ def promote(
         raise ConfigError("promote needs the tags to publish: pass --tag (or set HUB_TAGS)")
     tags = resolve_tags(settings)
     session.check_ahead(settings)
+    if not dry_run:
+        session.check_push_ahead(settings)  # into the target repository, as a release asks
     watch = Stopwatch()
     with watch.time("login"):
         login(settings, session=session)
@@ -488,6 +490,8 @@ def promote(
         commands = promotion.equivalent_commands(settings, plan, image, origin.record.digest)
         return Release(repository, plan, timings=watch.timings, commands=commands, dry_run=True)
     session.console.plan_lines(plan, repository)
+    if plan.to_push:
+        _check_push_access(settings, session)  # before the first mount or manifest PUT
 
     def bring_source() -> None:
         if origin.registry is not target:

@@ -83,8 +83,25 @@ def _promote(project, recorder, *args: str):
     return project.inv("promote", *args, HUB_REGISTRY=recorder.address, DOCKER_HOST=NO_DAEMON)
 
 
+def _probes(recorder) -> list[tuple[str, str, int]]:
+    """The push-permission check (as a release makes it, started ahead): an upload opened
+    without a mount and cancelled, nothing stored."""
+    return [
+        (method, path, status)
+        for method, path, status in recorder.seen
+        if (method == "POST" and path.endswith("/blobs/uploads/"))
+        or (method == "DELETE" and "/blobs/uploads/" in path)
+    ]
+
+
 def _writes(recorder) -> list[tuple[str, str, int]]:
-    return [seen for seen in recorder.seen if seen[0] in ("POST", "PUT", "PATCH", "DELETE")]
+    """Requests that store something (the push-permission check aside)."""
+    probes = _probes(recorder)
+    return [
+        seen
+        for seen in recorder.seen
+        if seen[0] in ("POST", "PUT", "PATCH", "DELETE") and seen not in probes
+    ]
 
 
 def _blobs(stack, repository: str, digest: str) -> list[str]:
@@ -116,6 +133,10 @@ def test_promote_within_the_repository_needs_no_daemon_and_moves_no_blob(project
         assert stack.registry_server.manifest_digest(project.repository, tag) == rc
     writes = _writes(recorder)
     assert [(method, status) for method, _, status in writes] == [("PUT", 201)] * 4
+    opened = [seen for seen in _probes(recorder) if seen[0] == "POST"]
+    # The push check: its own challenge (a 401) or not, then the upload opened; before writes.
+    assert [status for _, _, status in opened][-1:] == [202] and len(opened) <= 2
+    assert recorder.seen.index(opened[-1]) < recorder.seen.index(writes[0])
     assert all("/manifests/" in path for _, path, _ in writes)  # no blob upload, no mount
     assert "daemon" not in result.stderr.lower()
 
@@ -245,3 +266,36 @@ def test_an_index_is_promoted_with_its_child_manifest(project, stack, recorder):
     assert again.returncode == 0, again.stderr
     assert again.stdout == result.stdout and "unchanged" in again.stderr
     assert _writes(recorder) == []
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_promote_into_a_repository_the_token_may_not_push_to(project, stack, status):
+    """The target repository refuses uploads (a token that may read the source but not push
+    to the target): the push-permission line, asked before any mount or manifest PUT."""
+    from devtools.httpfault import HttpFaultProxy, Rule
+
+    rc = _release(project, "v3.0.0-rc.1")
+    target = f"{project.repository}-locked"
+    with HttpFaultProxy(stack.registry_server.port) as proxy:
+        proxy.add(
+            Rule(method="POST", path=f"^/v2/{target}/blobs/uploads/", status=status, times=None)
+        )
+        result = project.inv(
+            "promote",
+            "--source",
+            f"{project.repository}:v3.0.0-rc.1",
+            "--repository",
+            target,
+            "--tag",
+            "v3.0.0",
+            HUB_REGISTRY=proxy.address,
+            DOCKER_HOST=NO_DAEMON,
+        )
+        writes = proxy.count("PUT") + proxy.count("POST", "mount=")
+        locked = f"{proxy.address}/{target}"
+    last = assert_clean_failure(result, project, mentions=f"may not push to {locked}")
+    assert "may read" not in last and "[retry]" not in result.stderr
+    assert result.returncode == 1 and result.stdout == ""
+    assert writes == 0  # refused before the first mount or manifest PUT
+    assert stack.registry_server.tags(target) == []
+    assert stack.registry_server.manifest_digest(project.repository, "v3.0.0-rc.1") == rc

@@ -18,7 +18,7 @@ import urllib.parse
 
 import pytest
 
-from hubtasks.errors import RegistryError, VerifyError
+from hubtasks.errors import AuthError, RegistryError, VerifyError
 from hubtasks.references import Repository
 from hubtasks.registry.client import RegistryClient
 
@@ -68,6 +68,9 @@ class MountRegistry(QuietHandler):
     def do_POST(self):
         split = urllib.parse.urlsplit(self.path)
         query = dict(urllib.parse.parse_qsl(split.query))
+        if self.state.get("deny"):  # a token that may read, not push: Docker Hub's 403
+            self._body()
+            return self._send(403, b'{"errors":[{"code":"DENIED"}]}')
         needed = ["repository:alice/app:pull,push"]
         if "from" in query:
             needed.append(f"repository:{query['from']}:pull")
@@ -162,3 +165,15 @@ def test_put_manifest_returns_the_digest_of_the_bytes_and_refuses_a_lying_header
     MountRegistry.state["claim"] = "sha256:" + "0" * 64
     with pytest.raises(VerifyError, match="not trusting it"):
         client.put_manifest("v2", body, media_type)
+
+
+@pytest.mark.parametrize("write", ["mount", "upload"])
+def test_a_denied_mount_or_upload_says_the_token_may_not_push(server, write):
+    MountRegistry.state["deny"] = True
+    client = _client(server)
+    with pytest.raises(AuthError, match="may not push to reg.test/alice/app") as caught:
+        if write == "mount":
+            client.mount_blob(_sha(LAYER), STAGING)
+        else:
+            client.upload_blob(_sha(LAYER), LAYER)
+    assert caught.value.status == 403 and "may read" not in str(caught.value)

@@ -717,12 +717,17 @@ class RegistryClient:
         (DELETE, best effort: an abandoned upload expires) and False returned, for the caller
         to copy the bytes. The token asked for also grants pull on `from_repository`."""
         query = urllib.parse.urlencode({"mount": digest, "from": from_repository.path})
-        response = self._request(
-            "POST",
-            f"/v2/{self.repository.path}/blobs/uploads/?{query}",
-            body=b"",
-            scope=f"repository:{from_repository.path}:pull",
-        )
+        try:
+            response = self._request(
+                "POST",
+                f"/v2/{self.repository.path}/blobs/uploads/?{query}",
+                body=b"",
+                scope=f"repository:{from_repository.path}:pull",
+            )
+        except AuthError:
+            raise self._may_not_push("HTTP 401 to a blob mount") from None
+        if response.status in (401, 403):
+            raise self._may_not_push(f"HTTP {response.status} to a blob mount")
         self._check(response, f"mount blob {digest[:19]} into")
         if response.status == 201:
             return True
@@ -741,6 +746,8 @@ class RegistryClient:
         """Store `data` as blob `digest` in one monolithic upload: `POST …/blobs/uploads/`,
         then `PUT <Location>&digest=…` with the bytes (the registry checks the digest)."""
         start = self._request("POST", f"/v2/{self.repository.path}/blobs/uploads/", body=b"")
+        if start.status == 403:
+            raise self._may_not_push("HTTP 403 to opening an upload")
         self._check(start, f"start an upload of blob {digest[:19]} to")
         location = start.headers.get("Location")
         if not location:
