@@ -24,8 +24,9 @@ docker/docs repository), read for this purpose:
 Two routes are not in that reference and follow the tools that use them:
 `PATCH /v2/repositories/{ns}/{name}/` {description, full_description}
 (peter-evans/dockerhub-description) and `DELETE /v2/repositories/{ns}/{name}/tags/{tag}/`
-(docker/hub-tool). Creating a repository that exists answers 409 (the status the spec uses for
-conflicts elsewhere; the real answer is not documented).
+(docker/hub-tool). Creating a repository that exists answers 400 in the ValueError shape: the
+reference lists 201, 400, 401, 403, 404 and 500 for "Create a new repository" and no 409, so
+"already exists" is one of its 400s (the exact text is not documented).
 
 Permissions follow the "Access token reference": a personal access token is Repo Public
 Read-only, Repo Read-only, Repo Read & Write (push) or Repo Read, Write, Delete (also delete
@@ -279,7 +280,8 @@ class HubDouble:
             raise HubError(400, {"fields": problems, "text": "invalid repository"})
         name = str(body["name"])
         if (namespace, name) in self.repositories:
-            raise _error(409, "repository already exists")
+            text = "Repository with this Name and Namespace already exists."
+            raise HubError(400, {"fields": {"name": [text]}, "text": text})
         repository = self.add_repository(
             namespace,
             name,

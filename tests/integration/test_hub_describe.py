@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from devtools.httpfault import HttpFaultProxy, Rule
 from devtools.hubdouble import HubDouble
 
 PAT = "dckr_pat_describe-secret-1234"
@@ -104,6 +105,57 @@ def test_creates_the_repository_with_the_page(project, double):
         "`[code](x.md)`.\n"
     )
     assert PAT not in result.stdout + result.stderr
+
+
+@pytest.fixture
+def hub_proxy(double):
+    """The double behind the per-request fault proxy: HUB_API_URL=http://{proxy.address}."""
+    port = int(double.url.rsplit(":", 1)[1])
+    with HttpFaultProxy(port) as running:
+        yield running
+
+
+def test_a_create_whose_answer_was_lost_is_a_success(project, double, hub_proxy):
+    """The create reached Docker Hub, its answer did not: the retried create answers 400
+    ("already exists"), and the repository read then is what counts."""
+    creates = hub_proxy.add(
+        Rule(method="POST", path="^/v2/namespaces/alice/repositories$", truncate=0, times=1)
+    )
+    result = project.inv("describe", HUB_API_URL=f"http://{hub_proxy.address}")
+    assert result.returncode == 0, result.stderr
+    assert creates.fired == 1 and hub_proxy.count("POST", "/repositories$") == 2
+    assert "[retry]" in result.stderr
+    page = project.page()
+    assert page is not None and page.description == "A small web server"
+    assert page.full_description.startswith("# Web")
+    assert PAT not in result.stdout + result.stderr
+
+
+def test_two_describe_runs_at_once_both_succeed(project, double, hub_proxy):
+    """Both read "no repository" (the proxy answers their first reads 404), both create: one
+    gets 201, the other Docker Hub's 400 for an existing repository, and updates instead."""
+    hub_proxy.add(
+        Rule(method="GET", path="^/v2/namespaces/alice/repositories/web$", status=404, times=2)
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "DOCKER_"))}
+    env["HUB_API_URL"] = f"http://{hub_proxy.address}"
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "invoke", "describe"],
+            cwd=project.path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outcomes = [(run.communicate(timeout=120), run.returncode) for run in runs]
+    for (_, err), code in outcomes:
+        assert code == 0, err
+    assert hub_proxy.count("POST", "/repositories$") == 2
+    assert sum("created public repository" in err for (_, err), _ in outcomes) == 1
+    assert project.page().description == "A small web server"
 
 
 def test_unchanged_sends_nothing_and_update_sends_only_what_differs(project, double):

@@ -331,22 +331,25 @@ class HubClient:
         description: str | None,
         full_description: str | None,
         private: bool,
-    ) -> int:
-        """Create the repository with its page; returns the HTTP status (201, or 409 when it
-        already exists — a retried create that had in fact arrived)."""
+    ) -> bool:
+        """Create the repository with its page: True when created, False when it exists
+        already (a retried create that had in fact arrived, or another run's). Docker Hub
+        answers an existing repository with a 400 (its reference lists no 409 for this route;
+        a 409 is taken too): whether it exists is read then, not guessed from the message."""
         body: dict[str, Any] = {"name": name, "namespace": namespace, "is_private": private}
         if description is not None:
             body["description"] = description
         if full_description is not None:
             body["full_description"] = full_description
+        what = f"create {namespace}/{name}"
         answer = self._call(
             "POST",
             f"/v2/namespaces/{namespace}/repositories",
             body,
             need=WRITE,
-            what=f"create {namespace}/{name}",
+            what=what,
             namespace=namespace,
-            passes=(404, 409),
+            passes=(400, 404, 409),
         )
         if answer.status == 404:
             raise RegistryError(
@@ -354,7 +357,11 @@ class HubClient:
                 "HUB_REPOSITORY",
                 status=404,
             )
-        return answer.status
+        if answer.status in (400, 409):
+            if self.repository(namespace, name) is None:
+                raise self._failure(answer, what)
+            return False
+        return True
 
     def update_repository(self, namespace: str, name: str, fields: Mapping[str, str]) -> None:
         """Set page fields (`description`, `full_description`) of an existing repository."""

@@ -417,7 +417,7 @@ def _create(
     session: Session,
 ) -> tuple[str, list[str]]:
     private = settings.visibility == "private"
-    status = session.retrying(
+    created = session.retrying(
         f"creating {namespace}/{name} on Docker Hub",
         lambda: client.create_repository(
             namespace,
@@ -427,7 +427,7 @@ def _create(
             private=private,
         ),
     )
-    if status == 409:  # an earlier, retried create arrived after all: update instead
+    if not created:  # an earlier, retried create arrived after all, or another run's: update
         current = client.repository(namespace, name) or {}
         return _update(settings, client, page, current, session, f"{namespace}/{name}")
     session.console.stage(
