@@ -222,3 +222,29 @@ def test_a_base_image_held_only_for_the_daemons_platform_is_named(project, clien
     assert "may not support building" not in line
     assert "could not pull busybox:local for linux/arm64" not in result.stderr
     assert project.tags() == []
+
+
+def test_platform_names_are_normalised_as_buildkit_names_them(project, client, stack):
+    """`linux/x86_64` is linux/amd64: built with TARGETARCH=amd64 on this amd64 daemon (no
+    foreign-platform scratch image), and `linux/aarch64` + `linux/x86_64` is the usual pair."""
+    _per_arch_project(project)
+    result = project.inv(
+        "release", "--tag", "v1.0.0", "--platform", "linux/aarch64,linux/x86_64", "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert set(document["platforms"]) == {"linux/amd64", "linux/arm64"}
+    for arch in ("amd64", "arm64"):
+        digest = stack.registry_server.manifest_digest(project.repository, f"v1.0.0-linux-{arch}")
+        assert digest == document["platforms"][f"linux/{arch}"]
+    assert not [i for i in client.images.list() if any("x86_64" in t for t in i.tags)]
+    assert "x86_64" not in result.stderr and "aarch64" not in result.stderr
+
+
+def test_one_platform_named_twice_is_refused_before_anything(project):
+    result = project.inv(
+        "release", "--tag", "v1", "--platform", "linux/arm64,linux/arm64/v8", "--cache-from", "none"
+    )
+    line = assert_clean_failure(result, project, mentions="'linux/arm64/v8' names linux/arm64")
+    assert result.returncode == 2, line
+    assert "[build]" not in result.stderr and project.tags() == []

@@ -725,6 +725,34 @@ def test_a_platform_that_is_not_os_arch_is_a_config_error(bad):
         resolve(flags={"platforms": [bad]})
 
 
+@pytest.mark.parametrize(
+    "given, normal",
+    [
+        ("linux/x86_64", ("linux/amd64",)),
+        ("linux/aarch64,linux/x86_64", ("linux/arm64", "linux/amd64")),
+        ("linux/arm64/v8", ("linux/arm64",)),
+        ("linux/armhf", ("linux/arm/v7",)),
+    ],
+)
+def test_platforms_are_normalised_as_buildkit_names_them(given, normal):
+    assert resolve(flags={"platforms": [given]}).platforms == normal
+
+
+@pytest.mark.parametrize(
+    "given, named",
+    [
+        ("linux/arm64,linux/arm64/v8", "'linux/arm64/v8' names linux/arm64 again"),
+        ("linux/amd64,linux/amd64", "'linux/amd64' names linux/amd64 again"),
+        ("linux/x86_64 linux/amd64", "'linux/amd64' names linux/amd64 again"),
+        ("linux/arm,linux/armhf", "'linux/armhf' names linux/arm/v7 again"),
+    ],
+)
+def test_one_platform_named_twice_is_refused(given, named):
+    with pytest.raises(ConfigError, match=named) as caught:
+        resolve(flags={"platforms": [given]})
+    assert caught.value.exit_code == 2
+
+
 # --- the registry build cache -----------------------------------------------------------
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hubtasks.errors import ConfigError
+from hubtasks.platforms import normalize_platform
 from hubtasks.references import (
     DOCKER_HUB,
     Repository,
@@ -460,22 +461,35 @@ def _parse_epoch(value: str | None) -> int | None:
     return int(value.strip())
 
 
-_PLATFORM = re.compile(r"[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?")
+_PLATFORM = re.compile(r"[a-z0-9]+/[a-z0-9_-]+(/[a-z0-9.]+)?")
 
 
 def _platform(text: str, source: str) -> str:
-    """`linux/arm64`, `linux/arm/v7`: lower case, as the Docker API takes it."""
+    """`linux/arm64`, `linux/arm/v7`: lower case and normalised as BuildKit names platforms
+    (`linux/x86_64` is `linux/amd64`, `linux/arm64/v8` is `linux/arm64`)."""
     value = text.strip().lower()
     if not _PLATFORM.fullmatch(value):
         raise ConfigError(
             f"{source}: '{text}' is not a platform; write it as os/arch[/variant], e.g. "
             "linux/amd64 or linux/arm64"
         )
-    return value
+    return normalize_platform(value)
 
 
 def _parse_platforms(value: object, source: str) -> tuple[str, ...]:
-    return _dedupe(_platform(item, source) for item in _as_list(value, split="words"))
+    """Each platform once: a second name of one platform (`linux/arm64/v8` after
+    `linux/arm64`, or the same name twice) is refused, not folded into one build."""
+    found: dict[str, str] = {}
+    for item in _as_list(value, split="words"):
+        normal = _platform(item, source)
+        if normal in found:
+            raise ConfigError(
+                f"{source}: '{item.strip()}' names {normal} again (after '{found[normal]}'; "
+                "platform names are normalised as BuildKit does: x86_64 is amd64, aarch64 and "
+                "arm64/v8 are arm64, armhf is arm/v7); name each platform once"
+            )
+        found[normal] = item.strip()
+    return tuple(found)
 
 
 def _dedupe(items: Iterable[str]) -> tuple[str, ...]:
