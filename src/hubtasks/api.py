@@ -16,7 +16,7 @@ from hubtasks.errors import ConfigError, HubError
 from hubtasks.pipeline import plan as planning
 from hubtasks.pipeline import promotion
 from hubtasks.pipeline.cache import cache_refs
-from hubtasks.pipeline.execute import Executor, facts_for
+from hubtasks.pipeline.execute import Executor, facts_for, plan_platform_tags
 from hubtasks.pipeline.execute import release as execute_release
 from hubtasks.pipeline.gather import (
     BuildSet,
@@ -297,6 +297,9 @@ def release(
     gathered = _gather_release(settings, session, watch, (git, tags, labels), dry_run=dry_run)
     builds, state = gathered.builds, gathered.state
     plan = _release_plan(settings, session, tags, builds, state, force=force, dry_run=dry_run)
+    executor = Executor(settings, session, watch)
+    multi = builds.multi and plan.build  # per-platform tags, planned like any tag
+    held = plan_platform_tags(executor, tags, builds, state, force=force) if multi else {}
     cache = _build_cache(settings, session, state) if plan.build else []
     if dry_run:
         commands = _commands(settings, plan, builds, cache)
@@ -304,13 +307,7 @@ def release(
     if plan.to_push or plan.build:
         _check_push_access(settings, session)
     done = execute_release(
-        Executor(settings, session, watch),
-        plan,
-        tags=tags,
-        builds=builds,
-        state=state,
-        force=force,
-        cache=cache,
+        executor, plan, tags=tags, builds=builds, state=state, force=force, cache=cache, held=held
     )
     facts.record_published(done.published, done.platforms, watch.timings)
     facts.image_id = done.images[0].image_id if done.images and not builds.multi else None

@@ -8,6 +8,9 @@ import io
 import json
 import tarfile
 
+from devtools.httpfault import HttpFaultProxy, Rule
+from tests.helpers.pulls import assert_tags_pull
+
 from .conftest import assert_clean_failure
 
 LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -248,3 +251,56 @@ def test_one_platform_named_twice_is_refused_before_anything(project):
     line = assert_clean_failure(result, project, mentions="'linux/arm64/v8' names linux/arm64")
     assert result.returncode == 2, line
     assert "[build]" not in result.stderr and project.tags() == []
+
+
+# --- per-platform tags are planned like any tag (issue 27, item 5) -------------------------
+
+
+def _half_pushed(project, stack, proxy) -> str:
+    """A multi-platform release of v3.0.0 whose arm64 image never lands: linux/amd64's
+    per-platform tag is in the registry, nothing else. Returns that tag's digest."""
+    _per_arch_project(project)
+    project.add_env(HUB_REGISTRY=proxy.address, HUB_RETRIES="1", HUB_CACHE_FROM="none")
+    proxy.add(Rule(method="PUT", path="/manifests/v3.0.0-linux-arm64$", status=400, times=None))
+    failed = project.inv("release", "--tag", "v3.0.0", "--platform", "linux/amd64,linux/arm64")
+    assert failed.returncode != 0, failed.stderr
+    proxy.clear()
+    assert project.tags() == ["v3.0.0-linux-amd64"]
+    landed = stack.registry_server.manifest_digest(project.repository, "v3.0.0-linux-amd64")
+    assert landed
+    return landed
+
+
+def test_a_rerun_keeps_a_per_platform_tag_that_holds_its_inputs(project, client, stack):
+    with HttpFaultProxy(stack.registry_server.port) as proxy:
+        landed = _half_pushed(project, stack, proxy)
+        again = project.inv(
+            "release", "--tag", "v3.0.0", "--platform", "linux/amd64,linux/arm64", "--json"
+        )
+    assert again.returncode == 0, again.stderr
+    assert "v3.0.0-linux-amd64: unchanged" in again.stderr
+    assert "for linux/amd64" not in again.stderr  # not built again
+    assert "building" in again.stderr and "for linux/arm64" in again.stderr
+    assert json.loads(again.stdout)["platforms"]["linux/amd64"] == landed
+    registry = stack.registry_server
+    assert registry.manifest_digest(project.repository, "v3.0.0-linux-amd64") == landed
+    index = json.loads(_get(stack, project.repository, "manifests/v3.0.0", LIST))
+    assert landed in [m["digest"] for m in index["manifests"]]
+    assert project.tags() == ["v3.0.0", "v3.0.0-linux-amd64", "v3.0.0-linux-arm64"]
+    assert_tags_pull(registry, project.repository)
+
+
+def test_a_rerun_with_other_inputs_refuses_the_version_form_per_platform_tag(
+    project, client, stack
+):
+    with HttpFaultProxy(stack.registry_server.port) as proxy:
+        landed = _half_pushed(project, stack, proxy)
+        project.write("dist/app-amd64", "another x86 build")
+        again = project.inv("release", "--tag", "v3.0.0", "--platform", "linux/amd64,linux/arm64")
+    line = assert_clean_failure(again, project, mentions="v3.0.0-linux-amd64")
+    assert "immutable" in line and again.returncode == 1
+    assert "[build]" not in again.stderr
+    assert stack.registry_server.manifest_digest(project.repository, "v3.0.0-linux-amd64") == (
+        landed
+    )
+    assert project.tags() == ["v3.0.0-linux-amd64"]

@@ -13,6 +13,7 @@ from hubtasks.pipeline.plan import (
     SKIP,
     Remote,
     decide,
+    decide_platform_tags,
     expand_tags,
     image_labels,
 )
@@ -262,3 +263,25 @@ def test_after_a_build_without_an_image_id_nothing_is_left_to_check():
     )
     assert [d.action for d in before.decisions] == [CHECK, CHECK]
     assert [d.action for d in after.decisions] == [REFUSE, MOVE]
+
+
+# --- a multi-platform release's per-platform tags --------------------------------------------
+
+
+def _held(inputs: str) -> Remote:
+    return Remote(digest="sha256:" + inputs[-1] * 64, config_digest=None, inputs=inputs)
+
+
+def test_per_platform_tags_are_planned_from_each_platforms_inputs():
+    remote = {"v3.0.0-linux-amd64": _held("in-amd64"), "main-linux-amd64": _held("old-amd64")}
+    inputs = {"linux/amd64": "in-amd64", "linux/arm64": "in-arm64"}
+    plan = decide_platform_tags("v3.0.0", inputs, remote, force=False)
+    assert {p: d.action for p, d in plan.items()} == {"linux/amd64": SKIP, "linux/arm64": CREATE}
+    assert plan["linux/amd64"].tag == "v3.0.0-linux-amd64"
+
+    other = decide_platform_tags("v3.0.0", {"linux/amd64": "new"}, remote, force=False)
+    assert other["linux/amd64"].action == REFUSE and "immutable" in other["linux/amd64"].reason
+    forced = decide_platform_tags("v3.0.0", {"linux/amd64": "new"}, remote, force=True)
+    assert forced["linux/amd64"].action == MOVE
+    floating = decide_platform_tags("main", {"linux/amd64": "new"}, remote, force=False)
+    assert floating["linux/amd64"].action == MOVE

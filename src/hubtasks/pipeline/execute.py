@@ -17,7 +17,13 @@ from dataclasses import dataclass
 from hubtasks.errors import BuildError, HubError, VerifyError
 from hubtasks.pipeline import plan as planning
 from hubtasks.pipeline.cache import pull_sources
-from hubtasks.pipeline.gather import BuildSet, Inputs, RegistryState, each_tag_or_raise
+from hubtasks.pipeline.gather import (
+    BuildSet,
+    Inputs,
+    RegistryState,
+    each_tag_or_raise,
+    read_registry,
+)
 from hubtasks.pipeline.hooks import Facts
 from hubtasks.pipeline.plan import Plan, platform_tag
 from hubtasks.pipeline.publish import (
@@ -32,7 +38,7 @@ from hubtasks.pipeline.session import Session
 from hubtasks.pipeline.stopwatch import Stopwatch
 from hubtasks.platforms import same_platform
 from hubtasks.references import Repository
-from hubtasks.registry.client import manifest_list
+from hubtasks.registry.client import ImageRecord, manifest_list
 from hubtasks.settings.resolve import Settings
 from hubtasks.ui.console import human_size
 
@@ -168,11 +174,14 @@ class Executor:
         platform_images: list[BuiltImage] | None = None,
         *,
         prepare: Callable[[], None] | None = None,
+        held: Mapping[str, str] | None = None,
     ) -> Published:
         """Get the plan's tags into the registry (hooks around it) and verify them; return
         every requested tag now at the planned image, and for a multi-platform image each
         platform's manifest digest. With `platform_images`, each is pushed under its
-        per-platform tag and an index listing them goes under the plan's tags. `prepare` runs
+        per-platform tag and an index listing them (and the images of `held`, platform →
+        digest, which the registry already holds under theirs) goes under the plan's tags.
+        `prepare` runs
         first (after the pre hook) when a tag is to be written: a promotion brings the source
         image into the repository there."""
         settings, session, repository = self.settings, self.session, self.repository
@@ -192,8 +201,10 @@ class Executor:
         before, stage = session.ledger.mark(), "push"
         try:
             with self.watch.time("push"):
-                if names and platform_images:
-                    pushed, platforms = self._push_index(names, tags[0], platform_images)
+                if names and platform_images is not None:
+                    pushed, platforms = self._push_index(
+                        names, tags[0], platform_images, held or {}
+                    )
                 elif names and (plan.build or plan.source is None):
                     pushed = push_tags(settings, names, session=session, image_ids=image_ids)
                 elif names and plan.source is not None:  # the registry holds these inputs
@@ -211,11 +222,40 @@ class Executor:
         return Published(published, platforms)
 
     def _push_index(
-        self, names: list[str], first: str, images: list[BuiltImage]
+        self, names: list[str], first: str, images: list[BuiltImage], held: Mapping[str, str]
     ) -> tuple[list[PushedTag], dict[str, str]]:
         """Push each platform's image through the daemon under its per-platform tag, check
         each manifest's config names the platform it was built for, PUT a manifest list of
-        them under the first tag and copy it to the others."""
+        them and of the `held` images under the first tag and copy it to the others."""
+        settings, session = self.settings, self.session
+        registry = session.registry_for(settings)
+        built = zip([i.platform for i in images], self._push_children(first, images), strict=True)
+        kept = [
+            (platform, _held_record(session, registry.image_record, platform, digest))
+            for platform, digest in held.items()
+        ]
+        order = {platform: index for index, platform in enumerate(settings.platforms)}
+        pairs = sorted([*built, *kept], key=lambda pair: order.get(pair[0], len(order)))
+        records = [record for _, record in pairs]
+        body, media_type = manifest_list(records)
+        digest = session.retrying(
+            f"putting the index as {self.repository.canonical(names[0])}",
+            lambda: registry.put_manifest(names[0], body, media_type),
+        )
+        children = ", ".join(platform_tag(first, platform) for platform, _ in pairs)
+        session.console.stage(
+            "push", f"pushed {self.repository.canonical(names[0], digest)} (index of {children})"
+        )
+        pushed = [PushedTag(self.repository, names[0], digest)]
+        session.ledger.landed(pushed[0])
+        copy_tags(settings, digest, names[1:], session, pushed, daemon_fallback=False)
+        return pushed, {r.platform or "": r.digest for r in records}
+
+    def _push_children(self, first: str, images: list[BuiltImage]) -> list[ImageRecord]:
+        """Each built platform's image pushed under its per-platform tag and read back: its
+        config must name the platform it was built for."""
+        if not images:
+            return []
         settings, session = self.settings, self.session
         engine, registry = session.engine_for(settings), session.registry_for(settings)
         child_tags = {image.platform: platform_tag(first, image.platform) for image in images}
@@ -239,20 +279,7 @@ class Executor:
                     f"{child.reference} should be {image.platform}, the registry holds {found}"
                 )
             records.append(record)
-        body, media_type = manifest_list(records)
-        digest = session.retrying(
-            f"putting the index as {self.repository.canonical(names[0])}",
-            lambda: registry.put_manifest(names[0], body, media_type),
-        )
-        session.console.stage(
-            "push",
-            f"pushed {self.repository.canonical(names[0], digest)} (index of "
-            f"{', '.join(child_tags)})",
-        )
-        pushed = [PushedTag(self.repository, names[0], digest)]
-        session.ledger.landed(pushed[0])
-        copy_tags(settings, digest, names[1:], session, pushed, daemon_fallback=False)
-        return pushed, {r.platform or "": r.digest for r in records}
+        return records
 
     def verify(self, pushed: list[PushedTag]) -> None:
         """Read every pushed tag back: the sha256 of the manifest bytes the registry serves
@@ -289,6 +316,49 @@ class Outcome:
     platforms: dict[str, str]
 
 
+def _held_record(
+    session: Session,
+    read: Callable[[str], ImageRecord | None],
+    platform: str,
+    digest: str,
+) -> ImageRecord:
+    """The registry's record of a platform's image it already holds (planned unchanged)."""
+    record = session.retrying(f"reading {digest[:19]}", lambda: read(digest))
+    if record is None or not same_platform(platform, record.platform or ""):
+        found = record.platform if record else "nothing"
+        raise VerifyError(f"{digest} should be {platform}, the registry holds {found}")
+    return record
+
+
+def plan_platform_tags(
+    executor: Executor,
+    tags: tuple[str, ...],
+    builds: BuildSet,
+    state: RegistryState,
+    *,
+    force: bool,
+) -> dict[str, str]:
+    """A multi-platform release's per-platform tags, planned like any tag before anything is
+    built (`planning.decide_platform_tags`): each decision is reported, a refusal raised.
+    Returns the platforms whose tag already holds their inputs (platform → digest): those
+    are not built again, their images go into the list as they are."""
+    settings, session, repository = executor.settings, executor.session, executor.repository
+    names = [platform_tag(tags[0], i.platform) for i in builds.platforms]
+    registry = session.registry_for(settings)
+    remote = read_registry(registry, names, session, state.published).remote
+    inputs = {i.platform: i.digest for i in builds.platforms}
+    decisions = planning.decide_platform_tags(tags[0], inputs, remote, force=force)
+    children = Plan(tuple(decisions.values()))
+    session.console.plan_lines(children, repository)
+    if children.refused:
+        raise planning.refusal(children, repository)
+    return {
+        platform: d.remote.digest
+        for platform, d in decisions.items()
+        if d.action == planning.SKIP and d.remote is not None
+    }
+
+
 def release(
     executor: Executor,
     plan: Plan,
@@ -298,15 +368,19 @@ def release(
     state: RegistryState,
     force: bool,
     cache: list[str] | None = None,
+    held: Mapping[str, str] | None = None,
 ) -> Outcome:
     """Carry out a release plan: build when it says so (then the plan settles what only the
     built image could: `plan.after_build`), tag locally what it approves, push or copy,
-    verify."""
+    verify. `held` (`plan_platform_tags`): platforms whose registry image goes into the list
+    as it is, not built again."""
     images: list[BuiltImage] = []
     image_id = plan.source.config_digest if plan.source else None
     session, repository = executor.session, executor.repository
     if plan.build:
-        images = executor.build(builds, tags, tag_now=False, cache=cache)
+        building = BuildSet(tuple(i for i in builds.platforms if i.platform not in (held or {})))
+        if building.platforms:
+            images = executor.build(building, tags, tag_now=False, cache=cache)
         image_id = None if builds.multi else images[0].image_id
         plan = planning.after_build(
             list(tags),
@@ -322,7 +396,7 @@ def release(
         if not builds.multi:
             executor.tag_locally(images[0].image_id, planning.approved_locally(plan))
     done = executor.push(
-        plan, tags, dict.fromkeys(tags, image_id), images if builds.multi else None
+        plan, tags, dict.fromkeys(tags, image_id), images if builds.multi else None, held=held
     )
     platforms = done.platforms
     if not platforms and done.published:

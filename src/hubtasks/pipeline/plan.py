@@ -268,6 +268,27 @@ def _decide_tag(
     return moved_or_refused(tag, current, f"built from {what}", force)
 
 
+def decide_platform_tags(
+    first: str,
+    inputs: Mapping[str, str | None],
+    remote: Mapping[str, Remote | None],
+    *,
+    force: bool,
+) -> dict[str, TagDecision]:
+    """Each platform's own tag (`platform_tag(first, platform)`, platform → its inputs digest)
+    decided as any tag is, from that platform's inputs: unchanged when the registry holds them
+    (that platform is not built again), refused when it holds other inputs and is immutable
+    (`v1.2.3-linux-amd64`; unless `force`), else moved or created. Nothing is left to CHECK:
+    a per-platform tag holding an image without our label holds another image."""
+    decisions = {}
+    for platform, digest in inputs.items():
+        tag = platform_tag(first, platform)
+        decisions[platform] = _decide_tag(
+            tag, remote.get(tag), digest, None, None, [], force, built=True
+        )
+    return decisions
+
+
 def moved_or_refused(tag: str, current: Remote, held: str, force: bool) -> TagDecision:
     """A tag the registry holds for another image (`held` says which): a version tag is
     immutable, refused unless `force`; any other tag moves."""
