@@ -120,6 +120,21 @@ def test_a_kept_tag_that_cannot_be_read_stops_every_delete(registry, proxy, rele
     assert_tags_pull(registry, name)
 
 
+def test_a_kept_tag_unreadable_right_before_a_delete_stops_it(registry, proxy, released):
+    """Read fine for the plan, then 404 on every read again before the first DELETE: that
+    DELETE is not sent (each read was retried; the DELETE is not tried again around them)."""
+    name, _, folder, _ = released
+    proxy.add(Rule(path="/manifests/latest$", skip=1, status=404, times=None))
+    code, out, err = _run(folder, "--match", "pr-*", "--keep", "1", "--yes")
+    assert code == 1, err
+    last = err.strip().splitlines()[-1]
+    assert ":latest" in last and "(deleted before this: none)" in last, last
+    assert out == "" and proxy.count(method="DELETE") == 0
+    assert proxy.count(path="/manifests/latest$") == 1 + 4  # the plan's read, then HUB_RETRIES
+    assert registry.tags(name) == ["latest", "main", "pr-1", "pr-2", "pr-3"]
+    assert_tags_pull(registry, name)
+
+
 def test_a_tag_deleted_after_the_listing_is_left_out(registry, proxy, released):
     """A tag really gone by the time its manifest is read (the listing is re-read and no
     longer names it) protects nothing and stops nothing."""

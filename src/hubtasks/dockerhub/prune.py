@@ -288,7 +288,10 @@ class RegistryTags:
         """Delete the manifest every tag in `tags` points at (they share one digest), unless
         a tag that stays holds it now: then nothing is deleted and that tag's name returned."""
         digest = tags[0].digest or ""
-        holder = self.holder_now(digest, doomed, every)
+        try:
+            holder = self.holder_now(digest, doomed, every)
+        except HubError as error:  # each read was retried already: not the DELETE again
+            raise error.evolve(transient=False) from None
         if holder:
             return holder
         path = f"/v2/{self.client.repository.path}/manifests/{digest}"
