@@ -34,7 +34,10 @@ def normalize_platform(platform: str) -> str:
 
 
 def same_platform(wanted: str, found: str) -> bool:
-    """Whether an image of `found` (a config's os/arch[/variant]) is one of `wanted`: the
-    variant counts only when it was asked for (`linux/arm64` takes `linux/arm64/v8`)."""
-    asked, got = wanted.split("/"), found.split("/")
+    """Whether an image of `found` (a config's os/arch[/variant]) is one of `wanted`, both
+    normalised (a config's `linux/arm` is `linux/arm/v7`): the variant counts only when it was
+    asked for (`linux/arm64` takes `linux/arm64/v9`)."""
+    if "/" not in wanted or "/" not in found:
+        return False
+    asked, got = normalize_platform(wanted).split("/"), normalize_platform(found).split("/")
     return asked[:2] == got[:2] and (len(asked) < 3 or asked[2:] == got[2:])

@@ -41,3 +41,6 @@ def test_normalize_platform(given, normal):
 def test_same_platform_still_takes_a_variant_only_when_asked():
     assert same_platform("linux/arm64", "linux/arm64/v8")
     assert not same_platform("linux/arm/v7", "linux/arm/v6")
+    assert same_platform("linux/arm/v7", "linux/arm")  # a config without a variant: v7
+    assert same_platform("linux/amd64", "linux/x86_64")
+    assert not same_platform("linux/amd64", "") and not same_platform("linux/amd64", "linux")
