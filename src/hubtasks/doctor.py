@@ -14,13 +14,8 @@ from typing import TYPE_CHECKING
 
 from hubtasks.errors import ContextLeakError, HubError
 from hubtasks.references import DOCKER_HUB, Repository
-from hubtasks.settings.resolve import (
-    ENV_FILE_NAME,
-    Settings,
-    docker_env,
-    load_settings,
-    read_env_file,
-)
+from hubtasks.settings.envfile import ENV_FILE_NAME, docker_env, read_env_file
+from hubtasks.settings.resolve import Settings, load_settings
 from hubtasks.ui.console import Check
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from hubtasks.cli.init import NEEDED, TASKS_PY, env_template, init_project
-from hubtasks.settings.resolve import KEYS
+from hubtasks.settings.keys import KEYS
 from hubtasks.ui.console import Console
 
 from .test_tasks import invoke

@@ -9,13 +9,8 @@ import pytest
 
 from hubtasks.errors import ConfigError
 from hubtasks.references import Repository
-from hubtasks.settings.resolve import (
-    KEYS,
-    KEYS_BY_NAME,
-    Settings,
-    load_settings,
-    resolve_settings,
-)
+from hubtasks.settings.keys import KEYS, KEYS_BY_NAME
+from hubtasks.settings.resolve import Settings, load_settings, resolve_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CWD = Path("/project")
@@ -786,7 +781,7 @@ def test_cache_from_rejects_what_the_daemon_could_not_pull(value, message):
 def test_the_token_hidden_before_the_settings_load_is_the_one_they_read(tmp_path):
     """`HUB_TOKEN=abc # note`: python-dotenv reads `abc`; that value is hidden from the first
     line the task prints, not only once the settings are loaded."""
-    from hubtasks.settings.resolve import token_candidates
+    from hubtasks.settings.envfile import token_candidates
 
     (tmp_path / ".env").write_text("HUB_TOKEN=s3cr3t-value # the CI token\n")
     assert "s3cr3t-value" in token_candidates(tmp_path, environ={})

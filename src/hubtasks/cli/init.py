@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hubtasks.errors import ConfigError
-from hubtasks.settings.resolve import ENV_FILE_NAME, read_env_file
+from hubtasks.settings.envfile import ENV_FILE_NAME, read_env_file
 
 if TYPE_CHECKING:
     from hubtasks.ui.console import Console

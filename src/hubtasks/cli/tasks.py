@@ -23,7 +23,9 @@ from invoke import Collection, Context, Exit, Task, task
 from invoke.parser import Argument
 
 from hubtasks.errors import ConfigError, HubError
-from hubtasks.settings.resolve import KEYS, Key, Settings, load_settings, token_candidates
+from hubtasks.settings.envfile import token_candidates
+from hubtasks.settings.keys import KEYS, Key
+from hubtasks.settings.resolve import Settings, load_settings
 from hubtasks.ui.redaction import add_secret, install_log_redaction, redact
 
 if TYPE_CHECKING:

@@ -35,7 +35,8 @@ from hubtasks.pipeline.session import Session
 from hubtasks.pipeline.versions import LATEST, highest_in_line
 from hubtasks.platforms import same_platform
 from hubtasks.references import Repository, parse_pull_reference
-from hubtasks.settings.resolve import CACHE_AUTO, CACHE_NONE, Settings
+from hubtasks.settings.keys import CACHE_AUTO, CACHE_NONE
+from hubtasks.settings.resolve import Settings
 
 if TYPE_CHECKING:
     from hubtasks.pipeline.protocols import Daemon

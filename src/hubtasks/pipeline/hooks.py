@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from hubtasks.errors import ConfigError, HookError
-from hubtasks.settings.resolve import HOOK_NAMES
+from hubtasks.settings.keys import HOOK_NAMES
 from hubtasks.ui.redaction import redact
 
 if TYPE_CHECKING:

@@ -15,7 +15,8 @@ from hubtasks.build.gitinfo import is_tracked
 from hubtasks.pipeline.hooks import Hooks
 from hubtasks.pipeline.ledger import Ledger
 from hubtasks.retry import RetryPolicy
-from hubtasks.settings.resolve import Settings, read_env_file
+from hubtasks.settings.envfile import read_env_file
+from hubtasks.settings.resolve import Settings
 from hubtasks.ui.console import Console
 
 if TYPE_CHECKING:

@@ -1,22 +1,20 @@
 """Settings: one resolver for every source, validated before any side effect.
 
-`KEYS` is the one table of settings: name, environment variable, default, kind and flag (the
-task layer builds every command-line flag from it), with a key per hook (`HOOK_NAMES`).
 Precedence, highest first: command-line flags > process environment > `.env` in the current
-directory > Invoke config (`hub.*`, e.g. `invoke.yaml`) > defaults. Nothing here talks to
-Docker; `Settings.require` says what a stage still lacks.
+directory > Invoke config (`hub.*`, e.g. `invoke.yaml`) > defaults. Each value is parsed by its
+key's kind (`keys.KINDS`, one parser each below). Nothing here talks to Docker;
+`Settings.require` says what a stage still lacks.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import os
 import re
 import shlex
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from hubtasks.errors import ConfigError
 from hubtasks.platforms import normalize_platform
@@ -28,163 +26,14 @@ from hubtasks.references import (
     parse_repository,
     validate_tag,
 )
+from hubtasks.settings.envfile import ENV_FILE_NAME, docker_env, read_env_file
+from hubtasks.settings.keys import CACHE_AUTO, CACHE_NONE, HOOK_NAMES, KEYS, KEYS_BY_NAME, Key
 
-ENV_FILE_NAME = ".env"
-# HUB_CACHE_FROM's words besides image references (hubtasks/cache.py decides "auto").
-CACHE_AUTO, CACHE_NONE = "auto", "none"
-
-
-@dataclass(frozen=True, kw_only=True)
-class Key:
-    """One setting, declared once: its `hub.*` name (also the `Settings` field), default,
-    kind and, when it has one, its command-line flag with short form, value placeholder and
-    help. The environment variable is derived from the name; the task layer builds every
-    flag (help text, repeatable flags, `--no-…` forms) from these rows."""
-
-    name: str
-    default: object = None
-    kind: str = "text"  # text, secret, list, pairs, bool, int, number, hook
-    flag: str | None = None  # "--tag"; None: settings only, never a flag
-    short: str | None = None  # "-t"
-    metavar: str | None = None  # the value of a repeatable flag in --help: TAG, NAME=VALUE
-    help: str = ""  # what the flag does (flags only)
-    shown_default: str | None = None  # the default in words, when `default` does not say it
-
-    @property
-    def env(self) -> str:
-        return f"HUB_{self.name.upper()}"
-
-    @property
-    def parameter(self) -> str | None:
-        """The task parameter that carries the flag: --build-arg → build_arg."""
-        return self.flag.removeprefix("--").replace("-", "_") if self.flag else None
-
-
-# The stages a hook can run around (hooks.py runs them); a setting per hook, e.g. HUB_PRE_PUSH.
-STAGES = ("login", "build", "tag", "push", "release")
-HOOK_NAMES = tuple(f"{side}_{stage}" for stage in STAGES for side in ("pre", "post"))
-
-KEYS: tuple[Key, ...] = (
-    Key(
-        name="registry",
-        default=DOCKER_HUB,
-        flag="--registry",
-        short="-e",
-        help="Registry host[:port]; docker.io is Docker Hub",
-    ),
-    Key(name="username"),
-    Key(name="token", kind="secret"),  # never a flag: it would show in the process list
-    Key(
-        name="repository",
-        flag="--repository",
-        short="-r",
-        help="Repository as namespace/name; a bare name means HUB_USERNAME/name",
-    ),
-    Key(
-        name="tags",
-        kind="list",
-        flag="--tag",
-        short="-t",
-        metavar="TAG",
-        help="Tag to build or push",
-        shown_default="the git tag at HEAD, else sha-<short sha>",
-    ),
-    Key(
-        name="dockerfile",
-        default="Dockerfile",
-        flag="--dockerfile",  # no short flag: `inv -d` is Invoke's debug flag
-        help="Path of the Dockerfile, relative to the current folder",
-    ),
-    Key(name="context", default=".", flag="--context", short="-c", help="Build context folder"),
-    Key(
-        name="build_args",
-        kind="pairs",
-        flag="--build-arg",
-        short="-b",
-        metavar="NAME=VALUE",
-        help="Build argument",
-    ),
-    Key(
-        name="semver",
-        default=False,
-        kind="bool",
-        flag="--semver",
-        short="-s",
-        help="Fan a version tag out: v1.2.3 also publishes v1.2, v1 and latest, each moved "
-        "only forward",
-    ),
-    Key(
-        name="latest",
-        default=False,
-        kind="bool",
-        flag="--latest",
-        help="Also publish latest, moved only forward",
-    ),
-    Key(
-        name="labels",
-        kind="pairs",
-        flag="--label",
-        short="-l",
-        metavar="NAME=VALUE",
-        help="Image label, added to or overriding the OCI labels",
-    ),
-    Key(
-        name="platforms",
-        kind="list",
-        flag="--platform",
-        metavar="OS/ARCH",
-        help="Platform to build, e.g. linux/arm64; several (repeated or comma separated) "
-        "publish one multi-platform image",
-        shown_default="the daemon's own",
-    ),
-    Key(
-        name="cache_from",
-        default=CACHE_AUTO,
-        kind="list",
-        flag="--cache-from",
-        metavar="REF",
-        help="Image whose layers the build may reuse, pulled first: a reference or a tag of "
-        "the repository; auto (the newest release when the daemon lacks it) or none",
-    ),
-    Key(name="retries", default=5, kind="int"),
-    Key(name="timeout", default=120, kind="number"),
-    Key(name="retry_delay", default=1.0, kind="number"),
-    *(Key(name=name, kind="hook") for name in HOOK_NAMES),
-    # The Docker Hub page and tag retention (describe.py, prune.py, hub.py).
-    Key(name="api_url"),  # Docker Hub web API URL (default https://hub.docker.com)
-    Key(
-        name="readme",
-        flag="--readme",
-        help="File whose text becomes the Docker Hub overview",
-        shown_default="README.md",
-    ),
-    Key(
-        name="description",
-        flag="--description",
-        help="Docker Hub short description (at most 100 characters)",
-    ),
-    Key(
-        name="visibility",
-        default="public",
-        flag="--visibility",
-        help="public or private: the visibility of a Docker Hub repository describe creates",
-    ),
-    # How stderr looks: auto (a terminal gets bars and spinners), plain lines, or rich.
-    Key(name="progress", default="auto"),
-    Key(
-        name="describe",
-        default=False,
-        kind="bool",
-        flag="--describe",
-        help="Update the Docker Hub page after a verified release (a failure is a warning "
-        "unless --strict)",
-    ),
-)
-# Settings field of a key whose field name would read as a verb.
-KEYS_BY_NAME = {key.name: key for key in KEYS}
-
-_BUILD_ARG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_LABEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*")
+# NAME=VALUE pairs: the name each kind of pair takes.
+_PAIR_NAMES = {
+    "build argument": re.compile(r"[A-Za-z_][A-Za-z0-9_]*"),
+    "label": re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*"),
+}
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
 
@@ -274,64 +123,6 @@ class Settings:
                     f"Dockerfile '{self.dockerfile}' ({self.source_of('dockerfile')}) not found; "
                     "set HUB_DOCKERFILE or --dockerfile to its path"
                 )
-
-
-def read_env_file(path: Path) -> dict[str, str | None]:
-    """Read a `.env` file without touching `os.environ` (python-dotenv, imported lazily).
-
-    A line python-dotenv cannot parse is an error here, not a silently skipped setting. The
-    file is parsed once per version of it, however many checks ask.
-    """
-    try:
-        stat = path.stat()
-    except OSError as error:
-        raise ConfigError(f"cannot read {path}: {error}") from None
-    return dict(_parse_env_file(str(path.resolve()), stat.st_mtime_ns, stat.st_size))
-
-
-@functools.lru_cache(maxsize=8)
-def _parse_env_file(path: str, _mtime_ns: int, _size: int) -> dict[str, str | None]:
-    import io
-
-    from dotenv import dotenv_values
-    from dotenv.parser import parse_stream
-
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"cannot read {path}: {error}") from None
-    bad = [binding.original.line for binding in parse_stream(io.StringIO(text)) if binding.error]
-    if bad:
-        lines = ", ".join(map(str, bad))
-        raise ConfigError(
-            f"{path}: line {lines} cannot be parsed; write each setting as KEY=VALUE and "
-            "quote values that hold spaces or #"
-        )
-    return dict(dotenv_values(stream=io.StringIO(text)))
-
-
-def token_candidates(
-    cwd: Path | None = None, environ: Mapping[str, str] | None = None
-) -> list[str]:
-    """Every HUB_TOKEN value in sight, so that even a settings error is redacted."""
-    environ = os.environ if environ is None else environ
-    found = [environ.get("HUB_TOKEN")]
-    env_path = (Path.cwd() if cwd is None else cwd) / ENV_FILE_NAME
-    try:
-        text = env_path.read_text(encoding="utf-8") if env_path.is_file() else ""
-    except (OSError, UnicodeDecodeError):
-        text = ""
-    if text:
-        # The value as the settings will read it (the parse is cached for them), and the raw
-        # lines as well: a .env python-dotenv cannot parse may still be quoted in an error.
-        with contextlib.suppress(ConfigError):
-            found.append(read_env_file(env_path).get("HUB_TOKEN"))
-    for match in re.finditer(r"^\s*(?:export\s+)?HUB_TOKEN\s*=\s*(.*)$", text, re.MULTILINE):
-        value = match.group(1).strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        found.append(value)
-    return list(dict.fromkeys(value.strip() for value in found if value and value.strip()))
 
 
 def load_settings(
@@ -524,7 +315,7 @@ def resolve_settings(
     cwd: Path,
     env_file: Path | None = None,
 ) -> Settings:
-    """Merge the sources by precedence and validate each value. Pure: no I/O."""
+    """Merge the sources by precedence and parse each value by its key's kind. Pure: no I/O."""
     unknown = sorted(set(flags) - set(KEYS_BY_NAME))
     if unknown:  # a misspelt name through the Python API (`tag` for `tags`) is not ignored
         raise ConfigError(
@@ -532,107 +323,144 @@ def resolve_settings(
             f"{', '.join(key.name for key in KEYS)}"
         )
     picked = {key.name: _pick(key, flags, environ, dotenv, config) for key in KEYS}
-    sources = {name: source for name, (_, source) in picked.items()}
-
-    def text(name: str) -> str | None:
-        value = picked[name][0]
-        return None if value is None else str(value).strip() or None
-
-    username = text("username")
-    token = str(picked["token"][0]).strip() if _given(picked["token"][0]) else None
-    registry, repository = _registry_and_repository(
-        text("registry"), text("repository"), username, sources
-    )
-    tags = _parse_tags(picked["tags"][0], sources["tags"])
-    build_args = _pairs_setting(picked, sources, "build_args", "build argument", _BUILD_ARG_NAME)
-    labels = _pairs_setting(picked, sources, "labels", "label", _LABEL_NAME)
-
+    parsed = _Parsed(cwd=cwd, sources={name: source for name, (_, source) in picked.items()})
+    for key in KEYS:  # in table order: `repository` reads the parsed registry and username
+        value, source = picked[key.name]
+        parsed.values[key.name] = _PARSERS[key.kind](key, value, source, parsed)
+    fields: dict[str, Any] = {
+        key.attribute: parsed.values[key.name] for key in KEYS if key.kind != "hook"
+    }
+    repository = fields["repository"]
+    if repository is not None:  # a repository that names its registry: see _repository
+        fields["registry"] = repository.registry
     return Settings(
-        registry=registry,
-        username=username,
-        token=token,
-        repository=repository,
-        tags=tags,
-        dockerfile=cwd / (text("dockerfile") or "Dockerfile"),
-        context=cwd / (text("context") or "."),
-        build_args=build_args,
-        semver=_parse_bool(picked["semver"][0], sources["semver"]),
-        latest=_parse_bool(picked["latest"][0], sources["latest"]),
-        labels=labels,
-        platforms=_parse_platforms(picked["platforms"][0], sources["platforms"]),
-        cache_from=_parse_cache_from(picked["cache_from"][0], sources["cache_from"]),
+        **fields,
+        hooks={name: str(hook) for name in HOOK_NAMES if (hook := parsed.values[name]) is not None},
         source_date_epoch=_parse_epoch(
             environ.get("SOURCE_DATE_EPOCH") or dotenv.get("SOURCE_DATE_EPOCH")
-        ),
-        hooks={name: str(picked[name][0]) for name in HOOK_NAMES if _given(picked[name][0])},
-        retries=int(
-            _parse_number(picked["retries"][0], sources["retries"], integer=True, minimum=1)
-        ),
-        timeout=_parse_number(picked["timeout"][0], sources["timeout"], integer=False, minimum=1),
-        retry_delay=_parse_number(
-            picked["retry_delay"][0], sources["retry_delay"], integer=False, minimum=0
         ),
         cwd=cwd,
         env_file=env_file,
         docker_env=docker_env(dotenv, environ),
-        sources=sources,
-        api_url=_parse_url(text("api_url"), sources["api_url"]),
-        readme=cwd / readme if (readme := text("readme")) else None,
-        description=text("description"),
-        visibility=_parse_choice(text("visibility"), sources["visibility"], ("public", "private")),
-        describe_after_release=_parse_bool(picked["describe"][0], sources["describe"]),
-        progress=_parse_choice(text("progress"), sources["progress"], ("auto", "plain", "rich")),
+        sources=parsed.sources,
     )
 
 
-def _registry_and_repository(
-    registry_text: str | None,
-    repository_text: str | None,
-    username: str | None,
-    sources: Mapping[str, str],
-) -> tuple[str, Repository | None]:
-    """The registry, and the repository in it. A repository that names its registry wins
-    over HUB_REGISTRY's default (Docker Hub), not over a registry given explicitly."""
-    registry = normalize_registry(registry_text or DOCKER_HUB, source=sources["registry"])
-    if not repository_text:
-        return registry, None
-    repository = parse_repository(
-        repository_text,
-        registry=registry if sources["registry"] != "default" else None,
-        username=username,
-        source=sources["repository"],
+# --- one parser per kind --------------------------------------------------------------------
+
+
+@dataclass
+class _Parsed:
+    """What the parsers share: the current folder, every key's source, the values so far."""
+
+    cwd: Path
+    sources: Mapping[str, str]
+    values: dict[str, object] = field(default_factory=dict)
+
+
+def _text(key: Key, value: object, source: str, parsed: _Parsed) -> str | None:
+    return None if value is None else str(value).strip() or None
+
+
+def _secret(key: Key, value: object, source: str, parsed: _Parsed) -> str | None:
+    return str(value).strip() if _given(value) else None
+
+
+def _registry(key: Key, value: object, source: str, parsed: _Parsed) -> str:
+    return normalize_registry(_text(key, value, source, parsed) or DOCKER_HUB, source=source)
+
+
+def _repository(key: Key, value: object, source: str, parsed: _Parsed) -> Repository | None:
+    """The repository in the registry. A repository that names its registry wins over
+    HUB_REGISTRY's default (Docker Hub), not over a registry given explicitly."""
+    text = _text(key, value, source, parsed)
+    if not text:
+        return None
+    registry = parsed.values["registry"] if parsed.sources["registry"] != "default" else None
+    username = parsed.values["username"]
+    return parse_repository(
+        text,
+        registry=registry if isinstance(registry, str) else None,
+        username=username if isinstance(username, str) else None,
+        source=source,
     )
-    return repository.registry, repository
 
 
-def _parse_tags(value: object, source: str) -> tuple[str, ...]:
+def _list(key: Key, value: object, source: str, parsed: _Parsed) -> tuple[str, ...]:
+    return _LIST_ITEMS[key.item](key, value, source)
+
+
+def _pairs(key: Key, value: object, source: str, parsed: _Parsed) -> dict[str, str]:
+    """NAME=VALUE settings (build arguments, labels): shell words, each a pair."""
+    items = _as_list(value, split="shell", source=source)
+    return _parse_pairs(items, source, key.item, _PAIR_NAMES[key.item])
+
+
+def _bool(key: Key, value: object, source: str, parsed: _Parsed) -> bool:
+    return _parse_bool(value, source)
+
+
+def _int(key: Key, value: object, source: str, parsed: _Parsed) -> int:
+    return int(_parse_number(value, source, integer=True, minimum=key.minimum))
+
+
+def _number(key: Key, value: object, source: str, parsed: _Parsed) -> float:
+    return _parse_number(value, source, integer=False, minimum=key.minimum)
+
+
+def _path(key: Key, value: object, source: str, parsed: _Parsed) -> Path | None:
+    text = _text(key, value, source, parsed) or key.default
+    return parsed.cwd / str(text) if text else None
+
+
+def _url(key: Key, value: object, source: str, parsed: _Parsed) -> str | None:
+    return _parse_url(_text(key, value, source, parsed), source)
+
+
+def _choice(key: Key, value: object, source: str, parsed: _Parsed) -> str:
+    return _parse_choice(_text(key, value, source, parsed), source, key.choices)
+
+
+def _hook(key: Key, value: object, source: str, parsed: _Parsed) -> str | None:
+    return str(value) if _given(value) else None
+
+
+_PARSERS: dict[str, Callable[[Key, object, str, _Parsed], object]] = {
+    "text": _text,
+    "secret": _secret,
+    "registry": _registry,
+    "repository": _repository,
+    "list": _list,
+    "pairs": _pairs,
+    "bool": _bool,
+    "int": _int,
+    "number": _number,
+    "path": _path,
+    "url": _url,
+    "choice": _choice,
+    "hook": _hook,
+}
+
+
+def _tags(key: Key, value: object, source: str) -> tuple[str, ...]:
     """A flag is one tag as typed; a setting may list several, comma or space separated."""
-    if _from_flag(source, KEYS_BY_NAME["tags"]) and isinstance(value, list | tuple):
+    if _from_flag(source, key) and isinstance(value, list | tuple):
         raw_tags = [str(item).strip() for item in value]
     else:
         raw_tags = _as_list(value, split="words")
     return _dedupe(validate_tag(tag, source=source) for tag in raw_tags)
 
 
-def _pairs_setting(
-    picked: Mapping[str, tuple[object, str]],
-    sources: Mapping[str, str],
-    name: str,
-    what: str,
-    name_re: re.Pattern[str],
-) -> dict[str, str]:
-    """A NAME=VALUE setting (build arguments, labels): shell words, each a pair."""
-    source = sources[name]
-    items = _as_list(picked[name][0], split="shell", source=source)
-    return _parse_pairs(items, source, what, name_re)
+def _platforms(key: Key, value: object, source: str) -> tuple[str, ...]:
+    return _parse_platforms(value, source)
 
 
-def docker_env(dotenv: Mapping[str, str | None], environ: Mapping[str, str]) -> dict[str, str]:
-    """Only the Docker client's own variables (never HUB_TOKEN), the environment's over
-    `.env`'s; an empty one counts as unset."""
-    found = {k: v for k, v in dotenv.items() if k.startswith("DOCKER_") and v}
-    found.update({k: v for k, v in environ.items() if k.startswith("DOCKER_") and v})
-    return found
+# A list's items, by what they are (`Key.item`).
+_LIST_ITEMS: dict[str, Callable[[Key, object, str], tuple[str, ...]]] = {
+    "tag": _tags,
+    "platform": _platforms,
+    "image": lambda key, value, source: _parse_cache_from(value, source),
+}
 
 
 def _parse_url(value: str | None, source: str) -> str | None:
