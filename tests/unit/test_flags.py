@@ -13,7 +13,7 @@ import pytest
 from invoke.parser import Parser
 
 from hubtasks import ns
-from hubtasks.cli.tasks import FLAGS, OPTIONS, settings_flags
+from hubtasks.cli.flags import FLAGS, OPTIONS, settings_flags
 from hubtasks.settings.keys import KEYS, KEYS_BY_NAME
 
 from .test_tasks import GOOD_ENV, TASK_NAMES, assert_one_line_error, invoke, make_project
@@ -182,3 +182,54 @@ def test_json_failure_of_push_names_its_stage(tmp_path):
 def test_without_json_a_failure_prints_nothing_on_stdout(tmp_path):
     result = invoke(make_project(tmp_path), "release", "--tag", "bad tag!")
     assert result.returncode == 2 and result.stdout == ""
+
+
+# --- a task's flags: its own options, and the settings whose row names it -------------------
+
+
+def test_every_task_a_key_names_exists():
+    for key in KEYS:
+        assert (key.flag is None) == (not key.tasks), key.name
+        assert set(key.tasks) <= TASK_NAMES, key.name
+
+
+@pytest.mark.parametrize("name", sorted(TASK_NAMES))
+def test_a_task_takes_the_flag_of_every_key_that_names_it(name):
+    settings = {key.parameter for key in KEYS if name in key.tasks}
+    parameters = {arg.attr_name or arg.name for arg in ns[name].get_arguments()}
+    assert settings <= parameters
+    assert parameters - settings <= set(OPTIONS)
+
+
+def test_a_new_key_is_a_flag_of_the_tasks_it_names(monkeypatch):
+    """Adding a setting with a flag is one row in KEYS: the task gets the parameter, its
+    --help line, and the value under the setting's name."""
+    from invoke import Context
+
+    from hubtasks.cli import flags as flags_module
+    from hubtasks.settings.keys import Key
+
+    extra = Key(name="builder", flag="--builder", help="BuildKit builder", tasks=("demo",))
+    monkeypatch.setattr(flags_module, "KEYS", (*KEYS, extra))
+    monkeypatch.setitem(flags_module.FLAGS, "builder", flags_module.setting_flag(extra))
+    seen = {}
+
+    @flags_module.hub_task
+    def demo(c, flags, quiet=False):
+        """Demo."""
+        seen.update(flags=dict(flags), quiet=quiet)
+
+    arguments = {arg.name: arg for arg in demo.get_arguments()}
+    assert set(arguments) == {"builder", "quiet"}
+    assert "HUB_BUILDER" in arguments["builder"].help
+    demo(Context(), builder="b1", quiet=True)
+    assert seen == {"flags": {"builder": "b1"}, "quiet": True}
+
+
+def test_tasks_chain_on_one_command_line():
+    calls = Parser(contexts=ns.to_contexts()).parse_argv(
+        ["build", "-t", "v1", "--platform", "linux/arm64", "push", "--json", "-t", "v1"]
+    )
+    assert [call.name for call in calls] == ["build", "push"]
+    assert calls[0].as_kwargs["tag"] == ["v1"] and calls[0].as_kwargs["platform"] == ["linux/arm64"]
+    assert calls[1].as_kwargs["json_"] is True

@@ -805,3 +805,16 @@ def test_a_misspelt_setting_name_is_refused_not_ignored():
 def test_a_zero_timeout_is_refused():
     with pytest.raises(ConfigError, match="HUB_TIMEOUT in the environment: 0 is out of range"):
         resolve(environ={"HUB_TIMEOUT": "0"})
+
+
+def test_every_key_has_a_kind_with_a_parser_and_a_settings_field():
+    from dataclasses import fields
+
+    from hubtasks.settings import resolve
+    from hubtasks.settings.keys import KINDS
+
+    names = {f.name for f in fields(Settings)}
+    for key in KEYS:
+        assert key.kind in KINDS and key.kind in resolve.PARSERS, key.name
+        assert key.kind == "hook" or key.attribute in names, key.name
+    assert set(resolve.PARSERS) == set(KINDS)

@@ -18,7 +18,7 @@ from invoke import Exit
 
 import hubtasks
 from hubtasks import ns
-from hubtasks.cli import tasks
+from hubtasks.cli import run
 from hubtasks.errors import ConfigError, DaemonError
 from hubtasks.ui.console import Console
 
@@ -136,7 +136,7 @@ def run_failing(error: BaseException, console: Console | None = None) -> Exit:
         raise error
 
     with pytest.raises(Exit) as info:
-        tasks.run_stage(action, "release")  # the console registered its secrets for every output
+        run.run_stage(action, "release")  # the console registered its secrets for every output
     return info.value
 
 
@@ -163,7 +163,7 @@ def test_unexpected_error_is_raised_with_hub_debug(monkeypatch):
         raise ValueError("odd")
 
     with pytest.raises(ValueError, match="odd"):
-        tasks.run_stage(action, "release")
+        run.run_stage(action, "release")
 
 
 def test_interrupt_exits_130():
@@ -185,13 +185,13 @@ def test_an_interrupt_after_tags_landed_says_which(monkeypatch):
     session = Session(console=console, context=object())
     repository = Repository(registry="127.0.0.1:5000", path="alice/app")
     session.ledger.landed(PushedTag(repository, "v1", "sha256:" + "a" * 64))
-    monkeypatch.setattr(tasks, "_SESSION", session)
+    monkeypatch.setattr(run, "_SESSION", session)
 
     def action():
         raise KeyboardInterrupt
 
     with pytest.raises(Exit) as info:
-        tasks.run_stage(action, "release", json_to=console)
+        run.run_stage(action, "release", json_to=console)
     ref = f"127.0.0.1:5000/alice/app:v1@sha256:{'a' * 64}"
     assert info.value.message == f"hubtasks: interrupted; already pushed: {ref}"
     assert info.value.code == 130
@@ -199,7 +199,7 @@ def test_an_interrupt_after_tags_landed_says_which(monkeypatch):
 
 
 def test_success_returns_the_value():
-    assert tasks.run_stage(lambda: 42, "release") == 42
+    assert run.run_stage(lambda: 42, "release") == 42
 
 
 # --- python -m invoke in a throwaway project --------------------------------------------

@@ -326,7 +326,7 @@ def resolve_settings(
     parsed = _Parsed(cwd=cwd, sources={name: source for name, (_, source) in picked.items()})
     for key in KEYS:  # in table order: `repository` reads the parsed registry and username
         value, source = picked[key.name]
-        parsed.values[key.name] = _PARSERS[key.kind](key, value, source, parsed)
+        parsed.values[key.name] = PARSERS[key.kind](key, value, source, parsed)
     fields: dict[str, Any] = {
         key.attribute: parsed.values[key.name] for key in KEYS if key.kind != "hook"
     }
@@ -425,7 +425,7 @@ def _hook(key: Key, value: object, source: str, parsed: _Parsed) -> str | None:
     return str(value) if _given(value) else None
 
 
-_PARSERS: dict[str, Callable[[Key, object, str, _Parsed], object]] = {
+PARSERS: dict[str, Callable[[Key, object, str, _Parsed], object]] = {
     "text": _text,
     "secret": _secret,
     "registry": _registry,
