@@ -9,6 +9,7 @@ import pytest
 
 from hubtasks.pipeline.stopwatch import Stopwatch
 from hubtasks.ui import console as console_module
+from hubtasks.ui import progress as progress_module
 from hubtasks.ui.console import HIDDEN, Console, choose_mode, human_size
 
 SECRET = "s3cr3t-token"
@@ -114,7 +115,7 @@ def test_configure_quiet_and_verbose(streams):
 
 
 def test_plain_push_progress_is_periodic_and_verbose_shows_layers(streams, monkeypatch):
-    monkeypatch.setattr(console_module, "PROGRESS_INTERVAL", 0.0)
+    monkeypatch.setattr(progress_module, "PROGRESS_INTERVAL", 0.0)
     c = make(streams, verbose=True)
     with c.pushing("reg/app:v1"):
         c.push_progress(
@@ -133,7 +134,7 @@ def test_plain_push_progress_is_periodic_and_verbose_shows_layers(streams, monke
 
 
 def test_plain_pull_progress_uses_the_push_view_with_pull_words(streams, monkeypatch):
-    monkeypatch.setattr(console_module, "PROGRESS_INTERVAL", 0.0)
+    monkeypatch.setattr(progress_module, "PROGRESS_INTERVAL", 0.0)
     c = make(streams, verbose=True)
     with c.pushing("reg/app@sha256:abc", stage="pull"):
         c.push_progress({"status": "Pulling from app", "id": "v1"})  # the tag, not a layer

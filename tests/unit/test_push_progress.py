@@ -6,7 +6,8 @@ from __future__ import annotations
 import io
 import re
 
-from hubtasks.ui.console import Console, layer_status
+from hubtasks.ui.console import Console
+from hubtasks.ui.progress import layer_status
 
 ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -50,9 +51,9 @@ def test_layer_status_words():
 def test_plain_progress_lines_say_only_what_is_known(monkeypatch):
     """Off a terminal: no "0 B of 0 B" line before anything moved, and no total the bytes
     sent have passed (the daemon's total is a layer's size before compression)."""
-    from hubtasks.ui import console as console_module
+    from hubtasks.ui import progress as progress_module
 
-    monkeypatch.setattr(console_module, "PROGRESS_INTERVAL", 0.0)
+    monkeypatch.setattr(progress_module, "PROGRESS_INTERVAL", 0.0)
     err = io.StringIO()
     console = Console(out=io.StringIO(), err=err, mode="plain")
     with console.pushing("reg/u/app:v1"):
