@@ -9,7 +9,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -22,45 +21,12 @@ from devtools.faultproxy import (
     Stall,
     _RequestCounter,
 )
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, like the registry
-
-    def _reply(self, body: bytes) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self) -> None:  # http.server's naming
-        self.server.hits.append(("GET", self.path))
-        self._reply(b"hello")
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        self.server.hits.append(("POST", self.path))
-        self._reply(str(len(body)).encode())
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.hits: list[tuple[str, str]] = []
-
-    def handle_error(self, request, client_address) -> None:
-        pass  # cut uploads make the handler fail; that is the point
+from tests.helpers.servers import EchoServer
 
 
 @pytest.fixture(scope="module")
 def server():
-    srv = _Server()
+    srv = EchoServer()
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()
     yield srv

@@ -9,14 +9,14 @@ import time
 import pytest
 
 from devtools.latency import LatencyProxy
-from tests.devtools.test_faultproxy import _Server
+from tests.helpers.servers import EchoServer
 
 DELAY = 0.05
 
 
 @pytest.fixture()
 def server():
-    srv = _Server()
+    srv = EchoServer()
     thread = threading.Thread(
         target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
     )  # shutdown() waits up to one poll interval

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import time
 
-from .test_identity import _forget_everything
+from tests.helpers.images import forget_everything
 
 SLOW = 4  # seconds: the `RUN` that stands for installing dependencies
 RUN = f"RUN sleep {SLOW} && echo deps > /deps"
@@ -35,7 +35,7 @@ def test_a_fresh_runner_takes_the_slow_step_from_the_pulled_release(project, cli
     assert first.returncode == 0, first.stderr
     assert "Using cache" not in _step_output(first.stderr, RUN)
 
-    _forget_everything(client, project)
+    forget_everything(client, project)
     project.write("app.txt", "two\n")
     name = f"{stack.registry}/{project.repository}"
     second, took = _release(project, "--tag", "v2", "--cache-from", f"{name}:v1")
@@ -54,7 +54,7 @@ def test_auto_pulls_the_newest_release_and_a_missing_image_is_a_note(project, cl
     project.write("Dockerfile", DOCKERFILE)
     project.write("app.txt", "one\n")
     assert project.inv("release", "--tag", "v1.0.0").returncode == 0
-    _forget_everything(client, project)
+    forget_everything(client, project)
     project.write("app.txt", "two\n")
     name = f"{stack.registry}/{project.repository}"
     auto = project.inv("release", "--tag", "v1.1.0")  # HUB_CACHE_FROM defaults to auto
@@ -62,7 +62,7 @@ def test_auto_pulls_the_newest_release_and_a_missing_image_is_a_note(project, cl
     assert f"[cache] pulling {name}:v1.0.0 (sha256:" in auto.stderr
     assert "Using cache" in _step_output(auto.stderr, RUN)
 
-    _forget_everything(client, project)
+    forget_everything(client, project)
     project.write("app.txt", "three\n")
     missing = f"{name}:no-such-tag"
     elsewhere = f"{stack.registry}/{stack.username}/no-such-repository:v1"  # asked of the daemon
@@ -110,7 +110,7 @@ def test_a_fresh_runner_builds_each_platform_from_its_own_platforms_image(projec
     first = project.inv("release", "--tag", "v1.0.0", "--platform", ",".join(platforms))
     assert first.returncode == 0, first.stderr
 
-    _forget_everything(client, project)
+    forget_everything(client, project)
     project.write("app-amd64", "x86, changed\n")
     second = project.inv("release", "--tag", "v1.1.0", "--platform", ",".join(platforms))
     assert second.returncode == 0, second.stderr

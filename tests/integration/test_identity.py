@@ -12,6 +12,7 @@ import time
 import pytest
 
 from devtools.stack import Daemon
+from tests.helpers.images import forget_everything
 
 from .conftest import assert_clean_failure
 
@@ -43,15 +44,6 @@ def _copy_only(project) -> None:
     _git(project, "commit", "-qm", "one commit")
 
 
-def _forget_everything(client, project) -> None:
-    """What a fresh CI runner has of the repository: nothing (images and build cache)."""
-    name = f"{project.stack.registry}/{project.repository}"
-    for image in client.images.list(name=name):
-        client.images.remove(image.id, force=True)
-    client.images.prune()  # dangling layers of earlier builds: the classic build cache
-    assert client.images.list(name=name) == []
-
-
 def _refs(result) -> list[str]:
     return result.stdout.split()
 
@@ -60,7 +52,7 @@ def test_re_release_on_a_fresh_runner_builds_and_pushes_nothing(project, client,
     _copy_only(project)
     first = project.inv("release", "--tag", "v1.0.0", "--semver")
     assert first.returncode == 0, first.stderr
-    _forget_everything(client, project)
+    forget_everything(client, project)
     start = time.monotonic()
     again = project.inv("release", "--tag", "v1.0.0", "--semver")
     took = time.monotonic() - start
@@ -204,7 +196,7 @@ def test_a_clone_of_the_released_commit_is_the_same_release(project, client, sta
     (clone / ".env").write_bytes((project.path / ".env").read_bytes())
     (clone / ".env").chmod(0o600)
     subprocess.run(["git", "-C", str(clone), "tag", "later"], check=True, capture_output=True)
-    _forget_everything(client, project)
+    forget_everything(client, project)
     there = Project(clone, stack, project.repository, project.docker_config)
     again = there.inv("release", "--semver")
     assert again.returncode == 0, again.stderr

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from devtools.stack import BASE_IMAGE
-
-from .test_terminal import run_in_pty
+from tests.helpers.terminal import run_in_pty
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -2,52 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import pty
 import re
-import select
 import subprocess
-import sys
-import time
 
 import pytest
+
+from tests.helpers.terminal import run_in_pty
 
 from .conftest import assert_clean_failure
 
 ESCAPE = re.compile(r"\x1b")
 COLOR = re.compile(r"\x1b\[(?:[0-9;]*;)?(?:3[0-9]|4[0-9]|9[0-7]|38;|48;)[0-9;]*m")
-
-
-def run_in_pty(project, *args: str, timeout: float = 120, **env: str) -> tuple[int, str]:
-    """Run `inv …` with stdin/stdout/stderr on a pseudo-terminal; return (code, output)."""
-    leader, follower = pty.openpty()
-    environment = project.env(TERM="xterm-256color", COLUMNS="120", LINES="40", **env)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "invoke", *args],
-        cwd=project.path,
-        env=environment,
-        stdin=follower,
-        stdout=follower,
-        stderr=follower,
-        close_fds=True,
-    )
-    os.close(follower)
-    chunks: list[bytes] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([leader], [], [], 0.2)
-        if ready:
-            try:
-                data = os.read(leader, 65536)
-            except OSError:
-                break
-            if not data:
-                break
-            chunks.append(data)
-        elif proc.poll() is not None:
-            break
-    os.close(leader)
-    return proc.wait(10), b"".join(chunks).decode(errors="replace")
 
 
 def slow_build(project) -> str:

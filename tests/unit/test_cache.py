@@ -13,9 +13,15 @@ import pytest
 from hubtasks.pipeline.cache import cache_refs, newest_release, resolve
 from hubtasks.pipeline.plan import Remote, platform_tag
 from hubtasks.references import DOCKER_HUB, Repository, parse_pull_reference
+from tests.helpers.pipeline import (
+    REPOSITORY,
+    multi_platform_project,
+    release_project,
+    release_settings,
+    run_release,
+)
 
 from .fakes import FakeDaemon, Store
-from .test_execute import REPOSITORY, _multi, _project, _run, _settings
 
 ID_A, ID_B = "sha256:" + "a" * 64, "sha256:" + "b" * 64
 DIGEST = "sha256:" + "d" * 64
@@ -35,7 +41,7 @@ def test_the_newest_release_is_the_highest_version_else_latest(published, newest
 
 
 def _choose(tmp_path: Path, cache_from=("auto",), *, published=(), local=None, remote=None):
-    settings = _settings(tmp_path, "v2.0.0", cache_from=tuple(cache_from))
+    settings = release_settings(tmp_path, "v2.0.0", cache_from=tuple(cache_from))
     held = local or {}
     return cache_refs(settings, published=list(published), local=held.get, remote=remote)
 
@@ -89,13 +95,13 @@ def test_image_references(text, registry, path, reference):
 
 def _release_twice(tmp_path: Path, **second):
     """v1.0.0 released from one runner, then v1.1.0 (one file changed) from `second`'s."""
-    root = _project(tmp_path)
+    root = release_project(tmp_path)
     store = Store()
-    _, first_daemon, _ = _run(_settings(root, "v1.0.0"), store)
+    _, first_daemon, _ = run_release(release_settings(root, "v1.0.0"), store)
     (root / "app").write_text("v2")
     daemon = second.pop("daemon", None) or FakeDaemon(store)
-    settings = _settings(root, "v1.1.0", **second)
-    result, daemon, session = _run(settings, store, daemon)
+    settings = release_settings(root, "v1.1.0", **second)
+    result, daemon, session = run_release(settings, store, daemon)
     return result, daemon, session, store, first_daemon
 
 
@@ -118,11 +124,11 @@ REGISTRY_KEY = REPOSITORY.auth_key
 
 
 def test_the_runner_that_released_uses_its_own_cache(tmp_path):
-    root = _project(tmp_path)
+    root = release_project(tmp_path)
     store = Store()
-    _, daemon, _ = _run(_settings(root, "v1.0.0"), store)
+    _, daemon, _ = run_release(release_settings(root, "v1.0.0"), store)
     (root / "app").write_text("v2")
-    _run(_settings(root, "v1.1.0"), store, daemon)
+    run_release(release_settings(root, "v1.1.0"), store, daemon)
     assert daemon.pulls == [] and daemon.cache_from == [[], []]
 
 
@@ -139,14 +145,14 @@ def test_a_missing_cache_image_is_a_note_and_the_build_goes_on(tmp_path):
 def test_local_images_of_the_repository_stay_usable_as_cache(tmp_path):
     """With cache_from the classic builder only takes local hits from ancestors of the named
     images: the repository's own local images are named too."""
-    root = _project(tmp_path)
+    root = release_project(tmp_path)
     store = Store()
-    _run(_settings(root, "v1.0.0"), store)
+    run_release(release_settings(root, "v1.0.0"), store)
     daemon = FakeDaemon(store)  # another runner, which built `dev` but never saw v1.0.0
     daemon.images[ID_A] = {}
     daemon.local_tags[REPOSITORY.ref("dev")] = ID_A
     (root / "app").write_text("v2")
-    _run(_settings(root, "v1.1.0"), store, daemon)
+    run_release(release_settings(root, "v1.1.0"), store, daemon)
     pulled = f"{REPOSITORY.local_name}@{store.tags['v1.0.0']}"
     assert daemon.cache_from == [[pulled, ID_A]]
 
@@ -156,7 +162,7 @@ def test_none_pulls_nothing_and_the_dry_run_shows_the_pull(tmp_path):
     assert daemon.pulls == [] and daemon.cache_from == [[]]
     root = tmp_path
     (root / "app").write_text("v3")
-    dry, _, _ = _run(_settings(root, "v1.2.0"), store, dry_run=True)
+    dry, _, _ = run_release(release_settings(root, "v1.2.0"), store, dry_run=True)
     ref = REPOSITORY.ref("v1.1.0")  # the real run asks for its digest first
     assert f"docker pull {ref}" in dry.commands
     build = next(c for c in dry.commands if c.startswith("docker build"))
@@ -169,13 +175,13 @@ PLATFORMS = ("linux/amd64", "linux/arm64")
 def _multi_release_twice(tmp_path: Path, daemon: FakeDaemon | None = None):
     """v1.0.0 for two platforms from one runner, then v1.1.0 (one platform's file changed)
     from `daemon`'s (a fresh runner by default)."""
-    root = _multi(tmp_path)
+    root = multi_platform_project(tmp_path)
     store = Store()
-    _, first_daemon, _ = _run(_settings(root, "v1.0.0", platforms=PLATFORMS), store)
+    _, first_daemon, _ = run_release(release_settings(root, "v1.0.0", platforms=PLATFORMS), store)
     (root / "app-amd64").write_text("x86, changed")
     daemon = daemon or FakeDaemon(store)
-    settings = _settings(root, "v1.1.0", platforms=PLATFORMS)
-    result, daemon, session = _run(settings, store, daemon)
+    settings = release_settings(root, "v1.1.0", platforms=PLATFORMS)
+    result, daemon, session = run_release(settings, store, daemon)
     return result, daemon, session, store, first_daemon
 
 
@@ -199,13 +205,13 @@ def test_each_platform_builds_from_its_own_platforms_cache_image(tmp_path):
 
 
 def test_the_runner_that_released_every_platform_pulls_nothing(tmp_path):
-    root = _multi(tmp_path)
+    root = multi_platform_project(tmp_path)
     store = Store()
-    _, daemon, _ = _run(_settings(root, "v1.0.0", platforms=PLATFORMS), store)
+    _, daemon, _ = run_release(release_settings(root, "v1.0.0", platforms=PLATFORMS), store)
     for platform in PLATFORMS:  # what the release left on this daemon
         assert REPOSITORY.ref(platform_tag("v1.0.0", platform)) in daemon.local_tags
     (root / "app-amd64").write_text("x86, changed")
-    _run(_settings(root, "v1.1.0", platforms=PLATFORMS), store, daemon)
+    run_release(release_settings(root, "v1.1.0", platforms=PLATFORMS), store, daemon)
     assert daemon.pulls == []
 
 
@@ -213,7 +219,9 @@ def test_a_multi_platform_dry_run_pulls_for_each_platform_before_its_build(tmp_p
     *_, store, _ = _multi_release_twice(tmp_path)
     root = tmp_path
     (root / "app-arm64").write_text("arm, changed")
-    dry, _, _ = _run(_settings(root, "v1.2.0", platforms=PLATFORMS), store, dry_run=True)
+    dry, _, _ = run_release(
+        release_settings(root, "v1.2.0", platforms=PLATFORMS), store, dry_run=True
+    )
     ref = REPOSITORY.ref("v1.1.0")
     pulls = [i for i, c in enumerate(dry.commands) if c.startswith("docker pull")]
     builds = [i for i, c in enumerate(dry.commands) if c.startswith("docker build")]
@@ -226,11 +234,13 @@ def test_a_multi_platform_dry_run_pulls_for_each_platform_before_its_build(tmp_p
 def test_a_single_platform_cache_image_is_not_named_for_another_platforms_build(tmp_path):
     """The first multi-platform release after single-platform ones: the daemon pulls the
     one amd64 image whatever platform is asked for; the arm64 build must not name it."""
-    root = _multi(tmp_path)
+    root = multi_platform_project(tmp_path)
     store = Store()
-    _run(_settings(root, "v1.0.0"), store)  # one platform: the daemon's own
+    run_release(release_settings(root, "v1.0.0"), store)  # one platform: the daemon's own
     (root / "app-amd64").write_text("x86, changed")
-    result, daemon, session = _run(_settings(root, "v1.1.0", platforms=PLATFORMS), store)
+    result, daemon, session = run_release(
+        release_settings(root, "v1.1.0", platforms=PLATFORMS), store
+    )
     amd64, arm64 = daemon.cache_from
     assert len(amd64) == 1 and arm64 == []
     assert "has no image for linux/arm64; building without it" in session.console.err.getvalue()
@@ -242,7 +252,7 @@ def test_one_foreign_platform_pulls_its_own_image_of_a_list(tmp_path):
     *_, store, _ = _multi_release_twice(tmp_path)
     root = tmp_path
     (root / "app-arm64").write_text("arm, changed")
-    _, daemon, _ = _run(_settings(root, "v1.2.0", platforms=("linux/arm64",)), store)
+    _, daemon, _ = run_release(release_settings(root, "v1.2.0", platforms=("linux/arm64",)), store)
     assert daemon.pull_platforms == ["linux/arm64"]
     child = json.loads(store.manifests[store.tags["v1.1.0-linux-arm64"]])
     assert daemon.cache_from == [[child["config"]["digest"]]]

@@ -10,8 +10,7 @@ import pytest
 from hubtasks.build.gitinfo import GitState
 from hubtasks.doctor import _build_input_check, _git_check, _tags_check
 from hubtasks.settings.resolve import resolve_settings
-
-from .test_tasks import GOOD_ENV, invoke, make_project
+from tests.helpers.cli import GOOD_ENV, invoke, make_project
 
 GIT = GitState(revision="a" * 40, exact_tag=None, dirty=False, commit_time=0, remote_url=None)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
 
 import pytest
 
@@ -13,49 +12,16 @@ from hubtasks import api
 from hubtasks.errors import ConfigError, RegistryError, ReleaseRefused, VerifyError
 from hubtasks.pipeline.plan import CHECK, CREATE, HOLD, INPUTS_LABEL, MOVE, SKIP
 from hubtasks.pipeline.session import Session
-from hubtasks.references import Repository
-from hubtasks.settings.resolve import Settings
 from hubtasks.ui.console import Console
+from tests.helpers.pipeline import (
+    REPOSITORY,
+    multi_platform_project,
+    release_project,
+    release_settings,
+    run_release,
+)
 
 from .fakes import FakeDaemon, FakeRegistry, Store
-
-REGISTRY = "127.0.0.1:5000"
-REPOSITORY = Repository(registry=REGISTRY, path="alice/app")
-
-
-def _project(tmp_path: Path) -> Path:
-    (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY app /app\n")
-    (tmp_path / "app").write_text("v1")
-    return tmp_path
-
-
-def _settings(root: Path, *tags: str, **changes) -> Settings:
-    values = dict(
-        registry=REGISTRY,
-        username="alice",
-        token="s3cret",
-        repository=REPOSITORY,
-        tags=tags,
-        dockerfile=root / "Dockerfile",
-        context=root,
-        cwd=root,
-        retries=2,
-        retry_delay=0.0,
-    )
-    values.update(changes)
-    return Settings(**values)
-
-
-def _run(settings: Settings, store: Store, daemon: FakeDaemon | None = None, **options):
-    """One command line on a runner whose daemon is `daemon` (a fresh one by default)."""
-    daemon = daemon or FakeDaemon(store)
-    session = Session(
-        console=Console(out=io.StringIO(), err=io.StringIO(), mode="plain"),
-        context=object(),
-        engine=daemon,
-        registry_factory=lambda s: FakeRegistry(s.require_repository(), store),
-    )
-    return api.release(settings, session=session, **options), daemon, session
 
 
 def _session(
@@ -79,7 +45,9 @@ def _actions(result) -> dict[str, str]:
 
 def test_first_release_builds_once_pushes_once_and_copies_the_other_tags(tmp_path):
     store = Store()
-    result, daemon, _ = _run(_settings(_project(tmp_path), "v1.0.0", semver=True), store)
+    result, daemon, _ = run_release(
+        release_settings(release_project(tmp_path), "v1.0.0", semver=True), store
+    )
     assert daemon.calls["build"] == 1 and daemon.calls["push"] == 1
     assert store.calls["copy_manifest"] == 3
     # Every tag read back once: the pushed one while reading the manifest to copy, the three
@@ -105,16 +73,16 @@ class _Raced(FakeRegistry):
 def test_a_pushed_tag_read_back_at_another_digest_fails_before_the_copies(tmp_path):
     store = Store()
     session = _session(store, registry=_Raced)
-    settings = _settings(_project(tmp_path), "v1.0.0", "stable")
+    settings = release_settings(release_project(tmp_path), "v1.0.0", "stable")
     with pytest.raises(VerifyError, match="v1.0.0 points at .* not at the pushed"):
         api.release(settings, session=session)
     assert "stable" not in store.tags and store.calls["copy_manifest"] == 0
 
 
 def test_the_tag_list_comes_with_the_login_unless_a_pre_release_hook_runs_between(tmp_path):
-    root = _project(tmp_path)
+    root = release_project(tmp_path)
     store = Store()
-    _run(_settings(root, "v1.0.0"), store)
+    run_release(release_settings(root, "v1.0.0"), store)
     assert (store.calls["check_credentials"], store.calls["tags"]) == (1, 1)  # one request
 
     # A pre_release hook that publishes v2.0.0 (from other inputs) first: the registry is
@@ -127,51 +95,53 @@ def test_the_tag_list_comes_with_the_login_unless_a_pre_release_hook_runs_betwee
         },
     )
     with pytest.raises(ReleaseRefused, match="v2.0.0 holds sha256:.*, built from other inputs"):
-        api.release(_settings(root, "v2.0.0"), session=session)
+        api.release(release_settings(root, "v2.0.0"), session=session)
 
 
 def test_new_tags_hash_the_context_while_the_build_reads_it(tmp_path, monkeypatch):
     from hubtasks.build.context import BuildContext
 
-    root = _project(tmp_path)
+    root = release_project(tmp_path)
     reads: list[object] = []
     real = BuildContext.files_digest
     monkeypatch.setattr(BuildContext, "files_digest", lambda self: reads.append(self) or real(self))
     store = Store()
-    first, daemon, _ = _run(_settings(root, "v1.0.0"), store)
+    first, daemon, _ = run_release(release_settings(root, "v1.0.0"), store)
     assert reads == []  # no read of the context before the build: the stream was hashed
     label = daemon.images[first.image.image_id][INPUTS_LABEL]
     # The same digest as hashing before the build gives: a re-release finds it unchanged.
-    again, _, _ = _run(_settings(root, "v1.0.0"), store)
+    again, _, _ = run_release(release_settings(root, "v1.0.0"), store)
     assert len(reads) == 1 and set(_actions(again).values()) == {SKIP}
     assert again.published == first.published and label.startswith("sha256:")
 
 
 def test_the_inputs_are_read_after_the_pre_release_hook(tmp_path):
     """A pre_release hook that writes into the context: the digest covers what is built."""
-    root = _project(tmp_path)
+    root = release_project(tmp_path)
     store = Store()
     session = _session(
         store,
         hooks={"pre_release": [lambda c, facts: (root / "version.txt").write_text("1.0.0")]},
     )
-    result = api.release(_settings(root, "v1.0.0"), session=session)
+    result = api.release(release_settings(root, "v1.0.0"), session=session)
     built = session.engine.images[result.image.image_id][INPUTS_LABEL]
     # What a later release of the same tree computes (the file is there now): unchanged.
-    again, _, _ = _run(_settings(root, "v1.0.0"), store)
+    again, _, _ = run_release(release_settings(root, "v1.0.0"), store)
     assert set(_actions(again).values()) == {SKIP}
     (root / "version.txt").unlink()
     with pytest.raises(ReleaseRefused, match="built from other inputs"):
-        _run(_settings(root, "v1.0.0"), store)
+        run_release(release_settings(root, "v1.0.0"), store)
     assert built.startswith("sha256:")
 
 
 def test_re_release_on_a_fresh_runner_builds_and_pushes_nothing(tmp_path):
-    root = _project(tmp_path)
+    root = release_project(tmp_path)
     store = Store()
-    first, _, _ = _run(_settings(root, "v1.0.0", semver=True), store)
+    first, _, _ = run_release(release_settings(root, "v1.0.0", semver=True), store)
     store.calls.clear()
-    again, daemon, _ = _run(_settings(root, "v1.0.0", semver=True), store)  # a new daemon
+    again, daemon, _ = run_release(
+        release_settings(root, "v1.0.0", semver=True), store
+    )  # a new daemon
     assert daemon.calls == {}  # no build, no tag, no push
     assert set(_actions(again).values()) == {SKIP}
     assert again.published == first.published
@@ -181,10 +151,10 @@ def test_re_release_on_a_fresh_runner_builds_and_pushes_nothing(tmp_path):
 
 
 def test_a_new_tag_for_inputs_the_registry_holds_is_a_registry_side_copy(tmp_path):
-    root = _project(tmp_path)
+    root = release_project(tmp_path)
     store = Store()
-    _run(_settings(root, "v1.0.0"), store)
-    result, daemon, _ = _run(_settings(root, "v1.0.0", "stable"), store)
+    run_release(release_settings(root, "v1.0.0"), store)
+    result, daemon, _ = run_release(release_settings(root, "v1.0.0", "stable"), store)
     assert daemon.calls == {}
     assert _actions(result) == {"v1.0.0": SKIP, "stable": CREATE}
     assert store.tags["stable"] == store.tags["v1.0.0"]
@@ -192,80 +162,77 @@ def test_a_new_tag_for_inputs_the_registry_holds_is_a_registry_side_copy(tmp_pat
 
 
 def test_changed_inputs_are_refused_before_any_build_and_in_the_dry_run(tmp_path):
-    root = _project(tmp_path)
+    root = release_project(tmp_path)
     store = Store()
-    _run(_settings(root, "v1.0.0"), store)
+    run_release(release_settings(root, "v1.0.0"), store)
     before = dict(store.tags)
     (root / "app").write_text("v2")
     for dry_run in (True, False):
         daemon = FakeDaemon(store)
         with pytest.raises(ReleaseRefused, match="immutable") as caught:
-            _run(_settings(root, "v1.0.0"), store, daemon, dry_run=dry_run)
+            run_release(release_settings(root, "v1.0.0"), store, daemon, dry_run=dry_run)
         assert caught.value.exit_code == 1
         assert daemon.calls == {}
     assert store.tags == before
 
 
 def test_changed_inputs_move_a_branch_tag(tmp_path):
-    root = _project(tmp_path)
+    root = release_project(tmp_path)
     store = Store()
-    _run(_settings(root, "main"), store)
+    run_release(release_settings(root, "main"), store)
     (root / "app").write_text("v2")
-    result, daemon, _ = _run(_settings(root, "main"), store)
+    result, daemon, _ = run_release(release_settings(root, "main"), store)
     assert _actions(result) == {"main": MOVE}
     assert daemon.calls["build"] == 1
 
 
 def test_an_image_without_our_label_is_decided_after_the_build_and_keeps_local_tags(tmp_path):
-    root = _project(tmp_path)
+    root = release_project(tmp_path)
     store = Store()
     store.put_image("v1.0.0", {"pushed-by": "another tool"})
     daemon = FakeDaemon(store)
     daemon.local_tags[REPOSITORY.ref("v1.0.0")] = "sha256:" + "e" * 64  # an older local build
-    dry, _, _ = _run(_settings(root, "v1.0.0"), store, FakeDaemon(store), dry_run=True)
+    dry, _, _ = run_release(
+        release_settings(root, "v1.0.0"), store, FakeDaemon(store), dry_run=True
+    )
     assert _actions(dry) == {"v1.0.0": CHECK}
     with pytest.raises(ReleaseRefused):
-        _run(_settings(root, "v1.0.0"), store, daemon)
+        run_release(release_settings(root, "v1.0.0"), store, daemon)
     assert daemon.calls["build"] == 1 and daemon.calls["push"] == 0
     assert daemon.local_tags[REPOSITORY.ref("v1.0.0")] == "sha256:" + "e" * 64
 
 
 def test_latest_stays_on_the_highest_version_unless_forced(tmp_path):
-    root = _project(tmp_path)
+    root = release_project(tmp_path)
     store = Store()
-    _run(_settings(root, "v1.2.3", latest=True), store)
+    run_release(release_settings(root, "v1.2.3", latest=True), store)
     (root / "app").write_text("branch work")
-    held, _, _ = _run(_settings(root, "main", latest=True), store)
+    held, _, _ = run_release(release_settings(root, "main", latest=True), store)
     assert _actions(held) == {"main": CREATE, "latest": HOLD}
     assert "v1.2.3 is the highest version" in held.plan.decisions[1].reason
     assert store.tags["latest"] == store.tags["v1.2.3"]
-    forced, _, _ = _run(_settings(root, "main", latest=True), store, force=True)
+    forced, _, _ = run_release(release_settings(root, "main", latest=True), store, force=True)
     assert _actions(forced)["latest"] == MOVE
     assert store.tags["latest"] == store.tags["main"]
 
 
 def test_the_dry_run_lists_a_command_for_every_tag_the_run_may_touch(tmp_path):
-    root = _project(tmp_path)
+    root = release_project(tmp_path)
     store = Store()
     store.put_image("v1", {"pushed-by": "another tool"})
-    result, _, _ = _run(_settings(root, "v1.0.0", semver=True), store, dry_run=True)
+    result, _, _ = run_release(release_settings(root, "v1.0.0", semver=True), store, dry_run=True)
     pushes = [c for c in result.commands if c.startswith("docker push")]
     assert [c.rsplit(":", 1)[1] for c in pushes] == ["v1.0.0", "v1.0", "v1", "latest"]
     assert store.calls["copy_manifest"] == 0
 
 
-def _multi(root: Path) -> Path:
-    (root / "Dockerfile").write_text("FROM scratch\nARG TARGETARCH\nCOPY app-${TARGETARCH} /app\n")
-    (root / "app-amd64").write_text("x86")
-    (root / "app-arm64").write_text("arm")
-    return root
-
-
 def test_multi_platform_release_pushes_each_platform_and_one_index(tmp_path):
-    root = _multi(tmp_path)
+    root = multi_platform_project(tmp_path)
     store = Store()
-    settings = _settings(root, "v1.0.0", semver=True, platforms=("linux/amd64", "linux/arm64"))
-    result, daemon, _ = _run(settings, store)
+    settings = release_settings(
+        root, "v1.0.0", semver=True, platforms=("linux/amd64", "linux/arm64")
+    )
+    result, daemon, _ = run_release(settings, store)
     assert daemon.calls["build"] == 2 and daemon.calls["push"] == 2
     assert [args.get("TARGETARCH") for args in daemon.build_args] == ["amd64", "arm64"]
     assert {"v1.0.0-linux-amd64", "v1.0.0-linux-arm64"} <= set(store.tags)
@@ -283,14 +250,14 @@ def test_multi_platform_release_pushes_each_platform_and_one_index(tmp_path):
     assert {p.digest for p in result.published} == {store.tags["v1.0.0"]}
     assert store.tags["latest"] == store.tags["v1.0.0"]
 
-    again, fresh, _ = _run(settings, store)
+    again, fresh, _ = run_release(settings, store)
     assert fresh.calls == {}
     assert set(_actions(again).values()) == {SKIP}
     assert again.platforms == children
 
     (root / "app-arm64").write_text("arm, changed")
     with pytest.raises(ReleaseRefused, match="other inputs"):
-        _run(settings, store)
+        run_release(settings, store)
 
 
 class _CopyFails(FakeRegistry):
@@ -312,11 +279,11 @@ def _landed(error: RegistryError) -> set[str]:
 
 
 def test_a_copy_failing_part_way_says_which_tags_landed(tmp_path):
-    root = _project(tmp_path)
+    root = release_project(tmp_path)
     store = Store()
-    _run(_settings(root, "v1.0.0"), store)
+    run_release(release_settings(root, "v1.0.0"), store)
     # The registry holds these inputs: the new tags are copies of v1.0.0's manifest.
-    settings = _settings(root, "v1.0.0", "stable", "latest")
+    settings = release_settings(root, "v1.0.0", "stable", "latest")
     with pytest.raises(RegistryError) as failed:
         api.release(settings, session=_session(store, registry=_CopyFails))
     assert _landed(failed.value) == _refs("stable")
@@ -325,9 +292,11 @@ def test_a_copy_failing_part_way_says_which_tags_landed(tmp_path):
 
 
 def test_a_multi_platform_copy_failing_part_way_names_the_platform_images_too(tmp_path):
-    root = _multi(tmp_path)
+    root = multi_platform_project(tmp_path)
     store = Store()
-    settings = _settings(root, "v1.0.0", semver=True, platforms=("linux/amd64", "linux/arm64"))
+    settings = release_settings(
+        root, "v1.0.0", semver=True, platforms=("linux/amd64", "linux/arm64")
+    )
     with pytest.raises(RegistryError) as failed:
         api.release(settings, session=_session(store, registry=_CopyFails))
     landed = _refs("v1.0.0-linux-amd64", "v1.0.0-linux-arm64", "v1.0.0", "v1.0", "v1")
@@ -337,7 +306,7 @@ def test_a_multi_platform_copy_failing_part_way_names_the_platform_images_too(tm
 
 
 def test_push_hooks_of_a_multi_platform_release_know_its_platforms(tmp_path):
-    root = _multi(tmp_path)
+    root = multi_platform_project(tmp_path)
     store = Store()
     seen: dict[str, dict[str, str]] = {}
     hooks = {
@@ -345,7 +314,7 @@ def test_push_hooks_of_a_multi_platform_release_know_its_platforms(tmp_path):
         for name in ("pre_release", "pre_push", "post_push")
     }
     session = _session(store, hooks=hooks)
-    settings = _settings(root, "v1.0.0", platforms=("linux/amd64", "linux/arm64"))
+    settings = release_settings(root, "v1.0.0", platforms=("linux/amd64", "linux/arm64"))
     result = api.release(settings, session=session)
     assert seen["pre_release"]["HUB_PLATFORMS"] == "linux/amd64 linux/arm64"
     assert seen["pre_release"]["HUB_PLATFORM_DIGESTS"] == ""  # nothing built yet
@@ -360,9 +329,9 @@ def test_push_hooks_of_a_multi_platform_release_know_its_platforms(tmp_path):
 
 
 def test_a_multi_platform_dry_run_shows_each_platforms_build(tmp_path):
-    root = _multi(tmp_path)
-    settings = _settings(root, "v2", platforms=("linux/amd64", "linux/arm64"))
-    result, daemon, _ = _run(settings, Store(), dry_run=True)
+    root = multi_platform_project(tmp_path)
+    settings = release_settings(root, "v2", platforms=("linux/amd64", "linux/arm64"))
+    result, daemon, _ = run_release(settings, Store(), dry_run=True)
     builds = [c for c in result.commands if c.startswith("docker build")]
     assert len(builds) == 2 and "--platform linux/arm64" in builds[1]
     assert "TARGETARCH=arm64" in builds[1]
@@ -379,7 +348,7 @@ def test_a_failed_build_carries_its_stage_and_pushes_nothing(tmp_path):
 
     store = Store()
     with pytest.raises(BuildError) as caught:
-        _run(_settings(_project(tmp_path), "v1"), store, FailingDaemon(store))
+        run_release(release_settings(release_project(tmp_path), "v1"), store, FailingDaemon(store))
     assert caught.value.stage == "build"
     assert store.tags == {}
 
@@ -398,11 +367,11 @@ def test_the_context_is_read_once_for_every_platform(tmp_path, monkeypatch):
     from hubtasks.build.context import BuildContext
     from hubtasks.pipeline.gather import build_set
 
-    root = _multi(tmp_path)
+    root = multi_platform_project(tmp_path)
     reads: list[object] = []
     real = BuildContext.files_digest
     monkeypatch.setattr(BuildContext, "files_digest", lambda self: reads.append(self) or real(self))
-    settings = _settings(root, "v1", platforms=("linux/amd64", "linux/arm64"))
+    settings = release_settings(root, "v1", platforms=("linux/amd64", "linux/arm64"))
     builds = build_set(settings, None, {}, "linux/amd64")
     assert len(builds.platforms) == 2 and len(reads) == 1
     assert builds.platforms[0].digest != builds.platforms[1].digest
@@ -411,14 +380,14 @@ def test_the_context_is_read_once_for_every_platform(tmp_path, monkeypatch):
 def test_a_token_env_the_pre_release_hook_writes_into_the_context_is_refused(tmp_path):
     from hubtasks.errors import ContextLeakError
 
-    root = _project(tmp_path)
+    root = release_project(tmp_path)
     store = Store()
     session = _session(
         store,
         hooks={"pre_release": [lambda c, facts: (root / ".env").write_text("HUB_TOKEN=s3cret\n")]},
     )
     with pytest.raises(ContextLeakError, match="holds HUB_TOKEN"):
-        api.release(_settings(root, "v1.0.0"), session=session)
+        api.release(release_settings(root, "v1.0.0"), session=session)
     assert session.engine.calls["build"] == 0 and store.tags == {}
 
 
@@ -430,16 +399,18 @@ def test_a_dockerfile_that_cannot_be_read_is_a_config_error(tmp_path):
     with pytest.raises(
         ConfigError, match="cannot read the Dockerfile .*Dockerfile: Is a directory"
     ):
-        read_dockerfile(_settings(tmp_path, "v1"))
+        read_dockerfile(release_settings(tmp_path, "v1"))
 
 
 def test_push_reads_the_local_images_and_their_inputs_in_one_listing(tmp_path):
-    root = _project(tmp_path)
+    root = release_project(tmp_path)
     store = Store()
-    _, daemon, _ = _run(_settings(root, "v1.0.0", "edge"), store)
+    _, daemon, _ = run_release(release_settings(root, "v1.0.0", "edge"), store)
     daemon.calls.clear()
     daemon.inspections = 0  # the release inspected what it built
-    again = api.push(_settings(root, "v1.0.0", "edge"), session=_session(store, daemon=daemon))
+    again = api.push(
+        release_settings(root, "v1.0.0", "edge"), session=_session(store, daemon=daemon)
+    )
     assert daemon.inspections == 0 and daemon.calls["push"] == 0  # inputs from the listing
     assert {d.action for d in again.plan.decisions} == {SKIP}
     # --json's image_id: the local image pushed, as a release reports the one it built.
@@ -447,11 +418,11 @@ def test_push_reads_the_local_images_and_their_inputs_in_one_listing(tmp_path):
 
 
 def test_a_platform_of_another_os_is_refused_before_the_hook_and_any_build(tmp_path):
-    root = _multi(tmp_path)
+    root = multi_platform_project(tmp_path)
     store = Store()
     ran: list[str] = []
     session = _session(store, hooks={"pre_release": [lambda c, facts: ran.append("pre_release")]})
-    settings = _settings(root, "v1.0.0", platforms=("linux/amd64", "windows/amd64"))
+    settings = release_settings(root, "v1.0.0", platforms=("linux/amd64", "windows/amd64"))
     with pytest.raises(ConfigError, match="cannot build windows/amd64"):
         api.release(settings, session=session)
     assert ran == [] and session.engine.calls["build"] == 0 and store.tags == {}
@@ -461,10 +432,12 @@ def test_a_platform_of_another_os_is_refused_before_the_hook_and_any_build(tmp_p
 
 def test_the_session_records_each_tag_as_it_lands(tmp_path):
     """What an interruption reports: daemon pushes, copies and a multi-platform list alike."""
-    root = _multi(tmp_path)
+    root = multi_platform_project(tmp_path)
     store = Store()
     session = _session(store)
-    settings = _settings(root, "v1.0.0", semver=True, platforms=("linux/amd64", "linux/arm64"))
+    settings = release_settings(
+        root, "v1.0.0", semver=True, platforms=("linux/amd64", "linux/arm64")
+    )
     api.release(settings, session=session)
     landed = {item.tag for item in session.ledger.since()}
     assert landed == {"v1.0.0-linux-amd64", "v1.0.0-linux-arm64", "v1.0.0", "v1.0", "v1", "latest"}
@@ -475,31 +448,33 @@ def test_a_chained_push_takes_the_earlier_stages_tags_before_hub_tags(tmp_path):
     """`inv build --tag v9 push` with HUB_TAGS=edge in .env pushed `edge` (an older image)."""
     from hubtasks.pipeline.preflight import resolve_tags
 
-    root = _project(tmp_path)
+    root = release_project(tmp_path)
     store = Store()
     session = _session(store)
     from_dotenv = {"tags": "HUB_TAGS in .env"}
-    api.build(_settings(root, "edge", sources=from_dotenv), session=session)  # an older build
+    api.build(
+        release_settings(root, "edge", sources=from_dotenv), session=session
+    )  # an older build
     (root / "app").write_text("v2")
-    api.build(_settings(root, "v9", sources={"tags": "--tag"}), session=session)
-    pushed = api.push(_settings(root, "edge", sources=from_dotenv), session=session)
+    api.build(release_settings(root, "v9", sources={"tags": "--tag"}), session=session)
+    pushed = api.push(release_settings(root, "edge", sources=from_dotenv), session=session)
     assert [p.tag for p in pushed.published] == ["v9"]
     assert "edge" not in store.tags
     # This task's own --tag still wins over the chain.
-    flagged = _settings(root, "edge", sources={"tags": "--tag"})
+    flagged = release_settings(root, "edge", sources={"tags": "--tag"})
     assert resolve_tags(flagged, None, chained=("v9",)) == ("edge",)
 
 
 def test_the_python_api_warns_about_a_readable_token_env_once(tmp_path):
     """The README's .env warnings were given by `inv` only, not through the Python API."""
-    root = _project(tmp_path)
+    root = release_project(tmp_path)
     env = root / ".env"
     env.write_text("HUB_TOKEN=s3cret\n")
     env.chmod(0o644)
     (root / ".dockerignore").write_text(".env\n")
     store = Store()
     session = _session(store)
-    settings = _settings(root, "v1.0.0", env_file=env)
+    settings = release_settings(root, "v1.0.0", env_file=env)
     api.release(settings, session=session, dry_run=True)
     api.release(settings, session=session, dry_run=True)
     err = session.console.err.getvalue()
@@ -516,9 +491,9 @@ class _ReadsBackOther(FakeRegistry):
 
 
 def test_a_verify_failure_says_which_tags_landed(tmp_path):
-    root = _project(tmp_path)
+    root = release_project(tmp_path)
     store = Store()
-    settings = _settings(root, "v1.0.0", "latest")
+    settings = release_settings(root, "v1.0.0", "latest")
     with pytest.raises(VerifyError) as failed:
         api.release(settings, session=_session(store, registry=_ReadsBackOther))
     assert failed.value.stage == "verify"
@@ -527,13 +502,13 @@ def test_a_verify_failure_says_which_tags_landed(tmp_path):
 
 
 def test_post_push_tags_match_its_refs_when_every_tag_was_unchanged(tmp_path):
-    root = _project(tmp_path)
+    root = release_project(tmp_path)
     store = Store()
-    _run(_settings(root, "v1.0.0"), store)
+    run_release(release_settings(root, "v1.0.0"), store)
     seen: dict[str, str] = {}
     session = _session(
         store, hooks={"post_push": [lambda c, facts: seen.update(facts.environment())]}
     )
-    api.release(_settings(root, "v1.0.0"), session=session)  # unchanged: nothing pushed
+    api.release(release_settings(root, "v1.0.0"), session=session)  # unchanged: nothing pushed
     assert seen["HUB_TAGS"] == "v1.0.0"  # it was empty while HUB_REFS named the tag
     assert seen["HUB_REFS"].startswith(REPOSITORY.canonical("v1.0.0"))

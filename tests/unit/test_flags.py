@@ -15,8 +15,7 @@ from invoke.parser import Parser
 from hubtasks import ns
 from hubtasks.cli.flags import FLAGS, OPTIONS, settings_flags
 from hubtasks.settings.keys import KEYS, KEYS_BY_NAME
-
-from .test_tasks import GOOD_ENV, TASK_NAMES, assert_one_line_error, invoke, make_project
+from tests.helpers.cli import GOOD_ENV, TASK_NAMES, assert_one_line_error, invoke, make_project
 
 
 def parse(*argv: str) -> dict:

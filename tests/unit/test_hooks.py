@@ -150,7 +150,7 @@ hubtasks.hook("pre_login", gate)
 
 
 def test_inv_shell_hook_output_is_on_stderr_and_redacted(tmp_path):
-    from .test_tasks import GOOD_ENV, TOKEN, invoke, make_project
+    from tests.helpers.cli import GOOD_ENV, TOKEN, invoke, make_project
 
     root = make_project(tmp_path, GOOD_ENV + "HUB_PRE_LOGIN='echo token=$HUB_TOKEN'\n")
     result = invoke(root, "login", HUB_TOKEN=TOKEN, HUB_RETRIES="1")  # 127.0.0.1:9 is closed
@@ -160,7 +160,7 @@ def test_inv_shell_hook_output_is_on_stderr_and_redacted(tmp_path):
 
 
 def test_inv_failing_python_hook_is_one_line(tmp_path):
-    from .test_tasks import assert_one_line_error, invoke, make_project
+    from tests.helpers.cli import assert_one_line_error, invoke, make_project
 
     root = make_project(tmp_path)
     (root / "tasks.py").write_text(GATE)

@@ -20,8 +20,7 @@ import pytest
 from hubtasks.cli.init import NEEDED, TASKS_PY, env_template, init_project
 from hubtasks.settings.keys import KEYS
 from hubtasks.ui.console import Console
-
-from .test_tasks import invoke
+from tests.helpers.cli import invoke
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -185,3 +185,58 @@ def test_the_check_sees_lazy_and_relative_imports_and_skips_type_only_ones(tmp_p
 def test_the_circle_finder_finds_a_circle():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+# --- the tests themselves -------------------------------------------------------------------
+
+TESTS = ROOT / "tests"
+
+
+def imports_under_tests(source: str, here: tuple[str, ...]) -> set[str]:
+    """The modules under tests/ that `source` imports, dotted from the repository root
+    (`tests.unit.test_tasks`); `here` is the file's package (`("tests", "unit")`) for its
+    relative imports. Imports inside functions count too."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom):
+            base = here[: len(here) - node.level + 1] if node.level else ()
+            module = ".".join([*base, *([node.module] if node.module else [])])
+            found.add(module)
+            found.update(f"{module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {name for name in found if name.startswith("tests.")}
+
+
+def imported_test_modules(path: Path) -> list[str]:
+    here = path.relative_to(ROOT).parts[:-1]
+    names = imports_under_tests(path.read_text(), here)
+    return sorted(name for name in names if name.rsplit(".", 1)[-1].startswith("test_"))
+
+
+def test_no_test_module_imports_another_test_module():
+    """Shared helpers live in tests/helpers/ (or a conftest.py fixture): a test module that
+    imports another one runs that module's imports and couples to its private names."""
+    offenders = {
+        str(path.relative_to(ROOT)): imported_test_modules(path)
+        for path in sorted(TESTS.rglob("*.py"))
+    }
+    assert {path: names for path, names in offenders.items() if names} == {}
+
+
+def test_the_check_sees_relative_absolute_and_nested_imports():
+    source = (
+        "from .test_tasks import invoke\n"
+        "from . import test_plan\n"
+        "import tests.integration.test_cache\n"
+        "def f():\n    from tests.devtools.test_faultproxy import _Server\n"
+        "from tests.helpers.cli import invoke\nfrom .fakes import Store\n"
+    )
+    names = imports_under_tests(source, ("tests", "unit"))
+    tests = sorted(name for name in names if name.rsplit(".", 1)[-1].startswith("test_"))
+    assert tests == [
+        "tests.devtools.test_faultproxy",
+        "tests.integration.test_cache",
+        "tests.unit.test_plan",
+        "tests.unit.test_tasks",
+    ]

@@ -16,9 +16,9 @@ from hubtasks.pipeline.session import Session
 from hubtasks.references import Repository
 from hubtasks.settings.resolve import Settings
 from hubtasks.ui.console import Console
+from tests.helpers.cli import assert_one_line_error, invoke, make_project
 
 from .fakes import FakeRegistry, Store
-from .test_tasks import assert_one_line_error, invoke, make_project
 
 REGISTRY = "127.0.0.1:5000"
 APP = Repository(registry=REGISTRY, path="alice/app")
