@@ -3,14 +3,13 @@ fresh (or given) fake daemon over a fake registry's store."""
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 from hubtasks import api
 from hubtasks.pipeline.session import Session
 from hubtasks.references import Repository
 from hubtasks.settings.resolve import Settings
-from hubtasks.ui.console import Console
+from tests.helpers.consoles import make_console
 from tests.unit.fakes import FakeDaemon, FakeRegistry, Store
 
 REGISTRY = "127.0.0.1:5000"
@@ -44,7 +43,7 @@ def run_release(settings: Settings, store: Store, daemon: FakeDaemon | None = No
     """One command line on a runner whose daemon is `daemon` (a fresh one by default)."""
     daemon = daemon or FakeDaemon(store)
     session = Session(
-        console=Console(out=io.StringIO(), err=io.StringIO(), mode="plain"),
+        console=make_console("plain"),
         context=object(),
         engine=daemon,
         registry_factory=lambda s: FakeRegistry(s.require_repository(), store),

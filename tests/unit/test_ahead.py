@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import json
 import threading
 import time
@@ -26,7 +25,7 @@ from hubtasks.pipeline.results import PushedTag
 from hubtasks.pipeline.session import Session
 from hubtasks.references import Repository
 from hubtasks.settings.resolve import Settings
-from hubtasks.ui.console import Console
+from tests.helpers.consoles import make_console
 
 from .fakes import FakeDaemon, Store
 from .httpfakes import QuietHandler
@@ -178,7 +177,7 @@ def _settings(httpd, token=SECRET) -> Settings:
 
 
 def _session(settings: Settings, engine: FakeDaemon | None = None) -> Session:
-    console = Console(out=io.StringIO(), err=io.StringIO(), mode="plain")
+    console = make_console("plain")
     return Session(console=console, context=object(), engine=engine).adopt(settings)
 
 

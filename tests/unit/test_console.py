@@ -11,6 +11,7 @@ from hubtasks.pipeline.stopwatch import Stopwatch
 from hubtasks.ui import console as console_module
 from hubtasks.ui import progress as progress_module
 from hubtasks.ui.console import HIDDEN, Console, choose_mode, human_size
+from tests.helpers.consoles import make_console
 
 SECRET = "s3cr3t-token"
 
@@ -22,7 +23,7 @@ def streams():
 
 def make(streams, mode="plain", **kwargs) -> Console:
     out, err = streams
-    return Console(out=out, err=err, secrets=[SECRET], mode=mode, **kwargs)
+    return make_console(mode, out=out, err=err, secrets=[SECRET], **kwargs)
 
 
 def written(streams) -> str:
@@ -181,13 +182,13 @@ def test_choose_mode(monkeypatch):
 
 @pytest.mark.parametrize("short", ["", "a", "ab", "abc"])
 def test_secrets_shorter_than_4_chars_are_not_redacted(streams, short):
-    c = Console(out=streams[0], err=streams[1], secrets=[short], mode="plain")
+    c = make_console(out=streams[0], err=streams[1], secrets=[short])
     c.result("abc def")
     assert streams[0].getvalue() == "abc def\n"
 
 
 def test_longer_secret_is_redacted_first():
-    c = Console(secrets=["abcd", "abcdefgh"], mode="plain")
+    c = make_console(secrets=["abcd", "abcdefgh"])
     assert c.redact("xabcdefghx") == f"x{HIDDEN}x"
 
 
@@ -208,20 +209,20 @@ def test_stopwatch_accumulates_per_stage():
 
 
 def test_progress_from_the_settings_forces_the_mode_but_not_over_quiet():
-    forced = Console(out=io.StringIO(), err=io.StringIO(), mode="rich")
+    forced = make_console("rich")
     forced.configure(progress="plain")
     assert forced.mode == "plain"
-    kept = Console(out=io.StringIO(), err=io.StringIO(), mode="plain")
+    kept = make_console("plain")
     kept.configure(progress="auto")
     assert kept.mode == "plain"
-    quiet = Console(out=io.StringIO(), err=io.StringIO(), mode="plain")
+    quiet = make_console("plain")
     quiet.configure(quiet=True, progress="rich")
     assert quiet.mode == "quiet"
 
 
 def test_quiet_is_for_one_task_of_a_chain():
     """`inv build -q push`: only the build is quiet (the push printed nothing on stderr)."""
-    console = Console(out=io.StringIO(), err=io.StringIO(), mode="plain")
+    console = make_console("plain")
     console.configure(quiet=True)  # the build task
     assert console.mode == "quiet"
     console.configure(progress="auto")  # the same task, once its settings are read

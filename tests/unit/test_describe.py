@@ -20,6 +20,7 @@ from hubtasks.dockerhub.describe import (
 )
 from hubtasks.errors import ConfigError
 from hubtasks.settings.resolve import resolve_settings
+from tests.helpers.consoles import make_console
 
 REV = "0123456789abcdef0123456789abcdef01234567"
 GITHUB = SourceForm(
@@ -278,14 +279,12 @@ def test_settings_validate_the_new_keys(tmp_path):
 
 def test_a_registry_without_the_hub_api_sends_nothing_but_still_checks_the_page(tmp_path):
     """Bad input is said now, not when the project moves to Docker Hub."""
-    import io
 
     from hubtasks.dockerhub.describe import SKIPPED, describe
     from hubtasks.pipeline.session import Session
-    from hubtasks.ui.console import Console
 
     local = {"HUB_REGISTRY": "127.0.0.1:5000"}
-    session = Session(console=Console(out=io.StringIO(), err=io.StringIO(), mode="plain"))
+    session = Session(console=make_console("plain"))
     with pytest.raises(ConfigError, match="NOPE.md.* not found"):
         describe(settings_in(tmp_path, HUB_README="NOPE.md", **local), session=session)
     with pytest.raises(ConfigError, match="101 characters long"):
@@ -298,14 +297,12 @@ def test_a_registry_without_the_hub_api_sends_nothing_but_still_checks_the_page(
 def test_the_release_stage_on_another_registry_checks_nothing_it_cannot_send(tmp_path):
     """`HUB_DESCRIBE=true` on ghcr.io with no README: the release does not fail (--strict)
     over a page that could never be sent."""
-    import io
 
     from hubtasks.dockerhub.describe import sync_after_release
     from hubtasks.pipeline.session import Session
-    from hubtasks.ui.console import Console
 
     settings = settings_in(tmp_path, HUB_REGISTRY="ghcr.io", HUB_DESCRIBE="true")
-    session = Session(console=Console(out=io.StringIO(), err=io.StringIO(), mode="plain"))
+    session = Session(console=make_console("plain"))
     assert sync_after_release(settings, session, strict=True) is None
     assert "ghcr.io is not Docker Hub: no repository page to update" in (
         session.console.err.getvalue()

@@ -3,7 +3,6 @@ protocols: what gets built, pushed, copied, refused, and what the registry ends 
 
 from __future__ import annotations
 
-import io
 import json
 
 import pytest
@@ -12,7 +11,7 @@ from hubtasks import api
 from hubtasks.errors import ConfigError, RegistryError, ReleaseRefused, VerifyError
 from hubtasks.pipeline.plan import CHECK, CREATE, HOLD, INPUTS_LABEL, MOVE, SKIP
 from hubtasks.pipeline.session import Session
-from hubtasks.ui.console import Console
+from tests.helpers.consoles import make_console
 from tests.helpers.pipeline import (
     REPOSITORY,
     multi_platform_project,
@@ -30,7 +29,7 @@ def _session(
     """A session on `daemon` (a fresh fake one by default) and `registry` (a FakeRegistry
     class) over `store`, with `hooks` (name → Python hooks) registered."""
     session = Session(
-        console=Console(out=io.StringIO(), err=io.StringIO(), mode="plain"),
+        console=make_console("plain"),
         context=object(),
         engine=daemon or FakeDaemon(store),
         registry_factory=lambda s: registry(s.require_repository(), store),

@@ -19,15 +19,15 @@ import pytest
 
 from hubtasks.cli.init import NEEDED, TASKS_PY, env_template, init_project
 from hubtasks.settings.keys import KEYS
-from hubtasks.ui.console import Console
 from tests.helpers.cli import invoke
+from tests.helpers.consoles import make_console
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def init(folder: Path):
     err = io.StringIO()
-    report = init_project(folder, Console(out=io.StringIO(), err=err, mode="plain"))
+    report = init_project(folder, make_console("plain", err=err))
     return report, err.getvalue()
 
 

@@ -4,7 +4,6 @@ the dry run, and cross-repository mounts (with the copy fallback and indexes).""
 
 from __future__ import annotations
 
-import io
 from collections import defaultdict
 
 import pytest
@@ -15,8 +14,8 @@ from hubtasks.pipeline.plan import CREATE, HOLD, INPUTS_LABEL, MOVE, REFUSE, SKI
 from hubtasks.pipeline.session import Session
 from hubtasks.references import Repository
 from hubtasks.settings.resolve import Settings
-from hubtasks.ui.console import Console
 from tests.helpers.cli import assert_one_line_error, invoke, make_project
+from tests.helpers.consoles import make_console
 
 from .fakes import FakeRegistry, Store
 
@@ -53,7 +52,7 @@ def _world() -> defaultdict[str, Store]:
 
 def _promote(world, settings: Settings, source: str, **options):
     session = NoDaemonSession(
-        console=Console(out=io.StringIO(), err=io.StringIO(), mode="plain"),
+        console=make_console("plain"),
         context=object(),
         registry_factory=lambda s: FakeRegistry(
             s.require_repository(), world[s.require_repository().path], world

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import fnmatch
-import io
 import json
 from types import SimpleNamespace
 
@@ -26,7 +25,7 @@ from hubtasks.errors import ConfigError, RegistryError
 from hubtasks.pipeline.session import Session
 from hubtasks.references import Repository
 from hubtasks.settings.resolve import Settings
-from hubtasks.ui.console import Console
+from tests.helpers.consoles import make_console
 
 from .fakes import FakeRegistry, Store
 
@@ -261,7 +260,7 @@ class DeletingRegistry(FakeRegistry):
 
 def run_prune(registry: DeletingRegistry, match: str, keep: int, **options):
     """`prune` on `registry`: its result (or the error it raised), stdout, stderr."""
-    console = Console(out=io.StringIO(), err=io.StringIO(), mode="plain")
+    console = make_console("plain")
     settings = Settings(
         registry=REGISTRY, username="alice", token="s3cret", repository=APP, retry_delay=0.0
     )
@@ -381,7 +380,7 @@ def test_on_docker_hub_the_images_of_a_kept_list_are_spared():
         def tags(self, namespace, name):
             return [_hub_tag(item) for item in listed]
 
-    session = Session(console=Console(err=io.StringIO(), mode="plain"), context=object())
+    session = Session(console=make_console("plain"), context=object())
     tags = HubTags(Hub(), "alice", "web", session).read()
     assert [t.children for t in tags] == [(amd, arm), (amd, arm), (), ()]
     assert tags[1].digest == f"images:{amd},{arm}"  # no digest of its own: its images stand in
@@ -404,7 +403,7 @@ def test_a_429_to_a_delete_carries_the_registrys_wait():
         def send(self, method, path, *, accept=None):
             return SimpleNamespace(status=429, headers={"Retry-After": "7"})
 
-    session = Session(console=Console(err=io.StringIO(), mode="plain"), context=object())
+    session = Session(console=make_console("plain"), context=object())
     tag = TagInfo("sha-1", "sha256:" + "a" * 64, NOW)
     with pytest.raises(RegistryError) as caught:
         RegistryTags(Busy(), session).delete([tag], frozenset({tag.name}), [tag])

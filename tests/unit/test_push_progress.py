@@ -6,8 +6,8 @@ from __future__ import annotations
 import io
 import re
 
-from hubtasks.ui.console import Console
 from hubtasks.ui.progress import layer_status
+from tests.helpers.consoles import make_console
 
 ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -21,7 +21,7 @@ class Terminal(io.StringIO):
 
 def drawn(*lines: dict) -> str:
     err = Terminal()
-    console = Console(out=io.StringIO(), err=err, mode="rich")
+    console = make_console("rich", err=err)
     with console.pushing("reg/u/app:v1"):
         for line in lines:
             console.push_progress(line)
@@ -55,7 +55,7 @@ def test_plain_progress_lines_say_only_what_is_known(monkeypatch):
 
     monkeypatch.setattr(progress_module, "PROGRESS_INTERVAL", 0.0)
     err = io.StringIO()
-    console = Console(out=io.StringIO(), err=err, mode="plain")
+    console = make_console("plain", err=err)
     with console.pushing("reg/u/app:v1"):
         console.push_progress({"status": "Preparing", "id": "aaa"})
         console.push_progress(

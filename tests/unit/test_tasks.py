@@ -26,6 +26,7 @@ from tests.helpers.cli import (
     invoke,
     make_project,
 )
+from tests.helpers.consoles import make_console
 
 # --- the collection ---------------------------------------------------------------------
 
@@ -122,7 +123,7 @@ def run_failing(error: BaseException, console: Console | None = None) -> Exit:
 
 
 def test_hub_error_becomes_one_redacted_line_with_its_exit_code():
-    console = Console(secrets=[TOKEN])
+    console = make_console(secrets=[TOKEN])
     exit_ = run_failing(ConfigError(f"bad value {TOKEN}"), console)
     assert exit_.message == "hubtasks: bad value <hidden>"
     assert exit_.code == 2
@@ -131,7 +132,7 @@ def test_hub_error_becomes_one_redacted_line_with_its_exit_code():
 
 def test_unexpected_error_is_one_line_with_a_hint(monkeypatch):
     monkeypatch.delenv("HUB_DEBUG", raising=False)
-    exit_ = run_failing(ValueError(f"odd {TOKEN}"), Console(secrets=[TOKEN]))
+    exit_ = run_failing(ValueError(f"odd {TOKEN}"), make_console(secrets=[TOKEN]))
     assert exit_.message.startswith("hubtasks: unexpected ValueError: odd <hidden>")
     assert "HUB_DEBUG=1" in exit_.message
     assert exit_.code == 1
@@ -162,7 +163,7 @@ def test_an_interrupt_after_tags_landed_says_which(monkeypatch):
     from hubtasks.references import Repository
 
     out = io.StringIO()
-    console = Console(out=out, err=io.StringIO(), mode="plain")
+    console = make_console("plain", out=out)
     session = Session(console=console, context=object())
     repository = Repository(registry="127.0.0.1:5000", path="alice/app")
     session.ledger.landed(PushedTag(repository, "v1", "sha256:" + "a" * 64))
