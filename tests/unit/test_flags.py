@@ -232,3 +232,13 @@ def test_tasks_chain_on_one_command_line():
     assert [call.name for call in calls] == ["build", "push"]
     assert calls[0].as_kwargs["tag"] == ["v1"] and calls[0].as_kwargs["platform"] == ["linux/arm64"]
     assert calls[1].as_kwargs["json_"] is True
+
+
+def test_an_option_may_not_shadow_a_settings_flag():
+    from hubtasks.cli.flags import hub_task
+
+    def build(c, flags, tag=None):
+        """Demo."""
+
+    with pytest.raises(TypeError, match="tag is a setting's flag"):
+        hub_task(build)

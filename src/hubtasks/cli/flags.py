@@ -178,6 +178,9 @@ def hub_task(
         context, flags, *options = inspect.signature(body).parameters.values()
         if flags.name != "flags":
             raise TypeError(f"task {task_name}: the parameter after the context is `flags`")
+        clash = {str(key.parameter) for key in keys} & {option.name for option in options}
+        if clash:  # a setting's flag and an option of the same name: one would hide the other
+            raise TypeError(f"task {task_name}: {', '.join(sorted(clash))} is a setting's flag")
         settings = [
             inspect.Parameter(
                 str(key.parameter), inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Any
