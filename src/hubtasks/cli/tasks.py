@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from invoke import Collection, Context, Exit, Task, task
 from invoke.parser import Argument
 
+from hubtasks.cli.interrupts import handle_termination, how_interrupted
 from hubtasks.errors import ConfigError, HubError
 from hubtasks.settings.resolve import KEYS, Key, Settings, load_settings, token_candidates
 from hubtasks.ui.redaction import add_secret, install_log_redaction, redact
@@ -226,10 +227,13 @@ def run_stage(action: Callable[[], T], stage: str, json_to: Console | None = Non
         return action()
     except HubError as error:
         _fail(error.message, error.exit_code, error.stage or stage, error.pushed, json_to)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:  # Ctrl-C, SIGTERM, SIGHUP (`cli.interrupts`)
+        words, code = how_interrupted(stop)
         landed = [item.reference for item in _SESSION.ledger.since()] if _SESSION else []
+        maybe = _SESSION.ledger.in_flight() if _SESSION else []
         made_it = f"; already pushed: {', '.join(landed)}" if landed else ""
-        _fail(f"interrupted{made_it}", 130, stage, tuple(landed), json_to)
+        made_it += f"; may have landed: {', '.join(maybe)}" if maybe else ""
+        _fail(f"{words}{made_it}", code, stage, tuple(landed), json_to)
     except Exception as error:
         if os.environ.get("HUB_DEBUG"):
             raise
@@ -250,6 +254,7 @@ def _prepare(
     from hubtasks import api
 
     if _SESSION is None:
+        handle_termination()
         _SESSION = api.Session(console=_new_console(), context=c)
     _SESSION.console.configure(quiet=quiet, verbose=verbose)
     _SESSION.hooks.context = c  # Invoke makes a new context per task; use the current one
