@@ -67,38 +67,48 @@ def _push_through_daemon(
         digest = session.retrying(
             f"push of {target}", lambda: _push_once(settings, name, session, image_id)
         )
-        item = PushedTag(repository, name, digest)
-        manifest = None if image_id is None else confirm_built(settings, session, item, image_id)
+    item = PushedTag(repository, name, digest)
+    manifest = None
+    if image_id is not None:
+        try:
+            manifest = _read_back(settings, session, item)
+        except HubError:
+            session.ledger.landed(item)  # the daemon pushed it; only reading it back failed
+            raise
+        confirm_built(item, manifest[0], image_id)
     console.stage("push", f"pushed {target} {digest}")
     session.ledger.landed(item)
     return item, manifest
 
 
-def confirm_built(
-    settings: Settings, session: Session, item: PushedTag, image_id: str
-) -> tuple[bytes, str]:
-    """Read the manifest the daemon just pushed under `item`'s tag: its bytes must hash to the
-    pushed digest (this is the tag's verification too) and its config must be `image_id`. The
-    daemon pushes whatever image the local tag names when it gets to it; another process
-    (a second release on this daemon, a hook) may have moved that tag in between."""
+def _read_back(settings: Settings, session: Session, item: PushedTag) -> tuple[bytes, str]:
+    """The manifest the daemon just pushed, read through its tag: its bytes must hash to the
+    pushed digest (this is the tag's verification too, `Session.ledger`)."""
     registry = session.registry_for(settings)
     manifest = session.retrying(
         f"reading {item.reference}", lambda: registry.raw_manifest(item.tag, after_push=True)
     )
     check_arrived(item, sha256_digest(manifest[0]))
-    config = _config_of(manifest[0])
-    if config is not None and config != image_id:
-        target = item.repository.canonical(item.tag)
-        raise PushError(
-            f"the daemon pushed image {config[:19]} as {target}, not the image this run built, "
-            f"{image_id[:19]}: the local tag {item.repository.ref(item.tag)} was moved to "
-            f"{config[:19]} while the daemon pushed it (another release or a 'docker tag' on "
-            f"the same daemon); the registry's {item.tag} now holds {config[:19]}, "
-            "so release again once nothing else moves that tag",
-            stage="push",
-        )
     session.ledger.read_back(item)
     return manifest
+
+
+def confirm_built(item: PushedTag, manifest: bytes, image_id: str) -> None:
+    """Raise unless the pushed `manifest` names `image_id` as its config. The daemon pushes
+    whatever image the local tag names when it gets to it; another process (a second release
+    on this daemon, a hook) may have moved that tag in between."""
+    config = _config_of(manifest)
+    if config is None or config == image_id:
+        return
+    target = item.repository.canonical(item.tag)
+    raise PushError(
+        f"the daemon pushed image {config[:19]} as {target}, not the image this run built, "
+        f"{image_id[:19]}: the local tag {item.repository.ref(item.tag)} was moved to "
+        f"{config[:19]} while the daemon pushed it (another release or a 'docker tag' on "
+        f"the same daemon); the registry's {item.tag} now holds {config[:19]}, "
+        "so release again once nothing else moves that tag",
+        stage="push",
+    )
 
 
 def _config_of(body: bytes) -> str | None:
