@@ -71,6 +71,38 @@ class YesNo(Argument):
         self.set_value(given)
 
 
+class Repeatable(Argument):
+    """A flag given once per value (`--tag a --tag b`). Invoke starts a list flag with a value
+    (an empty list), so `--tag` with nothing after it, or followed by another flag (`-t -n`,
+    `--tag $UNSET_VARIABLE`), passed as if it was never given. Here each such occurrence is an
+    empty value, which the settings refuse as they refuse `--tag ""`.
+
+    How: the flag is `optional` and says it has no value yet, so the parser, done with each
+    occurrence, hands it `True` to mean "seen without a value" unless a value came since."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(kind=list, default=[], optional=True, **kwargs)
+        self._fresh = False  # a value arrived since the parser last finished with this flag
+
+    @property
+    def raw_value(self) -> Any:
+        return None
+
+    @raw_value.setter
+    def raw_value(self, given: Any) -> None:
+        pass
+
+    def set_value(self, value: Any, cast: bool = True) -> None:
+        if value is True and not cast:  # the parser finished with one occurrence
+            if self._fresh:
+                self._fresh = False
+                return
+            value = ""
+        else:
+            self._fresh = True
+        super().set_value(value, cast=True)
+
+
 @dataclass(frozen=True)
 class Flag:
     """One task flag: its names (long, then short), help and kind, and the setting it fills."""
@@ -85,6 +117,8 @@ class Flag:
         attr_name = parameter if parameter != self.names[0] else None
         if self.kind is bool and self.setting:
             return YesNo(names=self.names, help=self.help, attr_name=attr_name)
+        if self.kind is list:
+            return Repeatable(names=self.names, help=self.help, attr_name=attr_name)
         default = {list: [], bool: False}.get(self.kind)
         return Argument(
             names=self.names, kind=self.kind, default=default, help=self.help, attr_name=attr_name

@@ -531,6 +531,7 @@ def resolve_settings(
             f"unknown setting {', '.join(repr(n) for n in unknown)}; settings are "
             f"{', '.join(key.name for key in KEYS)}"
         )
+    _refuse_empty_flag_values(flags)
     picked = {key.name: _pick(key, flags, environ, dotenv, config) for key in KEYS}
     sources = {name: source for name, (_, source) in picked.items()}
 
@@ -583,6 +584,21 @@ def resolve_settings(
         describe_after_release=_parse_bool(picked["describe"][0], sources["describe"]),
         progress=_parse_choice(text("progress"), sources["progress"], ("auto", "plain", "rich")),
     )
+
+
+def _refuse_empty_flag_values(flags: Mapping[str, object]) -> None:
+    """A repeatable flag given with an empty value (`--platform ""`, or with none: `-p -n`,
+    `--platform $UNSET`) is refused, not skipped. (Tags, build arguments and labels say it in
+    their own words when their values are read.)"""
+    for key in KEYS:
+        value = flags.get(key.name)
+        if key.kind != "list" or key.name == "tags" or not isinstance(value, list | tuple):
+            continue
+        if any(not str(item).strip() for item in value):
+            raise ConfigError(
+                f"{key.flag}: given without a value (an empty variable?); give one or leave "
+                "the flag out"
+            )
 
 
 def _registry_and_repository(
