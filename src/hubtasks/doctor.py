@@ -78,6 +78,10 @@ def run_checks(
         return f"{settings.repository} as {settings.username}, token set"
 
     checks.append(_guard("required settings", required, ""))  # the message names them
+    for unknown in settings.unknown_names:  # ignored by a release: a typo that changes it
+        checks.append(Check("setting names", False, unknown, "rename it, or remove it"))
+    if settings.token_warning:
+        checks.append(Check("token", None, settings.token_warning))
     for warning in env_file_warnings(settings):  # what `inv release` warns about too
         checks.append(Check(".env safety", None, warning))  # the fix is in the message
     git = read_git(settings.cwd)

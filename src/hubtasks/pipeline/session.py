@@ -79,6 +79,9 @@ class Session:
             self.warned = True
             for warning in env_file_warnings(settings):
                 self.console.warn(warning)
+            for mistake in (*settings.unknown_names, settings.token_warning):
+                if mistake:
+                    self.console.warn(mistake)
         for secret in settings.secrets:
             self.console.add_secret(secret)
         if settings.username and settings.token:

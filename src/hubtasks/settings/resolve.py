@@ -28,6 +28,7 @@ from hubtasks.references import (
     parse_repository,
     validate_tag,
 )
+from hubtasks.settings.mistakes import spaced_token, unknown_names
 
 ENV_FILE_NAME = ".env"
 # HUB_CACHE_FROM's words besides image references (hubtasks/cache.py decides "auto").
@@ -221,11 +222,24 @@ class Settings:
     visibility: str = "public"
     describe_after_release: bool = False
     progress: str = "auto"
+    # What looks mistyped (`settings.mistakes`): HUB_* names that are no setting, one line each,
+    # and a token with spaces around it. A command line warns once; doctor reports them.
+    unknown_names: tuple[str, ...] = ()
+    token_warning: str | None = None
 
     def require_repository(self) -> Repository:
         if self.repository is None:
-            raise ConfigError("missing setting: HUB_REPOSITORY (or --repository)")
+            raise ConfigError(
+                f"missing setting: {self._typo_of('HUB_REPOSITORY (or --repository)')}"
+            )
         return self.repository
+
+    def _typo_of(self, missing: str) -> str:
+        """`missing` ("HUB_REPOSITORY (or --repository)"), and the unknown name set instead
+        that is closest to it, if any ("HUB_REPOSITRY in .env is not …; did you mean …?")."""
+        name = missing.split()[0]
+        typo = next((m for m in self.unknown_names if m.endswith(f"mean {name}?")), None)
+        return f"{missing} ({typo})" if typo else missing
 
     def source_of(self, name: str) -> str:
         return self.sources.get(name, KEYS_BY_NAME[name].env)
@@ -258,6 +272,7 @@ class Settings:
         if needs_credentials and not self.token:
             missing.append("HUB_TOKEN")
         if missing:
+            missing = [self._typo_of(item) for item in missing]
             raise ConfigError(
                 f"missing setting{'s' if len(missing) > 1 else ''}: {', '.join(missing)}; "
                 "set them in .env (`hubtasks init` writes one to fill in) or in the "
@@ -458,7 +473,15 @@ def _parse_epoch(value: str | None) -> int | None:
         raise ConfigError(
             f"SOURCE_DATE_EPOCH: '{value}' is not a number of seconds since 1970-01-01"
         )
+    if int(value.strip()) > _LAST_EPOCH:  # the OCI created label is a year of four digits
+        raise ConfigError(
+            f"SOURCE_DATE_EPOCH: '{value}' is after 9999-12-31T23:59:59Z; give the commit "
+            "time in seconds since 1970-01-01 (git log -1 --format=%ct)"
+        )
     return int(value.strip())
+
+
+_LAST_EPOCH = 253402300799  # 9999-12-31T23:59:59Z
 
 
 _PLATFORM = re.compile(r"[a-z0-9]+/[a-z0-9_-]+(/[a-z0-9.]+)?")
@@ -540,7 +563,9 @@ def resolve_settings(
         return None if value is None else str(value).strip() or None
 
     username = text("username")
-    token = str(picked["token"][0]).strip() if _given(picked["token"][0]) else None
+    # As written but for line breaks (a pasted secret's, never a token's): spaces may belong to
+    # a password, and a warning says they are there (`settings.mistakes.spaced_token`).
+    token = str(picked["token"][0]).strip("\r\n") if _given(picked["token"][0]) else None
     registry, repository = _registry_and_repository(
         text("registry"), text("repository"), username, sources
     )
@@ -583,6 +608,8 @@ def resolve_settings(
         visibility=_parse_choice(text("visibility"), sources["visibility"], ("public", "private")),
         describe_after_release=_parse_bool(picked["describe"][0], sources["describe"]),
         progress=_parse_choice(text("progress"), sources["progress"], ("auto", "plain", "rich")),
+        unknown_names=tuple(map(str, unknown_names([k.env for k in KEYS], environ, dotenv))),
+        token_warning=spaced_token(token, sources["token"]),
     )
 
 
