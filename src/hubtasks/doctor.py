@@ -87,7 +87,7 @@ def run_checks(
     git = read_git(settings.cwd)
     checks.append(_tags_check(settings, git))
     checks.append(_build_input_check(settings))
-    checks.append(_git_check(git))
+    checks.append(_git_check(git, settings.cwd))
 
     return checks + _registry_checks(settings)
 
@@ -236,13 +236,14 @@ def _emulates(arch: str, root: Path) -> bool:
 def _tags_check(settings: Settings, git: GitState | None) -> Check:
     """The tags a release would publish; without git or HUB_TAGS, a warning that `release`
     will need --tag (that is no problem for a project that always passes it)."""
+    from hubtasks.build.gitinfo import why_no_git
     from hubtasks.pipeline.preflight import resolve_tags
 
     if not settings.tags and git is None:
         return Check(
             "tags",
             None,
-            "no HUB_TAGS and not a git work tree: `release` will need --tag",
+            f"no HUB_TAGS and {settings.cwd} {why_no_git(settings.cwd)}: `release` will need --tag",
             "set HUB_TAGS in .env, or pass --tag each time",
         )
     try:
@@ -283,12 +284,14 @@ def _build_input_check(settings: Settings) -> Check:
     )
 
 
-def _git_check(git: GitState | None) -> Check:
+def _git_check(git: GitState | None, cwd: Path) -> Check:
+    from hubtasks.build.gitinfo import why_no_git
+
     if git is None:
         return Check(
             "git",
             None,
-            "not a git work tree: images get no revision, source or created label",
+            f"{cwd} {why_no_git(cwd)}: images get no revision, source or created label",
         )
     state = "uncommitted changes" if git.dirty else "clean"
     where = f", tag {git.exact_tag}" if git.exact_tag else ""

@@ -390,3 +390,11 @@ def test_a_failure_whose_text_spans_lines_is_still_one_line(tmp_path):
         "hubtasks: pre_login hook 'true exit 3' failed with exit code 3; the login stage did "
         "not run and nothing was changed",
     ]
+
+
+def test_a_git_repository_without_commits_is_named_so(tmp_path):
+    root = make_project(tmp_path, GOOD_ENV.replace("HUB_TAGS=v1\n", ""))
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    result = invoke(root, "release", GIT_CEILING_DIRECTORIES=str(tmp_path.parent))
+    line = assert_one_line_error(result, 2)
+    assert f"no tag given and {root} is in a git repository with no commits yet" in line, line
