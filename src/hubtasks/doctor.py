@@ -27,9 +27,8 @@ if TYPE_CHECKING:
     from hubtasks.build.gitinfo import GitState
 
 
-def _env_check(cwd: Path) -> Check:
+def _env_check(path: Path) -> Check:
     """Whether `.env` reads and parses, with the same reader (and message) settings use."""
-    path = cwd / ENV_FILE_NAME
     if not path.is_file():
         return Check(
             ".env",
@@ -56,15 +55,19 @@ def run_checks(
     config: Mapping[str, object] | None = None,
     *,
     cwd: Path | None = None,
+    env_file: Path | None = None,
 ) -> list[Check]:
-    """Every check, in the order a release needs them; later checks skip what cannot run."""
+    """Every check, in the order a release needs them; later checks skip what cannot run.
+    `env_file`: the `.env` to read instead of the current folder's."""
     from hubtasks.build.gitinfo import read_git
     from hubtasks.pipeline.session import env_file_warnings
 
     cwd = cwd or Path.cwd()
-    checks: list[Check] = [_env_check(cwd)]
+    checks: list[Check] = [_env_check(env_file or cwd / ENV_FILE_NAME)]
     try:
-        settings: Settings | None = load_settings(settings_flags or {}, config or {}, cwd=cwd)
+        settings: Settings | None = load_settings(
+            settings_flags or {}, config or {}, cwd=cwd, env_file=env_file
+        )
         checks.append(Check("settings", True, "every value is valid"))
     except HubError as error:
         settings = None

@@ -398,3 +398,19 @@ def test_a_git_repository_without_commits_is_named_so(tmp_path):
     result = invoke(root, "release", GIT_CEILING_DIRECTORIES=str(tmp_path.parent))
     line = assert_one_line_error(result, 2)
     assert f"no tag given and {root} is in a git repository with no commits yet" in line, line
+
+
+def test_from_a_subfolder_the_env_beside_tasks_py_is_read_and_named(tmp_path):
+    root = make_project(tmp_path, GOOD_ENV.replace("HUB_TAGS=v1\n", "HUB_TAGS=v7\n"))
+    (root / "docs").mkdir()
+    result = invoke(root / "docs", "release", "--dry-run")
+    assert f"[settings] read {root / '.env'} ({root / 'docs'} has no .env)" in result.stderr
+    assert "missing setting" not in result.stderr, result.stderr
+    assert TOKEN not in result.stdout + result.stderr
+
+
+def test_a_missing_setting_names_the_env_file_looked_for(tmp_path):
+    root = make_project(tmp_path, "")
+    (root / ".env").unlink()
+    line = assert_one_line_error(invoke(root, "release"), 2)
+    assert f"set them in {root / '.env'} (there is none" in line, line

@@ -24,7 +24,14 @@ from invoke.parser import Argument
 
 from hubtasks.cli.interrupts import handle_termination, how_interrupted
 from hubtasks.errors import ConfigError, HubError
-from hubtasks.settings.resolve import KEYS, Key, Settings, load_settings, token_candidates
+from hubtasks.settings.resolve import (
+    ENV_FILE_NAME,
+    KEYS,
+    Key,
+    Settings,
+    load_settings,
+    token_candidates,
+)
 from hubtasks.ui.redaction import add_secret, install_log_redaction, redact
 
 if TYPE_CHECKING:
@@ -239,11 +246,23 @@ def _config(c: Context) -> Mapping[str, Any]:
     return {key: section[key] for key in section}
 
 
-def _hide_secrets(c: Context) -> None:
+def _hide_secrets(c: Context, env_file: Path | None = None) -> None:
     """Every token in sight, before anything can print it: the environment's, `.env`'s and
     Invoke config's (a settings error may quote a value before the settings exist)."""
-    for secret in (*token_candidates(), str(_config(c).get("token") or "")):
+    found = token_candidates(env_file.parent if env_file else None)
+    for secret in (*found, str(_config(c).get("token") or "")):
         add_secret(secret)
+
+
+def _env_file(c: Context) -> Path | None:
+    """The `.env` to read: the current folder's, else the one beside the tasks.py Invoke loaded
+    (a task run from a subfolder of the project), else none."""
+    here = Path.cwd() / ENV_FILE_NAME
+    if here.is_file():
+        return here
+    project = getattr(c.config, "_project_prefix", None)  # Invoke: where it found tasks.py
+    beside = Path(project) / ENV_FILE_NAME if isinstance(project, str) else None
+    return beside if beside is not None and beside.is_file() else None
 
 
 def _fail(message: str, code: int, stage: str, pushed: tuple[str, ...], json_to: Any) -> NoReturn:
@@ -292,10 +311,15 @@ def _prepare(
         _SESSION = api.Session(console=_new_console(), context=c)
     _SESSION.console.configure(quiet=quiet, verbose=verbose)
     _SESSION.hooks.context = c  # Invoke makes a new context per task; use the current one
-    _hide_secrets(c)
+    env_file = _env_file(c)
+    _hide_secrets(c, env_file)
     json_to = _SESSION.console if json_ else None
     session = _SESSION
-    settings = run_stage(lambda: load_settings(flags, _config(c)), "settings", json_to)
+    settings = run_stage(
+        lambda: load_settings(flags, _config(c), env_file=env_file), "settings", json_to
+    )
+    if env_file is not None and env_file.parent != Path.cwd() and not session.warned:
+        session.console.stage("settings", f"read {env_file} ({Path.cwd()} has no .env)")
     return settings, run_stage(lambda: session.adopt(settings), "settings", json_to)
 
 
@@ -542,7 +566,8 @@ def doctor(
     from hubtasks.doctor import healthy, run_checks
 
     console = _new_console()
-    _hide_secrets(c)
+    env_file = _env_file(c)
+    _hide_secrets(c, env_file)
     flags = settings_flags(
         tag=tag,
         repository=repository,
@@ -551,7 +576,7 @@ def doctor(
         context=context,
         platform=platform,
     )
-    checks = run_stage(lambda: run_checks(flags, dict(_config(c))), "doctor")
+    checks = run_stage(lambda: run_checks(flags, dict(_config(c)), env_file=env_file), "doctor")
     console.render_checks(checks)
     if not healthy(checks):
         failed = sum(1 for check in checks if check.ok is False)

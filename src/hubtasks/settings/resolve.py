@@ -234,6 +234,12 @@ class Settings:
             )
         return self.repository
 
+    def _env_file_words(self) -> str:
+        """The `.env` read, or the one looked for (and that `hubtasks init` writes one)."""
+        if self.env_file is not None:
+            return str(self.env_file)
+        return f"{self.cwd / ENV_FILE_NAME} (there is none: `hubtasks init` writes one to fill in)"
+
     def _typo_of(self, missing: str) -> str:
         """`missing` ("HUB_REPOSITORY (or --repository)"), and the unknown name set instead
         that is closest to it, if any ("HUB_REPOSITRY in .env is not …; did you mean …?")."""
@@ -275,8 +281,7 @@ class Settings:
             missing = [self._typo_of(item) for item in missing]
             raise ConfigError(
                 f"missing setting{'s' if len(missing) > 1 else ''}: {', '.join(missing)}; "
-                "set them in .env (`hubtasks init` writes one to fill in) or in the "
-                "environment"
+                f"set them in {self._env_file_words()} or in the environment"
             )
         if any(s in ("build", "release") for s in stages):
             if not self.context.is_dir():
@@ -355,10 +360,11 @@ def load_settings(
     *,
     cwd: Path | None = None,
     environ: Mapping[str, str] | None = None,
+    env_file: Path | None = None,
 ) -> Settings:
-    """Resolve settings from the real sources: os.environ and `./.env`."""
+    """Resolve settings from the real sources: os.environ and `env_file` (else `./.env`)."""
     cwd = Path.cwd() if cwd is None else cwd
-    env_path = cwd / ENV_FILE_NAME
+    env_path = env_file or cwd / ENV_FILE_NAME
     dotenv = read_env_file(env_path) if env_path.is_file() else {}
     return resolve_settings(
         flags=flags or {},
