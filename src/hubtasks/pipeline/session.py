@@ -89,6 +89,7 @@ class Session:
             raw = f"{settings.username}:{settings.token}".encode()
             self.console.add_secret(base64.b64encode(raw).decode("ascii"))
         self.hooks.update_commands(settings.hooks)
+        self.hooks.token = self.hooks.token or settings.token
         if self.policy is None:
             # One budget for the whole command line: a registry that is gone fails it in time.
             self.policy = RetryPolicy(
