@@ -195,7 +195,7 @@ def test_without_json_a_failure_prints_nothing_on_stdout(tmp_path):
         (["release", "--tag"], [""]),  # `--tag $UNSET` at the end
         (["release", "-t", "-n"], [""]),
         (["release", "-t", "-n", "--tag", "v3"], ["", "v3"]),
-        (["release", "--tag", "v1", "--tag", "--dry-run"], ["v1", ""]),
+        (["build", "--tag", "c1", "tag", "--tag", "c2", "push"], ["c1"]),  # chained tasks
     ],
 )
 def test_a_repeatable_flag_without_a_value_is_an_empty_value(argv, tags):

@@ -81,32 +81,27 @@ class YesNo(Argument):
 class Repeatable(Argument):
     """A flag given once per value (`--tag a --tag b`). Invoke starts a list flag with a value
     (an empty list), so `--tag` with nothing after it, or followed by another flag (`-t -n`,
-    `--tag $UNSET_VARIABLE`), passed as if it was never given. Here each such occurrence is an
-    empty value, which the settings refuse as they refuse `--tag ""`.
+    `--tag $UNSET_VARIABLE`), passed as if it was never given. Here it counts as an empty
+    value, which the settings refuse as they refuse `--tag ""`.
 
-    How: the flag is `optional` and says it has no value yet, so the parser, done with each
-    occurrence, hands it `True` to mean "seen without a value" unless a value came since."""
+    How: the flag is `optional` and says it has no value while it has none, so the parser,
+    done with it, hands it `True` ("seen without a value"). Invoke tells an argument nothing
+    when it is given again, so `--tag v1 --tag $UNSET` is still read as `--tag v1`."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(kind=list, default=[], optional=True, **kwargs)
-        self._fresh = False  # a value arrived since the parser last finished with this flag
 
     @property
     def raw_value(self) -> Any:
-        return None
+        return self._raw or None  # "no value yet": what the parser asks
 
     @raw_value.setter
     def raw_value(self, given: Any) -> None:
-        pass
+        self._raw = given
 
     def set_value(self, value: Any, cast: bool = True) -> None:
-        if value is True and not cast:  # the parser finished with one occurrence
-            if self._fresh:
-                self._fresh = False
-                return
+        if value is True and not cast:  # seen without a value
             value = ""
-        else:
-            self._fresh = True
         super().set_value(value, cast=True)
 
 
