@@ -22,9 +22,8 @@ if TYPE_CHECKING:
     from hubtasks.build.gitinfo import GitState
 
 
-def _env_check(cwd: Path) -> Check:
+def _env_check(path: Path) -> Check:
     """Whether `.env` reads and parses, with the same reader (and message) settings use."""
-    path = cwd / ENV_FILE_NAME
     if not path.is_file():
         return Check(
             ".env",
@@ -51,15 +50,19 @@ def run_checks(
     config: Mapping[str, object] | None = None,
     *,
     cwd: Path | None = None,
+    env_file: Path | None = None,
 ) -> list[Check]:
-    """Every check, in the order a release needs them; later checks skip what cannot run."""
+    """Every check, in the order a release needs them; later checks skip what cannot run.
+    `env_file`: the `.env` to read instead of the current folder's."""
     from hubtasks.build.gitinfo import read_git
     from hubtasks.pipeline.session import env_file_warnings
 
     cwd = cwd or Path.cwd()
-    checks: list[Check] = [_env_check(cwd)]
+    checks: list[Check] = [_env_check(env_file or cwd / ENV_FILE_NAME)]
     try:
-        settings: Settings | None = load_settings(settings_flags or {}, config or {}, cwd=cwd)
+        settings: Settings | None = load_settings(
+            settings_flags or {}, config or {}, cwd=cwd, env_file=env_file
+        )
         checks.append(Check("settings", True, "every value is valid"))
     except HubError as error:
         settings = None
@@ -73,12 +76,16 @@ def run_checks(
         return f"{settings.repository} as {settings.username}, token set"
 
     checks.append(_guard("required settings", required, ""))  # the message names them
+    for unknown in settings.unknown_names:  # ignored by a release: a typo that changes it
+        checks.append(Check("setting names", False, unknown, "rename it, or remove it"))
+    if settings.token_warning:
+        checks.append(Check("token", None, settings.token_warning))
     for warning in env_file_warnings(settings):  # what `inv release` warns about too
         checks.append(Check(".env safety", None, warning))  # the fix is in the message
     git = read_git(settings.cwd)
     checks.append(_tags_check(settings, git))
     checks.append(_build_input_check(settings))
-    checks.append(_git_check(git))
+    checks.append(_git_check(git, settings.cwd))
 
     return checks + _registry_checks(settings)
 
@@ -227,13 +234,14 @@ def _emulates(arch: str, root: Path) -> bool:
 def _tags_check(settings: Settings, git: GitState | None) -> Check:
     """The tags a release would publish; without git or HUB_TAGS, a warning that `release`
     will need --tag (that is no problem for a project that always passes it)."""
+    from hubtasks.build.gitinfo import why_no_git
     from hubtasks.pipeline.preflight import resolve_tags
 
     if not settings.tags and git is None:
         return Check(
             "tags",
             None,
-            "no HUB_TAGS and not a git work tree: `release` will need --tag",
+            f"no HUB_TAGS and {settings.cwd} {why_no_git(settings.cwd)}: `release` will need --tag",
             "set HUB_TAGS in .env, or pass --tag each time",
         )
     try:
@@ -274,12 +282,14 @@ def _build_input_check(settings: Settings) -> Check:
     )
 
 
-def _git_check(git: GitState | None) -> Check:
+def _git_check(git: GitState | None, cwd: Path) -> Check:
+    from hubtasks.build.gitinfo import why_no_git
+
     if git is None:
         return Check(
             "git",
             None,
-            "not a git work tree: images get no revision, source or created label",
+            f"{cwd} {why_no_git(cwd)}: images get no revision, source or created label",
         )
     state = "uncommitted changes" if git.dirty else "clean"
     where = f", tag {git.exact_tag}" if git.exact_tag else ""

@@ -180,6 +180,24 @@ def test_a_stalled_push_is_aborted_within_the_budget_and_says_what_landed(projec
     assert proxy.hangups == 0
 
 
+def test_a_registry_refusing_every_upload_ends_the_push_with_the_budget(project, proxy):
+    """Issue 26 item 3: the daemon retries each refused layer upload itself (5 to 20 s apart)
+    and keeps reporting while it does, so no silence ends the push: the budget does."""
+    budget = 10
+    _via(project, proxy, HUB_TIMEOUT=str(budget))
+    _unique_layer(project)
+    assert project.inv("build", "--tag", "a").returncode == 0
+    for method in ("PATCH", "PUT"):
+        proxy.add(Rule(method=method, path="/blobs/uploads/", agent=DOCKER, status=500, times=None))
+    result, took = _timed(project, "push", "--tag", "a")
+    last = assert_clean_failure(result, project, mentions="the registry refused every upload")
+    assert f"aborted after {budget}s (HUB_TIMEOUT)" in last
+    assert took <= 1.5 * budget, took
+    assert "the registry is refusing uploads" in result.stderr
+    assert "/s\n" not in result.stderr  # no upload rate for bytes thrown away
+    assert proxy.count(method="PATCH", path="/blobs/uploads/") >= 2
+
+
 # --- 3. our own requests are bounded, and every attempt counts --------------------------------
 
 
@@ -232,8 +250,10 @@ def test_a_404_right_after_the_push_is_retried_briefly(project, stack, proxy):
     result, took = _timed(project, "release", "--tag", "v1", "--tag", "latest")
     assert result.returncode == 0, result.stderr
     assert proxy.rules[0].fired == 2 and lag.fired == 1  # `add` returns the last rule
-    assert proxy.count("GET", "/manifests/v1$", HUB) == 3
-    assert proxy.count("GET", "/manifests/latest$", HUB) == 2
+    # 2 × 404, the read-back, and (v1 and latest are tags another run may move) the final
+    # read-back once the push stage is over.
+    assert proxy.count("GET", "/manifests/v1$", HUB) == 4
+    assert proxy.count("GET", "/manifests/latest$", HUB) == 3
     assert proxy.count("GET", "/manifests/sha256:", HUB) == 0  # not read a second time
     assert result.stderr.count("[retry]") == 3
     assert "not in the registry (yet?)" in result.stderr and took < 60

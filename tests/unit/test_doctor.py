@@ -42,8 +42,8 @@ def test_tags_from_git(tmp_path, dirty):
         assert (check.ok, check.detail) == (True, f"sha-{'a' * 7}")
 
 
-def test_outside_git_the_git_check_gives_no_commit_advice():
-    check = _git_check(None)
+def test_outside_git_the_git_check_gives_no_commit_advice(tmp_path):
+    check = _git_check(None, tmp_path)
     assert check.ok is None
     assert "commit" not in check.detail
     assert "--tag" not in check.detail + check.fix  # the tags check says that, once

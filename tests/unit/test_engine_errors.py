@@ -98,12 +98,28 @@ class FakeDaemon(BaseHTTPRequestHandler):
         if script == "stall":
             self._hold()
             return
+        if script == "refusing":  # what dockerd says while the registry answers 500 to uploads
+            self._refusing()
+            return
         if script == "ok":
             self._chunk({"status": "v1: digest: ... size: 528"})
             self._chunk({"progressDetail": {}, "aux": {"Tag": "v1", "Digest": DIGEST, "Size": 1}})
         else:
             self._chunk({"errorDetail": {"message": script}, "error": script})
         self.wfile.write(b"0\r\n\r\n")
+        self.close_connection = True
+
+    def _refusing(self) -> None:
+        """A layer's upload retried for ever: "Retrying in N seconds" every 0.2 s, as long as
+        the client listens."""
+        started, second = time.monotonic(), 5
+        try:
+            while time.monotonic() - started < 30:
+                self._chunk({"status": f"Retrying in {second} seconds", "id": "5a1b2c3d4e5f"})
+                second = second - 1 if second > 1 else 10
+                time.sleep(0.2)
+        except OSError:
+            self.server.hung_up.append(time.monotonic())
         self.close_connection = True
 
     def _hold(self) -> None:
@@ -194,6 +210,24 @@ def test_a_stalled_push_is_aborted_and_its_connection_closed(daemon, script):
     while not daemon.hung_up and time.monotonic() < deadline:
         time.sleep(0.05)
     assert daemon.hung_up and daemon.hung_up[0] - started < took + 1  # the daemon saw us go
+
+
+def test_a_push_the_registry_keeps_refusing_ends_with_the_budget(daemon):
+    """The daemon retries a refused layer upload itself and keeps talking ("Retrying in 5
+    seconds"): the budget bounds the whole push, not only its silences."""
+    daemon.script = "refusing"
+    started = time.monotonic()
+    with pytest.raises(PushError) as caught:
+        _push(daemon, stall_timeout=1.5)
+    took = time.monotonic() - started
+    assert 1.4 <= took < 3, took
+    error = caught.value
+    assert (error.stage, error.transient) == ("push", False)
+    assert "the registry refused every upload" in str(error), str(error)
+    deadline = time.monotonic() + 3
+    while not daemon.hung_up and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert daemon.hung_up  # the connection was closed: the daemon cancels its push
 
 
 def test_without_a_stall_timeout_the_client_timeout_still_applies(daemon):

@@ -242,3 +242,36 @@ def test_an_option_may_not_shadow_a_settings_flag():
 
     with pytest.raises(TypeError, match="tag is a setting's flag"):
         hub_task(build)
+
+
+# --- a repeatable flag given without a value (issue 26 item 5) --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "tags"),
+    [
+        (["release"], []),
+        (["release", "--tag", "v1", "-t", "v2"], ["v1", "v2"]),
+        (["release", "--tag"], [""]),  # `--tag $UNSET` at the end
+        (["release", "-t", "-n"], [""]),
+        (["release", "-t", "-n", "--tag", "v3"], ["", "v3"]),
+        (["build", "--tag", "c1", "tag", "--tag", "c2", "push"], ["c1"]),  # chained tasks
+    ],
+)
+def test_a_repeatable_flag_without_a_value_is_an_empty_value(argv, tags):
+    assert parse(*argv)["tag"] == tags
+
+
+@pytest.mark.parametrize("argv", [["--tag"], ["-t", "-n"], ["--tag", "", "-n"]])
+def test_release_with_an_empty_tag_is_refused(tmp_path, argv):
+    project = make_project(tmp_path, GOOD_ENV)
+    result = invoke(project, "release", *argv)
+    line = assert_one_line_error(result, 2)
+    assert "--tag: a tag cannot be empty" in line, line
+
+
+@pytest.mark.parametrize("flag", ["--platform", "--cache-from"])
+def test_other_repeatable_flags_without_a_value_are_refused(tmp_path, flag):
+    project = make_project(tmp_path, GOOD_ENV)
+    line = assert_one_line_error(invoke(project, "release", flag, "-n"), 2)
+    assert f"{flag}: given without a value" in line, line

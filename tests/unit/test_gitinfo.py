@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hubtasks.build.gitinfo import is_tracked, public_url, read_git
+from hubtasks.build.gitinfo import is_tracked, public_url, read_git, why_no_git
 
 
 @pytest.mark.parametrize(
@@ -102,3 +102,11 @@ def test_is_tracked(repo):
     (repo / "untracked").write_text("x")
     assert is_tracked(repo / "Dockerfile") is True
     assert is_tracked(repo / "untracked") is False
+
+
+def test_a_repository_without_commits_is_told_apart_from_no_repository(tmp_path, monkeypatch):
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    assert why_no_git(tmp_path) == "is not in a git work tree"
+    git(tmp_path, "init", "-q")
+    assert read_git(tmp_path) is None
+    assert why_no_git(tmp_path) == "is in a git repository with no commits yet"

@@ -171,3 +171,14 @@ def test_inv_failing_python_hook_is_one_line(tmp_path):
         "hubtasks: pre_login hook gate failed: 'echo gate-output; exit 3' failed with exit "
         "code 3; the login stage did not run and nothing was changed"
     )
+
+
+def test_a_shell_hook_sees_the_token_from_env_file_too_redacted(tmp_path):
+    """Issue 26 item 8: as the README says, `echo $HUB_TOKEN` in a hook prints the hidden
+    token wherever HUB_TOKEN was set (here only in .env), never an empty value."""
+    from tests.helpers.cli import GOOD_ENV, TOKEN, invoke, make_project
+
+    root = make_project(tmp_path, GOOD_ENV + "HUB_PRE_LOGIN='echo token=$HUB_TOKEN'\n")
+    result = invoke(root, "login", HUB_RETRIES="1")  # 127.0.0.1:9 is closed
+    assert f"token={HIDDEN}" in result.stderr, result.stderr
+    assert TOKEN not in result.stdout + result.stderr

@@ -44,3 +44,22 @@ def test_writes_from_several_workers_are_all_recorded():
     for worker in workers:
         worker.join()
     assert len({item.tag for item in ledger.since()}) == 800
+
+
+def test_a_write_interrupted_may_have_landed_and_a_failed_one_did_not():
+    ledger = Ledger()
+    with ledger.writing("r/app:a"):
+        assert ledger.in_flight() == ["r/app:a"]
+    assert ledger.in_flight() == []
+    try:
+        with ledger.writing("r/app:b"):
+            raise RuntimeError("refused")
+    except RuntimeError:
+        pass
+    assert ledger.in_flight() == []
+    try:
+        with ledger.writing("r/app:c"):
+            raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        pass
+    assert ledger.in_flight() == ["r/app:c"]

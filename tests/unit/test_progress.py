@@ -69,3 +69,32 @@ def test_plain_progress_lines_say_only_what_is_known(monkeypatch):
         "[push]   0/1 layers, 500 B of 1.0 kB sent, " + lines[0].rsplit(", ", 1)[1],
         "[push]   0/1 layers, 1.1 kB sent, " + lines[1].rsplit(", ", 1)[1],
     ]
+
+
+def test_plain_progress_says_the_registry_is_refusing_uploads(monkeypatch):
+    """The daemon retrying refused uploads (issue 26 item 3): the line says so, not a rate."""
+    from hubtasks.ui import progress as progress_module
+
+    monkeypatch.setattr(progress_module, "PROGRESS_INTERVAL", 0.0)
+    err = io.StringIO()
+    console = make_console(err=err, mode="plain")
+    with console.pushing("reg/u/app:v1"):
+        console.push_progress({"status": "Preparing", "id": "aaa"})
+        console.push_progress(
+            {"status": "Pushing", "id": "aaa", "progressDetail": {"current": 500, "total": 900}}
+        )
+        console.push_progress({"status": "Retrying in 5 seconds", "id": "aaa"})
+        console.push_progress(
+            {"status": "Pushing", "id": "aaa", "progressDetail": {"current": 700, "total": 900}}
+        )
+    last = err.getvalue().strip().splitlines()[-1]
+    assert "the registry is refusing uploads" in last, last
+    assert "/s" not in last, last
+
+
+def test_a_refused_layer_reads_refused_on_a_terminal():
+    text = drawn(
+        {"status": "Pushing", "id": "bbb", "progressDetail": {"current": 1000, "total": 2000}},
+        {"status": "Retrying in 5 seconds", "id": "bbb"},
+    )
+    assert "refused, retrying in 5 seconds" in text, text

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import subprocess
 
 import pytest
 from invoke import Exit
@@ -316,3 +317,27 @@ def test_a_failure_whose_text_spans_lines_is_still_one_line(tmp_path):
         "hubtasks: pre_login hook 'true exit 3' failed with exit code 3; the login stage did "
         "not run and nothing was changed",
     ]
+
+
+def test_a_git_repository_without_commits_is_named_so(tmp_path):
+    root = make_project(tmp_path, GOOD_ENV.replace("HUB_TAGS=v1\n", ""))
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    result = invoke(root, "release", GIT_CEILING_DIRECTORIES=str(tmp_path.parent))
+    line = assert_one_line_error(result, 2)
+    assert f"no tag given and {root} is in a git repository with no commits yet" in line, line
+
+
+def test_from_a_subfolder_the_env_beside_tasks_py_is_read_and_named(tmp_path):
+    root = make_project(tmp_path, GOOD_ENV.replace("HUB_TAGS=v1\n", "HUB_TAGS=v7\n"))
+    (root / "docs").mkdir()
+    result = invoke(root / "docs", "release", "--dry-run")
+    assert f"[settings] read {root / '.env'} ({root / 'docs'} has no .env)" in result.stderr
+    assert "missing setting" not in result.stderr, result.stderr
+    assert TOKEN not in result.stdout + result.stderr
+
+
+def test_a_missing_setting_names_the_env_file_looked_for(tmp_path):
+    root = make_project(tmp_path, "")
+    (root / ".env").unlink()
+    line = assert_one_line_error(invoke(root, "release"), 2)
+    assert f"set them in {root / '.env'} (there is none" in line, line

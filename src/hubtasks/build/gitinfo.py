@@ -106,3 +106,11 @@ def folder_in_repository(folder: Path) -> str | None:
     """`folder`'s path inside its git work tree, `""` at the top or `"docs/"` below it (None
     outside a work tree or without git)."""
     return _git(folder, "rev-parse", "--show-prefix")
+
+
+def why_no_git(cwd: Path) -> str:
+    """Why `read_git(cwd)` found no commit, in words that end a sentence about `cwd`: a git
+    repository without commits is not the same as no repository (asked only on that path)."""
+    if _git(cwd, "rev-parse", "--is-inside-work-tree") == "true":
+        return "is in a git repository with no commits yet"
+    return "is not in a git work tree"

@@ -44,6 +44,33 @@ class YesNo(Argument):
         self.set_value(given)
 
 
+class Repeatable(Argument):
+    """A flag given once per value (`--tag a --tag b`). Invoke starts a list flag with a value
+    (an empty list), so `--tag` with nothing after it, or followed by another flag (`-t -n`,
+    `--tag $UNSET_VARIABLE`), passed as if it was never given. Here it counts as an empty
+    value, which the settings refuse as they refuse `--tag ""`.
+
+    How: the flag is `optional` and says it has no value while it has none, so the parser,
+    done with it, hands it `True` ("seen without a value"). Invoke tells an argument nothing
+    when it is given again, so `--tag v1 --tag $UNSET` is still read as `--tag v1`."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(kind=list, default=[], optional=True, **kwargs)
+
+    @property
+    def raw_value(self) -> Any:
+        return self._raw or None  # "no value yet": what the parser asks
+
+    @raw_value.setter
+    def raw_value(self, given: Any) -> None:
+        self._raw = given
+
+    def set_value(self, value: Any, cast: bool = True) -> None:
+        if value is True and not cast:  # seen without a value
+            value = ""
+        super().set_value(value, cast=True)
+
+
 @dataclass(frozen=True)
 class Flag:
     """One task flag: its names (long, then short), help and kind, and the setting it fills."""
@@ -58,6 +85,8 @@ class Flag:
         attr_name = parameter if parameter != self.names[0] else None
         if self.kind is bool and self.setting:
             return YesNo(names=self.names, help=self.help, attr_name=attr_name)
+        if self.kind is list:
+            return Repeatable(names=self.names, help=self.help, attr_name=attr_name)
         default = {list: [], bool: False}.get(self.kind)
         return Argument(
             names=self.names, kind=self.kind, default=default, help=self.help, attr_name=attr_name

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from invoke import Context, Exit
 
+from hubtasks.cli.interrupts import handle_termination, how_interrupted
 from hubtasks.errors import HubError
-from hubtasks.settings.envfile import token_candidates
+from hubtasks.settings.envfile import ENV_FILE_NAME, token_candidates
 from hubtasks.settings.resolve import Settings, load_settings
 from hubtasks.ui.redaction import add_secret, redact
 
@@ -45,11 +47,23 @@ def hub_config(c: Context) -> Mapping[str, Any]:
     return {key: section[key] for key in section}
 
 
-def hide_secrets(c: Context) -> None:
+def hide_secrets(c: Context, env_file: Path | None = None) -> None:
     """Every token in sight, before anything can print it: the environment's, `.env`'s and
     Invoke config's (a settings error may quote a value before the settings exist)."""
-    for secret in (*token_candidates(), str(hub_config(c).get("token") or "")):
+    found = token_candidates(env_file.parent if env_file else None)
+    for secret in (*found, str(hub_config(c).get("token") or "")):
         add_secret(secret)
+
+
+def env_file_for(c: Context) -> Path | None:
+    """The `.env` to read: the current folder's, else the one beside the tasks.py Invoke loaded
+    (a task run from a subfolder of the project), else none."""
+    here = Path.cwd() / ENV_FILE_NAME
+    if here.is_file():
+        return here
+    project = getattr(c.config, "_project_prefix", None)  # Invoke: where it found tasks.py
+    beside = Path(project) / ENV_FILE_NAME if isinstance(project, str) else None
+    return beside if beside is not None and beside.is_file() else None
 
 
 def _fail(message: str, code: int, stage: str, pushed: tuple[str, ...], json_to: Any) -> NoReturn:
@@ -67,10 +81,13 @@ def run_stage(action: Callable[[], T], stage: str, json_to: Console | None = Non
         return action()
     except HubError as error:
         _fail(error.message, error.exit_code, error.stage or stage, error.pushed, json_to)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:  # Ctrl-C, SIGTERM, SIGHUP (`cli.interrupts`)
+        words, code = how_interrupted(stop)
         landed = [item.reference for item in _SESSION.ledger.since()] if _SESSION else []
+        maybe = _SESSION.ledger.in_flight() if _SESSION else []
         made_it = f"; already pushed: {', '.join(landed)}" if landed else ""
-        _fail(f"interrupted{made_it}", 130, stage, tuple(landed), json_to)
+        made_it += f"; may have landed: {', '.join(maybe)}" if maybe else ""
+        _fail(f"{words}{made_it}", code, stage, tuple(landed), json_to)
     except Exception as error:
         if os.environ.get("HUB_DEBUG"):
             raise
@@ -91,13 +108,19 @@ def prepare(
     from hubtasks import api
 
     if _SESSION is None:
+        handle_termination()
         _SESSION = api.Session(console=new_console(), context=c)
     _SESSION.console.configure(quiet=quiet, verbose=verbose)
     _SESSION.hooks.context = c  # Invoke makes a new context per task; use the current one
-    hide_secrets(c)
+    env_file = env_file_for(c)
+    hide_secrets(c, env_file)
     json_to = _SESSION.console if json_ else None
     session = _SESSION
-    settings = run_stage(lambda: load_settings(flags, hub_config(c)), "settings", json_to)
+    settings = run_stage(
+        lambda: load_settings(flags, hub_config(c), env_file=env_file), "settings", json_to
+    )
+    if env_file is not None and env_file.parent != Path.cwd() and not session.warned:
+        session.console.stage("settings", f"read {env_file} ({Path.cwd()} has no .env)")
     return settings, run_stage(lambda: session.adopt(settings), "settings", json_to)
 
 

@@ -20,7 +20,15 @@ from typing import TYPE_CHECKING, Any
 from invoke import Collection, Context, Exit
 
 from hubtasks.cli.flags import hub_task
-from hubtasks.cli.run import hide_secrets, hub_config, new_console, prepare, publish, run_stage
+from hubtasks.cli.run import (
+    env_file_for,
+    hide_secrets,
+    hub_config,
+    new_console,
+    prepare,
+    publish,
+    run_stage,
+)
 from hubtasks.errors import ConfigError
 from hubtasks.ui.redaction import install_log_redaction
 
@@ -194,8 +202,9 @@ def doctor(c: Context, flags: Flags) -> None:
     from hubtasks.doctor import healthy, run_checks
 
     console = new_console()
-    hide_secrets(c)
-    checks = run_stage(lambda: run_checks(flags, dict(hub_config(c))), "doctor")
+    env_file = env_file_for(c)
+    hide_secrets(c, env_file)
+    checks = run_stage(lambda: run_checks(flags, dict(hub_config(c)), env_file=env_file), "doctor")
     console.render_checks(checks)
     if not healthy(checks):
         failed = sum(1 for check in checks if check.ok is False)

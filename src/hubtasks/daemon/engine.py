@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -540,16 +541,20 @@ class Engine:
     ) -> str:
         """Push one explicit tag, read the whole stream, and return the manifest digest.
 
-        `stall_timeout`: when the daemon sends nothing for that many seconds, the push is
-        aborted (its connection closed, which cancels it in the daemon) with a `PushError`
-        that is not transient. When the stream reports `toomanyrequests`, `rate_limit_wait`
-        (a request of our own to the registry) says how long to wait before the next try."""
+        `stall_timeout` (the retry budget): the push may take that many seconds. When the daemon
+        sends nothing for that long, or keeps talking past it (retrying layer uploads the
+        registry refuses, 5 to 20 s apart), the push is aborted (its connection closed, which
+        cancels it in the daemon) with a `PushError` that is not transient. When the stream
+        reports `toomanyrequests`, `rate_limit_wait` (a request of our own to the registry)
+        says how long to wait before the next try."""
         errors = self._docker.errors
         ref = repository.ref(tag)
-        digest = None
+        digest, response = None, None
+        watch = _PushWatch(repository.canonical(tag), stall_timeout)
         with self._daemon_errors("push with"):
             try:
-                for line in self._push_stream(repository, tag, auth_config, stall_timeout):
+                response, lines = self._push_stream(repository, tag, auth_config, stall_timeout)
+                for line in lines:
                     message = _stream_error(line)
                     if message is not None:
                         raise self._push_failure(repository, tag, message, rate_limit_wait)
@@ -557,6 +562,7 @@ class Engine:
                     if isinstance(aux, Mapping) and aux.get("Digest"):
                         digest = str(aux["Digest"])
                     on_progress(line)
+                    watch.check(line)
             except errors.APIError as error:
                 raise self._push_failure(repository, tag, _short(error), rate_limit_wait) from None
             except _read_timeouts() as error:
@@ -567,6 +573,9 @@ class Engine:
                     f"progress for {stall_timeout:.0f}s (HUB_TIMEOUT), so the push was aborted",
                     stage="push",
                 ) from error
+            finally:
+                if response is not None:
+                    response.close()  # at once, also when aborted: the daemon cancels its push
         if digest is None:
             raise PushError(f"push of {ref} ended without a digest from the registry", stage="push")
         return digest
@@ -577,26 +586,40 @@ class Engine:
         tag: str,
         auth_config: Mapping[str, str],
         stall_timeout: float | None,
-    ) -> Iterator[Mapping[str, Any]]:
-        """The daemon's push stream, each read of which waits at most `stall_timeout`.
+    ) -> tuple[Any, Iterator[Mapping[str, Any]]]:
+        """The daemon's push response and its stream of JSON lines, each read of which waits
+        at most `stall_timeout` (a read that times out closes the connection: urllib3 does on
+        any read error). The request `APIClient.push(stream=True)` sends, made here so that
+        the response is ours to close: a push past its budget is hung up on."""
+        from urllib.parse import quote
 
-        docker-py takes no timeout per call: the client's own applies to the request it sends
-        inside `push()`, and stays on that connection's socket for every read of the stream.
-        A read that times out closes the connection (urllib3 does on any read error)."""
+        from docker.utils.json_stream import json_stream
+
         api = self.client.api
-        saved = api.timeout
-        if stall_timeout is not None:
-            api.timeout = max(stall_timeout, 1.0)
+        url = f"{api.base_url}/v{api.api_version}/images/{quote(repository.local_name, '/:')}/push"
+        response = api.post(
+            url,
+            headers={"X-Registry-Auth": self._docker.auth.encode_header(dict(auth_config))},
+            params={"tag": tag},
+            stream=True,
+            timeout=api.timeout if stall_timeout is None else max(stall_timeout, 1.0),
+        )
         try:
-            return api.push(  # type: ignore[no-any-return]
-                repository.local_name,
-                tag=tag,
-                stream=True,
-                decode=True,
-                auth_config=dict(auth_config),
-            )
-        finally:
-            api.timeout = saved
+            response.raise_for_status()
+        except self._requests_http_error() as error:
+            failure = self._docker.errors.create_api_error_from_http_exception(error)
+            response.close()
+            raise failure from None
+        # urllib3's own stream: each HTTP chunk as it arrives, and a read timeout as itself
+        # (requests' iter_content would turn it into a ConnectionError).
+        lines: Iterator[Any] = json_stream(response.raw.stream(None))
+        return response, lines
+
+    @staticmethod
+    def _requests_http_error() -> type[Exception]:
+        import requests
+
+        return requests.HTTPError
 
     def _push_failure(
         self,
@@ -629,6 +652,35 @@ class Engine:
             status=said.status,
             transient=said.transient,
             retry_after=wait,
+            stage="push",
+        )
+
+
+class _PushWatch:
+    """The time a push may take in all, and what its stream said meanwhile: layer uploads the
+    registry refused (the daemon's "Retrying in N seconds") and layers it took."""
+
+    def __init__(self, target: str, budget: float | None) -> None:
+        self.target, self.budget = target, budget
+        self.deadline = None if budget is None else time.monotonic() + budget
+        self.retries = self.accepted = 0
+
+    def check(self, line: Mapping[str, Any]) -> None:
+        status = str(line.get("status") or "")
+        if status.startswith("Retrying in"):
+            self.retries += 1
+        elif status == "Pushed":
+            self.accepted += 1
+        if self.deadline is None or time.monotonic() < self.deadline:
+            return
+        if self.retries and not self.accepted:
+            why = "the registry refused every upload (the daemon kept retrying the layers)"
+        elif self.retries:
+            why = "the registry kept refusing uploads (the daemon kept retrying the layers)"
+        else:
+            why = "it was still going"
+        raise PushError(
+            f"push of {self.target} aborted after {self.budget:.0f}s (HUB_TIMEOUT): {why}",
             stage="push",
         )
 

@@ -31,6 +31,7 @@ from hubtasks.pipeline.publish import (
     copy_tags,
     now_published,
     push_tags,
+    warn_moved,
     with_progress,
 )
 from hubtasks.pipeline.results import BuiltImage, PushedTag
@@ -219,6 +220,7 @@ class Executor:
         published = now_published(tags, pushed, plan, repository)
         facts.record_published(published, platforms, self.watch.timings)
         session.hooks.run("post", facts)
+        warn_moved(settings, session, pushed)
         return Published(published, platforms)
 
     def _push_index(

@@ -171,6 +171,9 @@ class Hooks:
         self.output = output or _lines_to(sys.stderr)
         self.functions = _REGISTERED if functions is None else functions
         self.ran: set[str] = set()
+        # A shell hook gets HUB_TOKEN wherever it was set (.env too), as from the environment;
+        # what the hook prints is redacted like everything else.
+        self.token: str | None = None
 
     def update_commands(self, commands: Mapping[str, str | None]) -> None:
         for name, command in commands.items():
@@ -225,7 +228,10 @@ class Hooks:
             try:
                 result = self.context.run(
                     command,
-                    env=facts.environment(),
+                    env={
+                        **facts.environment(),
+                        **({"HUB_TOKEN": self.token} if self.token else {}),
+                    },
                     warn=True,
                     hide=False,
                     in_stream=False,

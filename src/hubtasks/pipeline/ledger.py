@@ -3,14 +3,17 @@
 Every write (a daemon push, a manifest copy, a platform image, a list) is recorded as it lands,
 by the stage that made it; a failure part-way, an interruption and the final report read it.
 A read-back that already checked a pushed tag's bytes is remembered here too, so verify does
-not read that tag twice. Nothing else keeps this state; it is written only through these
-methods (from the workers of a parallel copy too, hence the lock).
+not read that tag twice, and so is every write under way: an interruption names those as
+"may have landed" (dockerd finishes a push whose client hung up). Nothing else keeps this
+state; it is written only through these methods (from the workers of a parallel copy too,
+hence the lock).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -22,6 +25,30 @@ class Ledger:
         self._lock = threading.Lock()
         self._landed: list[PushedTag] = []
         self._read_back: set[PushedTag] = set()
+        self._writing: list[str] = []
+
+    @contextmanager
+    def writing(self, reference: str) -> Iterator[None]:
+        """A write to `reference` is under way inside this block. An error ends it (the write
+        failed); an interruption (`KeyboardInterrupt`, a signal) leaves it listed, because the
+        registry may still take it."""
+        with self._lock:
+            self._writing.append(reference)
+        try:
+            yield
+        except Exception:
+            self._done(reference)
+            raise
+        self._done(reference)
+
+    def _done(self, reference: str) -> None:
+        with self._lock:
+            self._writing.remove(reference)
+
+    def in_flight(self) -> list[str]:
+        """The references whose write was under way and not answered: they may have landed."""
+        with self._lock:
+            return list(dict.fromkeys(self._writing))
 
     def landed(self, item: PushedTag) -> None:
         """`item` is in the registry now (its write was answered)."""

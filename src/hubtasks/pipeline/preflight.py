@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hubtasks.build.gitinfo import GitState, read_git
+from hubtasks.build.gitinfo import GitState, read_git, why_no_git
 from hubtasks.daemon.engine import context_includes
 from hubtasks.errors import (
     ConfigError,
@@ -61,8 +61,8 @@ def resolve_tags(
             git = read_git(settings.cwd)
         if git is None:
             raise ConfigError(
-                f"no tag given and {settings.cwd} is not in a git work tree: pass --tag or set "
-                "HUB_TAGS"
+                f"no tag given and {settings.cwd} {why_no_git(settings.cwd)}: pass --tag or "
+                "set HUB_TAGS"
             )
         default = git.exact_tag or f"sha-{git.short}"
         validate_tag(default, source="the git tag at HEAD")

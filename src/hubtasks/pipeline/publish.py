@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from hubtasks.errors import AuthError, HubError, PushError, RegistryError, VerifyError
 from hubtasks.pipeline.gather import each_tag, extra_connections
-from hubtasks.pipeline.plan import SKIP, Plan
+from hubtasks.pipeline.plan import SKIP, Plan, is_immutable
 from hubtasks.pipeline.protocols import Registry
 from hubtasks.pipeline.results import PushedTag
 from hubtasks.pipeline.session import Session
@@ -35,33 +35,92 @@ def push_tags(
         # daemon pushes.
         registry = session.registry_for(settings)
         session.warm_forks(registry, extra_connections(len(tags)))
+    manifests: dict[str, tuple[bytes, str]] = {}
     for name in tags:  # a failure part-way: the caller says what landed (`Session.ledger`)
         image_id = (image_ids or {}).get(name)
         if image_id is not None and image_id in first_push:
             copies.setdefault(image_id, []).append(name)
             continue
-        item = _push_through_daemon(settings, name, session)
+        item, manifest = _push_through_daemon(settings, name, session, image_id)
         pushed.append(item)
-        if image_id is not None:
-            first_push[image_id] = item
+        if image_id is not None and manifest is not None:
+            first_push[image_id], manifests[image_id] = item, manifest
     for image_id, names in copies.items():
         first = first_push[image_id]
-        copy_tags(settings, first.digest, names, session, pushed, read_from=first.tag)
+        copy_tags(settings, first.digest, names, session, pushed, manifest=manifests[image_id])
     order = {name: index for index, name in enumerate(tags)}
     return sorted(pushed, key=lambda item: order[item.tag])
 
 
-def _push_through_daemon(settings: Settings, name: str, session: Session) -> PushedTag:
+def _push_through_daemon(
+    settings: Settings, name: str, session: Session, image_id: str | None = None
+) -> tuple[PushedTag, tuple[bytes, str] | None]:
+    """Push `name` through the daemon. With `image_id` (the image this run built or chose),
+    the local tag is pointed at it right before each attempt, and the registry's manifest is
+    read back before the tag counts as pushed: its bytes must be the pushed digest and its
+    config that image (`confirm_built`); the bytes are returned for copies to other tags."""
     repository = settings.require_repository()
     console = session.console
     target = repository.canonical(name)
     console.stage("push", f"pushing {target}")
-    with console.pushing(target):
-        digest = session.retrying(f"push of {target}", lambda: _push_once(settings, name, session))
-    console.stage("push", f"pushed {target} {digest}")
+    with console.pushing(target), session.ledger.writing(target):
+        digest = session.retrying(
+            f"push of {target}", lambda: _push_once(settings, name, session, image_id)
+        )
     item = PushedTag(repository, name, digest)
+    manifest = None
+    if image_id is not None:
+        try:
+            manifest = _read_back(settings, session, item)
+        except HubError:
+            session.ledger.landed(item)  # the daemon pushed it; only reading it back failed
+            raise
+        confirm_built(item, manifest[0], image_id)
+    console.stage("push", f"pushed {target} {digest}")
     session.ledger.landed(item)
-    return item
+    return item, manifest
+
+
+def _read_back(settings: Settings, session: Session, item: PushedTag) -> tuple[bytes, str]:
+    """The manifest the daemon just pushed, read through its tag: its bytes must hash to the
+    pushed digest (this is the tag's verification too, `Session.ledger`)."""
+    registry = session.registry_for(settings)
+    manifest = session.retrying(
+        f"reading {item.reference}", lambda: registry.raw_manifest(item.tag, after_push=True)
+    )
+    check_arrived(item, sha256_digest(manifest[0]))
+    session.ledger.read_back(item)
+    return manifest
+
+
+def confirm_built(item: PushedTag, manifest: bytes, image_id: str) -> None:
+    """Raise unless the pushed `manifest` names `image_id` as its config. The daemon pushes
+    whatever image the local tag names when it gets to it; another process (a second release
+    on this daemon, a hook) may have moved that tag in between."""
+    config = _config_of(manifest)
+    if config is None or config == image_id:
+        return
+    target = item.repository.canonical(item.tag)
+    raise PushError(
+        f"the daemon pushed image {config[:19]} as {target}, not the image this run built, "
+        f"{image_id[:19]}: the local tag {item.repository.ref(item.tag)} was moved to "
+        f"{config[:19]} while the daemon pushed it (another release or a 'docker tag' on "
+        f"the same daemon); the registry's {item.tag} now holds {config[:19]}, "
+        "so release again once nothing else moves that tag",
+        stage="push",
+    )
+
+
+def _config_of(body: bytes) -> str | None:
+    """The config digest a single-image manifest names (None for a list or an unreadable one)."""
+    import json
+
+    try:
+        config = json.loads(body).get("config")
+    except (ValueError, AttributeError):
+        return None
+    digest = config.get("digest") if isinstance(config, dict) else None
+    return digest if isinstance(digest, str) else None
 
 
 @dataclass(frozen=True)
@@ -77,21 +136,22 @@ def copy_tags(
     done: list[PushedTag],
     *,
     daemon_fallback: bool = True,
-    read_from: str | None = None,
+    manifest: tuple[bytes, str] | None = None,
 ) -> None:
     """Point `names` at the manifest `source` (a digest the registry holds), a few at a time,
     appending each to `done` as it lands. With `daemon_fallback`, a tag the registry will not
     take as a copy is pushed through the daemon instead; transient failures are retried.
-    `read_from` is a tag just pushed at `source`: its manifest is read through it, which
-    verifies that tag too (`Session.ledger`), one read instead of two."""
+    `manifest` is `source`'s bytes and media type when the caller has already read them (the
+    read-back of a tag just pushed at `source`)."""
     repository = settings.require_repository()
     registry = session.registry_for(settings)
-    manifest = _source_manifest(settings, session, source, read_from)
+    copied = manifest if manifest is not None else _source_manifest(settings, session, source)
     from hubtasks.registry.client import copy_unsupported
 
     def copy(client: Registry, name: str) -> str | _Refused:
         try:
-            digest = client.copy_manifest(source, name, manifest)
+            with session.ledger.writing(repository.canonical(name)):
+                digest = client.copy_manifest(source, name, copied)
             # Now, not once every copy is done: what a Ctrl-C meanwhile reports as landed.
             session.ledger.landed(PushedTag(repository, name, digest))
             return digest
@@ -120,28 +180,19 @@ def copy_tags(
     if failure is not None:
         raise failure
     for name in fallback:
-        done.append(_push_through_daemon(settings, name, session))
+        done.append(_push_through_daemon(settings, name, session)[0])
 
 
-def _source_manifest(
-    settings: Settings, session: Session, source: str, read_from: str | None
-) -> tuple[bytes, str]:
+def _source_manifest(settings: Settings, session: Session, source: str) -> tuple[bytes, str]:
     """The bytes and media type of the manifest to copy, read once, before any PUT:
     distribution rewrites the revision link on every PUT of the same manifest, and a GET by
-    digest racing that write gets a 500. Read through `read_from` (a tag just pushed at
-    `source`), that tag is verified on the way."""
+    digest racing that write gets a 500."""
     repository = settings.require_repository()
     registry = session.registry_for(settings)
-    reference = read_from or source
-    manifest = session.retrying(
-        f"reading {repository.canonical(reference)}",
-        lambda: registry.raw_manifest(reference, after_push=True),
+    return session.retrying(
+        f"reading {repository.canonical(source)}",
+        lambda: registry.raw_manifest(source, after_push=True),
     )
-    if read_from is not None:
-        pushed = PushedTag(repository, read_from, source)
-        check_arrived(pushed, sha256_digest(manifest[0]))
-        session.ledger.read_back(pushed)
-    return manifest
 
 
 def check_arrived(item: PushedTag, remote: str | None) -> None:
@@ -161,13 +212,19 @@ def check_arrived(item: PushedTag, remote: str | None) -> None:
         )
 
 
-def _push_once(settings: Settings, tag_name: str, session: Session) -> str:
-    """One push attempt. The daemon reports a registry hiccup during its auth handshake (a
-    5xx on `/v2/`) as "authentication required"; when our own check shows the credentials are
-    fine, that is a transient failure, and wrong credentials are never tried twice."""
+def _push_once(settings: Settings, tag_name: str, session: Session, image_id: str | None) -> str:
+    """One push attempt, the local tag first pointed (again) at `image_id`. The daemon reports
+    a registry hiccup during its auth handshake (a 5xx on `/v2/`) as "authentication required";
+    when our own check shows the credentials are fine, that is a transient failure, and wrong
+    credentials are never tried twice."""
     repository = settings.require_repository()
     engine, console = session.engine_for(settings), session.console
     registry = session.registry_for(settings)
+    if image_id is not None:
+        # The daemon pushes a tag under the name it has in the registry, so no name can be
+        # this run's alone; pointing it at the built image right before the push leaves the
+        # smallest window, and `confirm_built` catches a move within it.
+        engine.tag(image_id, repository, tag_name)
     try:
         return engine.push(
             repository,
@@ -207,3 +264,29 @@ def now_published(
         if d.action == SKIP and d.remote:
             by_tag[d.tag] = PushedTag(repository, d.tag, d.remote.digest)
     return [by_tag[name] for name in tags if name in by_tag]
+
+
+def warn_moved(settings: Settings, session: Session, pushed: list[PushedTag]) -> None:
+    """The final read-back, once the push stage is over: a tag this run wrote that another run
+    may move too (any tag but an immutable version) is read again, and a warning says when it
+    no longer holds the digest this run prints. Reads that fail say nothing: the release is
+    done and verified."""
+    movable = [item for item in pushed if not is_immutable(item.tag)]
+    if not movable:
+        return
+    registry = session.registry_for(settings)
+    found = each_tag(
+        registry,
+        session,
+        [item.tag for item in movable],
+        lambda client, name: client.digest(name, after_push=True),
+        lambda name: f"reading {registry.repository.canonical(name)} again",
+    )
+    for item, remote in zip(movable, found, strict=True):
+        if isinstance(remote, HubError) or remote == item.digest:
+            continue
+        now = f"points at {remote}" if remote else "is gone"
+        session.console.warn(
+            f"{item.repository.canonical(item.tag)} {now}, not at {item.digest} that this run "
+            "pushed: another run moved it after this one"
+        )

@@ -80,6 +80,9 @@ class Session:
             self.warned = True
             for warning in env_file_warnings(settings):
                 self.console.warn(warning)
+            for mistake in (*settings.unknown_names, settings.token_warning):
+                if mistake:
+                    self.console.warn(mistake)
         for secret in settings.secrets:
             self.console.add_secret(secret)
         if settings.username and settings.token:
@@ -87,6 +90,7 @@ class Session:
             raw = f"{settings.username}:{settings.token}".encode()
             self.console.add_secret(base64.b64encode(raw).decode("ascii"))
         self.hooks.update_commands(settings.hooks)
+        self.hooks.token = self.hooks.token or settings.token
         if self.policy is None:
             # One budget for the whole command line: a registry that is gone fails it in time.
             self.policy = RetryPolicy(

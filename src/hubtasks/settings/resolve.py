@@ -28,6 +28,7 @@ from hubtasks.references import (
 )
 from hubtasks.settings.envfile import ENV_FILE_NAME, docker_env, read_env_file
 from hubtasks.settings.keys import CACHE_AUTO, CACHE_NONE, HOOK_NAMES, KEYS, KEYS_BY_NAME, Key
+from hubtasks.settings.mistakes import spaced_token, unknown_names
 
 # NAME=VALUE pairs: the name each kind of pair takes.
 _PAIR_NAMES = {
@@ -70,11 +71,30 @@ class Settings:
     visibility: str = "public"
     describe_after_release: bool = False
     progress: str = "auto"
+    # What looks mistyped (`settings.mistakes`): HUB_* names that are no setting, one line each,
+    # and a token with spaces around it. A command line warns once; doctor reports them.
+    unknown_names: tuple[str, ...] = ()
+    token_warning: str | None = None
 
     def require_repository(self) -> Repository:
         if self.repository is None:
-            raise ConfigError("missing setting: HUB_REPOSITORY (or --repository)")
+            raise ConfigError(
+                f"missing setting: {self._typo_of('HUB_REPOSITORY (or --repository)')}"
+            )
         return self.repository
+
+    def _env_file_words(self) -> str:
+        """The `.env` read, or the one looked for (and that `hubtasks init` writes one)."""
+        if self.env_file is not None:
+            return str(self.env_file)
+        return f"{self.cwd / ENV_FILE_NAME} (there is none: `hubtasks init` writes one to fill in)"
+
+    def _typo_of(self, missing: str) -> str:
+        """`missing` ("HUB_REPOSITORY (or --repository)"), and the unknown name set instead
+        that is closest to it, if any ("HUB_REPOSITRY in .env is not …; did you mean …?")."""
+        name = missing.split()[0]
+        typo = next((m for m in self.unknown_names if m.endswith(f"mean {name}?")), None)
+        return f"{missing} ({typo})" if typo else missing
 
     def source_of(self, name: str) -> str:
         return self.sources.get(name, KEYS_BY_NAME[name].env)
@@ -107,10 +127,10 @@ class Settings:
         if needs_credentials and not self.token:
             missing.append("HUB_TOKEN")
         if missing:
+            missing = [self._typo_of(item) for item in missing]
             raise ConfigError(
                 f"missing setting{'s' if len(missing) > 1 else ''}: {', '.join(missing)}; "
-                "set them in .env (`hubtasks init` writes one to fill in) or in the "
-                "environment"
+                f"set them in {self._env_file_words()} or in the environment"
             )
         if any(s in ("build", "release") for s in stages):
             if not self.context.is_dir():
@@ -131,10 +151,11 @@ def load_settings(
     *,
     cwd: Path | None = None,
     environ: Mapping[str, str] | None = None,
+    env_file: Path | None = None,
 ) -> Settings:
-    """Resolve settings from the real sources: os.environ and `./.env`."""
+    """Resolve settings from the real sources: os.environ and `env_file` (else `./.env`)."""
     cwd = Path.cwd() if cwd is None else cwd
-    env_path = cwd / ENV_FILE_NAME
+    env_path = env_file or cwd / ENV_FILE_NAME
     dotenv = read_env_file(env_path) if env_path.is_file() else {}
     return resolve_settings(
         flags=flags or {},
@@ -249,7 +270,15 @@ def _parse_epoch(value: str | None) -> int | None:
         raise ConfigError(
             f"SOURCE_DATE_EPOCH: '{value}' is not a number of seconds since 1970-01-01"
         )
+    if int(value.strip()) > _LAST_EPOCH:  # the OCI created label is a year of four digits
+        raise ConfigError(
+            f"SOURCE_DATE_EPOCH: '{value}' is after 9999-12-31T23:59:59Z; give the commit "
+            "time in seconds since 1970-01-01 (git log -1 --format=%ct)"
+        )
     return int(value.strip())
+
+
+_LAST_EPOCH = 253402300799  # 9999-12-31T23:59:59Z
 
 
 _PLATFORM = re.compile(r"[a-z0-9]+/[a-z0-9_-]+(/[a-z0-9.]+)?")
@@ -322,6 +351,7 @@ def resolve_settings(
             f"unknown setting {', '.join(repr(n) for n in unknown)}; settings are "
             f"{', '.join(key.name for key in KEYS)}"
         )
+    _refuse_empty_flag_values(flags)
     picked = {key.name: _pick(key, flags, environ, dotenv, config) for key in KEYS}
     parsed = _Parsed(cwd=cwd, sources={name: source for name, (_, source) in picked.items()})
     for key in KEYS:  # in table order: `repository` reads the parsed registry and username
@@ -343,7 +373,24 @@ def resolve_settings(
         env_file=env_file,
         docker_env=docker_env(dotenv, environ),
         sources=parsed.sources,
+        unknown_names=tuple(map(str, unknown_names([k.env for k in KEYS], environ, dotenv))),
+        token_warning=spaced_token(fields["token"], parsed.sources["token"]),
     )
+
+
+def _refuse_empty_flag_values(flags: Mapping[str, object]) -> None:
+    """A repeatable flag given with an empty value (`--platform ""`, or with none: `-p -n`,
+    `--platform $UNSET`) is refused, not skipped. (Tags, build arguments and labels say it in
+    their own words when their values are read.)"""
+    for key in KEYS:
+        value = flags.get(key.name)
+        if key.kind != "list" or key.name == "tags" or not isinstance(value, list | tuple):
+            continue
+        if any(not str(item).strip() for item in value):
+            raise ConfigError(
+                f"{key.flag}: given without a value (an empty variable?); give one or leave "
+                "the flag out"
+            )
 
 
 # --- one parser per kind --------------------------------------------------------------------
@@ -363,7 +410,9 @@ def _text(key: Key, value: object, source: str, parsed: _Parsed) -> str | None:
 
 
 def _secret(key: Key, value: object, source: str, parsed: _Parsed) -> str | None:
-    return str(value).strip() if _given(value) else None
+    # As written but for line breaks (a pasted secret's, never a token's): spaces may belong to
+    # a password, and a warning says they are there (`settings.mistakes.spaced_token`).
+    return str(value).strip("\r\n") if _given(value) else None
 
 
 def _registry(key: Key, value: object, source: str, parsed: _Parsed) -> str:

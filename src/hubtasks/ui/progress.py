@@ -123,6 +123,8 @@ class PushView:
         self.console, self.ref, self.stage = console, ref, stage
         self.layers: dict[str, list[int]] = {}  # id → [current, total]
         self.done: set[str] = set()
+        # The daemon is retrying uploads the registry refused, and none has been taken since.
+        self.refusing = False
         self.started = time.monotonic()
         self.last_report = self.started
         self._progress: Any = None
@@ -179,6 +181,7 @@ class PushView:
         finished = status in _LAYER_DONE or status.startswith("Mounted")
         if finished:
             self.done.add(layer)
+        self.refusing = status.startswith("Retrying in") or (self.refusing and not finished)
         if self._progress is not None:
             self._update_bar(layer, status, finished)
         else:
@@ -187,6 +190,8 @@ class PushView:
     def _update_bar(self, layer: str, status: str, finished: bool) -> None:
         current, total = self.layers[layer]
         word = layer_status(status)
+        if status.startswith("Retrying in"):
+            word = f"refused, {word}"
         if layer not in self._tasks:
             self._tasks[layer] = self._progress.add_task(
                 layer, total=total or None, status="", sent=True
@@ -204,9 +209,16 @@ class PushView:
             self.console.stage(self.stage, f"  layer {layer}: {layer_status(status)}")
         now = time.monotonic()
         sent = sum(c for c, _ in self.layers.values())
-        if now - self.last_report < PROGRESS_INTERVAL or not (sent or self.done):
+        if now - self.last_report < PROGRESS_INTERVAL or not (sent or self.done or self.refusing):
             return  # nothing moved yet: no "0 B of 0 B" line
         self.last_report = now
+        if self.refusing:  # bytes go out and are thrown away: no rate to speak of
+            self.console.stage(
+                self.stage,
+                f"  {len(self.done)}/{len(self.layers)} layers: the registry is refusing "
+                "uploads (the daemon retries them)",
+            )
+            return
         total = sum(t for _, t in self.layers.values())
         speed = sent / max(now - self.started, 1e-3)
         moved = "sent" if self.stage == "push" else "received"

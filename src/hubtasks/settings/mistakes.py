@@ -1,0 +1,78 @@
+"""What people mistype in their settings: a `HUB_*` name that is no setting (`HUB_SEMVR`,
+`HUB_TAG`), a token with spaces around it. Pure: the caller hands in the names and values.
+
+An unknown name in `.env` is always reported (that file is ours); one in the environment only
+when it is close to a setting's name, since other programs have `HUB_*` variables of their own
+(GitHub's `hub` reads HUB_PROTOCOL, HUB_VERBOSE, …).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+# `HUB_*` names hubtasks reads or sets that are not settings: HUB_DEBUG (the command line), and
+# the facts a shell hook gets in its environment (pipeline.hooks.Facts.environment).
+OTHER_NAMES = frozenset(
+    {
+        "HUB_DEBUG",
+        "HUB_STAGE",
+        "HUB_IMAGE",
+        "HUB_DIGEST",
+        "HUB_REFS",
+        "HUB_IMAGE_ID",
+        "HUB_PLATFORM_DIGESTS",
+    }
+)
+_CLOSE_IN_ENV_FILE = 0.6
+_CLOSE_IN_ENVIRONMENT = 0.8
+
+
+@dataclass(frozen=True)
+class UnknownName:
+    name: str
+    where: str  # "in .env", "in the environment"
+    closest: str | None
+
+    def __str__(self) -> str:
+        guess = f"did you mean {self.closest}?" if self.closest else "it is ignored"
+        return f"{self.name} {self.where} is not a hubtasks setting; {guess}"
+
+
+def unknown_names(
+    known: Iterable[str],
+    environ: Mapping[str, str],
+    dotenv: Mapping[str, str | None],
+) -> list[UnknownName]:
+    """Every `HUB_*` name in `.env` that is not in `known` (nor one of `OTHER_NAMES`), and every
+    one in the environment that is close to a known name, each with the closest known name."""
+    names = set(known) | OTHER_NAMES
+    found = [
+        UnknownName(name, "in .env", _closest(name, names, _CLOSE_IN_ENV_FILE))
+        for name in sorted(dotenv)
+        if name.startswith("HUB_") and name not in names
+    ]
+    for name in sorted(environ):
+        if name.startswith("HUB_") and name not in names:
+            closest = _closest(name, names, _CLOSE_IN_ENVIRONMENT)
+            if closest is not None:  # else another program's variable, most likely
+                found.append(UnknownName(name, "in the environment", closest))
+    return found
+
+
+def _closest(name: str, names: set[str], cutoff: float) -> str | None:
+    settings = sorted(names - OTHER_NAMES)
+    match = difflib.get_close_matches(name, settings, n=1, cutoff=cutoff)
+    return match[0] if match else None
+
+
+def spaced_token(token: str | None, source: str) -> str | None:
+    """A warning when the token starts or ends with a space or tab (kept as written: a password
+    may hold spaces, but a stray one is the likelier story). Line breaks are dropped before."""
+    if not token or token == token.strip():
+        return None
+    return (
+        f"HUB_TOKEN ({source}) starts or ends with a space or tab; it is sent as written — "
+        "remove the spaces (and the quotes around them) if they are not part of the token"
+    )
