@@ -11,6 +11,7 @@ from pathlib import Path
 
 from hubtasks.build.context import dockerfile_warnings
 from hubtasks.build.gitinfo import GitState, read_git
+from hubtasks.daemon.credentials import with_docker_credentials
 from hubtasks.daemon.engine import remove_credentials, save_credentials
 from hubtasks.errors import ConfigError, HubError
 from hubtasks.pipeline import plan as planning
@@ -68,6 +69,7 @@ def login(
     Returns where the credentials were saved, or None. Within one session the registry is
     asked once per user (a saving login always runs).
     """
+    settings = with_docker_credentials(settings)
     settings.require("login")
     repository = settings.require_repository()
     session = session_for(settings, session)
@@ -86,6 +88,8 @@ def login(
             raise error.evolve(stage=error.stage or "login") from None
     session.logged_in.add(key)
     console.stage("login", f"logged in to {repository.registry} as {settings.username}")
+    if console.verbose:
+        console.stage("login", f"credentials from {settings.source_of('token')}")
     where = None
     if save:
         username, token = settings.username or "", settings.token or ""  # required above
@@ -227,6 +231,7 @@ def push(
     it holds for another is refused unless `force`. If a push fails, the error names what
     made it.
     """
+    settings = with_docker_credentials(settings)
     settings.require("push")
     repository = settings.require_repository()
     session = session_for(settings, session)
@@ -287,6 +292,7 @@ def release(
     With `dry_run`, stop after the plan: nothing is built, tagged or pushed, no hook runs, and
     a refusal is reported exactly as the real run would report it.
     """
+    settings = with_docker_credentials(settings)
     settings.require("release")
     repository = settings.require_repository()
     session = session_for(settings, session)
@@ -463,6 +469,7 @@ def promote(
     verify). The login and push hooks run. With `dry_run`, stop after the plan, which reports
     a refusal exactly as the real run would.
     """
+    settings = with_docker_credentials(settings)
     settings.require("push")
     repository = settings.require_repository()
     session = session_for(settings, session)

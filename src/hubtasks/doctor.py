@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hubtasks.daemon.credentials import with_docker_credentials
 from hubtasks.errors import ContextLeakError, HubError
 from hubtasks.references import DOCKER_HUB, Repository
 from hubtasks.settings.resolve import (
@@ -73,9 +74,18 @@ def run_checks(
     if settings is None:
         return checks
 
+    try:
+        settings = with_docker_credentials(settings)
+    except HubError as error:  # a helper that is missing or fails
+        checks.append(Check("Docker credentials", False, str(error)))
+    found: Settings = settings
+
     def required() -> str:
-        settings.require("login", "push")  # the Dockerfile and context have their own check
-        return f"{settings.repository} as {settings.username}, token set"
+        found.require("login", "push")  # the Dockerfile and context have their own check
+        return (
+            f"{found.repository} as {found.username} ({found.source_of('username')}), "
+            f"token from {found.source_of('token')}"
+        )
 
     checks.append(_guard("required settings", required, ""))  # the message names them
     for warning in env_file_warnings(settings):  # what `inv release` warns about too

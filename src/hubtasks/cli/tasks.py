@@ -237,6 +237,10 @@ def run_stage(action: Callable[[], T], stage: str, json_to: Console | None = Non
         _fail(message + " (set HUB_DEBUG=1 for a traceback and report it)", 1, stage, (), json_to)
 
 
+# The tasks that log in. `describe` asks for credentials itself, only for Docker Hub.
+_NEEDS_CREDENTIALS = frozenset({"login", "push", "release", "promote", "prune"})
+
+
 def _prepare(
     c: Context,
     stage: str,
@@ -257,6 +261,11 @@ def _prepare(
     json_to = _SESSION.console if json_ else None
     session = _SESSION
     settings = run_stage(lambda: load_settings(flags, _config(c)), "settings", json_to)
+    if stage in _NEEDS_CREDENTIALS:  # HUB_TOKEN empty: Docker's own credentials
+        from hubtasks.daemon.credentials import with_docker_credentials
+
+        loaded = settings
+        settings = run_stage(lambda: with_docker_credentials(loaded), "settings", json_to)
     return settings, run_stage(lambda: session.adopt(settings), "settings", json_to)
 
 

@@ -262,6 +262,12 @@ class Settings:
                 f"missing setting{'s' if len(missing) > 1 else ''}: {', '.join(missing)}; "
                 "set them in .env (`hubtasks init` writes one to fill in) or in the "
                 "environment"
+                + (
+                    f", or log in with `docker login {self.registry}` (hubtasks uses Docker's "
+                    "credentials when HUB_TOKEN is empty)"
+                    if "HUB_TOKEN" in missing
+                    else ""
+                )
             )
         if any(s in ("build", "release") for s in stages):
             if not self.context.is_dir():

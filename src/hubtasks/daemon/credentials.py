@@ -1,0 +1,289 @@
+"""Docker's own credentials, found where `docker login` left them, as the docker CLI finds them.
+
+The Docker config is `$DOCKER_CONFIG/config.json` (else `~/.docker/config.json`). For a
+registry, the CLI's key is its host (`host:port`), or `https://index.docker.io/v1/` for Docker
+Hub (whatever alias named it: docker.io, index.docker.io, registry-1.docker.io). The key's
+helper is `credHelpers[key]`, else `credsStore`; a helper is the program
+`docker-credential-NAME` on PATH, asked `get` with the key on its stdin, answering
+`{"ServerURL", "Username", "Secret"}` (a `Username` of `<token>` makes the secret an identity
+token), or "credentials not found in native keychain". Without a helper the key's `auths`
+entry holds `auth` (base64 of `user:secret`) or an `identitytoken`; an entry under a legacy
+key (`http://host:port/v1/`) is found by its host. `DOCKER_AUTH_CONFIG` (a JSON document with
+`auths`, as newer CLIs read it) is asked first. Nothing here writes the store except
+`save_credentials`/`remove_credentials` (`inv login --save`, `inv logout`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hubtasks.errors import ConfigError
+from hubtasks.references import auth_key
+from hubtasks.settings.resolve import Settings
+
+TOKEN_USERNAME = "<token>"  # a helper's answer for an identity token (docker/cli)
+_NOT_FOUND = "credentials not found in native keychain"
+_HELPER_PREFIX = "docker-credential-"
+_HELPER_TIMEOUT = 60.0  # a helper may ask for a passphrase (pass, gpg-agent)
+# Variables a helper is never given: ours, not its business.
+_WITHHELD = ("HUB_TOKEN",)
+
+
+@dataclass(frozen=True)
+class DockerCredentials:
+    """What the Docker store holds for one registry, and where it was found (for `doctor`
+    and `-v`; never the secret)."""
+
+    username: str | None
+    secret: str = field(repr=False)
+    source: str
+    identity_token: bool = False
+
+
+def config_folder(environment: Mapping[str, str]) -> Path:
+    """Where the docker CLI keeps its config: $DOCKER_CONFIG, else ~/.docker."""
+    folder = environment.get("DOCKER_CONFIG") or os.environ.get("DOCKER_CONFIG")
+    return Path(folder) if folder else Path.home() / ".docker"
+
+
+def docker_config_path(environment: Mapping[str, str]) -> Path:
+    return config_folder(environment) / "config.json"
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """The Docker config as a JSON object ({} when there is none)."""
+    try:
+        config = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"cannot read the Docker config {path}: {_short(error)}") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"the Docker config {path} is not a JSON object; fix or remove it")
+    return config
+
+
+def helper_for(config: Mapping[str, Any], key: str) -> tuple[str, str] | None:
+    """The helper that holds `key`'s credentials and the setting that names it."""
+    helpers = config.get("credHelpers")
+    if isinstance(helpers, Mapping) and helpers.get(key):
+        return str(helpers[key]), f"credHelpers[{key!r}]"
+    store = config.get("credsStore")
+    return (str(store), "credsStore") if store else None
+
+
+def credentials_for(
+    registry: str, environment: Mapping[str, str] | None = None
+) -> DockerCredentials | None:
+    """The credentials Docker holds for `registry` (a host[:port], or docker.io), as
+    `docker push` would use them; None when it holds none. A helper that is named but
+    missing, or fails, is a `ConfigError` of one line naming it and the config file."""
+    environment = _environment(environment)
+    key = auth_key(registry)
+    from_env = _from_auth_config_env(environment, key)
+    if from_env is not None:
+        return from_env
+    path = docker_config_path(environment)
+    config = read_config(path)
+    named = helper_for(config, key)
+    if named is not None:
+        helper, setting = named
+        return _from_helper(helper, key, environment, f"{setting} in {path}")
+    return _from_auths(config.get("auths"), key, f"{path}")
+
+
+def _environment(environment: Mapping[str, str] | None) -> dict[str, str]:
+    """The process environment with the settings' DOCKER_* variables over it."""
+    merged = dict(os.environ)
+    merged.update(environment or {})
+    return merged
+
+
+def _from_auth_config_env(environment: Mapping[str, str], key: str) -> DockerCredentials | None:
+    text = environment.get("DOCKER_AUTH_CONFIG")
+    if not text:
+        return None
+    try:
+        document = json.loads(text)
+        auths = document.get("auths") if isinstance(document, dict) else None
+    except ValueError:
+        raise ConfigError(
+            'DOCKER_AUTH_CONFIG is not a JSON document like {"auths": {...}}; fix or unset it'
+        ) from None
+    return _from_auths(auths, key, "DOCKER_AUTH_CONFIG")
+
+
+def _from_auths(auths: object, key: str, where: str) -> DockerCredentials | None:
+    """The `auths` entry for `key` (or a legacy `scheme://host/v1/` key of the same host)."""
+    if not isinstance(auths, Mapping):
+        return None
+    found_key = key if key in auths else next((k for k in auths if _hostname(k) == key), None)
+    if found_key is None:
+        return None
+    entry = auths[found_key]
+    if not isinstance(entry, Mapping):
+        return None
+    source = f"{where} (auths[{found_key!r}])"
+    if entry.get("identitytoken"):
+        user = entry_user(entry)
+        return DockerCredentials(user, str(entry["identitytoken"]), source, identity_token=True)
+    user, secret = _decode_auth(entry, source)
+    if user and secret:
+        return DockerCredentials(user, secret, source)
+    return None  # an entry that only remembers an email or a helper's registration
+
+
+def _hostname(key: str) -> str:
+    """docker/cli's ConvertToHostname: `https://host:port/v1/` → `host:port`."""
+    if "://" in key:
+        netloc = urllib.parse.urlsplit(key).netloc
+        if netloc:
+            return netloc
+    return key.split("/", 1)[0]
+
+
+def _decode_auth(entry: Mapping[str, Any], source: str) -> tuple[str | None, str | None]:
+    if not entry.get("auth"):
+        user, secret = entry.get("username"), entry.get("password")
+        return (str(user) if user else None), (str(secret) if secret else None)
+    try:
+        decoded = base64.b64decode(str(entry["auth"]), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise ConfigError(f"the 'auth' of {source} is not base64 of user:secret") from None
+    user, colon, secret = decoded.partition(":")
+    if not colon or not user:
+        raise ConfigError(f"the 'auth' of {source} is not base64 of user:secret")
+    return user, secret.strip("\x00")
+
+
+def entry_user(entry: object) -> str | None:
+    """The user of an `auths` entry: its `username`, else the `auth` field's."""
+    if not isinstance(entry, Mapping):
+        return None
+    if entry.get("username"):
+        return str(entry["username"])
+    try:
+        decoded = base64.b64decode(str(entry.get("auth") or ""), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    user, colon, _ = decoded.partition(":")
+    return user if colon and user else None  # no colon: not user:secret, say nothing of it
+
+
+# --- credential helpers ----------------------------------------------------------------------
+
+
+def helper_program(helper: str, environment: Mapping[str, str]) -> str | None:
+    return shutil.which(_HELPER_PREFIX + helper, path=environment.get("PATH"))
+
+
+def run_helper(
+    helper: str, action: str, stdin: bytes, environment: Mapping[str, str], where: str
+) -> tuple[int, bytes]:
+    """Run `docker-credential-HELPER ACTION` with `stdin`: (exit status, stdout). A helper
+    that is missing, hangs or cannot start is one `ConfigError` line."""
+    name = _HELPER_PREFIX + helper
+    program = helper_program(helper, environment)
+    if program is None:
+        raise ConfigError(
+            f"the credential helper {name} ({where}) is not installed (not on PATH); "
+            "install it, or remove it from the Docker config, or set HUB_TOKEN"
+        )
+    env = {k: v for k, v in environment.items() if k not in _WITHHELD}
+    try:
+        done = subprocess.run(
+            [program, action],
+            input=stdin,
+            capture_output=True,
+            env=env,
+            timeout=_HELPER_TIMEOUT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise ConfigError(
+            f"the credential helper {name} ({where}) did not answer within "
+            f"{_HELPER_TIMEOUT:.0f}s; unlock its store or set HUB_TOKEN"
+        ) from None
+    except OSError as error:
+        raise ConfigError(
+            f"cannot run the credential helper {name} ({where}): {_short(error)}"
+        ) from None
+    return done.returncode, done.stdout if done.returncode == 0 else done.stdout + done.stderr
+
+
+def _from_helper(
+    helper: str, key: str, environment: Mapping[str, str], where: str
+) -> DockerCredentials | None:
+    name = _HELPER_PREFIX + helper
+    status, output = run_helper(helper, "get", key.encode(), environment, where)
+    if status != 0:
+        said = _said(output)
+        if said == _NOT_FOUND:
+            return None
+        raise ConfigError(
+            f"the credential helper {name} ({where}) failed for {key} (exit {status}: "
+            f"{said or 'no message'}); fix the helper or set HUB_TOKEN"
+        )
+    try:
+        answer = json.loads(output)
+        username, secret = str(answer.get("Username") or ""), str(answer.get("Secret") or "")
+    except (ValueError, AttributeError):
+        raise ConfigError(
+            f"the credential helper {name} ({where}) answered something that is not its "
+            "JSON ({ServerURL, Username, Secret}); fix the helper or set HUB_TOKEN"
+        ) from None
+    if not secret:
+        return None
+    source = f"{name} ({where})"
+    if username == TOKEN_USERNAME:
+        return DockerCredentials(None, secret, source, identity_token=True)
+    return DockerCredentials(username or None, secret, source)
+
+
+def _said(output: bytes) -> str:
+    """A helper's message, one line, short."""
+    text = " ".join(output.decode("utf-8", "replace").split())
+    return text[:200]
+
+
+def _short(error: BaseException) -> str:
+    return getattr(error, "strerror", None) or str(error) or type(error).__name__
+
+
+def with_docker_credentials(settings: Settings) -> Settings:
+    """`settings` with Docker's credentials for its registry when HUB_TOKEN is empty (the
+    store's user when HUB_USERNAME is empty too); `sources` then says where they came from.
+    Credentials Docker holds for another user than HUB_USERNAME are not taken."""
+    if settings.token:
+        return settings
+    found = credentials_for(settings.registry, settings.docker_env)
+    if found is None:
+        return settings
+    if found.identity_token:
+        raise ConfigError(
+            f"the Docker credentials for {settings.registry} ({found.source}) are an identity "
+            "token, which hubtasks cannot use yet; set HUB_USERNAME and HUB_TOKEN"
+        )
+    if settings.username and found.username and found.username != settings.username:
+        raise ConfigError(
+            f"HUB_TOKEN is empty and the Docker credentials for {settings.registry} "
+            f"({found.source}) are {found.username}'s, not {settings.username}'s "
+            f"({settings.source_of('username')}); set HUB_TOKEN, or `docker login` as "
+            f"{settings.username}"
+        )
+    sources = dict(settings.sources)
+    sources["token"] = found.source
+    if not settings.username:
+        sources["username"] = found.source
+    return dataclasses.replace(
+        settings, username=settings.username or found.username, token=found.secret, sources=sources
+    )
