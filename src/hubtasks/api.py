@@ -11,8 +11,11 @@ from pathlib import Path
 
 from hubtasks.build.context import dockerfile_warnings
 from hubtasks.build.gitinfo import GitState, read_git
-from hubtasks.daemon.credentials import with_docker_credentials
-from hubtasks.daemon.engine import remove_credentials, save_credentials
+from hubtasks.daemon.credentials import (
+    remove_credentials,
+    save_credentials,
+    with_docker_credentials,
+)
 from hubtasks.errors import ConfigError, HubError
 from hubtasks.pipeline import plan as planning
 from hubtasks.pipeline import promotion

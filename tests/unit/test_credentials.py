@@ -193,3 +193,20 @@ def test_unreadable_config_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text("[1, 2")
     with pytest.raises(ConfigError, match="cannot read the Docker config"):
         credentials_for("registry.test", {"DOCKER_CONFIG": str(tmp_path)})
+
+
+def test_save_then_find_then_remove_in_the_config_file(tmp_path: Path) -> None:
+    from hubtasks.daemon.credentials import remove_credentials, save_credentials
+    from hubtasks.references import parse_repository
+
+    env = _env(tmp_path, {"auths": {"other.test": {"auth": _auth("x", "y")}}})
+    repository = parse_repository("registry.test:5000/team/app", registry=None, username=None)
+    where = save_credentials(repository, "robot$ci+bot", "s3cret", env)
+    config = tmp_path / "docker" / "config.json"
+    assert where == str(config) and stat.S_IMODE(config.stat().st_mode) == 0o600
+    found = credentials_for("registry.test:5000", env)
+    assert found is not None and (found.username, found.secret) == ("robot$ci+bot", "s3cret")
+    assert remove_credentials("registry.test:5000", env, "someone") == (None, "robot$ci+bot")
+    assert remove_credentials("registry.test:5000", env, "robot$ci+bot") == (str(config), None)
+    assert credentials_for("registry.test:5000", env) is None
+    assert credentials_for("other.test", env) is not None  # the other entry stays

@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from hubtasks.errors import ConfigError
-from hubtasks.references import auth_key
+from hubtasks.references import Repository, auth_key
 from hubtasks.settings.resolve import Settings
 
 TOKEN_USERNAME = "<token>"  # a helper's answer for an identity token (docker/cli)
@@ -177,6 +178,108 @@ def entry_user(entry: object) -> str | None:
         return None
     user, colon, _ = decoded.partition(":")
     return user if colon and user else None  # no colon: not user:secret, say nothing of it
+
+
+# --- writing: only `inv login --save` and `inv logout` --------------------------------------
+
+
+def _write_config(path: Path, config: Mapping[str, Any]) -> None:
+    """Write atomically with mode 0600: the file may hold credentials."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=".config.json.")
+    try:
+        os.fchmod(handle, 0o600)
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            json.dump(config, stream, indent="\t")
+        os.replace(temp_name, path)
+    except OSError as error:
+        Path(temp_name).unlink(missing_ok=True)
+        raise ConfigError(f"cannot write the Docker config {path}: {_short(error)}") from None
+
+
+def save_credentials(
+    repository: Repository, username: str, token: str, environment: Mapping[str, str]
+) -> str:
+    """Store credentials as `docker login` does; return where they went.
+
+    The registry's credential helper (`credHelpers`, else `credsStore`) gets them through its
+    stdin; without one they go to the config file's `auths`, written with mode 0600.
+    """
+    environment = _environment(environment)
+    key = repository.auth_key
+    path = docker_config_path(environment)
+    config = read_config(path)
+    named = helper_for(config, key)
+    if named is not None:
+        helper, setting = named
+        document = {"ServerURL": key, "Username": username, "Secret": token}
+        where = f"{setting} in {path}"
+        status, output = run_helper(
+            helper, "store", json.dumps(document).encode(), environment, where
+        )
+        if status != 0:
+            raise ConfigError(
+                f"{_HELPER_PREFIX}{helper} ({where}) could not store the credentials (exit "
+                f"{status}: {_said(output) or 'no message'})"
+            )
+        return _HELPER_PREFIX + helper
+    encoded = base64.b64encode(f"{username}:{token}".encode()).decode("ascii")
+    auths = config.setdefault("auths", {})
+    auths[key] = {"auth": encoded}
+    _write_config(path, config)
+    return str(path)
+
+
+def remove_credentials(
+    registry: str, environment: Mapping[str, str], username: str | None = None
+) -> tuple[str | None, str | None]:
+    """Undo `save_credentials` for this registry only: (where they were removed from, None),
+    or (None, None) when nothing is saved. With `username`, an entry saved for another user
+    (a `docker login` of another account) stays: (None, that user)."""
+    environment = _environment(environment)
+    key = auth_key(registry)
+    path = docker_config_path(environment)
+    config = read_config(path)
+    named = helper_for(config, key)
+    if named is not None:
+        return _erase_from_helper(named, key, environment, path, username)
+    auths = config.get("auths") or {}
+    if key not in auths:
+        return None, None
+    saved_for = entry_user(auths[key])
+    if username and saved_for and saved_for != username:
+        return None, saved_for
+    del auths[key]
+    _write_config(path, config)
+    return str(path), None
+
+
+def _erase_from_helper(
+    named: tuple[str, str],
+    key: str,
+    environment: Mapping[str, str],
+    path: Path,
+    username: str | None,
+) -> tuple[str | None, str | None]:
+    helper, setting = named
+    where = f"{setting} in {path}"
+    try:
+        found = _from_helper(helper, key, environment, where)
+    except ConfigError:
+        if helper_program(helper, environment) is None:
+            raise
+        found = DockerCredentials(None, "", where)  # it will not say whose: erase as asked
+    if found is not None and username and found.username and found.username != username:
+        return None, found.username
+    status, output = run_helper(helper, "erase", key.encode(), environment, where)
+    if status != 0:
+        if _said(output) == _NOT_FOUND:
+            return None, None
+        raise ConfigError(
+            f"{_HELPER_PREFIX}{helper} ({where}) could not erase the credentials (exit "
+            f"{status}: {_said(output) or 'no message'})"
+        )
+    return _HELPER_PREFIX + helper, None
 
 
 # --- credential helpers ----------------------------------------------------------------------
