@@ -238,6 +238,7 @@ def push(
     settings.require("push")
     repository = settings.require_repository()
     session = session_for(settings, session)
+    session.daemon_trust = True  # the daemon pushes: it says how to reach the registry
     session.check_ahead(settings)  # while the daemon connection and the image listing run
     tags = resolve_tags(settings, allow_dirty=allow_dirty, chained=session.tags)
     engine = session.engine_for(settings)
@@ -299,6 +300,7 @@ def release(
     settings.require("release")
     repository = settings.require_repository()
     session = session_for(settings, session)
+    session.daemon_trust = True  # the daemon builds and pushes: it says how to reach the registry
     watch = Stopwatch()
     git, tags, labels, facts = _before_release(
         settings, session, watch, allow_dirty=allow_dirty, dry_run=dry_run

@@ -26,6 +26,7 @@ from hubtasks.ui.console import Check
 
 if TYPE_CHECKING:
     from hubtasks.build.gitinfo import GitState
+    from hubtasks.registry.transport import Trust
 
 
 def _env_check(cwd: Path) -> Check:
@@ -120,6 +121,22 @@ def _daemon_checks(settings: Settings | None) -> list[Check]:
     return [_guard("Docker daemon", daemon, "start Docker or set DOCKER_HOST"), *platform_results]
 
 
+def _trust(settings: Settings) -> tuple[str | None, Trust]:
+    """How a release would reach the registry: HUB_INSECURE, else the daemon's answer."""
+    from hubtasks.daemon.credentials import insecure_by_daemon, registry_trust
+    from hubtasks.daemon.engine import Engine
+    from hubtasks.registry.client import asks_no_trust
+
+    registry = settings.require_repository().registry
+    insecure = settings.insecure
+    if insecure is None and not asks_no_trust(registry):
+        try:
+            insecure = insecure_by_daemon(registry, Engine(settings.docker_env).registry_config())
+        except HubError:  # no daemon: its own row says so
+            insecure = False
+    return registry_trust(registry, settings.docker_env, insecure=bool(insecure))
+
+
 def _registry_checks(settings: Settings) -> list[Check]:
     """Reachable, then the credentials (which also lists the repository's tags)."""
     from hubtasks.registry.client import RegistryClient
@@ -127,7 +144,11 @@ def _registry_checks(settings: Settings) -> list[Check]:
     if not (settings.repository and settings.username and settings.token):
         return []
     repository, username, token = settings.repository, settings.username, settings.token
-    client = RegistryClient(repository, username, token, timeout=15)
+    try:
+        base_url, trust = _trust(settings)
+    except HubError as error:  # a certs.d folder with a key but no certificate
+        return [Check("registry", False, str(error))]
+    client = RegistryClient(repository, username, token, timeout=15, base_url=base_url, trust=trust)
 
     def reachable() -> str:
         return f"{client.base_url}/v2/ answers (HTTP {client.ping()})"

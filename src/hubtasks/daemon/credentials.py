@@ -17,20 +17,24 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import dataclasses
+import ipaddress
 import json
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hubtasks.errors import ConfigError
-from hubtasks.references import Repository, auth_key
+from hubtasks.references import DOCKER_HUB, Repository, auth_key
+from hubtasks.registry.transport import Trust, speaks_tls
 from hubtasks.settings.resolve import Settings
 
 TOKEN_USERNAME = "<token>"  # a helper's answer for an identity token (docker/cli)
@@ -390,3 +394,92 @@ def with_docker_credentials(settings: Settings) -> Settings:
     return dataclasses.replace(
         settings, username=settings.username or found.username, token=found.secret, sources=sources
     )
+
+
+# --- trusting a registry as the daemon does ------------------------------------------------------
+
+SYSTEM_CERTS_D = Path("/etc/docker/certs.d")
+
+
+def certs_d_folders(registry: str, environment: Mapping[str, str] | None = None) -> list[Path]:
+    """Where Docker keeps a registry's CAs and client certificates: /etc/docker/certs.d/HOST,
+    and the rootless daemon's $XDG_CONFIG_HOME/docker/certs.d/HOST (~/.config/...)."""
+    environment = _environment(environment)
+    config_home = environment.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    roots = [SYSTEM_CERTS_D, Path(config_home) / "docker" / "certs.d"]
+    return [root / registry for root in roots]
+
+
+def read_certs_d(registry: str, environment: Mapping[str, str] | None = None) -> Trust:
+    """The CAs (`*.crt`) and client certificate (`*.cert` with its `*.key`) of `registry`'s
+    certs.d folders, as dockerd reads them; a key without its certificate (or the reverse)
+    is one line."""
+    cas: list[str] = []
+    client: tuple[str, str] | None = None
+    folders = certs_d_folders(registry, environment)
+    for folder in folders:
+        try:
+            names = sorted(entry.name for entry in folder.iterdir() if entry.is_file())
+        except OSError:
+            continue
+        cas += [str(folder / name) for name in names if name.endswith(".crt")]
+        for name in names:
+            if name.endswith(".cert"):
+                key = name.removesuffix(".cert") + ".key"
+                if key not in names:
+                    raise ConfigError(f"{folder / name} has no key: put it in {folder / key}")
+                client = (str(folder / name), str(folder / key))
+            elif name.endswith(".key") and name.removesuffix(".key") + ".cert" not in names:
+                raise ConfigError(
+                    f"{folder / name} has no certificate: put it in "
+                    f"{folder / (name.removesuffix('.key') + '.cert')}"
+                )
+    home = next((str(f) for f in folders if f.is_dir()), str(folders[0]))
+    return Trust(ca_files=tuple(cas), client_cert=client, certs_dir=home)
+
+
+def insecure_by_daemon(
+    registry: str,
+    registry_config: Mapping[str, Any],
+    resolve: Callable[[str], list[str]] | None = None,
+) -> bool:
+    """Whether the daemon reaches `registry` without TLS verification (moby's
+    isSecureIndex): its `IndexConfigs[registry].Secure` when listed, else whether an address
+    the host resolves to lies in `InsecureRegistryCIDRs`."""
+    indexes = registry_config.get("IndexConfigs") or {}
+    if isinstance(indexes, Mapping) and isinstance(indexes.get(registry), Mapping):
+        return not indexes[registry].get("Secure", True)
+    networks = []
+    for cidr in registry_config.get("InsecureRegistryCIDRs") or ():
+        with contextlib.suppress(ValueError):
+            networks.append(ipaddress.ip_network(str(cidr), strict=False))
+    if not networks:
+        return False
+    host = urllib.parse.urlsplit(f"//{registry}").hostname or registry
+    addresses = (resolve or _resolve)(host)
+    for address in addresses:
+        with contextlib.suppress(ValueError):
+            if any(ipaddress.ip_address(address) in net for net in networks):
+                return True
+    return False
+
+
+def _resolve(host: str) -> list[str]:
+    try:
+        return [str(info[4][0]) for info in socket.getaddrinfo(host, None)]
+    except OSError:
+        return []
+
+
+def registry_trust(
+    registry: str, environment: Mapping[str, str] | None, *, insecure: bool
+) -> tuple[str | None, Trust]:
+    """The base URL (None: the usual one) and the trust to reach `registry` with: its certs.d
+    folder's certificates; for a registry the daemon treats as insecure, HTTPS without
+    verification when it speaks TLS (what dockerd tries first), else plain HTTP."""
+    trust = read_certs_d(registry, environment)
+    if not insecure or registry == DOCKER_HUB:
+        return None, trust
+    trust = dataclasses.replace(trust, insecure=True)
+    scheme = "https" if speaks_tls(registry) else "http"
+    return f"{scheme}://{registry}", trust

@@ -283,6 +283,14 @@ class Engine:
             version: Mapping[str, Any] = self.client.version()
         return version
 
+    def registry_config(self) -> Mapping[str, Any]:
+        """`GET /info`'s RegistryConfig: which registries the daemon reaches without TLS
+        verification (`IndexConfigs[host].Secure`, `InsecureRegistryCIDRs`)."""
+        with self._daemon_errors("query"):
+            info: Mapping[str, Any] = self.client.info()
+        config = info.get("RegistryConfig")
+        return config if isinstance(config, Mapping) else {}
+
     def platform(self) -> str:
         """The daemon's own platform, `os/arch` (from the version query made on connecting):
         what it builds when none is asked for."""

@@ -78,17 +78,25 @@ def registry_base_url(registry: str, *, insecure: bool = False) -> str:
     daemon reaches over plain HTTP (`insecure`), speak plain HTTP."""
     if registry == DOCKER_HUB:
         return "https://registry-1.docker.io"
-    if insecure:
+    if insecure or _loopback(registry):
         return f"http://{registry}"
+    return f"https://{registry}"
+
+
+def asks_no_trust(registry: str) -> bool:
+    """Docker Hub (always TLS) and loopback registries (always plain HTTP, as dockerd's
+    default 127.0.0.0/8 insecure range has it): nobody need be asked how to reach them."""
+    return registry == DOCKER_HUB or _loopback(registry)
+
+
+def _loopback(registry: str) -> bool:
     host = registry.rsplit(":", 1)[0].strip("[]") if registry.count(":") <= 1 else registry
     if host == "localhost":
-        return f"http://{registry}"
+        return True
     try:
-        if ipaddress.ip_address(host.strip("[]")).is_loopback:
-            return f"http://{registry}"
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
-        pass
-    return f"https://{registry}"
+        return False
 
 
 @dataclass(frozen=True)

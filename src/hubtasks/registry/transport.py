@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import http.client
 import select
+import socket
 import ssl
 import time
 import urllib.error
@@ -73,12 +74,33 @@ class Trust:
         """The system's CAs (OpenSSL honours SSL_CERT_FILE and SSL_CERT_DIR) plus ours."""
         if not self._context:
             context = ssl.create_default_context()
+            if self.insecure:  # what dockerd does for an insecure registry that speaks TLS
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
             for ca in self.ca_files:
                 context.load_verify_locations(cafile=ca)
             if self.client_cert is not None:
                 context.load_cert_chain(*self.client_cert)
             self._context.append(context)
         return self._context[0]
+
+
+def speaks_tls(netloc: str, timeout: float = 5.0) -> bool:
+    """Whether `host:port` answers a TLS handshake (its certificate unchecked): how an
+    insecure registry is reached, HTTPS first, as dockerd tries it, else plain HTTP."""
+    split = urllib.parse.urlsplit(f"//{netloc}")
+    host, port = split.hostname or netloc, split.port or 443
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        with (
+            socket.create_connection((host, port), timeout=timeout) as sock,
+            context.wrap_socket(sock, server_hostname=host),
+        ):
+            return True
+    except (ssl.SSLError, OSError):
+        return False
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):

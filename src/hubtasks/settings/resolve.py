@@ -171,6 +171,9 @@ KEYS: tuple[Key, ...] = (
     ),
     # How stderr looks: auto (a terminal gets bars and spinners), plain lines, or rich.
     Key(name="progress", default="auto"),
+    # Reach the registry over plain HTTP (or HTTPS unverified) as the daemon's
+    # insecure-registries does; unset: ask the daemon (release, push), else no.
+    Key(name="insecure"),
     Key(
         name="describe",
         default=False,
@@ -221,6 +224,7 @@ class Settings:
     visibility: str = "public"
     describe_after_release: bool = False
     progress: str = "auto"
+    insecure: bool | None = None
 
     def require_repository(self) -> Repository:
         if self.repository is None:
@@ -587,6 +591,11 @@ def resolve_settings(
         description=text("description"),
         visibility=_parse_choice(text("visibility"), sources["visibility"], ("public", "private")),
         describe_after_release=_parse_bool(picked["describe"][0], sources["describe"]),
+        insecure=(
+            _parse_bool(picked["insecure"][0], sources["insecure"])
+            if _given(picked["insecure"][0])
+            else None
+        ),
         progress=_parse_choice(text("progress"), sources["progress"], ("auto", "plain", "rich")),
     )
 
