@@ -228,6 +228,8 @@ class Transport:
 
     def unreachable(self, error: BaseException, wait: float | None = None) -> RegistryError:
         """A request that got no answer: transient, unless TLS failed (no retry mends that)."""
+        if isinstance(error, ssl.SSLError):  # its `reason` is a string: look at it first
+            return RegistryError(self._tls_failure(error))
         reason: object = getattr(error, "reason", error)
         if isinstance(reason, ssl.SSLError):
             return RegistryError(self._tls_failure(reason))
