@@ -78,8 +78,11 @@ def certificates(tmp_path_factory) -> dict[str, Path]:
 
 
 @contextmanager
-def tls_registry(certificates: dict[str, Path]) -> Iterator[ThreadingHTTPServer]:
-    """A registry's /v2/ over TLS with the test CA's server certificate (127.0.0.1)."""
+def tls_registry(
+    certificates: dict[str, Path], *, client_certificates: bool = False
+) -> Iterator[ThreadingHTTPServer]:
+    """A registry's /v2/ over TLS with the test CA's server certificate (127.0.0.1); with
+    `client_certificates`, only a client with a certificate of that CA gets an answer."""
 
     class Handler(QuietHandler):
         def do_GET(self):
@@ -89,6 +92,9 @@ def tls_registry(certificates: dict[str, Path]) -> Iterator[ThreadingHTTPServer]
     httpd.daemon_threads = True
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(certificates["server_cert"], certificates["server_key"])
+    if client_certificates:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(certificates["ca"])
     httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
     threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
     try:
@@ -184,3 +190,21 @@ def test_a_session_that_uses_the_daemon_asks_it_about_other_hosts_only(monkeypat
     base_url, trust = session.trust_for(_settings("registry.lan:5000", HUB_INSECURE="false"))
     assert (base_url, trust.insecure) == (None, False)  # the setting wins, nobody asked
     assert daemon.calls["registry_config"] == 1
+
+
+def test_a_client_certificate_from_certs_d(certificates, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(credentials, "SYSTEM_CERTS_D", tmp_path)
+    folder = tmp_path / "127.0.0.1:1"
+    folder.mkdir()
+    (folder / "ca.crt").write_bytes(certificates["ca"].read_bytes())
+    with tls_registry(certificates, client_certificates=True) as httpd:
+        port = httpd.server_address[1]
+        without = read_certs_d("127.0.0.1:1", {"XDG_CONFIG_HOME": str(tmp_path / "none")})
+        with pytest.raises(RegistryError) as caught:
+            _client(port, "https", without).ping()
+        assert not caught.value.transient and "\n" not in str(caught.value)
+        client = certificates["client"]
+        (folder / "client.cert").write_bytes((client / "cert.pem").read_bytes())
+        (folder / "client.key").write_bytes((client / "key.pem").read_bytes())
+        trust = read_certs_d("127.0.0.1:1", {"XDG_CONFIG_HOME": str(tmp_path / "none")})
+        assert _client(port, "https", trust).ping() == 200
