@@ -24,6 +24,7 @@ from hubtasks.daemon.credentials import docker_config_path
 from hubtasks.errors import AuthError, BuildError, ConfigError, DaemonError, HubError, PushError
 from hubtasks.platforms import same_platform
 from hubtasks.references import Repository
+from hubtasks.registry.transport import immutable_refusal, says_immutable
 
 # Pushes of large layers can keep a single read waiting for minutes.
 DEFAULT_TIMEOUT = 600
@@ -105,6 +106,7 @@ class DaemonMessage:
 
     status: int | None
     transient: bool
+    immutable: bool = False  # the registry's tag immutability refused the write
 
 
 def read_daemon_message(message: str) -> DaemonMessage:
@@ -112,6 +114,8 @@ def read_daemon_message(message: str) -> DaemonMessage:
     (`denied: …`, `toomanyrequests: …`), an "unexpected HTTP status: 503", or a network
     failure (connection refused or reset, EOF, timeouts)."""
     lowered = message.strip().lower()
+    if says_immutable(lowered):
+        return DaemonMessage(None, False, immutable=True)
     code = lowered.split(":", 1)[0].strip() if ":" in lowered else ""
     status = _REGISTRY_CODES.get(code)
     match = _UNEXPECTED_STATUS.search(lowered)
@@ -615,6 +619,8 @@ class Engine:
     ) -> Exception:
         target = repository.canonical(tag)
         said = read_daemon_message(message)
+        if said.immutable:
+            return immutable_refusal(repository.registry, target, message)
         if said.status in (401, 403):
             return AuthError(
                 f"registry {repository.registry} refused the push of {target}: {message}; "

@@ -40,7 +40,9 @@ from hubtasks.registry.transport import (
     Response,
     Transport,
     Trust,
+    immutable_refusal,
     rejected_credentials,
+    says_immutable,
     status_error,
     user_agent,
 )
@@ -595,6 +597,10 @@ class RegistryClient:
             put = self._request("PUT", path, body=body, content_type=media_type)
         except AuthError:
             raise self._may_not_push(f"HTTP 401 to the manifest PUT of {reference}") from None
+        if 400 <= put.status < 500 and says_immutable(put.body.decode("utf-8", "replace")):
+            said = put.body.decode("utf-8", "replace")
+            target = self.repository.canonical(reference)
+            raise immutable_refusal(self.repository.registry, target, said)
         if put.status in (401, 403):
             raise self._may_not_push(f"HTTP {put.status} to the manifest PUT of {reference}")
         self._check(put, action)

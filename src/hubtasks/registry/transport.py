@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from hubtasks.errors import AuthError, HubError, RegistryError
+from hubtasks.errors import AuthError, HubError, RegistryError, ReleaseRefused
 from hubtasks.retry import retry_after_seconds
 
 # A request never waits less than this, even when the budget is nearly spent.
@@ -334,6 +334,25 @@ def rejected_credentials(service: str, username: str | None, status: int, hint: 
     return AuthError(
         f"{service} rejected the credentials of '{username or ''}' (HTTP {status}); {hint}",
         status=status,
+    )
+
+
+def says_immutable(text: str) -> bool:
+    """Whether a registry's refusal of a tag write is its tag immutability (ECR "cannot be
+    overwritten because the repository is immutable", Harbor's immutability rules, Docker
+    Hub's and Artifact Registry's immutable tags all say the word)."""
+    return "immutable" in text.lower()
+
+
+def immutable_refusal(registry: str, target: str, said: str) -> ReleaseRefused:
+    """The one line for a tag write the registry's own tag immutability refused."""
+    said = " ".join(said.split())[:300]
+    return ReleaseRefused(
+        f"registry {registry} refused to overwrite {target}: its tags are immutable ({said}); "
+        "that is the registry's own setting (Docker Hub immutable tags, ECR image tag "
+        "mutability IMMUTABLE, Harbor tag immutability rules, Artifact Registry immutable "
+        "tags): release a new version, or lift that setting for this repository",
+        stage="push",
     )
 
 
