@@ -83,14 +83,14 @@ def login(
     session.hooks.run("pre", facts)
     console = session.console
     with console.activity(
-        "login", f"checking the credentials of {settings.username} at {repository.registry}"
+        "login", f"checking the credentials of {_who(settings)} at {repository.registry}"
     ):
         try:
             session.retrying(f"login to {repository.registry}", session.credential_check(settings))
         except HubError as error:
             raise error.evolve(stage=error.stage or "login") from None
     session.logged_in.add(key)
-    console.stage("login", f"logged in to {repository.registry} as {settings.username}")
+    console.stage("login", f"logged in to {repository.registry} as {_who(settings)}")
     if console.verbose:
         console.stage("login", f"credentials from {settings.source_of('token')}")
     where = None
@@ -100,6 +100,11 @@ def login(
         console.stage("login", f"credentials saved to {where}")
     session.hooks.run("post", facts)
     return where
+
+
+def _who(settings: Settings) -> str:
+    """Whose credentials, for people: the user, or Docker's identity token (it names none)."""
+    return settings.username or "the identity token of Docker's credentials"
 
 
 def logout(settings: Settings, *, session: Session | None = None) -> str | None:

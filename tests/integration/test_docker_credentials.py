@@ -96,3 +96,16 @@ def test_no_credentials_anywhere_says_docker_login(project: Project) -> None:
     _docker_only(project)
     result = project.inv("release", "--tag", "v1")
     assert_clean_failure(result, project, mentions=f"docker login {project.stack.registry}")
+
+
+def test_an_identity_token_on_a_basic_registry_is_one_line(project: Project) -> None:
+    """An identity token is traded at a Bearer token service (tests/unit/test_identity_token);
+    a registry that asks for a user and password cannot take one, and says so."""
+    project.docker_config.mkdir()
+    document = {"auths": {project.stack.registry: {"identitytoken": "refresh-token-value"}}}
+    (project.docker_config / "config.json").write_text(json.dumps(document))
+    _docker_only(project)
+    result = project.inv("release", "--tag", "v1")
+    last = assert_clean_failure(result, project, mentions="asks for a user and password")
+    assert "identity token" in last and "refresh-token-value" not in result.stderr
+    assert project.tags() == []

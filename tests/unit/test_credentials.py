@@ -5,6 +5,7 @@ DOCKER_AUTH_CONFIG; a helper that is missing or fails is one line."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import stat
 from pathlib import Path
@@ -210,3 +211,52 @@ def test_save_then_find_then_remove_in_the_config_file(tmp_path: Path) -> None:
     assert remove_credentials("registry.test:5000", env, "robot$ci+bot") == (str(config), None)
     assert credentials_for("registry.test:5000", env) is None
     assert credentials_for("other.test", env) is not None  # the other entry stays
+
+
+def _resolved(env: dict[str, str], **values: str):
+    from hubtasks.settings.resolve import resolve_settings
+
+    environ = {"HUB_REGISTRY": "registry.test:5000", "HUB_REPOSITORY": "team/app", **values}
+    settings = resolve_settings(flags={}, environ=environ, dotenv={}, config={}, cwd=Path("."))
+    return dataclasses.replace(settings, docker_env=env)
+
+
+def test_with_docker_credentials_fills_an_empty_token_and_says_where_from(tmp_path: Path) -> None:
+    from hubtasks.daemon.credentials import with_docker_credentials
+
+    env = _env(tmp_path, {"auths": {"registry.test:5000": {"auth": _auth("robot", "s3cret")}}})
+    settings = with_docker_credentials(_resolved(env))
+    assert (settings.username, settings.token, settings.identity_token) == (
+        "robot",
+        "s3cret",
+        False,
+    )
+    where = f"{tmp_path / 'docker' / 'config.json'} (auths['registry.test:5000'])"
+    assert settings.source_of("token") == settings.source_of("username") == where
+    # HUB_TOKEN set: Docker's store is not even read.
+    own = _resolved({"DOCKER_CONFIG": str(tmp_path / "none")}, HUB_USERNAME="me", HUB_TOKEN="t")
+    assert with_docker_credentials(own) is own
+    # The same user named in HUB_USERNAME: only the token comes from Docker.
+    named = with_docker_credentials(_resolved(env, HUB_USERNAME="robot"))
+    assert named.source_of("username") == "HUB_USERNAME in the environment"
+
+
+def test_docker_credentials_of_another_user_are_not_taken(tmp_path: Path) -> None:
+    from hubtasks.daemon.credentials import with_docker_credentials
+
+    env = _env(tmp_path, {"auths": {"registry.test:5000": {"auth": _auth("bob", "b")}}})
+    with pytest.raises(ConfigError, match="are bob's, not alice's"):
+        with_docker_credentials(_resolved(env, HUB_USERNAME="alice"))
+
+
+def test_an_identity_token_is_marked_as_one(tmp_path: Path) -> None:
+    from hubtasks.daemon.credentials import with_docker_credentials
+
+    env = _env(tmp_path, {"auths": {"registry.test:5000": {"identitytoken": "refresh"}}})
+    settings = with_docker_credentials(_resolved(env))
+    assert settings.identity_token and settings.username is None
+    settings.require("login")  # no HUB_USERNAME needed
+    assert settings.auth_config == {
+        "identitytoken": "refresh",
+        "serveraddress": "registry.test:5000",
+    }

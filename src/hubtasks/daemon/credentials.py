@@ -375,11 +375,6 @@ def with_docker_credentials(settings: Settings) -> Settings:
     found = credentials_for(settings.registry, settings.docker_env)
     if found is None:
         return settings
-    if found.identity_token:
-        raise ConfigError(
-            f"the Docker credentials for {settings.registry} ({found.source}) are an identity "
-            "token, which hubtasks cannot use yet; set HUB_USERNAME and HUB_TOKEN"
-        )
     if settings.username and found.username and found.username != settings.username:
         raise ConfigError(
             f"HUB_TOKEN is empty and the Docker credentials for {settings.registry} "
@@ -392,7 +387,11 @@ def with_docker_credentials(settings: Settings) -> Settings:
     if not settings.username:
         sources["username"] = found.source
     return dataclasses.replace(
-        settings, username=settings.username or found.username, token=found.secret, sources=sources
+        settings,
+        username=settings.username or found.username,
+        token=found.secret,
+        identity_token=found.identity_token,
+        sources=sources,
     )
 
 

@@ -144,6 +144,7 @@ class Session:
                     deadline=self.policy.remaining if self.policy else None,
                     base_url=base_url,
                     trust=trust,
+                    identity_token=settings.identity_token,
                 )
         return self._registries[key]
 

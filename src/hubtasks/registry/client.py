@@ -170,8 +170,11 @@ class RegistryClient:
         deadline: Callable[[], float] | None = None,
         trust: Trust | None = None,
         transport: Transport | None = None,
+        identity_token: bool = False,
     ) -> None:
         self.repository = repository
+        # `token` is an OAuth2 refresh token (Docker's identity token), traded at the realm.
+        self._identity = identity_token
         trust = trust or Trust()
         self._transport = transport or Transport(
             base_url or registry_base_url(repository.registry, insecure=trust.insecure),
@@ -197,6 +200,7 @@ class RegistryClient:
             self._username,
             self._token,
             transport=self._transport.fork(),
+            identity_token=self._identity,
         )
         twin._authorization, twin._bearer = self._authorization, self._bearer
         twin._manifests = dict(self._manifests)
@@ -276,6 +280,13 @@ class RegistryClient:
 
     def _authenticate(self, challenge: str, also: str | None = None) -> None:
         scheme, params = parse_challenge(challenge)
+        if (scheme == "basic" or not scheme) and self._identity:
+            raise AuthError(
+                f"registry {self.repository.registry} asks for a user and password; the Docker "
+                "credentials hubtasks found are an identity token, which only its token "
+                "service takes: set HUB_USERNAME and HUB_TOKEN",
+                status=401,
+            )
         if scheme == "basic" or not scheme:
             self._authorization = self._basic()
             return
@@ -292,14 +303,38 @@ class RegistryClient:
             scopes.append(also)
         self._authorization = f"Bearer {self._fetch_token(params, *scopes)}"
 
+    def _token_request(self, params: Mapping[str, str], scopes: tuple[str, ...]) -> Any:
+        """The realm's token request: a GET with our credentials (Basic), or, for an identity
+        token, the OAuth2 refresh-token POST docker sends (the token in the form only)."""
+        query = [("service", params.get("service", "")), *(("scope", s) for s in scopes)]
+        if self._identity:
+            form = [
+                ("grant_type", "refresh_token"),
+                ("refresh_token", self._token or ""),
+                ("client_id", "hubtasks"),
+                *query,
+            ]
+            request = urllib.request.Request(
+                params["realm"], data=urllib.parse.urlencode(form).encode(), method="POST"
+            )
+            request.add_header("Content-Type", "application/x-www-form-urlencoded")
+        else:
+            request = urllib.request.Request(f"{params['realm']}?{urllib.parse.urlencode(query)}")
+            if self._username and self._token:
+                request.add_unredirected_header("Authorization", self._basic())
+        request.add_header("User-Agent", user_agent())
+        return request
+
     def _fetch_token(self, params: Mapping[str, str], *scopes: str) -> str:
         """A token for `scopes` from the Bearer realm, asked with our credentials."""
-        query = [("service", params.get("service", "")), *(("scope", s) for s in scopes)]
-        request = urllib.request.Request(f"{params['realm']}?{urllib.parse.urlencode(query)}")
-        request.add_header("User-Agent", user_agent())
-        if self._username and self._token:
-            request.add_unredirected_header("Authorization", self._basic())
-        response = self._transport.open(request)
+        response = self._transport.open(self._token_request(params, scopes))
+        if response.status in (400, 401, 403) and self._identity:
+            raise AuthError(
+                f"the token service of {self.repository.registry} rejected the identity token "
+                f"(HTTP {response.status}); `docker login` again, or set HUB_USERNAME and "
+                "HUB_TOKEN",
+                status=401,
+            )
         if response.status in (401, 403):
             raise rejected_credentials(
                 f"the token service of {self.repository.registry}",
@@ -329,7 +364,7 @@ class RegistryClient:
         self._check(self._request("GET", "/v2/"), "log in to")
 
     def _require_credentials(self) -> None:
-        if not (self._username and self._token):
+        if not (self._token and (self._username or self._identity)):
             raise AuthError("HUB_USERNAME and HUB_TOKEN are needed to log in")
 
     def login_listing_tags(self) -> list[str]:

@@ -225,6 +225,9 @@ class Settings:
     describe_after_release: bool = False
     progress: str = "auto"
     insecure: bool | None = None
+    # `token` is Docker's identity token (an OAuth2 refresh token), not a password: set only
+    # by `daemon.credentials.with_docker_credentials`, never by a setting.
+    identity_token: bool = False
 
     def require_repository(self) -> Repository:
         if self.repository is None:
@@ -241,10 +244,12 @@ class Settings:
     @property
     def auth_config(self) -> dict[str, str]:
         """Credentials in the form the Docker API takes, for an explicit push or lookup."""
-        if not (self.username and self.token and self.repository):
+        if not (self.token and self.repository and (self.username or self.identity_token)):
             raise ConfigError("internal: credentials requested before Settings.require('login')")
+        if self.identity_token:  # the daemon trades it at the token service itself
+            return {"identitytoken": self.token, "serveraddress": self.repository.auth_key}
         return {
-            "username": self.username,
+            "username": self.username or "",
             "password": self.token,
             "serveraddress": self.repository.auth_key,
         }
@@ -257,7 +262,7 @@ class Settings:
         needs_credentials = any(s in ("login", "push", "release") for s in stages)
         if needs_repository and self.repository is None:
             missing.append("HUB_REPOSITORY (or --repository)")
-        if needs_credentials and not self.username:
+        if needs_credentials and not self.username and not self.identity_token:
             missing.append("HUB_USERNAME")
         if needs_credentials and not self.token:
             missing.append("HUB_TOKEN")
