@@ -12,6 +12,7 @@ from pathlib import Path
 from hubtasks.build.context import dockerfile_warnings
 from hubtasks.build.gitinfo import GitState, read_git
 from hubtasks.daemon.credentials import (
+    from_docker_store,
     remove_credentials,
     save_credentials,
     with_docker_credentials,
@@ -94,6 +95,12 @@ def login(
     if console.verbose:
         console.stage("login", f"credentials from {settings.source_of('token')}")
     where = None
+    if save and from_docker_store(settings):
+        console.stage(
+            "login",
+            f"the credentials came from {settings.source_of('token')}: nothing to save",
+        )
+        save = False
     if save:
         username, token = settings.username or "", settings.token or ""  # required above
         where = save_credentials(repository, username, token, settings.docker_env)

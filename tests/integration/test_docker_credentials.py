@@ -54,6 +54,11 @@ def test_docker_login_is_enough(project: Project) -> None:
     doctor = project.inv("doctor")
     assert f"token from {config} (auths['{stack.registry}'])" in doctor.stdout + doctor.stderr
     assert stack.password not in doctor.stdout + doctor.stderr
+    saved = project.inv("login", "--save")
+    assert saved.returncode == 0, saved.stderr
+    assert f"the credentials came from {config} (auths['{stack.registry}']): nothing to save" in (
+        saved.stderr
+    )
     assert json.loads(config.read_text())["auths"].keys() == {stack.registry}  # not written
 
 

@@ -222,7 +222,7 @@ def _resolved(env: dict[str, str], **values: str):
 
 
 def test_with_docker_credentials_fills_an_empty_token_and_says_where_from(tmp_path: Path) -> None:
-    from hubtasks.daemon.credentials import with_docker_credentials
+    from hubtasks.daemon.credentials import from_docker_store, with_docker_credentials
 
     env = _env(tmp_path, {"auths": {"registry.test:5000": {"auth": _auth("robot", "s3cret")}}})
     settings = with_docker_credentials(_resolved(env))
@@ -239,6 +239,8 @@ def test_with_docker_credentials_fills_an_empty_token_and_says_where_from(tmp_pa
     # The same user named in HUB_USERNAME: only the token comes from Docker.
     named = with_docker_credentials(_resolved(env, HUB_USERNAME="robot"))
     assert named.source_of("username") == "HUB_USERNAME in the environment"
+    assert from_docker_store(settings) and from_docker_store(named)
+    assert not from_docker_store(own)
 
 
 def test_docker_credentials_of_another_user_are_not_taken(tmp_path: Path) -> None:

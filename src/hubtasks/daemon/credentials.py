@@ -366,6 +366,19 @@ def _short(error: BaseException) -> str:
     return getattr(error, "strerror", None) or str(error) or type(error).__name__
 
 
+def from_docker_store(settings: Settings) -> bool:
+    """Whether the token is Docker's (`with_docker_credentials`), not a HUB_TOKEN setting."""
+    return (
+        bool(settings.token)
+        and settings.sources.get("token")
+        not in (
+            None,
+            "default",
+        )
+        and not str(settings.sources.get("token")).startswith(("HUB_TOKEN", "hub.token"))
+    )
+
+
 def with_docker_credentials(settings: Settings) -> Settings:
     """`settings` with Docker's credentials for its registry when HUB_TOKEN is empty (the
     store's user when HUB_USERNAME is empty too); `sources` then says where they came from.
