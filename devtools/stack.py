@@ -94,16 +94,25 @@ class Registry:
         port: int | None = None,
         *,
         delete_enabled: bool = True,
+        host: str = "127.0.0.1",
+        tls: tuple[Path, Path] | None = None,
     ):
         self.root, self.username, self.password = root, username, password
         self.port = port or free_port()
         # storage.delete.enabled: without it the registry answers DELETE with 405.
         self.delete_enabled = delete_enabled
+        # `host`: the name clients use (it must resolve to 127.0.0.1: see `ensure_host_name`);
+        # the registry listens on 127.0.0.1 whatever it is. `tls`: (certificate, key).
+        self.host, self.tls = host, tls
         self.process: subprocess.Popen | None = None
 
     @property
     def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://{self.address}"
 
     def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -124,8 +133,13 @@ class Registry:
             "log:\n  level: warn\n  accesslog:\n    disabled: true\n"
             f"storage:\n  filesystem:\n    rootdirectory: {self.root / 'data'}\n"
             f"  delete:\n    enabled: {'true' if self.delete_enabled else 'false'}\n"
-            f"http:\n  addr: {self.address}\n"
-            f"auth:\n  htpasswd:\n    realm: hubtasks-test\n    path: {htpasswd}\n"
+            f"http:\n  addr: 127.0.0.1:{self.port}\n"
+            + (
+                f"  tls:\n    certificate: {self.tls[0]}\n    key: {self.tls[1]}\n"
+                if self.tls
+                else ""
+            )
+            + f"auth:\n  htpasswd:\n    realm: hubtasks-test\n    path: {htpasswd}\n"
         )
         log = self.root / "registry.log"
         self.process = subprocess.Popen(
@@ -136,9 +150,16 @@ class Registry:
         )
         _wait(self.ready, 20, f"registry on {self.address}", log)
 
+    def _open(self, request, timeout: float):
+        """urlopen, trusting this registry's test certificate without checking it."""
+        import ssl
+
+        context = ssl._create_unverified_context() if self.tls else None
+        return urllib.request.urlopen(request, timeout=timeout, context=context)
+
     def ready(self) -> bool:
         try:
-            urllib.request.urlopen(f"http://{self.address}/v2/", timeout=1)
+            self._open(f"{self.url}/v2/", timeout=1)
         except urllib.error.HTTPError as error:
             return error.code == 401
         except OSError:
@@ -158,11 +179,11 @@ class Registry:
     # --- the registry's HTTP API, for checking what arrived -------------------------------
     def request(self, path: str, *, method: str = "GET", accept: str | None = None):
         token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
-        req = urllib.request.Request(f"http://{self.address}{path}", method=method)
+        req = urllib.request.Request(f"{self.url}{path}", method=method)
         req.add_header("Authorization", f"Basic {token}")
         if accept:
             req.add_header("Accept", accept)
-        return urllib.request.urlopen(req, timeout=10)
+        return self._open(req, timeout=10)
 
     def tags(self, repository: str) -> list[str]:
         try:
@@ -273,7 +294,29 @@ class Daemon:
         self.process = None
 
 
-def make_certificates(folder: Path, *, days: int = 7) -> dict[str, Path]:
+def ensure_host_name(name: str, address: str = "127.0.0.1") -> None:
+    """Make `name` resolve to `address` (a line in /etc/hosts, which needs root), so that a
+    registry can be reached by a host name as in the wild; a no-op when it already does."""
+    try:
+        if address in {info[4][0] for info in socket.getaddrinfo(name, None)}:
+            return
+    except OSError:
+        pass
+    try:
+        with open("/etc/hosts", "a", encoding="utf-8") as hosts:
+            hosts.write(f"{address} {name}  # added by hubtasks' devtools.stack\n")
+    except OSError as error:
+        raise StackError(
+            f"cannot add {name} to /etc/hosts ({error}); run the tests as root"
+        ) from None
+    # A running dockerd (Go) keeps what it read of /etc/hosts for 5 s: wait that out, or it
+    # would ask the DNS server for the name instead (traffic off this machine).
+    time.sleep(5.5)
+
+
+def make_certificates(
+    folder: Path, *, days: int = 7, names: tuple[str, ...] = ("localhost",)
+) -> dict[str, Path]:
     """A throwaway CA, a server and a client certificate, made with the `openssl` CLI.
 
     Layout (ECDSA P-256 keys, written 0600):
@@ -322,7 +365,10 @@ def make_certificates(folder: Path, *, days: int = 7) -> dict[str, Path]:
             key(folder / "server-key.pem"),
             folder / "server-cert.pem",
             "/CN=localhost",
-            leaf + "extendedKeyUsage = serverAuth\nsubjectAltName = IP:127.0.0.1, DNS:localhost\n",
+            leaf
+            + "extendedKeyUsage = serverAuth\nsubjectAltName = IP:127.0.0.1, "
+            + ", ".join(f"DNS:{name}" for name in names)
+            + "\n",
         ),
         "client": (
             key(client / "key.pem"),

@@ -11,7 +11,12 @@ from pathlib import Path
 
 from hubtasks.build.context import dockerfile_warnings
 from hubtasks.build.gitinfo import GitState, read_git
-from hubtasks.daemon.engine import remove_credentials, save_credentials
+from hubtasks.daemon.credentials import (
+    from_docker_store,
+    remove_credentials,
+    save_credentials,
+    with_docker_credentials,
+)
 from hubtasks.errors import ConfigError, HubError
 from hubtasks.pipeline import plan as planning
 from hubtasks.pipeline import promotion
@@ -68,6 +73,7 @@ def login(
     Returns where the credentials were saved, or None. Within one session the registry is
     asked once per user (a saving login always runs).
     """
+    settings = with_docker_credentials(settings)
     settings.require("login")
     repository = settings.require_repository()
     session = session_for(settings, session)
@@ -78,21 +84,34 @@ def login(
     session.hooks.run("pre", facts)
     console = session.console
     with console.activity(
-        "login", f"checking the credentials of {settings.username} at {repository.registry}"
+        "login", f"checking the credentials of {_who(settings)} at {repository.registry}"
     ):
         try:
             session.retrying(f"login to {repository.registry}", session.credential_check(settings))
         except HubError as error:
             raise error.evolve(stage=error.stage or "login") from None
     session.logged_in.add(key)
-    console.stage("login", f"logged in to {repository.registry} as {settings.username}")
+    console.stage("login", f"logged in to {repository.registry} as {_who(settings)}")
+    if console.verbose:
+        console.stage("login", f"credentials from {settings.source_of('token')}")
     where = None
+    if save and from_docker_store(settings):
+        console.stage(
+            "login",
+            f"the credentials came from {settings.source_of('token')}: nothing to save",
+        )
+        save = False
     if save:
         username, token = settings.username or "", settings.token or ""  # required above
         where = save_credentials(repository, username, token, settings.docker_env)
         console.stage("login", f"credentials saved to {where}")
     session.hooks.run("post", facts)
     return where
+
+
+def _who(settings: Settings) -> str:
+    """Whose credentials, for people: the user, or Docker's identity token (it names none)."""
+    return settings.username or "the identity token of Docker's credentials"
 
 
 def logout(settings: Settings, *, session: Session | None = None) -> str | None:
@@ -227,9 +246,11 @@ def push(
     it holds for another is refused unless `force`. If a push fails, the error names what
     made it.
     """
+    settings = with_docker_credentials(settings)
     settings.require("push")
     repository = settings.require_repository()
     session = session_for(settings, session)
+    session.daemon_trust = True  # the daemon pushes: it says how to reach the registry
     session.check_ahead(settings)  # while the daemon connection and the image listing run
     tags = resolve_tags(settings, allow_dirty=allow_dirty, chained=session.tags)
     engine = session.engine_for(settings)
@@ -287,9 +308,11 @@ def release(
     With `dry_run`, stop after the plan: nothing is built, tagged or pushed, no hook runs, and
     a refusal is reported exactly as the real run would report it.
     """
+    settings = with_docker_credentials(settings)
     settings.require("release")
     repository = settings.require_repository()
     session = session_for(settings, session)
+    session.daemon_trust = True  # the daemon builds and pushes: it says how to reach the registry
     watch = Stopwatch()
     git, tags, labels, facts = _before_release(
         settings, session, watch, allow_dirty=allow_dirty, dry_run=dry_run
@@ -463,6 +486,7 @@ def promote(
     verify). The login and push hooks run. With `dry_run`, stop after the plan, which reports
     a refusal exactly as the real run would.
     """
+    settings = with_docker_credentials(settings)
     settings.require("push")
     repository = settings.require_repository()
     session = session_for(settings, session)

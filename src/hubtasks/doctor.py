@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hubtasks.daemon.credentials import with_docker_credentials
 from hubtasks.errors import ContextLeakError, HubError
 from hubtasks.references import DOCKER_HUB, Repository
 from hubtasks.settings.envfile import ENV_FILE_NAME, docker_env, read_env_file
@@ -20,6 +21,7 @@ from hubtasks.ui.console import Check
 
 if TYPE_CHECKING:
     from hubtasks.build.gitinfo import GitState
+    from hubtasks.registry.transport import Trust
 
 
 def _env_check(path: Path) -> Check:
@@ -71,9 +73,18 @@ def run_checks(
     if settings is None:
         return checks
 
+    try:
+        settings = with_docker_credentials(settings)
+    except HubError as error:  # a helper that is missing or fails
+        checks.append(Check("Docker credentials", False, str(error)))
+    found: Settings = settings
+
     def required() -> str:
-        settings.require("login", "push")  # the Dockerfile and context have their own check
-        return f"{settings.repository} as {settings.username}, token set"
+        found.require("login", "push")  # the Dockerfile and context have their own check
+        return (
+            f"{found.repository} as {found.username} ({found.source_of('username')}), "
+            f"token from {found.source_of('token')}"
+        )
 
     checks.append(_guard("required settings", required, ""))  # the message names them
     for unknown in settings.unknown_names:  # ignored by a release: a typo that changes it
@@ -112,6 +123,22 @@ def _daemon_checks(settings: Settings | None) -> list[Check]:
     return [_guard("Docker daemon", daemon, "start Docker or set DOCKER_HOST"), *platform_results]
 
 
+def _trust(settings: Settings) -> tuple[str | None, Trust]:
+    """How a release would reach the registry: HUB_INSECURE, else the daemon's answer."""
+    from hubtasks.daemon.credentials import insecure_by_daemon, registry_trust
+    from hubtasks.daemon.engine import Engine
+    from hubtasks.registry.client import asks_no_trust
+
+    registry = settings.require_repository().registry
+    insecure = settings.insecure
+    if insecure is None and not asks_no_trust(registry):
+        try:
+            insecure = insecure_by_daemon(registry, Engine(settings.docker_env).registry_config())
+        except HubError:  # no daemon: its own row says so
+            insecure = False
+    return registry_trust(registry, settings.docker_env, insecure=bool(insecure))
+
+
 def _registry_checks(settings: Settings) -> list[Check]:
     """Reachable, then the credentials (which also lists the repository's tags)."""
     from hubtasks.registry.client import RegistryClient
@@ -119,7 +146,11 @@ def _registry_checks(settings: Settings) -> list[Check]:
     if not (settings.repository and settings.username and settings.token):
         return []
     repository, username, token = settings.repository, settings.username, settings.token
-    client = RegistryClient(repository, username, token, timeout=15)
+    try:
+        base_url, trust = _trust(settings)
+    except HubError as error:  # a certs.d folder with a key but no certificate
+        return [Check("registry", False, str(error))]
+    client = RegistryClient(repository, username, token, timeout=15, base_url=base_url, trust=trust)
 
     def reachable() -> str:
         return f"{client.base_url}/v2/ answers (HTTP {client.ping()})"

@@ -157,7 +157,7 @@ CASES = [
         NOTHING,
         ["--tag", "v1"],
         {"HUB_USERNAME": "mallory"},
-        "rejected the credentials of user 'mallory'",
+        "rejected the credentials of 'mallory'",
     ),
     # daemon and registry states
     (

@@ -219,6 +219,12 @@ class FakeDaemon:
         self.cache_from: list[list[str]] = []  # per build, what it was given
         self.pulls: list[tuple[str, dict | None]] = []  # (ref, auth_config)
         self.pull_platforms: list[str | None] = []  # per pull, the platform asked for
+        # GET /info's RegistryConfig, as dockerd 20.10 answers it by default.
+        self.registry_settings: dict = {"InsecureRegistryCIDRs": ["127.0.0.0/8"]}
+
+    def registry_config(self) -> dict:
+        self.calls["registry_config"] += 1
+        return self.registry_settings
 
     def pull(self, ref, auth_config, *, on_progress, platform=None) -> str | None:
         """A ref of this store's repository (`name:tag` or `name@digest`) arrives with the

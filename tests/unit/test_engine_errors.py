@@ -261,7 +261,7 @@ def test_the_user_of_a_saved_entry_never_is_a_secret():
     user:secret (a bare token) must not be printed as a user name."""
     import base64
 
-    from hubtasks.daemon.engine import _entry_user
+    from hubtasks.daemon.credentials import entry_user as _entry_user
 
     encode = lambda text: base64.b64encode(text.encode()).decode()  # noqa: E731
     assert _entry_user({"auth": encode("admin:pw")}) == "admin"

@@ -95,6 +95,10 @@ def run_stage(action: Callable[[], T], stage: str, json_to: Console | None = Non
         _fail(message + " (set HUB_DEBUG=1 for a traceback and report it)", 1, stage, (), json_to)
 
 
+# The tasks that log in. `describe` asks for credentials itself, only for Docker Hub.
+_NEEDS_CREDENTIALS = frozenset({"login", "push", "release", "promote", "prune"})
+
+
 def prepare(
     c: Context,
     stage: str,
@@ -119,6 +123,11 @@ def prepare(
     settings = run_stage(
         lambda: load_settings(flags, hub_config(c), env_file=env_file), "settings", json_to
     )
+    if stage in _NEEDS_CREDENTIALS:  # HUB_TOKEN empty: Docker's own credentials
+        from hubtasks.daemon.credentials import with_docker_credentials
+
+        loaded = settings
+        settings = run_stage(lambda: with_docker_credentials(loaded), "settings", json_to)
     if env_file is not None and env_file.parent != Path.cwd() and not session.warned:
         session.console.stage("settings", f"read {env_file} ({Path.cwd()} has no .env)")
     return settings, run_stage(lambda: session.adopt(settings), "settings", json_to)

@@ -1,6 +1,6 @@
 """The only module that imports `docker`: build (per platform), tag, push, pull, inspect and
-list images, the `.dockerignore` matcher (`context_paths`, `context_includes`), and the Docker
-config's credentials (`save_credentials`, `remove_credentials`). It does no login: hubtasks
+list images, the `.dockerignore` matcher (`context_paths`, `context_includes`). The Docker
+config's credentials are `daemon.credentials`'s. It does no login: hubtasks
 checks credentials over the registry API (`registry.py`) and hands them to each push.
 
 It turns the Docker SDK's many failure shapes (exceptions, HTTP 500s carrying a registry's 401,
@@ -11,7 +11,6 @@ with their fields set: a daemon's error message is read once, by `read_daemon_me
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 import time
@@ -22,9 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from hubtasks.build.context import BuildContext, base_images, ignore_patterns
+from hubtasks.daemon.credentials import docker_config_path
 from hubtasks.errors import AuthError, BuildError, ConfigError, DaemonError, HubError, PushError
 from hubtasks.platforms import same_platform
-from hubtasks.references import Repository, auth_key
+from hubtasks.references import Repository
+from hubtasks.registry.transport import immutable_refusal, says_immutable
 
 # Pushes of large layers can keep a single read waiting for minutes.
 DEFAULT_TIMEOUT = 600
@@ -106,6 +107,7 @@ class DaemonMessage:
 
     status: int | None
     transient: bool
+    immutable: bool = False  # the registry's tag immutability refused the write
 
 
 def read_daemon_message(message: str) -> DaemonMessage:
@@ -113,6 +115,8 @@ def read_daemon_message(message: str) -> DaemonMessage:
     (`denied: …`, `toomanyrequests: …`), an "unexpected HTTP status: 503", or a network
     failure (connection refused or reset, EOF, timeouts)."""
     lowered = message.strip().lower()
+    if says_immutable(lowered):
+        return DaemonMessage(None, False, immutable=True)
     code = lowered.split(":", 1)[0].strip() if ":" in lowered else ""
     status = _REGISTRY_CODES.get(code)
     match = _UNEXPECTED_STATUS.search(lowered)
@@ -283,6 +287,14 @@ class Engine:
         with self._daemon_errors("query"):
             version: Mapping[str, Any] = self.client.version()
         return version
+
+    def registry_config(self) -> Mapping[str, Any]:
+        """`GET /info`'s RegistryConfig: which registries the daemon reaches without TLS
+        verification (`IndexConfigs[host].Secure`, `InsecureRegistryCIDRs`)."""
+        with self._daemon_errors("query"):
+            info: Mapping[str, Any] = self.client.info()
+        config = info.get("RegistryConfig")
+        return config if isinstance(config, Mapping) else {}
 
     def platform(self) -> str:
         """The daemon's own platform, `os/arch` (from the version query made on connecting):
@@ -630,6 +642,8 @@ class Engine:
     ) -> Exception:
         target = repository.canonical(tag)
         said = read_daemon_message(message)
+        if said.immutable:
+            return immutable_refusal(repository.registry, target, message)
         if said.status in (401, 403):
             return AuthError(
                 f"registry {repository.registry} refused the push of {target}: {message}; "
@@ -754,165 +768,3 @@ def _emulation_hint(platform: str | None, *, certain: bool) -> str:
         "qemu-user-static binfmt-support, or docker run --privileged --rm tonistiigi/binfmt "
         f"--install {arch}); `inv doctor --platform {platform}` checks it"
     )
-
-
-def docker_config_path(environment: Mapping[str, str]) -> Path:
-    """Where the docker CLI keeps its config: $DOCKER_CONFIG/config.json or ~/.docker."""
-    folder = environment.get("DOCKER_CONFIG") or os.path.join(Path.home(), ".docker")
-    return Path(folder) / "config.json"
-
-
-def _read_config(path: Path) -> dict[str, Any]:
-    import json
-
-    try:
-        config = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    except (OSError, ValueError) as error:
-        raise DaemonError(f"cannot read the Docker config {path}: {_short(error)}") from None
-    if not isinstance(config, dict):
-        raise DaemonError(f"the Docker config {path} is not a JSON object; fix or remove it")
-    return config
-
-
-def _write_config(path: Path, config: Mapping[str, Any]) -> None:
-    """Write atomically with mode 0600: the file may hold credentials."""
-    import json
-    import tempfile
-
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=".config.json.")
-    try:
-        os.fchmod(handle, 0o600)
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(config, stream, indent="\t")
-        os.replace(temp_name, path)
-    except OSError as error:
-        Path(temp_name).unlink(missing_ok=True)
-        raise DaemonError(f"cannot write the Docker config {path}: {_short(error)}") from None
-
-
-def _store(helper: str, environment: Mapping[str, str]) -> Any:
-    """A docker-credential-HELPER client, without the SDK's warning when it is missing."""
-    import warnings
-
-    from docker.credentials import Store
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return Store(helper, environment=dict(environment))
-
-
-def _helper_for(config: Mapping[str, Any], key: str) -> str | None:
-    return (config.get("credHelpers") or {}).get(key) or config.get("credsStore")
-
-
-def _credentials_home(environment: Mapping[str, str], key: str) -> tuple[Path, dict[str, Any], Any]:
-    """The Docker config file, its contents, and the credential helper that holds `key`'s
-    credentials (None when they live in the file). A helper named but missing is an error."""
-    _import_docker(environment.get("DOCKER_HOST", ""))
-    path = docker_config_path(environment)
-    config = _read_config(path)
-    helper = _helper_for(config, key)
-    if not helper:
-        return path, config, None
-    store = _store(helper, environment)
-    if store.exe is None:
-        raise DaemonError(
-            f"the credential helper docker-credential-{helper} named in {path} is not "
-            "installed; install it or remove it from the config"
-        )
-    return path, config, store
-
-
-def remove_credentials(
-    registry: str, environment: Mapping[str, str], username: str | None = None
-) -> tuple[str | None, str | None]:
-    """Undo `save_credentials` for this registry only: (where they were removed from, None),
-    or (None, None) when nothing is saved. With `username`, an entry saved for another user
-    (a `docker login` of another account) stays: (None, that user)."""
-    from docker.credentials.errors import CredentialsNotFound, StoreError
-
-    key = auth_key(registry)
-    path, config, store = _credentials_home(environment, key)
-    if store is not None:
-        try:
-            saved_for = _stored_user(store, key)
-            if username and saved_for and saved_for != username:
-                return None, saved_for
-            store.erase(key)
-        except CredentialsNotFound:
-            return None, None
-        except StoreError as error:
-            if "not found" in _short(error).lower():
-                return None, None
-            raise DaemonError(
-                f"{store.program} could not erase the credentials: {_short(error)}"
-            ) from None
-        return str(store.program), None
-    auths = config.get("auths") or {}
-    if key not in auths:
-        return None, None
-    saved_for = _entry_user(auths[key])
-    if username and saved_for and saved_for != username:
-        return None, saved_for
-    del auths[key]
-    _write_config(path, config)
-    return str(path), None
-
-
-def _stored_user(store: Any, key: str) -> str | None:
-    """The user a credential helper holds for `key` (None: it holds nothing, or will not say)."""
-    from docker.credentials.errors import CredentialsNotFound, StoreError
-
-    try:
-        found = store.get(key)
-    except (CredentialsNotFound, StoreError):
-        return None
-    if not isinstance(found, Mapping):
-        return None
-    return str(found.get("Username") or "") or None
-
-
-def _entry_user(entry: object) -> str | None:
-    """The user of a config file `auths` entry: its `username`, else the `auth` field's."""
-    import base64
-    import binascii
-
-    if not isinstance(entry, Mapping):
-        return None
-    if entry.get("username"):
-        return str(entry["username"])
-    try:
-        decoded = base64.b64decode(str(entry.get("auth") or ""), validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    user, colon, _ = decoded.partition(":")
-    return user if colon and user else None  # no colon: not user:secret, say nothing of it
-
-
-def save_credentials(
-    repository: Repository, username: str, token: str, environment: Mapping[str, str]
-) -> str:
-    """Store credentials as `docker login` does; return where they went.
-
-    The registry's credential helper (`credHelpers`, else `credsStore`) gets them through its
-    stdin; without one they go to the config file's `auths`, written with mode 0600.
-    """
-    import base64
-
-    from docker.credentials.errors import StoreError
-
-    key = repository.auth_key
-    path, config, store = _credentials_home(environment, key)
-    if store is not None:
-        try:
-            store.store(server=key, username=username, secret=token)
-        except StoreError as error:
-            raise DaemonError(
-                f"{store.program} could not store the credentials: {_short(error)}"
-            ) from None
-        return str(store.program)
-    encoded = base64.b64encode(f"{username}:{token}".encode()).decode("ascii")
-    config.setdefault("auths", {})[key] = {"auth": encoded}
-    _write_config(path, config)
-    return str(path)

@@ -37,7 +37,6 @@ Read, Write, Delete"; an organisation access token needs repository admin on the
 from __future__ import annotations
 
 import datetime
-import http.client
 import json
 import time
 import urllib.error
@@ -49,6 +48,13 @@ from typing import TYPE_CHECKING, Any
 
 from hubtasks.errors import AuthError, ConfigError, HubError, RegistryError
 from hubtasks.references import DOCKER_HUB, Repository
+from hubtasks.registry.transport import (
+    Headers,
+    Transport,
+    rejected_credentials,
+    status_error,
+    user_agent,
+)
 from hubtasks.retry import retry_after_seconds
 from hubtasks.ui.redaction import add_secret
 
@@ -57,6 +63,8 @@ if TYPE_CHECKING:
 
 DEFAULT_API_URL = "https://hub.docker.com"
 PAGE_SIZE = 100  # the documented maximum
+_REDIRECTS = (301, 302, 303, 307, 308)
+_MAX_REDIRECTS = 3
 OVERVIEW_LIMIT = 25_000  # bytes of full_description
 DESCRIPTION_LIMIT = 100  # characters of description
 _MAX_PAGES = 10_000
@@ -138,7 +146,7 @@ class HubTag:
 @dataclass
 class _Answer:
     status: int
-    headers: Mapping[str, str]
+    headers: Headers
     document: Any
 
 
@@ -158,7 +166,7 @@ def parse_time(value: object) -> datetime.datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=datetime.timezone.utc)
 
 
-def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+def retry_after(headers: Headers, now: float | None = None) -> float | None:
     """Seconds to wait from `Retry-After` (seconds or an HTTP date) or the Hub's
     `X-Retry-After` (unix time)."""
     after = retry_after_seconds(headers.get("Retry-After"))
@@ -189,10 +197,10 @@ class HubClient:
     def __init__(self, base_url: str, username: str, token: str, *, timeout: float = 30) -> None:
         self.base_url = base_url.rstrip("/")
         self.username, self._token = username, token
-        self._timeout = timeout
         self._bearer: str | None = None
         split = urllib.parse.urlsplit(self.base_url)
         self._origin = (split.scheme, split.netloc)
+        self._transport = Transport(self.base_url, what="Docker Hub's API", timeout=timeout)
 
     # --- transport ----------------------------------------------------------------------------
     def _url(self, path_or_url: str) -> str:
@@ -208,34 +216,33 @@ class HubClient:
         return path_or_url
 
     def _send(self, method: str, url: str, body: Any = None) -> _Answer:
+        """One request over the shared transport (kept-alive, deadlines, proxies, TLS trust);
+        a read follows up to three redirects, the Bearer token only ever to this API's host."""
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(url, data=data, method=method)
-        request.add_header("Accept", "application/json")
-        request.add_header("User-Agent", "hubtasks")
-        if data is not None:
-            request.add_header("Content-Type", "application/json")
-        if self._bearer and not url.endswith("/v2/auth/token"):
-            # Not copied to wherever a redirect points (urllib copies plain headers).
-            request.add_unredirected_header("Authorization", f"Bearer {self._bearer}")
-        from hubtasks.registry.client import read_within  # a byte-at-a-time answer is bounded too
-
-        deadline = time.monotonic() + self._timeout
+        redirects = 0
+        while True:
+            request = urllib.request.Request(url, data=data, method=method)
+            request.add_header("Accept", "application/json")
+            request.add_header("User-Agent", user_agent())
+            if data is not None:
+                request.add_header("Content-Type", "application/json")
+            split = urllib.parse.urlsplit(url)
+            own = (split.scheme, split.netloc) == self._origin
+            if self._bearer and own and not url.endswith("/v2/auth/token"):
+                request.add_unredirected_header("Authorization", f"Bearer {self._bearer}")
+            response = self._transport.open(request)
+            location = response.headers.get("Location")
+            if response.status not in _REDIRECTS or method not in ("GET", "HEAD") or not location:
+                break
+            if redirects == _MAX_REDIRECTS:  # the last redirect is the answer
+                break
+            redirects += 1
+            url = urllib.parse.urljoin(url, location)
         try:
-            with urllib.request.urlopen(request, timeout=self._timeout) as response:
-                raw = read_within(response, deadline, self._timeout)
-                status, headers = response.status, response.headers
-        except urllib.error.HTTPError as error:
-            status, headers, raw = error.code, error.headers, error.read()
-        except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
-            reason = getattr(error, "reason", error)
-            raise RegistryError(
-                f"cannot reach Docker Hub's API at {self.base_url}: {reason}", transient=True
-            ) from None
-        try:
-            document = json.loads(raw) if raw.strip() else None
+            document = json.loads(response.body) if response.body.strip() else None
         except ValueError:
             document = None
-        return _Answer(status, headers, document)
+        return _Answer(response.status, response.headers, document)
 
     def login(self) -> None:
         """Exchange the username and token for a Bearer token (`POST /v2/auth/token`)."""
@@ -250,11 +257,12 @@ class HubClient:
             self._bearer = token
             return
         if answer.status in (401, 403):
-            raise AuthError(
-                f"Docker Hub ({self.base_url}) rejected the credentials of '{self.username}' "
-                f"(HTTP {answer.status}); check HUB_USERNAME and HUB_TOKEN (a personal access "
-                "token, or an organisation access token with the organisation as HUB_USERNAME)",
-                status=answer.status,
+            raise rejected_credentials(
+                f"Docker Hub ({self.base_url})",
+                self.username,
+                answer.status,
+                "check HUB_USERNAME and HUB_TOKEN (a personal access token, or an organisation "
+                "access token with the organisation as HUB_USERNAME)",
             )
         raise self._failure(answer, "log in to")
 
@@ -303,10 +311,8 @@ class HubClient:
             )
         if answer.status == 400:
             return ConfigError(f"Docker Hub refused to {what} (HTTP 400{detail})", status=400)
-        return RegistryError(
-            f"Docker Hub could not {what} (HTTP {answer.status}{detail})",
-            status=answer.status,
-            transient=answer.status >= 500,
+        return status_error(
+            answer.status, f"Docker Hub could not {what} (HTTP {answer.status}{detail})"
         )
 
     # --- repositories -------------------------------------------------------------------------

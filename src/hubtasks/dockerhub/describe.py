@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hubtasks.daemon.credentials import with_docker_credentials
 from hubtasks.dockerhub import client as hub
 from hubtasks.errors import ConfigError, HubError
 
@@ -390,6 +391,8 @@ def describe(
             "Hub, so nothing was sent (set HUB_API_URL if it has the Docker Hub API)",
         )
         return DescribeResult(str(repository), SKIPPED)
+    settings = with_docker_credentials(settings)
+    session.adopt(settings)  # the token may be Docker's: redact it from here on
     settings.require("login")
     namespace, name = hub.split_path(repository)
     client = hub.HubClient(base, settings.username or "", settings.token or "")

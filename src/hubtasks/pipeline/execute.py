@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from hubtasks.errors import BuildError, HubError, VerifyError
+from hubtasks.errors import BuildError, HubError, ReleaseRefused, VerifyError
 from hubtasks.pipeline import plan as planning
 from hubtasks.pipeline.cache import pull_sources
 from hubtasks.pipeline.gather import (
@@ -25,7 +25,7 @@ from hubtasks.pipeline.gather import (
     read_registry,
 )
 from hubtasks.pipeline.hooks import Facts
-from hubtasks.pipeline.plan import Plan, platform_tag
+from hubtasks.pipeline.plan import Plan, Remote, platform_tag
 from hubtasks.pipeline.publish import (
     check_arrived,
     copy_tags,
@@ -214,7 +214,9 @@ class Executor:
                     )
             stage = "verify"
             with self.watch.time("verify"):
-                self.verify(pushed)
+                # A tag verified on its way (read before the copies were written) is read
+                # once more if it is a version tag; `verify` reads the others after every write.
+                self.still_ours(self.verify(pushed))
         except HubError as error:
             raise with_progress(error, session.ledger.since(before), stage) from None
         published = now_published(tags, pushed, plan, repository)
@@ -283,11 +285,42 @@ class Executor:
             records.append(record)
         return records
 
-    def verify(self, pushed: list[PushedTag]) -> None:
-        """Read every pushed tag back: the sha256 of the manifest bytes the registry serves
-        must be the digest the push reported."""
-        if not pushed:
+    def still_ours(self, pushed: list[PushedTag]) -> None:
+        """After every write, one more read of each version tag of `pushed`: another release
+        of the same version may have overwritten it. A tag that holds another image is an
+        error naming what it holds; this run's digest is never reported for it."""
+        mine = [item for item in pushed if planning.is_immutable(item.tag)]
+        if not mine:
             return
+        registry = self.session.registry_for(self.settings)
+        found = each_tag_or_raise(
+            registry,
+            self.session,
+            [item.tag for item in mine],
+            lambda client, name: client.digest(name, after_push=True),
+            lambda name: f"reading {registry.repository.canonical(name)} again",
+        )
+        for item, now in zip(mine, found, strict=True):
+            if now != item.digest:
+                raise self._taken(item, now)
+
+    def _taken(self, item: PushedTag, now: str | None) -> ReleaseRefused:
+        """A version tag this run wrote that now holds another image: it landed, but is no
+        longer there, so it is not "already pushed" in the error either."""
+        self.session.ledger.withdrawn(item)
+        return ReleaseRefused(
+            f"{item.repository.canonical(item.tag)} was taken by another run: it holds "
+            f"{now}, not this run's {item.digest}; version tags are immutable, so this run's "
+            "image is not published under it",
+            stage="verify",
+        )
+
+    def verify(self, pushed: list[PushedTag]) -> list[PushedTag]:
+        """Read every pushed tag back: the sha256 of the manifest bytes the registry serves
+        must be the digest the push reported. Returns the ones a read-back had checked on the
+        way (before later writes), which are not read here."""
+        if not pushed:
+            return []
         registry = self.session.registry_for(self.settings)
         unread = self.session.ledger.unverified(pushed)
         if unread:
@@ -302,9 +335,12 @@ class Executor:
                     lambda name: f"verify of {registry.repository.canonical(name)}",
                 )
             for item, remote in zip(unread, found, strict=True):
+                if remote not in (None, item.digest) and planning.is_immutable(item.tag):
+                    raise self._taken(item, remote)
                 check_arrived(item, remote)
         for item in pushed:
             self.session.console.stage("verify", f"{item.reference} is in the registry")
+        return [item for item in pushed if item not in unread]
 
 
 @dataclass(frozen=True)
@@ -361,6 +397,51 @@ def plan_platform_tags(
     }
 
 
+def fresh_remote(
+    executor: Executor, plan: Plan, state: RegistryState
+) -> tuple[dict[str, Remote | None], list[str]]:
+    """What each version tag the plan would write holds now, read again right before the
+    writes (a build takes a while: another release of this version may have landed since the
+    registry was read), and the tags that changed meanwhile."""
+    names = [d.tag for d in plan.decisions if planning.is_immutable(d.tag) and d.action in _WRITES]
+    remote = dict(state.remote)
+    if not names:
+        return remote, []
+    session, repository = executor.session, executor.repository
+    records = each_tag_or_raise(
+        session.registry_for(executor.settings),
+        session,
+        names,
+        lambda client, name: client.image_record(name),
+        lambda name: f"reading {repository.canonical(name)}",
+    )
+    changed = []
+    for name, record in zip(names, records, strict=True):
+        before = state.remote.get(name)
+        if (record.digest if record else None) == (before.digest if before else None):
+            continue
+        changed.append(name)
+        remote[name] = (
+            Remote(record.digest, record.config_digest, record.labels.get(planning.INPUTS_LABEL))
+            if record
+            else None
+        )
+    return remote, changed
+
+
+def raced(plan: Plan, changed: list[str], repository: Repository) -> ReleaseRefused:
+    """A version tag another run published while this one built: refused, naming the winner."""
+    won = [d for d in plan.refused if d.tag in changed and d.remote is not None]
+    if not won:
+        return planning.refusal(plan, repository)
+    details = "; ".join(
+        f"{repository.canonical(d.tag)} was published by another run while this one built: "
+        f"it holds {d.remote.digest if d.remote else '?'}"
+        for d in won
+    )
+    return ReleaseRefused(f"refusing to release, nothing was pushed: {details}", stage="plan")
+
+
 def release(
     executor: Executor,
     plan: Plan,
@@ -384,9 +465,10 @@ def release(
         if building.platforms:
             images = executor.build(building, tags, tag_now=False, cache=cache)
         image_id = None if builds.multi else images[0].image_id
+        remote, changed = fresh_remote(executor, plan, state)
         plan = planning.after_build(
             list(tags),
-            remote=state.remote,
+            remote=remote,
             published=state.published,
             inputs=builds.digest,
             image_id=image_id,
@@ -394,7 +476,7 @@ def release(
         )
         session.console.plan_lines(plan, repository)
         if plan.refused:
-            raise planning.refusal(plan, repository)
+            raise raced(plan, changed, repository)
         if not builds.multi:
             executor.tag_locally(images[0].image_id, planning.approved_locally(plan))
     done = executor.push(
@@ -404,3 +486,6 @@ def release(
     if not platforms and done.published:
         platforms = dict(state.indexes.get(done.published[0].digest, {}))
     return Outcome(plan, images, done.published, platforms)
+
+
+_WRITES = (planning.CREATE, planning.MOVE, planning.CHECK)

@@ -55,6 +55,11 @@ class Ledger:
         with self._lock:
             self._landed.append(item)
 
+    def withdrawn(self, item: PushedTag) -> None:
+        """`item` landed, but another writer replaced it since: no longer this run's."""
+        with self._lock:
+            self._landed = [landed for landed in self._landed if landed != item]
+
     def mark(self) -> int:
         """A point to ask `since` about: what a stage wrote from here on."""
         with self._lock:

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
 
 class Daemon(Protocol):
+    def registry_config(self) -> Mapping[str, Any]: ...
+
     def build(
         self,
         *,

@@ -75,6 +75,10 @@ def _push_through_daemon(
         except HubError:
             session.ledger.landed(item)  # the daemon pushed it; only reading it back failed
             raise
+        # Another digest under the tag: another run's write landed after ours, so the tag is
+        # not this run's release (never "already pushed"); the error names both.
+        check_arrived(item, sha256_digest(manifest[0]))
+        session.ledger.read_back(item)
         confirm_built(item, manifest[0], image_id)
     console.stage("push", f"pushed {target} {digest}")
     session.ledger.landed(item)
@@ -82,15 +86,12 @@ def _push_through_daemon(
 
 
 def _read_back(settings: Settings, session: Session, item: PushedTag) -> tuple[bytes, str]:
-    """The manifest the daemon just pushed, read through its tag: its bytes must hash to the
-    pushed digest (this is the tag's verification too, `Session.ledger`)."""
+    """The manifest under the tag the daemon just pushed; the caller checks its bytes hash to
+    the pushed digest (this is the tag's verification too, `Session.ledger`)."""
     registry = session.registry_for(settings)
-    manifest = session.retrying(
+    return session.retrying(
         f"reading {item.reference}", lambda: registry.raw_manifest(item.tag, after_push=True)
     )
-    check_arrived(item, sha256_digest(manifest[0]))
-    session.ledger.read_back(item)
-    return manifest
 
 
 def confirm_built(item: PushedTag, manifest: bytes, image_id: str) -> None:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from hubtasks.pipeline.protocols import Daemon, Registry
+    from hubtasks.registry.transport import Trust
 
 T = TypeVar("T")
 
@@ -54,6 +55,8 @@ class Session:
             context = Context()
         self.hooks = Hooks(hook_commands or {}, context, self.console.stage, self.console.line)
         self.engine: Daemon | None = engine
+        # Whether this command uses the daemon, which then says how to reach a registry.
+        self.daemon_trust = False
         self._registry_factory = registry_factory
         self._pool: ThreadPoolExecutor | None = None
         self.logged_in: set[tuple[str, str]] = set()
@@ -138,13 +141,32 @@ class Session:
             else:
                 from hubtasks.registry.client import RegistryClient  # urllib & co. only when needed
 
+                base_url, trust = self.trust_for(settings)
                 self._registries[key] = RegistryClient(
                     repository,
                     settings.username,
                     settings.token,
                     deadline=self.policy.remaining if self.policy else None,
+                    base_url=base_url,
+                    trust=trust,
+                    identity_token=settings.identity_token,
                 )
         return self._registries[key]
+
+    def trust_for(self, settings: Settings) -> tuple[str | None, Trust]:
+        """How the repository's registry is reached, as the daemon reaches it: HUB_INSECURE
+        when set; else, for a command that uses the daemon (`daemon_trust`), the daemon's
+        own answer (`GET /info`); its certs.d certificates in any case. Docker Hub and
+        loopback registries need no question."""
+        from hubtasks.daemon.credentials import insecure_by_daemon, registry_trust
+        from hubtasks.registry.client import asks_no_trust
+
+        registry = settings.require_repository().registry
+        insecure = settings.insecure
+        if insecure is None and self.daemon_trust and not asks_no_trust(registry):
+            config = self.engine_for(settings).registry_config()
+            insecure = insecure_by_daemon(registry, config)
+        return registry_trust(registry, settings.docker_env, insecure=bool(insecure))
 
     # Work started ahead of the stage that needs it: on a real network each of these is a
     # round trip or two that can happen while something else (imports, the daemon, a push)

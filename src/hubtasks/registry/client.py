@@ -22,23 +22,33 @@ import binascii
 import contextlib
 import functools
 import hashlib
-import http.client
 import ipaddress
 import json
 import re
-import select
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from hubtasks.errors import AuthError, DigestMismatchError, HubError, RegistryError, VerifyError
 from hubtasks.references import DOCKER_HUB, Repository
 from hubtasks.registry.ratelimit import RateLimit, parse_rate_limit, too_many_requests
-from hubtasks.retry import retry_after_seconds
+from hubtasks.registry.transport import (
+    CREDENTIALS_HINT,
+    Response,
+    Transport,
+    Trust,
+    immutable_refusal,
+    rejected_credentials,
+    says_immutable,
+    status_error,
+    user_agent,
+)
+from hubtasks.registry.transport import (  # re-exported: dockerhub.prune reads it here
+    rate_limit_wait as rate_limit_wait,
+)
 
 MANIFEST_TYPES = (
     "application/vnd.docker.distribution.manifest.v2+json",
@@ -65,19 +75,30 @@ def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
     return scheme.lower(), {k.lower(): v for k, v in _CHALLENGE_PARAM.findall(rest)}
 
 
-def registry_base_url(registry: str) -> str:
-    """Docker Hub's API lives at registry-1.docker.io; loopback registries speak plain HTTP."""
+def registry_base_url(registry: str, *, insecure: bool = False) -> str:
+    """Docker Hub's API lives at registry-1.docker.io; loopback registries, and those the
+    daemon reaches over plain HTTP (`insecure`), speak plain HTTP."""
     if registry == DOCKER_HUB:
         return "https://registry-1.docker.io"
+    if insecure or _loopback(registry):
+        return f"http://{registry}"
+    return f"https://{registry}"
+
+
+def asks_no_trust(registry: str) -> bool:
+    """Docker Hub (always TLS) and loopback registries (always plain HTTP, as dockerd's
+    default 127.0.0.0/8 insecure range has it): nobody need be asked how to reach them."""
+    return registry == DOCKER_HUB or _loopback(registry)
+
+
+def _loopback(registry: str) -> bool:
     host = registry.rsplit(":", 1)[0].strip("[]") if registry.count(":") <= 1 else registry
     if host == "localhost":
-        return f"http://{registry}"
+        return True
     try:
-        if ipaddress.ip_address(host.strip("[]")).is_loopback:
-            return f"http://{registry}"
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
-        pass
-    return f"https://{registry}"
+        return False
 
 
 @dataclass(frozen=True)
@@ -137,29 +158,6 @@ def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-class Headers(Protocol):
-    """Response headers as `http.client` (case-insensitive) and a plain dict both give them:
-    one header's value (None when absent), and every name and value."""
-
-    def get(self, name: str, /) -> str | None: ...
-
-    def items(self) -> Iterable[tuple[str, str]]: ...
-
-
-@dataclass
-class _Response:
-    status: int
-    headers: Headers
-    body: bytes
-
-
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """Redirects come back as responses: `_request` decides where credentials may go."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
 class RegistryClient:
     def __init__(
         self,
@@ -170,23 +168,29 @@ class RegistryClient:
         timeout: float = 30,
         base_url: str | None = None,
         deadline: Callable[[], float] | None = None,
+        trust: Trust | None = None,
+        transport: Transport | None = None,
+        identity_token: bool = False,
     ) -> None:
         self.repository = repository
-        self.base_url = base_url or registry_base_url(repository.registry)
+        # `token` is an OAuth2 refresh token (Docker's identity token), traded at the realm.
+        self._identity = identity_token
+        trust = trust or Trust()
+        self._transport = transport or Transport(
+            base_url or registry_base_url(repository.registry, insecure=trust.insecure),
+            what=f"registry {repository.registry}",
+            timeout=timeout,
+            deadline=deadline,
+            trust=trust,
+        )
+        self.base_url = self._transport.base_url
+        self._netloc = self._transport.netloc
         self._username, self._token = username, token
-        self._timeout = timeout
-        self._deadline = deadline
         self._authorization: str | None = None
         self._bearer: dict[str, str] | None = None  # the Bearer challenge's parameters
         # raw_manifest's cache: digest → (body, media type); what a digest names never changes
         self._manifests: dict[str, tuple[bytes, str]] = {}
         self._configs: dict[str, dict[str, Any]] = {}  # config blobs by digest, shared by forks
-        self._connection: http.client.HTTPConnection | None = None
-        parts = urllib.parse.urlsplit(self.base_url)
-        self._netloc, self._https = parts.netloc, parts.scheme == "https"
-        # One kept-open connection to the registry, unless a proxy is configured for it.
-        proxies = urllib.request.getproxies()
-        self._direct = not proxies or bool(urllib.request.proxy_bypass(parts.hostname or ""))
 
     def fork(self) -> RegistryClient:
         """A client of its own connection for another thread, starting with this one's
@@ -195,104 +199,26 @@ class RegistryClient:
             self.repository,
             self._username,
             self._token,
-            timeout=self._timeout,
-            base_url=self.base_url,
-            deadline=self._deadline,
+            transport=self._transport.fork(),
+            identity_token=self._identity,
         )
         twin._authorization, twin._bearer = self._authorization, self._bearer
         twin._manifests = dict(self._manifests)
         twin._configs = self._configs
         return twin
 
-    # --- transport -----------------------------------------------------------------------
-
-    def _wait(self) -> float:
-        """How long the next request may wait: `timeout`, within what is left of the budget."""
-        left = self._deadline() if self._deadline is not None else self._timeout
-        return max(_MIN_WAIT, min(self._timeout, left))
+    # --- transport: registry/transport.py ---------------------------------------------------
 
     def connect(self) -> None:
         """Open the kept-open connection now (TCP, and TLS for https), before a request."""
-        if self._direct and self._connection is None:
-            self._connection = self._new_connection(self._wait())
-            try:
-                self._connection.connect()
-            except OSError as error:
-                self.close()
-                raise self._unreachable(error) from None
-
-    def _new_connection(self, timeout: float) -> http.client.HTTPConnection:
-        kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-        return kind(self._netloc, timeout=timeout)
+        self._transport.connect()
 
     def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        self._transport.close()
 
     def _basic(self) -> str:
         raw = f"{self._username or ''}:{self._token or ''}".encode()
         return "Basic " + base64.b64encode(raw).decode("ascii")
-
-    def _open(self, request: urllib.request.Request) -> _Response:
-        if self._direct and urllib.parse.urlsplit(request.full_url).netloc == self._netloc:
-            return self._open_kept(request)
-        return self._open_urllib(request)
-
-    def _open_kept(self, request: urllib.request.Request) -> _Response:
-        """The request over the kept-open connection. A connection the registry closed while
-        idle is replaced before anything is sent; a request that fails is not sent again."""
-        wait = self._wait()
-        deadline = time.monotonic() + wait
-        if self._connection is not None and _closed_by_peer(self._connection):
-            self.close()
-        if self._connection is None:
-            self._connection = self._new_connection(wait)
-        connection = self._connection
-        connection.timeout = wait
-        if connection.sock is not None:
-            connection.sock.settimeout(wait)
-        split = urllib.parse.urlsplit(request.full_url)
-        target = split.path + (f"?{split.query}" if split.query else "")
-        headers = dict(request.header_items())
-        try:
-            connection.request(request.get_method(), target, body=request.data, headers=headers)
-            response = connection.getresponse()
-            body = read_within(response, deadline, wait, connection.sock)
-        except (http.client.HTTPException, OSError) as error:
-            self.close()
-            raise self._unreachable(error, wait) from None
-        if response.getheader("Connection", "").lower() == "close":
-            self.close()
-        return _Response(response.status, response.headers, body)
-
-    def _open_urllib(self, request: urllib.request.Request) -> _Response:
-        wait = self._wait()
-        deadline = time.monotonic() + wait
-        opener = urllib.request.build_opener(_NoRedirects)
-        try:
-            with opener.open(request, timeout=wait) as response:
-                body = read_within(response, deadline, wait)
-                return _Response(response.status, response.headers, body)
-        except urllib.error.HTTPError as error:
-            return _Response(error.code, error.headers, error.read())
-        except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
-            raise self._unreachable(error, wait) from None
-
-    def _unreachable(self, error: BaseException, wait: float | None = None) -> RegistryError:
-        reason = getattr(error, "reason", error)
-        if isinstance(reason, TimeoutError) and wait is not None:
-            reason = f"no answer within {wait:.0f}s"
-        elif isinstance(reason, OSError) and reason.strerror:
-            reason = reason.strerror.lower()
-        elif isinstance(reason, http.client.RemoteDisconnected):
-            reason = "the connection was closed without an answer"
-        elif isinstance(reason, http.client.IncompleteRead):
-            reason = "the answer was cut short"
-        return RegistryError(
-            f"cannot reach registry {self.repository.registry} ({self.base_url}): {reason}",
-            transient=True,
-        )
 
     def _send(
         self,
@@ -300,7 +226,7 @@ class RegistryClient:
         url: str,
         headers: Mapping[str, str],
         body: bytes | None,
-    ) -> _Response:
+    ) -> Response:
         """One request, following redirects for reads; our credentials go only to the
         registry's own address."""
         redirects = 0
@@ -308,11 +234,11 @@ class RegistryClient:
             request = urllib.request.Request(url, data=body, method=method)
             for name, value in headers.items():
                 request.add_header(name, value)
-            request.add_header("User-Agent", _user_agent())
+            request.add_header("User-Agent", user_agent())
             own = urllib.parse.urlsplit(url).netloc == self._netloc
             if self._authorization and own:
                 request.add_unredirected_header("Authorization", self._authorization)
-            response = self._open(request)
+            response = self._transport.open(request)
             location = response.headers.get("Location")
             if response.status not in _REDIRECTS or method not in ("GET", "HEAD") or not location:
                 return response
@@ -330,7 +256,7 @@ class RegistryClient:
         body: bytes | None = None,
         content_type: str | None = None,
         scope: str | None = None,
-    ) -> _Response:
+    ) -> Response:
         """A request to the registry (`path`, or a full URL it gave us), answering its
         authentication challenge once; `scope` is a token scope asked for on top of the
         challenge's (pull on the repository a blob is mounted from). Raises
@@ -345,10 +271,8 @@ class RegistryClient:
             self._authenticate(response.headers.get("WWW-Authenticate") or "", also=scope)
             response = self._send(method, url, headers, body)
         if response.status == 401:
-            raise AuthError(
-                f"registry {self.repository.registry} rejected the credentials of user "
-                f"'{self._username}'; check HUB_USERNAME and HUB_TOKEN",
-                status=401,
+            raise rejected_credentials(
+                f"registry {self.repository.registry}", self._username, 401, CREDENTIALS_HINT
             )
         return response
 
@@ -356,6 +280,13 @@ class RegistryClient:
 
     def _authenticate(self, challenge: str, also: str | None = None) -> None:
         scheme, params = parse_challenge(challenge)
+        if (scheme == "basic" or not scheme) and self._identity:
+            raise AuthError(
+                f"registry {self.repository.registry} asks for a user and password; the Docker "
+                "credentials hubtasks found are an identity token, which only its token "
+                "service takes: set HUB_USERNAME and HUB_TOKEN",
+                status=401,
+            )
         if scheme == "basic" or not scheme:
             self._authorization = self._basic()
             return
@@ -372,19 +303,44 @@ class RegistryClient:
             scopes.append(also)
         self._authorization = f"Bearer {self._fetch_token(params, *scopes)}"
 
+    def _token_request(self, params: Mapping[str, str], scopes: tuple[str, ...]) -> Any:
+        """The realm's token request: a GET with our credentials (Basic), or, for an identity
+        token, the OAuth2 refresh-token POST docker sends (the token in the form only)."""
+        query = [("service", params.get("service", "")), *(("scope", s) for s in scopes)]
+        if self._identity:
+            form = [
+                ("grant_type", "refresh_token"),
+                ("refresh_token", self._token or ""),
+                ("client_id", "hubtasks"),
+                *query,
+            ]
+            request = urllib.request.Request(
+                params["realm"], data=urllib.parse.urlencode(form).encode(), method="POST"
+            )
+            request.add_header("Content-Type", "application/x-www-form-urlencoded")
+        else:
+            request = urllib.request.Request(f"{params['realm']}?{urllib.parse.urlencode(query)}")
+            if self._username and self._token:
+                request.add_unredirected_header("Authorization", self._basic())
+        request.add_header("User-Agent", user_agent())
+        return request
+
     def _fetch_token(self, params: Mapping[str, str], *scopes: str) -> str:
         """A token for `scopes` from the Bearer realm, asked with our credentials."""
-        query = [("service", params.get("service", "")), *(("scope", s) for s in scopes)]
-        request = urllib.request.Request(f"{params['realm']}?{urllib.parse.urlencode(query)}")
-        request.add_header("User-Agent", _user_agent())
-        if self._username and self._token:
-            request.add_unredirected_header("Authorization", self._basic())
-        response = self._open(request)
-        if response.status in (401, 403):
+        response = self._transport.open(self._token_request(params, scopes))
+        if response.status in (400, 401, 403) and self._identity:
             raise AuthError(
-                f"the token service of {self.repository.registry} rejected the credentials of "
-                f"'{self._username}'; check HUB_USERNAME and HUB_TOKEN",
-                status=response.status,
+                f"the token service of {self.repository.registry} rejected the identity token "
+                f"(HTTP {response.status}); `docker login` again, or set HUB_USERNAME and "
+                "HUB_TOKEN",
+                status=401,
+            )
+        if response.status in (401, 403):
+            raise rejected_credentials(
+                f"the token service of {self.repository.registry}",
+                self._username,
+                response.status,
+                CREDENTIALS_HINT,
             )
         try:
             body = json.loads(response.body)
@@ -408,7 +364,7 @@ class RegistryClient:
         self._check(self._request("GET", "/v2/"), "log in to")
 
     def _require_credentials(self) -> None:
-        if not (self._username and self._token):
+        if not (self._token and (self._username or self._identity)):
             raise AuthError("HUB_USERNAME and HUB_TOKEN are needed to log in")
 
     def login_listing_tags(self) -> list[str]:
@@ -460,7 +416,7 @@ class RegistryClient:
             else:
                 cancel_with(cancel)
 
-    def _challenge(self, method: str, path: str) -> _Response | None:
+    def _challenge(self, method: str, path: str) -> Response | None:
         """Send the request without credentials and answer the registry's challenge (Basic,
         or a token from the Bearer realm) for the requests that follow. Returns the answer
         when there was no challenge: a registry that asks for no login."""
@@ -491,7 +447,7 @@ class RegistryClient:
 
     def ping(self) -> int:
         """The HTTP status of `GET /v2/` without credentials: any answer means reachable."""
-        return self._open(urllib.request.Request(f"{self.base_url}/v2/")).status
+        return self._transport.open(urllib.request.Request(f"{self.base_url}/v2/")).status
 
     # --- reads -------------------------------------------------------------------------------
 
@@ -519,7 +475,7 @@ class RegistryClient:
             return f"{self.repository}@{reference}"
         return self.repository.canonical(reference)
 
-    def _manifest(self, reference: str, after_push: bool) -> tuple[_Response, str] | None:
+    def _manifest(self, reference: str, after_push: bool) -> tuple[Response, str] | None:
         """GET a manifest with the types we understand, and its digest (the sha256 of the
         bytes, checked against the registry's header and a digest reference); None when it
         is not there. `after_push`: we have just pushed it, so a 404 is the registry's
@@ -544,7 +500,7 @@ class RegistryClient:
             )
         return response, digest
 
-    def _checked_digest(self, response: _Response, body: bytes, what: str) -> str:
+    def _checked_digest(self, response: Response, body: bytes, what: str) -> str:
         """The sha256 of `body`; the registry's `Docker-Content-Digest`, if any, must agree."""
         digest = sha256_digest(body)
         claimed = response.headers.get("Docker-Content-Digest")
@@ -676,35 +632,37 @@ class RegistryClient:
             put = self._request("PUT", path, body=body, content_type=media_type)
         except AuthError:
             raise self._may_not_push(f"HTTP 401 to the manifest PUT of {reference}") from None
+        if 400 <= put.status < 500 and says_immutable(put.body.decode("utf-8", "replace")):
+            said = put.body.decode("utf-8", "replace")
+            target = self.repository.canonical(reference)
+            raise immutable_refusal(self.repository.registry, target, said)
         if put.status in (401, 403):
             raise self._may_not_push(f"HTTP {put.status} to the manifest PUT of {reference}")
         self._check(put, action)
         return self._checked_digest(put, body, self.named(reference))
 
-    def send(self, method: str, path: str, *, accept: str | None = None) -> _Response:
+    def send(self, method: str, path: str, *, accept: str | None = None) -> Response:
         """Any request to this registry's API (`/v2/…`) with the client's login, answered as it
         came: status, headers, body. Raises `AuthError` only on a 401 after logging in.
         (Used by prune for deletes and read_rate_limit for its HEAD.)"""
         return self._request(method, path, accept=accept)
 
-    def _check(self, response: _Response, action: str) -> None:
+    def _check(self, response: Response, action: str) -> None:
         if 200 <= response.status < 300:
             return
+        message = f"cannot {action} {self.repository}: registry answered HTTP {response.status}"
         if response.status == 403:
-            raise AuthError(
+            message = (
                 f"registry {self.repository.registry} denied access to {self.repository}; "
-                "check that the token may read it",
-                status=403,
+                "check that the token may read it"
             )
-        transient = response.status == 429 or response.status >= 500
-        said = f"registry answered HTTP {response.status}"
-        if response.status == 429:
+        elif response.status == 429:
             said = too_many_requests(self.repository.registry, response.headers)
-        raise RegistryError(
-            f"cannot {action} {self.repository}: {said}",
-            status=response.status,
-            transient=transient,
-            retry_after=rate_limit_wait(response.status, response.headers) if transient else None,
+            message = f"cannot {action} {self.repository}: {said}"
+        raise status_error(
+            response.status,
+            message,
+            retry_after=rate_limit_wait(response.status, response.headers),
         )
 
     # --- promotion: blobs and manifests written registry-side (no daemon) ------------------
@@ -775,47 +733,6 @@ class RegistryClient:
         return target.path + (f"?{target.query}" if target.query else "")
 
 
-def read_within(response: Any, deadline: float, wait: float, sock: Any = None) -> bytes:
-    """The answer's body, read by the chunk as it arrives. The socket's timeout bounds each
-    read, not a registry sending a byte at a time: the body must be done by `deadline`, or
-    keep coming — every `_READ_CHUNK` bytes that arrive in time give it `wait` seconds more
-    (a large blob on a slow link goes on; a trickle does not). With the connection's `sock`,
-    each read waits only what is left, so a stall after some bytes ends at the deadline too."""
-    chunks = []
-    arrived = 0  # since the deadline was last moved
-
-    def read() -> bytes:
-        if sock is not None:
-            sock.settimeout(max(0.05, deadline - time.monotonic()))
-        return bytes(response.read1(_READ_CHUNK))
-
-    while chunk := read():
-        chunks.append(chunk)
-        arrived += len(chunk)
-        now = time.monotonic()
-        if now > deadline:
-            raise TimeoutError("the answer did not arrive in time")
-        if arrived >= _READ_CHUNK:
-            deadline, arrived = now + wait, 0
-    if response.length:  # the registry closed the connection before the whole answer
-        raise http.client.IncompleteRead(b"".join(chunks), response.length)
-    chunks.append(response.read())  # nothing left: marks the answer read, for the next request
-    return b"".join(chunks)
-
-
-def _closed_by_peer(connection: http.client.HTTPConnection) -> bool:
-    """Whether an idle kept-open connection has something to read: the registry closed it
-    (or sent what nobody asked for); either way it cannot carry the next request."""
-    sock = connection.sock
-    if sock is None:
-        return False
-    try:
-        readable, _, _ = select.select([sock], [], [], 0)
-    except (OSError, ValueError):
-        return True
-    return bool(readable)
-
-
 def _granted_actions(token: str, path: str) -> set[str] | None:
     """The actions a JWT's `access` claim grants on repository `path`; None when the token is
     not a JWT with such a claim (an opaque token tells us nothing)."""
@@ -839,26 +756,6 @@ def _granted_actions(token: str, path: str) -> set[str] | None:
     }
 
 
-def rate_limit_wait(status: int, headers: Headers) -> float | None:
-    """Seconds a registry's answer asks us to wait: `Retry-After` (seconds or an HTTP date),
-    else the reset of a used-up limit (`RateLimit-Reset` in seconds, `X-RateLimit-Reset` in
-    seconds or as a Unix time) when the answer is a 429 or `RateLimit-Remaining` is 0."""
-    after = retry_after_seconds(headers.get("Retry-After"))
-    if after is not None:
-        return after
-    remaining = (headers.get("RateLimit-Remaining") or "").split(";")[0].strip()
-    if status != 429 and remaining != "0":
-        return None
-    for name in ("RateLimit-Reset", "X-RateLimit-Reset"):
-        value = (headers.get(name) or "").split(";")[0].strip()
-        if value.replace(".", "", 1).isdigit():
-            import time
-
-            seconds = float(value)
-            return max(0.0, seconds - time.time()) if seconds > 1e9 else seconds
-    return None
-
-
 def _next_link(header: str | None) -> str | None:
     """The path of a `Link: </v2/…?last=x&n=…>; rel="next"` header, if any."""
     if not header:
@@ -868,13 +765,6 @@ def _next_link(header: str | None) -> str | None:
         return None
     parsed = urllib.parse.urlsplit(match.group(1))
     return parsed.path + (f"?{parsed.query}" if parsed.query else "")
-
-
-def _user_agent() -> str:
-    """`hubtasks/<version>`: a registry (or a test's proxy) can tell our requests apart."""
-    from hubtasks.version import VERSION
-
-    return f"hubtasks/{VERSION}"
 
 
 def read_rate_limit(client: RegistryClient, reference: str = "latest") -> RateLimit | None:

@@ -22,7 +22,7 @@ from hubtasks.references import DOCKER_HUB
 from hubtasks.retry import retry_after_seconds
 
 if TYPE_CHECKING:
-    from hubtasks.registry.client import Headers
+    from hubtasks.registry.transport import Headers
 
 PROBE = "ratelimitpreview/test"  # Docker's documented repository for reading the limit
 _LIMIT = re.compile(r"\s*(\d+)\s*(?:;\s*w\s*=\s*(\d+))?")

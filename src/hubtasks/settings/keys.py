@@ -25,7 +25,7 @@ KINDS = (
     "repository",  # namespace/name in the registry (after `registry` and `username`)
     "list",  # several values (repeated flag, or comma/space separated); each an `item`
     "pairs",  # NAME=VALUE shell words (repeated flag); `item` names a pair in errors
-    "bool",  # yes/no; a flag gets a `--no-…` form
+    "bool",  # yes/no; a flag gets a `--no-…` form; unset stays None when the default is None
     "int",  # a whole number, at least `minimum`
     "number",  # a number, at least `minimum`
     "path",  # a path relative to the current folder
@@ -231,6 +231,9 @@ KEYS: tuple[Key, ...] = (
     ),
     # How stderr looks: auto (a terminal gets bars and spinners), plain lines, or rich.
     Key(name="progress", default="auto", kind="choice", choices=("auto", "plain", "rich")),
+    # Reach the registry over plain HTTP (or HTTPS unverified) as the daemon's
+    # insecure-registries does; unset (None): ask the daemon (release, push), else no.
+    Key(name="insecure", kind="bool"),
     Key(
         name="describe",
         default=False,

@@ -71,6 +71,10 @@ class Settings:
     visibility: str = "public"
     describe_after_release: bool = False
     progress: str = "auto"
+    insecure: bool | None = None
+    # `token` is Docker's identity token (an OAuth2 refresh token), not a password: set only
+    # by `daemon.credentials.with_docker_credentials`, never by a setting.
+    identity_token: bool = False
     # What looks mistyped (`settings.mistakes`): HUB_* names that are no setting, one line each,
     # and a token with spaces around it. A command line warns once; doctor reports them.
     unknown_names: tuple[str, ...] = ()
@@ -106,10 +110,12 @@ class Settings:
     @property
     def auth_config(self) -> dict[str, str]:
         """Credentials in the form the Docker API takes, for an explicit push or lookup."""
-        if not (self.username and self.token and self.repository):
+        if not (self.token and self.repository and (self.username or self.identity_token)):
             raise ConfigError("internal: credentials requested before Settings.require('login')")
+        if self.identity_token:  # the daemon trades it at the token service itself
+            return {"identitytoken": self.token, "serveraddress": self.repository.auth_key}
         return {
-            "username": self.username,
+            "username": self.username or "",
             "password": self.token,
             "serveraddress": self.repository.auth_key,
         }
@@ -122,7 +128,7 @@ class Settings:
         needs_credentials = any(s in ("login", "push", "release") for s in stages)
         if needs_repository and self.repository is None:
             missing.append("HUB_REPOSITORY (or --repository)")
-        if needs_credentials and not self.username:
+        if needs_credentials and not self.username and not self.identity_token:
             missing.append("HUB_USERNAME")
         if needs_credentials and not self.token:
             missing.append("HUB_TOKEN")
@@ -131,6 +137,12 @@ class Settings:
             raise ConfigError(
                 f"missing setting{'s' if len(missing) > 1 else ''}: {', '.join(missing)}; "
                 f"set them in {self._env_file_words()} or in the environment"
+                + (
+                    f", or log in with `docker login {self.registry}` (hubtasks uses Docker's "
+                    "credentials when HUB_TOKEN is empty)"
+                    if any(item.startswith("HUB_TOKEN") for item in missing)
+                    else ""
+                )
             )
         if any(s in ("build", "release") for s in stages):
             if not self.context.is_dir():
@@ -445,7 +457,9 @@ def _pairs(key: Key, value: object, source: str, parsed: _Parsed) -> dict[str, s
     return _parse_pairs(items, source, key.item, _PAIR_NAMES[key.item])
 
 
-def _bool(key: Key, value: object, source: str, parsed: _Parsed) -> bool:
+def _bool(key: Key, value: object, source: str, parsed: _Parsed) -> bool | None:
+    if key.default is None and not _given(value):
+        return None  # "not said": the caller asks someone else (HUB_INSECURE: the daemon)
     return _parse_bool(value, source)
 
 
