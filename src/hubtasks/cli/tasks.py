@@ -275,7 +275,7 @@ def _publish(result: api.Release, session: api.Session, stage: str, as_json: boo
     elif result.dry_run:
         session.console.render_plan(result)
     else:
-        for item in result.published:
+        for item in result.everywhere:  # every destination's tags
             session.console.result(item.reference)
 
 
@@ -305,7 +305,7 @@ def login(
     c: Context,
     save: bool = False,
     registry: str | None = None,
-    repository: str | None = None,
+    repository: list[str] | None = None,
     quiet: bool = False,
 ) -> None:
     """Check HUB_USERNAME/HUB_TOKEN against the registry (never a cached answer)."""
@@ -320,7 +320,7 @@ def login(
 def build(
     c: Context,
     tag: list[str] | None = None,
-    repository: str | None = None,
+    repository: list[str] | None = None,
     registry: str | None = None,
     dockerfile: str | None = None,
     context: str | None = None,
@@ -355,7 +355,7 @@ def tag_(
     c: Context,
     source: str | None = None,
     tag: list[str] | None = None,
-    repository: str | None = None,
+    repository: list[str] | None = None,
     registry: str | None = None,
     allow_dirty: bool = False,
     quiet: bool = False,
@@ -372,7 +372,7 @@ def tag_(
 def push(
     c: Context,
     tag: list[str] | None = None,
-    repository: str | None = None,
+    repository: list[str] | None = None,
     registry: str | None = None,
     force: bool = False,
     allow_dirty: bool = False,
@@ -397,7 +397,7 @@ def push(
 def release(
     c: Context,
     tag: list[str] | None = None,
-    repository: str | None = None,
+    repository: list[str] | None = None,
     registry: str | None = None,
     dockerfile: str | None = None,
     context: str | None = None,
@@ -456,7 +456,7 @@ def promote(
     c: Context,
     source: str | None = None,
     tag: list[str] | None = None,
-    repository: str | None = None,
+    repository: list[str] | None = None,
     registry: str | None = None,
     semver: bool | None = None,
     latest: bool | None = None,
@@ -491,7 +491,7 @@ def promote(
 def doctor(
     c: Context,
     tag: list[str] | None = None,
-    repository: str | None = None,
+    repository: list[str] | None = None,
     registry: str | None = None,
     dockerfile: str | None = None,
     context: str | None = None,
@@ -520,7 +520,7 @@ def doctor(
 
 
 @task(klass=HubTask)
-def images(c: Context, repository: str | None = None, registry: str | None = None) -> None:
+def images(c: Context, repository: list[str] | None = None, registry: str | None = None) -> None:
     """List the local images of the repository: tag, image ID, size and age."""
     flags = settings_flags(repository=repository, registry=registry)
     settings, session = _prepare(c, "images", flags)
@@ -536,7 +536,7 @@ def images(c: Context, repository: str | None = None, registry: str | None = Non
 @task(klass=HubTask)
 def describe(
     c: Context,
-    repository: str | None = None,
+    repository: list[str] | None = None,
     registry: str | None = None,
     readme: str | None = None,
     description: str | None = None,
@@ -570,7 +570,7 @@ def prune(
     older_than: str | None = None,
     yes: bool = False,
     dry_run: bool = False,
-    repository: str | None = None,
+    repository: list[str] | None = None,
     registry: str | None = None,
     quiet: bool = False,
 ) -> None:

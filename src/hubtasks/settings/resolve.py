@@ -23,11 +23,13 @@ from hubtasks.platforms import normalize_platform
 from hubtasks.references import (
     DOCKER_HUB,
     Repository,
+    names_registry,
     normalize_registry,
     parse_pull_reference,
     parse_repository,
     validate_tag,
 )
+from hubtasks.settings.destinations import read_registry_credentials, registry_secrets
 
 ENV_FILE_NAME = ".env"
 # HUB_CACHE_FROM's words besides image references (hubtasks/cache.py decides "auto").
@@ -76,9 +78,12 @@ KEYS: tuple[Key, ...] = (
     Key(name="token", kind="secret"),  # never a flag: it would show in the process list
     Key(
         name="repository",
+        kind="list",
         flag="--repository",
         short="-r",
-        help="Repository as namespace/name; a bare name means HUB_USERNAME/name",
+        metavar="REPOSITORY",
+        help="Repository as [REGISTRY/]namespace/name (a bare name means HUB_USERNAME/name); "
+        "several (repeated or space separated): the first is pushed, the others get copies",
     ),
     Key(
         name="tags",
@@ -197,6 +202,10 @@ class Settings:
     username: str | None = None
     token: str | None = field(default=None, repr=False)
     repository: Repository | None = None
+    # Further destinations (HUB_REPOSITORY's later words) and the HUB_REGISTRY_<HOST>_…
+    # credentials read for them (settings.destinations).
+    mirrors: tuple[Repository, ...] = ()
+    registry_credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
     tags: tuple[str, ...] = ()
     dockerfile: Path = Path("Dockerfile")
     context: Path = Path(".")
@@ -232,7 +241,8 @@ class Settings:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        return (self.token,) if self.token else ()
+        own = (self.token,) if self.token else ()
+        return (*own, *registry_secrets(self.registry_credentials))
 
     @property
     def auth_config(self) -> dict[str, str]:
@@ -315,7 +325,8 @@ def token_candidates(
 ) -> list[str]:
     """Every HUB_TOKEN value in sight, so that even a settings error is redacted."""
     environ = os.environ if environ is None else environ
-    found = [environ.get("HUB_TOKEN")]
+    found: list[str | None] = [environ.get("HUB_TOKEN")]
+    found += registry_secrets(read_registry_credentials(environ, {}))
     env_path = (Path.cwd() if cwd is None else cwd) / ENV_FILE_NAME
     try:
         text = env_path.read_text(encoding="utf-8") if env_path.is_file() else ""
@@ -325,8 +336,11 @@ def token_candidates(
         # The value as the settings will read it (the parse is cached for them), and the raw
         # lines as well: a .env python-dotenv cannot parse may still be quoted in an error.
         with contextlib.suppress(ConfigError):
-            found.append(read_env_file(env_path).get("HUB_TOKEN"))
-    for match in re.finditer(r"^\s*(?:export\s+)?HUB_TOKEN\s*=\s*(.*)$", text, re.MULTILINE):
+            dotenv = read_env_file(env_path)
+            found.append(dotenv.get("HUB_TOKEN"))
+            found += registry_secrets(read_registry_credentials({}, dotenv))
+    token_line = r"^\s*(?:export\s+)?HUB_(?:REGISTRY_[A-Z0-9_]+_)?TOKEN\s*=\s*(.*)$"
+    for match in re.finditer(token_line, text, re.MULTILINE):
         value = match.group(1).strip()
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
             value = value[1:-1]
@@ -540,9 +554,10 @@ def resolve_settings(
 
     username = text("username")
     token = str(picked["token"][0]).strip() if _given(picked["token"][0]) else None
-    registry, repository = _registry_and_repository(
-        text("registry"), text("repository"), username, sources
+    registry, repositories = _registry_and_repository(
+        text("registry"), picked["repository"][0], username, sources
     )
+    repository = repositories[0] if repositories else None
     tags = _parse_tags(picked["tags"][0], sources["tags"])
     build_args = _pairs_setting(picked, sources, "build_args", "build argument", _BUILD_ARG_NAME)
     labels = _pairs_setting(picked, sources, "labels", "label", _LABEL_NAME)
@@ -552,6 +567,8 @@ def resolve_settings(
         username=username,
         token=token,
         repository=repository,
+        mirrors=repositories[1:],
+        registry_credentials=read_registry_credentials(environ, dotenv),
         tags=tags,
         dockerfile=cwd / (text("dockerfile") or "Dockerfile"),
         context=cwd / (text("context") or "."),
@@ -587,22 +604,31 @@ def resolve_settings(
 
 def _registry_and_repository(
     registry_text: str | None,
-    repository_text: str | None,
+    repository_value: object,
     username: str | None,
     sources: Mapping[str, str],
-) -> tuple[str, Repository | None]:
-    """The registry, and the repository in it. A repository that names its registry wins
-    over HUB_REGISTRY's default (Docker Hub), not over a registry given explicitly."""
+) -> tuple[str, tuple[Repository, ...]]:
+    """The registry, and the repositories: the first in it, the others where they say (a
+    further destination without a host is in the configured registry). A repository that
+    names its registry wins over HUB_REGISTRY's default (Docker Hub), not over a registry
+    given explicitly."""
     registry = normalize_registry(registry_text or DOCKER_HUB, source=sources["registry"])
-    if not repository_text:
-        return registry, None
-    repository = parse_repository(
-        repository_text,
-        registry=registry if sources["registry"] != "default" else None,
-        username=username,
-        source=sources["repository"],
-    )
-    return repository.registry, repository
+    texts = _as_list(repository_value, split="words", source=sources["repository"])
+    if not texts:
+        return registry, ()
+    explicit = registry if sources["registry"] != "default" else None
+    found: dict[Repository, None] = {}
+    for index, text in enumerate(texts):
+        found[
+            parse_repository(
+                text,
+                registry=explicit if index == 0 or not names_registry(text) else None,
+                username=username,
+                source=sources["repository"],
+            )
+        ] = None
+    repositories = tuple(found)
+    return repositories[0].registry, repositories
 
 
 def _parse_tags(value: object, source: str) -> tuple[str, ...]:
