@@ -17,7 +17,7 @@ from hubtasks.errors import ConfigError, HubError
 from hubtasks.pipeline import mirror, promotion
 from hubtasks.pipeline import plan as planning
 from hubtasks.pipeline.cache import cache_refs
-from hubtasks.pipeline.execute import Executor, facts_for, plan_platform_tags
+from hubtasks.pipeline.execute import Executor, Outcome, facts_for, plan_platform_tags
 from hubtasks.pipeline.execute import release as execute_release
 from hubtasks.pipeline.gather import (
     BuildSet,
@@ -310,22 +310,10 @@ def release(
         commands = _commands(settings, plan, builds, cache)
         dry = Release(repository, plan, timings=watch.timings, commands=commands, dry_run=True)
         return mirror.with_plans(dry, tags[0], found)
-    _check_push_access(settings, session, plan, found)
-    mark = session.ledger.mark()
-    with mirror.first_of(found):  # a failure there: the others are still to do
-        done = execute_release(
-            executor,
-            plan,
-            tags=tags,
-            builds=builds,
-            state=state,
-            force=force,
-            cache=cache,
-            held=held,
-        )
-    mirrors = mirror.publish(
-        session, watch, settings, done.published, found, tags=tags, force=force, mark=mark
-    )
+    done, mirrors = _execute_everywhere(
+        executor, plan, found, tags=tags, builds=builds, state=state, force=force, cache=cache,
+        held=held,
+    )  # fmt: skip
     facts.record_published(done.published, done.platforms, watch.timings, mirrors)
     facts.image_id = done.images[0].image_id if done.images and not builds.multi else None
     if settings.describe_after_release:
@@ -337,6 +325,34 @@ def release(
     result = Release(repository, done.plan, image, done.published, watch.timings)
     result.platforms, result.mirrors = done.platforms, mirrors
     return result
+
+
+def _execute_everywhere(
+    executor: Executor,
+    plan: Plan,
+    found: list[mirror.Destination],
+    *,
+    tags: tuple[str, ...],
+    builds: BuildSet,
+    state: RegistryState,
+    force: bool,
+    cache: list[str],
+    held: dict[str, str],
+) -> tuple[Outcome, list[Release]]:
+    """Push access checked for every destination (before the build); the release carried out
+    in the first destination, then copied to each further one (`found`)."""
+    settings, session, watch = executor.settings, executor.session, executor.watch
+    _check_push_access(settings, session, plan, found)
+    mark = session.ledger.mark()
+    with mirror.first_of(found):  # a failure there: the others are still to do
+        done = execute_release(
+            executor, plan, tags=tags, builds=builds, state=state, force=force, cache=cache,
+            held=held,
+        )  # fmt: skip
+    mirrors = mirror.publish(
+        session, watch, settings, done.published, found, tags=tags, force=force, mark=mark
+    )
+    return done, mirrors
 
 
 def _before_release(
@@ -503,10 +519,8 @@ def promote(
     if not settings.tags:
         raise ConfigError("promote needs the tags to publish: pass --tag (or set HUB_TAGS)")
     tags, others, watch = resolve_tags(settings), mirror.destinations(settings), Stopwatch()
-    session.check_ahead(settings)
-    if not dry_run:
-        session.check_push_ahead(settings)  # into the target repository, as a release asks
-    mirror.start_checks(session, others, push=not dry_run)
+    # The credential and push-access checks of every destination, as a release asks them.
+    mirror.start_checks(session, [settings, *others], push=not dry_run)
     with watch.time("login"):
         for each in (settings, *others):
             login(each, session=session)
@@ -536,8 +550,7 @@ def promote(
         session, watch, settings, published, found, tags=tags, force=force, mark=mark
     )
     done = Release(repository, plan, published=published, timings=watch.timings)
-    done.platforms = {p: d for d, p in origin.record.children}
-    done.mirrors = mirrors
+    done.platforms, done.mirrors = {p: d for d, p in origin.record.children}, mirrors
     return done
 
 

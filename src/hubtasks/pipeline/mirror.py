@@ -55,8 +55,8 @@ def destinations(settings: Settings) -> list[Settings]:
 
 
 def start_checks(session: Session, others: Iterable[Settings], *, push: bool) -> None:
-    """The credential check (and, unless `push` is False, the push-access check) of every
-    further destination, started in the background alongside the first's."""
+    """The credential check (and, unless `push` is False, the push-access check) of each
+    destination, started in the background."""
     for each in others:
         session.adopt(each)
         session.check_ahead(each)
