@@ -105,8 +105,8 @@ class Registry:
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def start(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
+    def config_auth(self) -> str:
+        """The `auth:` block of the registry's config: htpasswd (devtools.tokenauth: tokens)."""
         htpasswd = self.root / "htpasswd"
         if not htpasswd.exists():
             # -i reads the password from stdin, so it never shows in the process list.
@@ -118,14 +118,18 @@ class Registry:
                 check=True,
             ).stdout
             htpasswd.write_text(out)
+        return f"auth:\n  htpasswd:\n    realm: hubtasks-test\n    path: {htpasswd}\n"
+
+    def start(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        auth = self.config_auth()
         config = self.root / "config.yml"
         config.write_text(
             "version: 0.1\n"
             "log:\n  level: warn\n  accesslog:\n    disabled: true\n"
             f"storage:\n  filesystem:\n    rootdirectory: {self.root / 'data'}\n"
             f"  delete:\n    enabled: {'true' if self.delete_enabled else 'false'}\n"
-            f"http:\n  addr: {self.address}\n"
-            f"auth:\n  htpasswd:\n    realm: hubtasks-test\n    path: {htpasswd}\n"
+            f"http:\n  addr: {self.address}\n" + auth
         )
         log = self.root / "registry.log"
         self.process = subprocess.Popen(

@@ -1,7 +1,9 @@
 """One release, several registries: the daemon pushes to the first destination, hubtasks copies
 the same manifest bytes registry to registry to the others — checked through each registry's
-own API. Three htpasswd registries, each with its own user and password; the further two sit
-behind per-request fault proxies (devtools.httpfault) that count and fault their requests."""
+own API. Three registries, each with its own user and password: the stack's and bob's with
+htpasswd, carol's with a Bearer token service (devtools.tokenauth, as Docker Hub and GHCR);
+the further two sit behind per-request fault proxies (devtools.httpfault) that count and fault
+their requests."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import pytest
 
 from devtools.httpfault import HttpFaultProxy, Rule
 from devtools.stack import Registry
+from devtools.tokenauth import TokenRegistry
 from hubtasks.settings.destinations import registry_variables
 
 from .conftest import assert_clean_failure
@@ -27,10 +30,12 @@ WRITES = r"^(PUT|PATCH)$"
 
 
 class Far:
-    """A further registry (its own credentials) behind a fault proxy."""
+    """A further registry (its own credentials; htpasswd, or a Bearer token service with
+    `tokens`) behind a fault proxy."""
 
-    def __init__(self, root, username: str, password: str) -> None:
-        self.server = Registry(root, username, password)
+    def __init__(self, root, username: str, password: str, *, tokens: bool = False) -> None:
+        kind = TokenRegistry if tokens else Registry
+        self.server = kind(root, username, password)
         self.server.start()
         self.proxy = HttpFaultProxy(self.server.port).start()
         self.username, self.password = username, password
@@ -59,7 +64,7 @@ class Far:
 def fars(tmp_path_factory):
     made = [
         Far(tmp_path_factory.mktemp("ghcr"), "bob", "bob-secret-2"),
-        Far(tmp_path_factory.mktemp("quay"), "carol", "carol-secret-3"),
+        Far(tmp_path_factory.mktemp("quay"), "carol", "carol-secret-3", tokens=True),
     ]
     yield made
     for far in made:
@@ -116,6 +121,7 @@ def test_every_destination_gets_the_same_digest_and_a_rerun_writes_nothing(mirro
     # Blobs went across as uploads (a HEAD first), never through the daemon.
     assert not any(s.agent.startswith("docker/") for far in fars for s in far.proxy.seen)
     assert fars[0].proxy.count(method="HEAD", path="/blobs/sha256:") >= 2
+    assert fars[1].server.tokens > 0  # carol's registry answered with Bearer challenges
     for secret in ("bob-secret-2", "carol-secret-3"):
         assert secret not in result.stdout + result.stderr
 
@@ -208,6 +214,19 @@ def test_a_multi_platform_release_is_mirrored_with_its_children(mirrored, fars):
         assert _digest(far, f"{user}/{name}", "v5") == document["digest"]
         for child in document["platforms"].values():
             assert _digest(far, f"{user}/{name}", child) == child
+
+
+def test_a_further_token_that_may_not_push_stops_the_release_before_the_build(mirrored, fars):
+    project, name = mirrored
+    fars[1].server.read_only.add("carol")
+    try:
+        result = project.inv("release", "--tag", "v7")
+    finally:
+        fars[1].server.read_only.discard("carol")
+    last = assert_clean_failure(result, project, mentions="may not push to")
+    assert f"{fars[1].address}/carol/{name}" in last and "granted pull" in last
+    assert "[build]" not in result.stderr
+    assert project.tags() == [] and fars[0].writes() == [] and fars[1].writes() == []
 
 
 def _publish_at_carol(project, far: Far, name: str, tag: str, greeting: str) -> str:
