@@ -12,8 +12,10 @@ Credentials per registry, one scheme (`.env.example` documents it):
   `ghcr.io` → `HUB_REGISTRY_GHCR_IO_TOKEN`, `127.0.0.1:5001` →
   `HUB_REGISTRY_127_0_0_1_5001_TOKEN`. The environment wins over `.env`.
 
-`credentials_for` is the one seam: a Docker-config / credential-helper lookup plugs in there,
-after these settings and before "missing".
+`credentials_for` is the one seam that answers from settings. A Docker-config /
+credential-helper lookup (daemon/credentials.py of the registries issue: a lower layer than
+settings may import) plugs in where the pipeline takes them, `pipeline.mirror.destinations`:
+what these settings leave unset is asked there, before `require_mirror_credentials`.
 """
 
 from __future__ import annotations
