@@ -229,6 +229,31 @@ def test_a_further_token_that_may_not_push_stops_the_release_before_the_build(mi
     assert project.tags() == [] and fars[0].writes() == [] and fars[1].writes() == []
 
 
+def test_destinations_in_one_registry_mount_what_another_received(project, fars):
+    """bob/<name>-a receives the blobs streamed; bob/<name>-b, in the same registry, mounts
+    them from there; <name>-copy, in the first registry, mounts them from the first."""
+    name = project.repository.split("/")[1]
+    far = fars[0]
+    project.drop_env("HUB_REPOSITORY")
+    project.add_env(
+        HUB_REPOSITORY=f'"{name} {far.address}/bob/{name}-a {far.address}/bob/{name}-b '
+        f'{name}-copy"',
+        **far.env(),
+    )
+    far.proxy.clear()
+    result = project.inv("release", "--tag", "v8", "--json")
+    assert result.returncode == 0, result.stderr
+    digest = json.loads(result.stdout)["digest"]
+    for path in (f"bob/{name}-a", f"bob/{name}-b"):
+        assert _digest(far, path, "v8") == digest
+    stack = project.stack.registry_server
+    assert stack.manifest_digest(f"{project.stack.username}/{name}-copy", "v8") == digest
+    uploads = [p for m, p in far.writes() if m == "PUT" and "/blobs/uploads/" in p]
+    mounts = [p for m, p in far.writes() if "mount=" in p]
+    assert uploads and all(f"/bob/{name}-a/" in p for p in uploads)
+    assert mounts and all(f"/bob/{name}-b/" in p and f"from=bob%2F{name}-a" in p for p in mounts)
+
+
 def _publish_at_carol(project, far: Far, name: str, tag: str, greeting: str) -> str:
     """Release `tag` to carol's registry alone (as another pipeline would); its digest."""
     done = project.inv(

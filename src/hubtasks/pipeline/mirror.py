@@ -150,9 +150,8 @@ def publish(
     image = ImageReference(first.require_repository(), digest=digest)
     source = Source(image, record, source_client)
     done: list[Release] = []
-    for index, destination in enumerate(found):
-        left = [str(d.repository) for d in found[index:]]
-        done.append(_publish_one(session, watch, source, destination, tags, force, mark, left))
+    for index in range(len(found)):
+        done.append(_publish_one(session, watch, source, found, index, tags, force, mark))
     return done
 
 
@@ -160,13 +159,19 @@ def _publish_one(
     session: Session,
     watch: Stopwatch,
     source: Source,
-    destination: Destination,
+    found: list[Destination],
+    index: int,
     tags: tuple[str, ...],
     force: bool,
     mark: int,
-    left: list[str],
 ) -> Release:
+    """The `index`-th further destination: the destinations before it hold the image by now
+    (a blob is mounted from one of them in the same registry), those from it on are still to
+    do when this one fails."""
+    destination = found[index]
     repository, settings = destination.repository, destination.settings
+    left = [str(d.repository) for d in found[index:]]
+    earlier = tuple(d.repository for d in found[:index])
     plan = plan_promotion(tags, destination.state, source, force=force)
     try:
         if plan.refused:
@@ -176,7 +181,7 @@ def _publish_one(
         target = session.registry_for(settings)
         if plan.to_push:
             with watch.time("copy"):
-                transfer(session, source.registry, target, source.record.digest)
+                transfer(session, source.registry, target, source.record.digest, earlier)
     except HubError as error:
         raise still_to_do(with_progress(error, session.ledger.since(mark)), left) from None
     executor = Executor(settings, session, watch, since=mark)
