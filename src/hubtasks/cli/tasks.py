@@ -151,7 +151,7 @@ OPTIONS: dict[str, Flag] = {
         "tag: the local image to tag, a tag of the repository, a reference or an image ID "
         "(default: the image built earlier on this command line, else latest). promote: the "
         "image in the registry to publish, a tag or sha256:… digest of the repository, or "
-        "[REGISTRY/]namespace/name:tag in another repository of the same registry.",
+        "[REGISTRY/]namespace/name:tag in another repository (of this registry or another).",
     ),
 }
 FLAGS: dict[str, Flag] = {
