@@ -65,6 +65,12 @@ def test_a_repeated_flag_and_a_further_repository_without_host_in_the_explicit_r
     )
 
 
+def test_a_bad_word_among_several_is_named_with_the_whole_setting():
+    with pytest.raises(ConfigError) as caught:
+        resolve({"HUB_REPOSITORY": "app Bad/Name"})
+    assert "('app Bad/Name'): 'Bad/Name'" in str(caught.value)
+
+
 def test_one_repository_has_no_mirrors():
     assert resolve({"HUB_REPOSITORY": "app"}).mirrors == ()
 

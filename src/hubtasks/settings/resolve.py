@@ -617,6 +617,9 @@ def _registry_and_repository(
     if not texts:
         return registry, ()
     explicit = registry if sources["registry"] != "default" else None
+    source = sources["repository"]
+    if len(texts) > 1:  # an error names the word and the whole setting: 'Bad' of 'Bad Name'
+        source = f"{source} ('{' '.join(texts)}')"
     found: dict[Repository, None] = {}
     for index, text in enumerate(texts):
         found[
@@ -624,7 +627,7 @@ def _registry_and_repository(
                 text,
                 registry=explicit if index == 0 or not names_registry(text) else None,
                 username=username,
-                source=sources["repository"],
+                source=source,
             )
         ] = None
     repositories = tuple(found)
