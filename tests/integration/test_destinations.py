@@ -21,6 +21,7 @@ from devtools.httpfault import HttpFaultProxy, Rule
 from devtools.stack import Registry
 from devtools.tokenauth import TokenRegistry
 from hubtasks.settings.destinations import registry_variables
+from tests.helpers.pulls import assert_tags_pull
 
 from .conftest import assert_clean_failure
 
@@ -111,6 +112,7 @@ def test_every_destination_gets_the_same_digest_and_a_rerun_writes_nothing(mirro
     for far, user in zip(fars, ("bob", "carol"), strict=True):
         for tag in ("v1.0.0", "v1.0", "v1", "latest"):
             assert _digest(far, f"{user}/{name}", tag) == digest, (far.address, tag)
+        assert_tags_pull(far.server, f"{user}/{name}", ["v1.0.0", "latest"])
     images = [d["image"] for d in document["destinations"]]
     assert images == [
         f"{project.stack.registry}/{project.repository}",
@@ -191,6 +193,7 @@ def test_a_destination_failing_part_way_says_what_landed_and_a_rerun_finishes(
     assert again.returncode == 0, again.stderr
     digest = project.stack.registry_server.manifest_digest(project.repository, "v4")
     assert _digest(fars[1], f"carol/{name}", "v4") == digest
+    assert_tags_pull(fars[1].server, f"carol/{name}", ["v4", "edge"])
     assert fars[0].writes() == []  # bob's registry had it all: nothing sent again
     uploads = [w for w in fars[1].writes() if w[0] == "PUT" and "/blobs/uploads/" in w[1]]
     if fault.status == 403:  # the blobs had landed before the tags were refused
@@ -214,6 +217,7 @@ def test_a_multi_platform_release_is_mirrored_with_its_children(mirrored, fars):
         assert _digest(far, f"{user}/{name}", "v5") == document["digest"]
         for child in document["platforms"].values():
             assert _digest(far, f"{user}/{name}", child) == child
+        assert_tags_pull(far.server, f"{user}/{name}", ["v5"])  # the list, each child whole
 
 
 def test_a_further_token_that_may_not_push_stops_the_release_before_the_build(mirrored, fars):
