@@ -258,6 +258,26 @@ def test_destinations_in_one_registry_mount_what_another_received(project, fars)
     assert mounts and all(f"/bob/{name}-b/" in p and f"from=bob%2F{name}-a" in p for p in mounts)
 
 
+def test_promote_within_a_registry_that_will_not_mount_streams_the_blobs(mirrored, fars):
+    project, name = mirrored
+    assert project.inv("release", "--tag", "v9").returncode == 0
+    far = fars[0]
+    far.proxy.clear()
+    refuse = Rule(method="POST", path="mount=", status=202, times=None)
+    refuse.headers = {"Location": f"/v2/bob/{name}-other/blobs/uploads/nowhere"}
+    far.proxy.add(refuse)
+    result = project.inv(
+        "promote", "--source", f"{far.address}/bob/{name}:v9", "--tag", "v9",
+        HUB_REGISTRY=far.address, HUB_REPOSITORY=f"bob/{name}-other",
+        HUB_USERNAME="bob", HUB_TOKEN="bob-secret-2", DOCKER_HOST="unix:///nx",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "copied (the registry would not mount it)" in result.stderr
+    assert refuse.fired >= 2
+    assert _digest(far, f"bob/{name}-other", "v9") == _digest(far, f"bob/{name}", "v9")
+    assert_tags_pull(far.server, f"bob/{name}-other", ["v9"])
+
+
 def _publish_at_carol(project, far: Far, name: str, tag: str, greeting: str) -> str:
     """Release `tag` to carol's registry alone (as another pipeline would); its digest."""
     done = project.inv(

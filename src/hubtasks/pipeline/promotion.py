@@ -171,9 +171,11 @@ def _bring_blob(
     """How the blob got there: "mounted" (same registry, or from a sibling repository),
     "already there", or "copied" (read from the source on a connection of its own, as this
     runs beside other blobs, and sent on)."""
-    if client.repository.registry == source.repository.registry:
-        if client.mount_blob(blob, source.repository):
-            return "mounted"
+    same = client.repository.registry == source.repository.registry
+    streams = isinstance(client, RegistryClient) and isinstance(source, RegistryClient)
+    if same and client.mount_blob(blob, source.repository):
+        return "mounted"
+    if same and not streams:  # a client of the protocol alone: the bytes in one piece
         reader = source.fork()
         try:
             client.upload_blob(blob, reader.blob(blob))
@@ -182,9 +184,9 @@ def _bring_blob(
         return "copied (the registry would not mount it)"
     if not isinstance(client, RegistryClient) or not isinstance(source, RegistryClient):
         raise RegistryError("internal: a copy between registries needs registry clients")
-    if holds_blob(client, blob):
+    if not same and holds_blob(client, blob):
         return "already there"
-    for sibling in siblings:
+    for sibling in () if same else siblings:
         if sibling != client.repository and client.mount_blob(blob, sibling):
             return "mounted"
     reader = source.fork()
@@ -194,7 +196,7 @@ def _bring_blob(
         copy_blob(reader, client, blob, timeout=timeout)
     finally:
         reader.close()
-    return "copied"
+    return "copied (the registry would not mount it)" if same else "copied"
 
 
 def _document(body: bytes) -> dict[str, Any]:
