@@ -114,8 +114,8 @@ class Registry:
     def url(self) -> str:
         return f"{'https' if self.tls else 'http'}://{self.address}"
 
-    def start(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
+    def config_auth(self) -> str:
+        """The `auth:` block of the registry's config: htpasswd (devtools.tokenauth: tokens)."""
         htpasswd = self.root / "htpasswd"
         if not htpasswd.exists():
             # -i reads the password from stdin, so it never shows in the process list.
@@ -127,6 +127,11 @@ class Registry:
                 check=True,
             ).stdout
             htpasswd.write_text(out)
+        return f"auth:\n  htpasswd:\n    realm: hubtasks-test\n    path: {htpasswd}\n"
+
+    def start(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        auth = self.config_auth()
         config = self.root / "config.yml"
         config.write_text(
             "version: 0.1\n"
@@ -139,7 +144,7 @@ class Registry:
                 if self.tls
                 else ""
             )
-            + f"auth:\n  htpasswd:\n    realm: hubtasks-test\n    path: {htpasswd}\n"
+            + auth
         )
         log = self.root / "registry.log"
         self.process = subprocess.Popen(

@@ -7,6 +7,7 @@ tags) before it pushes anything.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from hubtasks.build.context import dockerfile_warnings
@@ -18,10 +19,10 @@ from hubtasks.daemon.credentials import (
     with_docker_credentials,
 )
 from hubtasks.errors import ConfigError, HubError
+from hubtasks.pipeline import mirror, promotion
 from hubtasks.pipeline import plan as planning
-from hubtasks.pipeline import promotion
 from hubtasks.pipeline.cache import cache_refs
-from hubtasks.pipeline.execute import Executor, facts_for, plan_platform_tags
+from hubtasks.pipeline.execute import Executor, Outcome, facts_for, plan_platform_tags
 from hubtasks.pipeline.execute import release as execute_release
 from hubtasks.pipeline.gather import (
     BuildSet,
@@ -313,11 +314,15 @@ def release(
     repository = settings.require_repository()
     session = session_for(settings, session)
     session.daemon_trust = True  # the daemon builds and pushes: it says how to reach the registry
+    others = mirror.destinations(settings)  # further destinations, each with its credentials
     watch = Stopwatch()
+    mirror.start_checks(session, others, push=not dry_run)
     git, tags, labels, facts = _before_release(
-        settings, session, watch, allow_dirty=allow_dirty, dry_run=dry_run
+        settings, session, watch, others, allow_dirty=allow_dirty, dry_run=dry_run
     )
-    gathered = _gather_release(settings, session, watch, (git, tags, labels), dry_run=dry_run)
+    gathered, found = _gather_release(
+        settings, session, watch, (git, tags, labels), others, dry_run=dry_run, force=force
+    )
     builds, state = gathered.builds, gathered.state
     plan = _release_plan(settings, session, tags, builds, state, force=force, dry_run=dry_run)
     executor = Executor(settings, session, watch)
@@ -326,34 +331,65 @@ def release(
     cache = _build_cache(settings, session, state) if plan.build else []
     if dry_run:
         commands = _commands(settings, plan, builds, cache)
-        return Release(repository, plan, timings=watch.timings, commands=commands, dry_run=True)
-    if plan.to_push or plan.build:
-        _check_push_access(settings, session)
-    done = execute_release(
-        executor, plan, tags=tags, builds=builds, state=state, force=force, cache=cache, held=held
-    )
-    facts.record_published(done.published, done.platforms, watch.timings)
+        dry = Release(repository, plan, timings=watch.timings, commands=commands, dry_run=True)
+        return mirror.with_plans(dry, tags[0], found)
+    done, mirrors = _execute_everywhere(
+        executor, plan, found, tags=tags, builds=builds, state=state, force=force, cache=cache,
+        held=held,
+    )  # fmt: skip
+    facts.record_published(done.published, done.platforms, watch.timings, mirrors)
     facts.image_id = done.images[0].image_id if done.images and not builds.multi else None
     if settings.describe_after_release:
         from hubtasks.dockerhub.describe import sync_after_release  # the Docker Hub page
 
         sync_after_release(settings, session, strict=strict)
     session.hooks.run("post", facts)
-    return Release(
-        repository,
-        done.plan,
-        image=done.images[0] if done.images else None,
-        published=done.published,
-        timings=watch.timings,
-        platforms=done.platforms,
+    image = done.images[0] if done.images else None
+    result = Release(repository, done.plan, image, done.published, watch.timings)
+    result.platforms, result.mirrors = done.platforms, mirrors
+    return result
+
+
+def _execute_everywhere(
+    executor: Executor,
+    plan: Plan,
+    found: list[mirror.Destination],
+    *,
+    tags: tuple[str, ...],
+    builds: BuildSet,
+    state: RegistryState,
+    force: bool,
+    cache: list[str],
+    held: dict[str, str],
+) -> tuple[Outcome, list[Release]]:
+    """Push access checked for every destination (before the build); the release carried out
+    in the first destination, then copied to each further one (`found`)."""
+    settings, session, watch = executor.settings, executor.session, executor.watch
+    _check_push_access(settings, session, plan, found)
+    mark = session.ledger.mark()
+    with mirror.first_of(found):  # a failure there: the others are still to do
+        done = execute_release(
+            executor, plan, tags=tags, builds=builds, state=state, force=force, cache=cache,
+            held=held,
+        )  # fmt: skip
+    mirrors = mirror.publish(
+        session, watch, settings, done.published, found, tags=tags, force=force, mark=mark
     )
+    return done, mirrors
 
 
 def _before_release(
-    settings: Settings, session: Session, watch: Stopwatch, *, allow_dirty: bool, dry_run: bool
+    settings: Settings,
+    session: Session,
+    watch: Stopwatch,
+    others: list[Settings],
+    *,
+    allow_dirty: bool,
+    dry_run: bool,
 ) -> tuple[GitState | None, tuple[str, ...], dict[str, str], Facts]:
     """The release's first stages: the head starts, git, the tags and labels, the context
-    and the daemon checked; then the pre_release hook (unless `dry_run`) and the login."""
+    and the daemon checked; then the pre_release hook (unless `dry_run`) and the login to
+    every destination (`others`: the further ones)."""
     repository = settings.require_repository()
     # In the background while git is read, the daemon connected and the context hashed: the
     # Docker SDK imported, the credentials checked, then whether they may push (a dry run
@@ -374,7 +410,8 @@ def _before_release(
         session.hooks.run("pre", facts)
         check_context(settings)  # the hook may have written into the context
     with watch.time("login"):
-        login(settings, session=session)
+        for each in (settings, *others):
+            login(each, session=session)
     return git, tags, labels, facts
 
 
@@ -383,23 +420,29 @@ def _gather_release(
     session: Session,
     watch: Stopwatch,
     release_facts: tuple[GitState | None, tuple[str, ...], dict[str, str]],
+    others: list[Settings],
     *,
     dry_run: bool,
-) -> Gathered:
-    """Everything the plan decides from, read only: the repository's tags, each platform's
-    inputs (after the pre_release hook, which may write into the context), and what the
-    registry holds under each planned tag."""
+    force: bool,
+) -> tuple[Gathered, list[mirror.Destination]]:
+    """Everything the plan decides from, read only: the repositories' tags (every
+    destination's), each platform's inputs (after the pre_release hook, which may write into
+    the context), and what each registry holds under each planned tag. The further
+    destinations are planned here too: a refusal in one of them raises before any write."""
     git, tags, labels = release_facts
     with watch.time("plan"), session.console.activity("plan", "reading the registry"):
         listed = _published(settings, session)
-    # Unless a planned tag exists (its inputs decide the plan) the context is hashed as the
-    # build reads it, not before.
-    new_tags = not dry_run and not set(tags) & set(listed)
+        elsewhere = mirror.listings(session, others)
+    # Unless a planned tag exists somewhere (its inputs decide the plan) the context is
+    # hashed as the build reads it, not before.
+    seen = set(listed).union(*elsewhere)
+    new_tags = not dry_run and not set(tags) & seen
     with watch.time("inputs"):
         builds = _build_set(settings, session, git, labels, while_streaming=new_tags)
     with watch.time("plan"), session.console.activity("plan", "reading the registry"):
         state = read_registry(session.registry_for(settings), tags, session, listed)
-    return Gathered(tags, builds, state)
+        found = mirror.plan_all(session, others, elsewhere, tags, inputs=builds.digest, force=force)
+    return Gathered(tags, builds, state), found
 
 
 def _published(settings: Settings, session: Session) -> list[str]:
@@ -427,11 +470,16 @@ def _build_cache(settings: Settings, session: Session, state: RegistryState) -> 
     return cache_refs(settings, published=state.published, local=held, remote=state.remote)
 
 
-def _check_push_access(settings: Settings, session: Session) -> None:
-    """Whether the token may push to the repository, asked before anything is built: a
-    read-only token fails here, not after the build."""
+def _check_push_access(
+    settings: Settings, session: Session, plan: Plan, found: list[mirror.Destination]
+) -> None:
+    """Whether the token may push to each destination, asked before anything is built (when
+    anything is to be written): a read-only token fails here, not after the build."""
+    if not (plan.to_push or plan.build or any(d.plan.to_push or d.plan.build for d in found)):
+        return
     repository = settings.require_repository()
     session.retrying(f"checking push access to {repository}", session.push_access(settings))
+    mirror.check_push_access(session, found)
 
 
 def _release_plan(
@@ -475,16 +523,17 @@ def promote(
     dry_run: bool = False,
     session: Session | None = None,
 ) -> Release:
-    """Publish an image the registry already holds under the configured tags, registry-side:
+    """Publish an image a registry already holds under the configured tags, registry-side:
     no Docker daemon, no pull, no layer push. `source` is a tag or digest of the repository,
-    or `[REGISTRY/]namespace/name:tag` (or `@sha256:…`) in another repository of the same
-    registry, whose blobs are then mounted.
+    or `[REGISTRY/]namespace/name:tag` (or `@sha256:…`) in another repository: of the same
+    registry (blobs mounted) or of another (blobs streamed across).
 
-    gather (the source's manifest and labels; login; the registry's tags) → plan (the release
-    rules: immutable version tags, forward-only floating tags, `force`; a refusal before any
-    write) → execute (the source brought into the repository, a manifest copy per tag,
-    verify). The login and push hooks run. With `dry_run`, stop after the plan, which reports
-    a refusal exactly as the real run would.
+    gather (the source's manifest and labels; login; every destination's tags) → plan (the
+    release rules: immutable version tags, forward-only floating tags, `force`; a refusal in
+    any destination before any write) → execute (the source brought into the repository, a
+    manifest copy per tag, verify; then each further destination of HUB_REPOSITORY). The
+    login and push hooks run. With `dry_run`, stop after the plan, which reports a refusal
+    exactly as the real run would.
     """
     settings = with_docker_credentials(settings)
     settings.require("push")
@@ -493,13 +542,12 @@ def promote(
     image = promotion.resolve_source(settings, source)
     if not settings.tags:
         raise ConfigError("promote needs the tags to publish: pass --tag (or set HUB_TAGS)")
-    tags = resolve_tags(settings)
-    session.check_ahead(settings)
-    if not dry_run:
-        session.check_push_ahead(settings)  # into the target repository, as a release asks
-    watch = Stopwatch()
+    tags, others, watch = resolve_tags(settings), mirror.destinations(settings), Stopwatch()
+    # The credential and push-access checks of every destination, as a release asks them.
+    mirror.start_checks(session, [settings, *others], push=not dry_run)
     with watch.time("login"):
-        login(settings, session=session)
+        for each in (settings, *others):
+            login(each, session=session)
     target = session.registry_for(settings)
     with watch.time("plan"), session.console.activity("plan", f"reading {image}"):
         origin = promotion.read_source(settings, session, image)
@@ -507,26 +555,27 @@ def promote(
     plan = promotion.plan_promotion(tags, state, origin, force=force)
     if plan.refused:
         raise planning.refusal(plan, repository, "promote")
+    found = mirror.plan_promoted(session, others, tags, origin, force=force)
     if dry_run:
         commands = promotion.equivalent_commands(settings, plan, image, origin.record.digest)
-        return Release(repository, plan, timings=watch.timings, commands=commands, dry_run=True)
+        dry = Release(repository, plan, timings=watch.timings, commands=commands, dry_run=True)
+        return mirror.with_plans(dry, tags[0], found)
     session.console.plan_lines(plan, repository)
-    if plan.to_push:
-        _check_push_access(settings, session)  # before the first mount or manifest PUT
-
-    def bring_source() -> None:
-        if origin.registry is not target:
-            promotion.transfer(session, origin.registry, target, origin.record.digest)
-
-    published = (
-        Executor(settings, session, watch)
-        .push(plan, tags, dict.fromkeys(tags, origin.record.config_digest), prepare=bring_source)
-        .published
+    _check_push_access(settings, session, plan, found)  # before the first mount or PUT
+    mark, digest = session.ledger.mark(), origin.record.digest
+    bring = functools.partial(promotion.transfer, session, origin.registry, target, digest)
+    image_ids = dict.fromkeys(tags, origin.record.config_digest)
+    with mirror.first_of(found):
+        executor = Executor(settings, session, watch)
+        published = executor.push(
+            plan, tags, image_ids, prepare=None if origin.registry is target else bring
+        ).published
+    mirrors = mirror.publish(
+        session, watch, settings, published, found, tags=tags, force=force, mark=mark
     )
-    platforms = {p: d for d, p in origin.record.children}
-    return Release(
-        repository, plan, published=published, timings=watch.timings, platforms=platforms
-    )
+    done = Release(repository, plan, published=published, timings=watch.timings)
+    done.platforms, done.mirrors = {p: d for d, p in origin.record.children}, mirrors
+    return done
 
 
 def _commands(settings: Settings, plan: Plan, builds: BuildSet, cache: list[str]) -> list[str]:

@@ -113,6 +113,12 @@ def _looks_like_host(component: str) -> bool:
     return "." in component or ":" in component or component == "localhost"
 
 
+def names_registry(text: str) -> bool:
+    """Whether a repository as written starts with a registry host (`ghcr.io/alice/app`)."""
+    parts = text.strip().split("/")
+    return len(parts) > 1 and _looks_like_host(parts[0])
+
+
 def parse_repository(
     value: str,
     *,

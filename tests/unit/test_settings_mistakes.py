@@ -114,3 +114,11 @@ def test_the_spaced_token_warning_never_shows_the_token(tmp_path):
     result = invoke(make_project(tmp_path, env), "release", "--dry-run")
     assert "starts or ends with a space" in result.stderr
     assert TOKEN not in result.stdout + result.stderr
+
+
+def test_a_further_registrys_credentials_are_no_typo():
+    from hubtasks.settings.mistakes import unknown_names
+
+    dotenv = {"HUB_REGISTRY_GHCR_IO_TOKEN": "x", "HUB_REGISTRY_GHCR_IO_USERNAME": "a"}
+    assert unknown_names([key.env for key in KEYS], {}, dotenv) == []
+    assert unknown_names([key.env for key in KEYS], {}, {"HUB_REGISTRY_GHCR_IO_TOKN": "x"})

@@ -60,11 +60,11 @@ def test_every_task_has_a_docstring(name):
 @pytest.mark.parametrize(
     "name, iterable",
     [
-        ("build", {"tag", "build_arg", "label", "platform", "cache_from"}),
-        ("release", {"tag", "build_arg", "label", "platform", "cache_from"}),
-        ("tag", {"tag"}),
-        ("push", {"tag"}),
-        ("login", set()),
+        ("build", {"tag", "repository", "build_arg", "label", "platform", "cache_from"}),
+        ("release", {"tag", "repository", "build_arg", "label", "platform", "cache_from"}),
+        ("tag", {"tag", "repository"}),
+        ("push", {"tag", "repository"}),
+        ("login", {"repository"}),
     ],
 )
 def test_repeatable_flags(name, iterable):

@@ -99,7 +99,7 @@ def setting_flag(key: Key) -> Flag:
     names = (long, *([key.short.lstrip("-")] if key.short else []))
     default = key.shown_default or ("off" if key.default is False else key.default)
     where = f"default: {key.env}" + (f", else {default}" if default not in (None, "") else "")
-    if key.kind in ("list", "pairs"):
+    if key.kind in ("list", "pairs", "repositories"):
         value = key.metavar or "VALUE"
         text = f"{value}: {key.help[:1].lower()}{key.help[1:]}; repeat for more ({where})."
         return Flag(names, text, list, key.name)
@@ -154,7 +154,7 @@ OPTIONS: dict[str, Flag] = {
         "tag: the local image to tag, a tag of the repository, a reference or an image ID "
         "(default: the image built earlier on this command line, else latest). promote: the "
         "image in the registry to publish, a tag or sha256:… digest of the repository, or "
-        "[REGISTRY/]namespace/name:tag in another repository of the same registry.",
+        "[REGISTRY/]namespace/name:tag in another repository (of this registry or another).",
     ),
 }
 FLAGS: dict[str, Flag] = {

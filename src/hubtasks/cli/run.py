@@ -148,5 +148,5 @@ def publish(result: api.Release, session: api.Session, stage: str, as_json: bool
     elif result.dry_run:
         session.console.render_plan(result)
     else:
-        for item in result.published:
+        for item in result.everywhere:  # every destination's tags
             session.console.result(item.reference)

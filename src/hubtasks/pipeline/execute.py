@@ -64,6 +64,9 @@ class Executor:
     settings: Settings
     session: Session
     watch: Stopwatch
+    # Where in the session's ledger a failure starts listing what landed (None: at this
+    # push); a further destination of a release lists the whole release's writes.
+    since: int | None = None
 
     @property
     def repository(self) -> Repository:
@@ -199,7 +202,8 @@ class Executor:
                 prepare()
         # One place says what landed when a write or a check fails part-way: every tag this
         # push wrote (daemon pushes, copies, platform images, a list) is in `session.ledger`.
-        before, stage = session.ledger.mark(), "push"
+        before = session.ledger.mark() if self.since is None else self.since
+        stage = "push"
         try:
             with self.watch.time("push"):
                 if names and platform_images is not None:

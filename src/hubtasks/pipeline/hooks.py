@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +27,7 @@ from hubtasks.settings.keys import HOOK_NAMES
 from hubtasks.ui.redaction import redact
 
 if TYPE_CHECKING:
-    from hubtasks.pipeline.results import PushedTag
+    from hubtasks.pipeline.results import PushedTag, Release
 
 
 HookFunction = Callable[[Any, "Facts"], Any]
@@ -50,11 +50,14 @@ class Facts:
     # Multi-platform: each platform → its image ID (build) or manifest digest (push, release);
     # "" before the build (pre_release): the platforms are known, nothing else yet.
     platforms: dict[str, str] = field(default_factory=dict)
+    # Every destination of a release (the first is `image`); HUB_REFS lists all their tags.
+    destinations: list[str] = field(default_factory=list)
 
     def environment(self) -> dict[str, str]:
         return {
             "HUB_STAGE": self.stage,
             "HUB_IMAGE": self.image,
+            "HUB_DESTINATIONS": " ".join(self.destinations or [self.image]),
             "HUB_TAGS": " ".join(self.tags),
             "HUB_DIGEST": self.digest or "",
             "HUB_REFS": " ".join(self.refs),
@@ -64,11 +67,19 @@ class Facts:
         }
 
     def record_published(
-        self, published: list[PushedTag], platforms: dict[str, str], timings: Mapping[str, float]
+        self,
+        published: list[PushedTag],
+        platforms: dict[str, str],
+        timings: Mapping[str, float],
+        mirrors: Sequence[Release] = (),
     ) -> None:
         """What a post hook learns once tags are in the registry: every reference, the first
-        one's digest, each platform's manifest digest, and the seconds per stage so far."""
-        self.refs = [p.reference for p in published]
+        one's digest, each platform's manifest digest, and the seconds per stage so far; with
+        `mirrors` (a release's further destinations) every destination and all their tags."""
+        if mirrors:
+            self.destinations = [self.image, *(str(m.repository) for m in mirrors)]
+        everywhere = [*published, *(p for m in mirrors for p in m.published)]
+        self.refs = [p.reference for p in everywhere]
         if published:  # the tags of those references (unchanged ones too), as HUB_REFS has
             self.tags = [p.tag for p in published]
         self.digest = published[0].digest if published else None

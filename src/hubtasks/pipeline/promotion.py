@@ -1,24 +1,26 @@
 """Promotion: publish an image the registry already holds under new tags, with no daemon.
 
-gather   the source (a tag or digest of this repository, or an image of another repository of
-         the same registry): its manifest digest (hashed from the bytes), config digest and
-         inputs label; then the target's tags and what each planned tag holds (`gather`)
+gather   the source (a tag or digest of this repository, or an image of another repository,
+         in this registry or another): its manifest digest (hashed from the bytes), config
+         digest and inputs label; then the target's tags and what each planned tag holds
+         (`gather`)
 plan     `plan.decide` given the source's inputs label and image ID, so a release's rules hold
          unchanged; a tag neither can settle (the source is an index: no config) is decided
          by manifest digest
 execute  from another repository: every blob mounted (copied when the registry will not mount
-         it), child manifests and the manifest PUT by digest; then, as for any release, a
-         manifest copy per tag and the verification (`Executor.push`)
+         it; from another registry: looked for, then streamed across), child manifests and
+         the manifest PUT by digest; then, as for any release, a manifest copy per tag and
+         the verification (`Executor.push`)
 """
 
 from __future__ import annotations
 
 import json
 import shlex
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
-from hubtasks.errors import ConfigError, RegistryError
+from hubtasks.errors import RegistryError
 from hubtasks.pipeline.gather import RegistryState, each_tag_or_raise
 from hubtasks.pipeline.plan import (
     CHECK,
@@ -32,8 +34,10 @@ from hubtasks.pipeline.plan import (
 )
 from hubtasks.pipeline.protocols import Registry
 from hubtasks.pipeline.session import Session
-from hubtasks.references import DOCKER_HUB, ImageReference, parse_image_reference
-from hubtasks.registry.client import ImageRecord
+from hubtasks.references import DOCKER_HUB, ImageReference, Repository, parse_image_reference
+from hubtasks.registry.client import ImageRecord, RegistryClient
+from hubtasks.registry.copy import copy_blob, holds_blob
+from hubtasks.settings.destinations import destination_settings
 from hubtasks.settings.resolve import Settings
 
 
@@ -52,17 +56,10 @@ class Source:
 
 
 def resolve_source(settings: Settings, text: str) -> ImageReference:
-    """`--source` as an image reference; an image in another registry is refused (a copy
-    between registries moves every byte through the client: that is pull and push)."""
+    """`--source` as an image reference: a tag or digest of the repository, or an image in
+    another repository, of this registry (blobs mounted) or of another (blobs copied)."""
     repository = settings.require_repository()
-    image = parse_image_reference(text, default=repository, username=settings.username)
-    if image.repository.registry != repository.registry:
-        raise ConfigError(
-            f"--source {text} is in registry {image.repository.registry}, but {repository} is "
-            f"in {repository.registry}; promote copies within one registry (pull, tag and push "
-            "to move an image between registries)"
-        )
-    return image
+    return parse_image_reference(text, default=repository, username=settings.username)
 
 
 def read_source(settings: Settings, session: Session, image: ImageReference) -> Source:
@@ -70,7 +67,7 @@ def read_source(settings: Settings, session: Session, image: ImageReference) -> 
     read), through a client of the source's repository with the same credentials."""
     own = image.repository == settings.require_repository()
     client = session.registry_for(
-        settings if own else replace(settings, repository=image.repository)
+        settings if own else destination_settings(settings, image.repository)
     )
     record = session.retrying(f"reading {image}", lambda: client.image_record(image.reference))
     if record is None:  # the registry's state, not a setting: exit 1
@@ -112,10 +109,19 @@ def _by_digest(decision: TagDecision, digest: str, force: bool) -> TagDecision:
     return moved_or_refused(tag, current, "another image", force)
 
 
-def transfer(session: Session, source: Registry, target: Registry, digest: str) -> None:
-    """Make the manifest `digest` of the source repository exist in the target repository,
-    registry-side: each blob it (and any child manifest) names is mounted, else copied; child
-    manifests, then the manifest, are PUT by digest. Nothing when the target holds it."""
+def transfer(
+    session: Session,
+    source: Registry,
+    target: Registry,
+    digest: str,
+    siblings: tuple[Repository, ...] = (),
+) -> None:
+    """Make the manifest `digest` of the source repository exist in the target repository
+    without the daemon: each blob it (and any child manifest) names is mounted when the
+    source is in the same registry; from another registry it is looked for first, mounted
+    from a `siblings` repository in the target's registry when one holds it, and streamed
+    across only when neither. Child manifests, then the manifest, are PUT by digest. Nothing
+    when the target holds it."""
     console = session.console
     held = session.retrying(
         f"reading {target.repository.canonical(digest)}", lambda: target.digest(digest)
@@ -129,20 +135,19 @@ def transfer(session: Session, source: Registry, target: Registry, digest: str) 
     children = _children(session, source, body)
     manifests = (body, *(child_body for child_body, _ in children.values()))
     blobs = list(dict.fromkeys(blob for payload in manifests for blob in _blobs(payload)))
-    with console.activity("push", f"mounting {len(blobs)} blobs from {source.repository}"):
-        mounted = each_tag_or_raise(
+    same = source.repository.registry == target.repository.registry
+    where = f"from {source.repository}" + ("" if same else f" to {target.repository}")
+    nearby = tuple(r for r in siblings if r.registry == target.repository.registry)
+    with console.activity("push", f"bringing {len(blobs)} blobs {where}"):
+        ways = each_tag_or_raise(
             target,
             session,
             blobs,
-            lambda client, blob: _mount_or_copy(client, source, blob),
-            lambda blob: f"mounting {blob[:19]} into {target.repository}",
+            lambda client, blob: _bring_blob(session, client, source, blob, nearby),
+            lambda blob: f"copying blob {blob[:19]} into {target.repository}",
         )
-    copied = mounted.count(False)
-    console.stage(
-        "push",
-        f"{len(blobs) - copied} blob(s) mounted from {source.repository}"
-        + (f", {copied} copied (the registry would not mount them)" if copied else ""),
-    )
+    counts = ", ".join(f"{ways.count(way)} {way}" for way in dict.fromkeys(ways))
+    console.stage("push", f"blobs {where}: {counts or 'none'}")
     for child, (child_body, child_type) in children.items():  # children before their index
         _put(session, target, child, child_body, child_type)
     _put(session, target, digest, body, media_type)
@@ -156,17 +161,42 @@ def _put(session: Session, target: Registry, digest: str, body: bytes, media_typ
     )
 
 
-def _mount_or_copy(client: Registry, source: Registry, blob: str) -> bool:
-    """True when mounted; else the bytes are read from the source (its own connection: this
-    runs beside other mounts) and uploaded."""
-    if client.mount_blob(blob, source.repository):
-        return True
+def _bring_blob(
+    session: Session,
+    client: Registry,
+    source: Registry,
+    blob: str,
+    siblings: tuple[Repository, ...],
+) -> str:
+    """How the blob got there: "mounted" (same registry, or from a sibling repository),
+    "already there", or "copied" (read from the source on a connection of its own, as this
+    runs beside other blobs, and sent on)."""
+    same = client.repository.registry == source.repository.registry
+    streams = isinstance(client, RegistryClient) and isinstance(source, RegistryClient)
+    if same and client.mount_blob(blob, source.repository):
+        return "mounted"
+    if same and not streams:  # a client of the protocol alone: the bytes in one piece
+        reader = source.fork()
+        try:
+            client.upload_blob(blob, reader.blob(blob))
+        finally:
+            reader.close()
+        return "copied (the registry would not mount it)"
+    if not isinstance(client, RegistryClient) or not isinstance(source, RegistryClient):
+        raise RegistryError("internal: a copy between registries needs registry clients")
+    if not same and holds_blob(client, blob):
+        return "already there"
+    for sibling in () if same else siblings:
+        if sibling != client.repository and client.mount_blob(blob, sibling):
+            return "mounted"
     reader = source.fork()
+    policy = session.policy
+    timeout = max(1.0, min(30.0, policy.remaining())) if policy else 30.0
     try:
-        client.upload_blob(blob, reader.blob(blob))
+        copy_blob(reader, client, blob, timeout=timeout)
     finally:
         reader.close()
-    return False
+    return "copied (the registry would not mount it)" if same else "copied"
 
 
 def _document(body: bytes) -> dict[str, Any]:

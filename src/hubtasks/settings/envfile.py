@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from hubtasks.errors import ConfigError
+from hubtasks.settings.destinations import read_registry_credentials, registry_secrets
 
 ENV_FILE_NAME = ".env"
 
@@ -54,7 +55,8 @@ def token_candidates(
 ) -> list[str]:
     """Every HUB_TOKEN value in sight, so that even a settings error is redacted."""
     environ = os.environ if environ is None else environ
-    found = [environ.get("HUB_TOKEN")]
+    found: list[str | None] = [environ.get("HUB_TOKEN")]
+    found += registry_secrets(read_registry_credentials(environ, {}))
     env_path = (Path.cwd() if cwd is None else cwd) / ENV_FILE_NAME
     try:
         text = env_path.read_text(encoding="utf-8") if env_path.is_file() else ""
@@ -64,8 +66,11 @@ def token_candidates(
         # The value as the settings will read it (the parse is cached for them), and the raw
         # lines as well: a .env python-dotenv cannot parse may still be quoted in an error.
         with contextlib.suppress(ConfigError):
-            found.append(read_env_file(env_path).get("HUB_TOKEN"))
-    for match in re.finditer(r"^\s*(?:export\s+)?HUB_TOKEN\s*=\s*(.*)$", text, re.MULTILINE):
+            dotenv = read_env_file(env_path)
+            found.append(dotenv.get("HUB_TOKEN"))
+            found += registry_secrets(read_registry_credentials({}, dotenv))
+    token_line = r"^\s*(?:export\s+)?HUB_(?:REGISTRY_[A-Z0-9_]+_)?TOKEN\s*=\s*(.*)$"
+    for match in re.finditer(token_line, text, re.MULTILINE):
         value = match.group(1).strip()
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
             value = value[1:-1]

@@ -22,7 +22,7 @@ KINDS = (
     "text",  # a string, stripped; empty is unset
     "secret",  # a string never shown (no flag)
     "registry",  # host[:port], normalised (docker.io is Docker Hub)
-    "repository",  # namespace/name in the registry (after `registry` and `username`)
+    "repositories",  # [REGISTRY/]namespace/name, several (after `registry` and `username`)
     "list",  # several values (repeated flag, or comma/space separated); each an `item`
     "pairs",  # NAME=VALUE shell words (repeated flag); `item` names a pair in errors
     "bool",  # yes/no; a flag gets a `--no-…` form; unset stays None when the default is None
@@ -106,10 +106,12 @@ KEYS: tuple[Key, ...] = (
     Key(name="token", kind="secret"),  # never a flag: it would show in the process list
     Key(
         name="repository",
-        kind="repository",
+        kind="repositories",
         flag="--repository",
         short="-r",
-        help="Repository as namespace/name; a bare name means HUB_USERNAME/name",
+        metavar="REPOSITORY",
+        help="Repository as [REGISTRY/]namespace/name (a bare name means HUB_USERNAME/name); "
+        "several (repeated or space separated): the first is pushed, the others get copies",
         tasks=_ON_A_REPOSITORY,
     ),
     Key(

@@ -9,6 +9,7 @@ when it is close to a setting's name, since other programs have `HUB_*` variable
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -23,8 +24,11 @@ OTHER_NAMES = frozenset(
         "HUB_REFS",
         "HUB_IMAGE_ID",
         "HUB_PLATFORM_DIGESTS",
+        "HUB_DESTINATIONS",
     }
 )
+# A further destination's credentials (`settings.destinations`): HUB_REGISTRY_GHCR_IO_TOKEN.
+_REGISTRY_CREDENTIAL = re.compile(r"HUB_REGISTRY_[A-Z0-9_]+_(?:USERNAME|TOKEN)")
 _CLOSE_IN_ENV_FILE = 0.6
 _CLOSE_IN_ENVIRONMENT = 0.8
 
@@ -48,6 +52,10 @@ def unknown_names(
     """Every `HUB_*` name in `.env` that is not in `known` (nor one of `OTHER_NAMES`), and every
     one in the environment that is close to a known name, each with the closest known name."""
     names = set(known) | OTHER_NAMES
+    dotenv = {
+        name: value for name, value in dotenv.items() if not _REGISTRY_CREDENTIAL.fullmatch(name)
+    }
+    environ = {name: v for name, v in environ.items() if not _REGISTRY_CREDENTIAL.fullmatch(name)}
     found = [
         UnknownName(name, "in .env", _closest(name, names, _CLOSE_IN_ENV_FILE))
         for name in sorted(dotenv)

@@ -21,11 +21,13 @@ from hubtasks.platforms import normalize_platform
 from hubtasks.references import (
     DOCKER_HUB,
     Repository,
+    names_registry,
     normalize_registry,
     parse_pull_reference,
     parse_repository,
     validate_tag,
 )
+from hubtasks.settings.destinations import read_registry_credentials, registry_secrets
 from hubtasks.settings.envfile import ENV_FILE_NAME, docker_env, read_env_file
 from hubtasks.settings.keys import CACHE_AUTO, CACHE_NONE, HOOK_NAMES, KEYS, KEYS_BY_NAME, Key
 from hubtasks.settings.mistakes import spaced_token, unknown_names
@@ -47,6 +49,10 @@ class Settings:
     username: str | None = None
     token: str | None = field(default=None, repr=False)
     repository: Repository | None = None
+    # Further destinations (HUB_REPOSITORY's later words) and the HUB_REGISTRY_<HOST>_…
+    # credentials read for them (settings.destinations).
+    mirrors: tuple[Repository, ...] = ()
+    registry_credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
     tags: tuple[str, ...] = ()
     dockerfile: Path = Path("Dockerfile")
     context: Path = Path(".")
@@ -105,7 +111,8 @@ class Settings:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        return (self.token,) if self.token else ()
+        own = (self.token,) if self.token else ()
+        return (*own, *registry_secrets(self.registry_credentials))
 
     @property
     def auth_config(self) -> dict[str, str]:
@@ -372,9 +379,11 @@ def resolve_settings(
     fields: dict[str, Any] = {
         key.attribute: parsed.values[key.name] for key in KEYS if key.kind != "hook"
     }
-    repository = fields["repository"]
-    if repository is not None:  # a repository that names its registry: see _repository
-        fields["registry"] = repository.registry
+    repositories = fields["repository"]
+    fields["repository"] = repositories[0] if repositories else None
+    fields["mirrors"] = repositories[1:]
+    if repositories:  # a repository that names its registry: see _repositories
+        fields["registry"] = repositories[0].registry
     return Settings(
         **fields,
         hooks={name: str(hook) for name in HOOK_NAMES if (hook := parsed.values[name]) is not None},
@@ -385,6 +394,7 @@ def resolve_settings(
         env_file=env_file,
         docker_env=docker_env(dotenv, environ),
         sources=parsed.sources,
+        registry_credentials=read_registry_credentials(environ, dotenv),
         unknown_names=tuple(map(str, unknown_names([k.env for k in KEYS], environ, dotenv))),
         token_warning=spaced_token(fields["token"], parsed.sources["token"]),
     )
@@ -431,20 +441,27 @@ def _registry(key: Key, value: object, source: str, parsed: _Parsed) -> str:
     return normalize_registry(_text(key, value, source, parsed) or DOCKER_HUB, source=source)
 
 
-def _repository(key: Key, value: object, source: str, parsed: _Parsed) -> Repository | None:
-    """The repository in the registry. A repository that names its registry wins over
-    HUB_REGISTRY's default (Docker Hub), not over a registry given explicitly."""
-    text = _text(key, value, source, parsed)
-    if not text:
-        return None
+def _repositories(key: Key, value: object, source: str, parsed: _Parsed) -> tuple[Repository, ...]:
+    """The repositories: the first in the registry, the others where they say (a further
+    destination without a host is in the configured registry). A repository that names its
+    registry wins over HUB_REGISTRY's default (Docker Hub), not over a registry given
+    explicitly."""
+    texts = _as_list(value, split="words", source=source)
     registry = parsed.values["registry"] if parsed.sources["registry"] != "default" else None
+    explicit = registry if isinstance(registry, str) else None
     username = parsed.values["username"]
-    return parse_repository(
-        text,
-        registry=registry if isinstance(registry, str) else None,
-        username=username if isinstance(username, str) else None,
-        source=source,
-    )
+    if len(texts) > 1:  # an error names the word and the whole setting: 'Bad' of 'Bad Name'
+        source = f"{source} ('{' '.join(texts)}')"
+    found: dict[Repository, None] = {}
+    for index, text in enumerate(texts):
+        repository = parse_repository(
+            text,
+            registry=explicit if index == 0 or not names_registry(text) else None,
+            username=username if isinstance(username, str) else None,
+            source=source,
+        )
+        found[repository] = None
+    return tuple(found)
 
 
 def _list(key: Key, value: object, source: str, parsed: _Parsed) -> tuple[str, ...]:
@@ -492,7 +509,7 @@ PARSERS: dict[str, Callable[[Key, object, str, _Parsed], object]] = {
     "text": _text,
     "secret": _secret,
     "registry": _registry,
-    "repository": _repository,
+    "repositories": _repositories,
     "list": _list,
     "pairs": _pairs,
     "bool": _bool,

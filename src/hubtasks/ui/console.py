@@ -267,11 +267,11 @@ class Console:
 
     def render_plan(self, release: Release) -> None:
         """A dry run's result on stdout: one row per tag, then the equivalent commands."""
-        repository = release.repository
-        self.result(f"plan for {repository} (dry run, nothing changed):")
-        width = max(len(d.tag) for d in release.plan.decisions)
-        for d in release.plan.decisions:
-            self.result(f"  {d.tag:<{width}}  {d.action:<6}  {d.reason}")
+        for each in release.destinations:  # the first destination, then each further one
+            self.result(f"plan for {each.repository} (dry run, nothing changed):")
+            width = max(len(d.tag) for d in each.plan.decisions)
+            for d in each.plan.decisions:
+                self.result(f"  {d.tag:<{width}}  {d.action:<6}  {d.reason}")
         self.result("equivalent docker commands:")
         for command in release.commands:
             self.result(f"  {command}")
@@ -280,11 +280,13 @@ class Console:
         """What was published: reference, digest, action; size and time per stage."""
         if self.mode == "quiet":
             return
-        digests = {p.tag: p.digest for p in release.published}
-        rows = [
-            (release.repository.canonical(d.tag), digests.get(d.tag) or "—", d.action)
-            for d in release.plan.decisions
-        ]
+        rows = []
+        for each in release.destinations:
+            digests = {p.tag: p.digest for p in each.published}
+            rows += [
+                (each.repository.canonical(d.tag), digests.get(d.tag) or "—", d.action)
+                for d in each.plan.decisions
+            ]
         timings = "  ".join(f"{k} {v:.1f}s" for k, v in release.timings.items())
         built = f"image {human_size(size)}" if size is not None else "nothing built"
         footer = f"{built}  ·  {timings}"
