@@ -120,9 +120,25 @@ def test_credentials_per_registry_the_environment_over_dotenv():
 def test_missing_credentials_of_a_further_registry_are_named():
     settings = resolve({"HUB_REPOSITORY": "app quay.io/alice/app"})
     with pytest.raises(ConfigError) as caught:
-        require_mirror_credentials(settings)
+        require_mirror_credentials(mirror_settings(settings))
     assert "HUB_REGISTRY_QUAY_IO_USERNAME, HUB_REGISTRY_QUAY_IO_TOKEN" in str(caught.value)
+    assert "`docker login quay.io`" in str(caught.value)
     assert caught.value.exit_code == 2
+
+
+def test_a_further_registry_takes_what_docker_login_left(tmp_path):
+    import base64
+    import json
+
+    from hubtasks.pipeline.mirror import destinations
+
+    auth = base64.b64encode(b"bob:bob-secret").decode()
+    (tmp_path / "config.json").write_text(json.dumps({"auths": {"quay.io": {"auth": auth}}}))
+    settings = resolve({"HUB_REPOSITORY": "app quay.io/alice/app", "DOCKER_CONFIG": str(tmp_path)})
+    (other,) = destinations(settings)
+    assert (other.username, other.token) == ("bob", "bob-secret")
+    assert str(tmp_path / "config.json") in other.source_of("token")
+    assert "bob-secret" not in repr(other)
 
 
 def test_every_registry_token_in_sight_is_redacted(tmp_path):

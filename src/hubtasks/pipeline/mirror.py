@@ -19,6 +19,7 @@ import shlex
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from hubtasks.daemon.credentials import with_docker_credentials
 from hubtasks.errors import HubError, ReleaseRefused
 from hubtasks.pipeline import plan as planning
 from hubtasks.pipeline.execute import Executor
@@ -49,9 +50,12 @@ class Destination:
 
 
 def destinations(settings: Settings) -> list[Settings]:
-    """The settings of every further destination (credentials checked as settings)."""
-    require_mirror_credentials(settings)
-    return list(mirror_settings(settings))
+    """The settings of every further destination, each with its registry's credentials:
+    HUB_REGISTRY_<HOST>_USERNAME/_TOKEN, else what `docker login HOST` left (Docker's config,
+    credential helpers: `daemon.credentials`); a destination with neither is refused."""
+    others = [with_docker_credentials(each) for each in mirror_settings(settings)]
+    require_mirror_credentials(others)
+    return others
 
 
 def start_checks(session: Session, others: Iterable[Settings], *, push: bool) -> None:

@@ -12,16 +12,16 @@ Credentials per registry, one scheme (`.env.example` documents it):
   `ghcr.io` → `HUB_REGISTRY_GHCR_IO_TOKEN`, `127.0.0.1:5001` →
   `HUB_REGISTRY_127_0_0_1_5001_TOKEN`. The environment wins over `.env`.
 
-`credentials_for` is the one seam that answers from settings. A Docker-config /
-credential-helper lookup (daemon/credentials.py of the registries issue: a lower layer than
-settings may import) plugs in where the pipeline takes them, `pipeline.mirror.destinations`:
-what these settings leave unset is asked there, before `require_mirror_credentials`.
+`credentials_for` is the one seam that answers from settings. What these settings leave
+unset is asked of Docker's config and credential helpers (`daemon.credentials`, which settings
+may not import) where the pipeline takes the destinations, `pipeline.mirror.destinations`,
+before `require_mirror_credentials`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -57,8 +57,8 @@ def registry_secrets(values: Mapping[str, str]) -> tuple[str, ...]:
 
 def credentials_for(settings: Settings, host: str) -> tuple[str | None, str | None]:
     """(username, secret) for `host`: HUB_USERNAME/HUB_TOKEN for the first destination's
-    registry, else HUB_REGISTRY_<HOST>_USERNAME/_TOKEN; (None, None) when none are set.
-    (The Docker config and credential helpers of the registries issue go here, next.)"""
+    registry, else HUB_REGISTRY_<HOST>_USERNAME/_TOKEN; (None, None) when none are set
+    (`pipeline.mirror.destinations` then asks Docker's config and credential helpers)."""
     if settings.repository is not None and host == settings.repository.registry:
         return settings.username, settings.token
     user_key, token_key = registry_variables(host)
@@ -86,16 +86,22 @@ def mirror_settings(settings: Settings) -> Iterator[Settings]:
         yield destination_settings(settings, mirror)
 
 
-def require_mirror_credentials(settings: Settings) -> None:
-    """Raise `ConfigError` naming the settings a destination's registry lacks."""
+def require_mirror_credentials(others: Iterable[Settings]) -> None:
+    """Raise `ConfigError` naming the settings a further destination's registry lacks
+    (`others`: each destination's settings, Docker's credentials already asked)."""
     missing: list[str] = []
-    for mirror in settings.mirrors:
-        username, token = credentials_for(settings, mirror.registry)
-        user_key, token_key = registry_variables(mirror.registry)
-        missing += [key for key, value in ((user_key, username), (token_key, token)) if not value]
+    hosts: list[str] = []
+    for each in others:
+        user_key, token_key = registry_variables(each.registry)
+        given = ((user_key, each.username or each.identity_token), (token_key, each.token))
+        lacking = [key for key, value in given if not value]
+        missing += lacking
+        hosts += [each.registry] if lacking else []
     if missing:
         names = ", ".join(dict.fromkeys(missing))
+        logins = " / ".join(f"`docker login {host}`" for host in dict.fromkeys(hosts))
         raise ConfigError(
             f"missing setting{'s' if len(missing) > 1 else ''}: {names} (the credentials of "
-            "a further destination in HUB_REPOSITORY); set them in .env or the environment"
+            f"a further destination in HUB_REPOSITORY); set them in .env or the environment, "
+            f"or log in with {logins} (Docker's credentials are used when they are unset)"
         )
