@@ -127,7 +127,7 @@ def _trust(settings: Settings) -> tuple[str | None, Trust]:
     """How a release would reach the registry: HUB_INSECURE, else the daemon's answer."""
     from hubtasks.daemon.credentials import insecure_by_daemon, registry_trust
     from hubtasks.daemon.engine import Engine
-    from hubtasks.registry.client import asks_no_trust
+    from hubtasks.registry.transport import asks_no_trust
 
     registry = settings.require_repository().registry
     insecure = settings.insecure

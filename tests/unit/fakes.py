@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from hubtasks.daemon.engine import LocalImage
 from hubtasks.errors import ConfigError, RegistryError
-from hubtasks.registry.client import ImageRecord, platform_text
+from hubtasks.registry.manifests import ImageRecord, platform_text
 
 MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
 INDEX_TYPE = "application/vnd.oci.image.index.v1+json"

@@ -20,7 +20,9 @@ import pytest
 
 from hubtasks.errors import AuthError, RegistryError, VerifyError
 from hubtasks.references import Repository
-from hubtasks.registry.client import RegistryClient, parse_challenge, registry_base_url
+from hubtasks.registry.auth import parse_challenge
+from hubtasks.registry.client import RegistryClient
+from hubtasks.registry.transport import registry_base_url
 
 from .httpfakes import QuietHandler, serving
 

@@ -21,12 +21,8 @@ import pytest
 from devtools.httpfault import HttpFaultProxy, Rule
 from hubtasks.errors import AuthError, DigestMismatchError, RegistryError, VerifyError
 from hubtasks.references import Repository
-from hubtasks.registry.client import (
-    RegistryClient,
-    copy_unsupported,
-    rate_limit_wait,
-    sha256_digest,
-)
+from hubtasks.registry.client import RegistryClient, copy_unsupported, rate_limit_wait
+from hubtasks.registry.manifests import sha256_digest
 from hubtasks.retry import RetryPolicy
 
 from .httpfakes import QuietHandler, serving

@@ -47,7 +47,8 @@ if TYPE_CHECKING:
     from hubtasks.pipeline.protocols import Registry
     from hubtasks.pipeline.session import Session
     from hubtasks.references import Repository
-    from hubtasks.registry.client import ImageRecord, RegistryClient
+    from hubtasks.registry.client import RegistryClient
+    from hubtasks.registry.manifests import ImageRecord
     from hubtasks.settings.resolve import Settings
 
 _AGE = re.compile(r"(\d+)\s*([smhdw])")

@@ -39,7 +39,7 @@ from hubtasks.pipeline.session import Session
 from hubtasks.pipeline.stopwatch import Stopwatch
 from hubtasks.platforms import same_platform
 from hubtasks.references import Repository
-from hubtasks.registry.client import ImageRecord, manifest_list
+from hubtasks.registry.manifests import ImageRecord, manifest_list
 from hubtasks.settings.resolve import Settings
 from hubtasks.ui.console import human_size
 

@@ -27,7 +27,7 @@ from hubtasks.pipeline.plan import INPUTS_LABEL, Remote
 from hubtasks.pipeline.preflight import labels_for, resolve_tags
 from hubtasks.pipeline.protocols import Registry
 from hubtasks.pipeline.session import Session
-from hubtasks.registry.client import ImageRecord
+from hubtasks.registry.manifests import ImageRecord
 from hubtasks.settings.resolve import Settings
 
 T = TypeVar("T")

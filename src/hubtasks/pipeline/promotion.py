@@ -35,8 +35,9 @@ from hubtasks.pipeline.plan import (
 from hubtasks.pipeline.protocols import Registry
 from hubtasks.pipeline.session import Session
 from hubtasks.references import DOCKER_HUB, ImageReference, Repository, parse_image_reference
-from hubtasks.registry.client import ImageRecord, RegistryClient
+from hubtasks.registry.client import RegistryClient
 from hubtasks.registry.copy import copy_blob, holds_blob
+from hubtasks.registry.manifests import ImageRecord
 from hubtasks.settings.destinations import destination_settings
 from hubtasks.settings.resolve import Settings
 

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from hubtasks.build.context import BuildContext
     from hubtasks.daemon.engine import LocalImage
     from hubtasks.references import Repository
-    from hubtasks.registry.client import ImageRecord
+    from hubtasks.registry.manifests import ImageRecord
 
 
 class Daemon(Protocol):

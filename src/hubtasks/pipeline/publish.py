@@ -13,7 +13,7 @@ from hubtasks.pipeline.protocols import Registry
 from hubtasks.pipeline.results import PushedTag
 from hubtasks.pipeline.session import Session
 from hubtasks.references import Repository
-from hubtasks.registry.client import sha256_digest
+from hubtasks.registry.manifests import sha256_digest
 from hubtasks.settings.resolve import Settings
 
 

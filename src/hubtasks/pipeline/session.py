@@ -159,7 +159,7 @@ class Session:
         own answer (`GET /info`); its certs.d certificates in any case. Docker Hub and
         loopback registries need no question."""
         from hubtasks.daemon.credentials import insecure_by_daemon, registry_trust
-        from hubtasks.registry.client import asks_no_trust
+        from hubtasks.registry.transport import asks_no_trust
 
         registry = settings.require_repository().registry
         insecure = settings.insecure

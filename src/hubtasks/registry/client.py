@@ -17,23 +17,26 @@ transient `RegistryError`, and the caller's retry policy decides (and says so).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import functools
-import hashlib
-import ipaddress
 import json
 import re
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from hubtasks.errors import AuthError, DigestMismatchError, HubError, RegistryError, VerifyError
-from hubtasks.references import DOCKER_HUB, Repository
+from hubtasks.references import Repository
+from hubtasks.registry.auth import RegistryAuth, granted_actions
+from hubtasks.registry.manifests import (
+    MANIFEST_TYPES,
+    ImageRecord,
+    image_of,
+    index_or_bare,
+    sha256_digest,
+)
 from hubtasks.registry.ratelimit import RateLimit, parse_rate_limit, too_many_requests
 from hubtasks.registry.transport import (
     CREDENTIALS_HINT,
@@ -41,6 +44,7 @@ from hubtasks.registry.transport import (
     Transport,
     Trust,
     immutable_refusal,
+    registry_base_url,
     rejected_credentials,
     says_immutable,
     status_error,
@@ -50,13 +54,6 @@ from hubtasks.registry.transport import (  # re-exported: dockerhub.prune reads 
     rate_limit_wait as rate_limit_wait,
 )
 
-MANIFEST_TYPES = (
-    "application/vnd.docker.distribution.manifest.v2+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.oci.image.index.v1+json",
-)
-_CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _PAGE_SIZE = 1000
 _REDIRECTS = (301, 302, 303, 307, 308)
@@ -69,93 +66,10 @@ _MIN_WAIT = 1.0
 _READ_CHUNK = 64 * 1024
 
 
-def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
-    """`Bearer realm="…",service="…"` → ("bearer", {"realm": …, "service": …})."""
-    scheme, _, rest = header.strip().partition(" ")
-    return scheme.lower(), {k.lower(): v for k, v in _CHALLENGE_PARAM.findall(rest)}
-
-
-def registry_base_url(registry: str, *, insecure: bool = False) -> str:
-    """Docker Hub's API lives at registry-1.docker.io; loopback registries, and those the
-    daemon reaches over plain HTTP (`insecure`), speak plain HTTP."""
-    if registry == DOCKER_HUB:
-        return "https://registry-1.docker.io"
-    if insecure or _loopback(registry):
-        return f"http://{registry}"
-    return f"https://{registry}"
-
-
-def asks_no_trust(registry: str) -> bool:
-    """Docker Hub (always TLS) and loopback registries (always plain HTTP, as dockerd's
-    default 127.0.0.0/8 insecure range has it): nobody need be asked how to reach them."""
-    return registry == DOCKER_HUB or _loopback(registry)
-
-
-def _loopback(registry: str) -> bool:
-    host = registry.rsplit(":", 1)[0].strip("[]") if registry.count(":") <= 1 else registry
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-@dataclass(frozen=True)
-class ImageRecord:
-    """A manifest in the registry: its digest, type and size; for an index its entries; for a
-    single image its config digest, labels, platform and creation time."""
-
-    digest: str
-    media_type: str
-    config_digest: str | None
-    labels: Mapping[str, str]
-    platform: str | None = None  # the config's os/architecture[/variant]
-    children: tuple[tuple[str, str], ...] = ()  # an index: (digest, platform) per entry
-    size: int = 0  # of the manifest bytes
-    created: str | None = None  # the config's `created`
-
-
-MANIFEST_LIST = MANIFEST_TYPES[1]
-
-
-def manifest_list(children: list[ImageRecord]) -> tuple[bytes, str]:
-    """A Docker manifest list over single-platform manifests (each with its media type,
-    size, digest and the platform its config names): its bytes and media type."""
-    entries = []
-    for child in children:
-        os_name, arch, *variant = (child.platform or "/").split("/")
-        platform = {"architecture": arch, "os": os_name}
-        if variant:
-            platform["variant"] = variant[0]
-        entries.append(
-            {
-                "mediaType": child.media_type or MANIFEST_TYPES[0],
-                "size": child.size,
-                "digest": child.digest,
-                "platform": platform,
-            }
-        )
-    document = {"schemaVersion": 2, "mediaType": MANIFEST_LIST, "manifests": entries}
-    return json.dumps(document, indent=3).encode(), MANIFEST_LIST
-
-
-def platform_text(platform: Mapping[str, object]) -> str:
-    """`os/architecture[/variant]` from an index entry's `platform` or an image config."""
-    parts = [str(platform.get("os") or ""), str(platform.get("architecture") or "")]
-    if platform.get("variant"):
-        parts.append(str(platform["variant"]))
-    return "/".join(parts)
-
-
 def copy_unsupported(error: HubError) -> bool:
     """Whether a failed `copy_manifest` means "this registry does not copy like that" (push the
     tag through the daemon instead) rather than a refusal or a fault."""
     return not error.transient and error.status in COPY_UNSUPPORTED
-
-
-def sha256_digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 class RegistryClient:
@@ -173,8 +87,7 @@ class RegistryClient:
         identity_token: bool = False,
     ) -> None:
         self.repository = repository
-        # `token` is an OAuth2 refresh token (Docker's identity token), traded at the realm.
-        self._identity = identity_token
+        self._auth = RegistryAuth(repository.registry, username, token, identity=identity_token)
         trust = trust or Trust()
         self._transport = transport or Transport(
             base_url or registry_base_url(repository.registry, insecure=trust.insecure),
@@ -185,9 +98,6 @@ class RegistryClient:
         )
         self.base_url = self._transport.base_url
         self._netloc = self._transport.netloc
-        self._username, self._token = username, token
-        self._authorization: str | None = None
-        self._bearer: dict[str, str] | None = None  # the Bearer challenge's parameters
         # raw_manifest's cache: digest → (body, media type); what a digest names never changes
         self._manifests: dict[str, tuple[bytes, str]] = {}
         self._configs: dict[str, dict[str, Any]] = {}  # config blobs by digest, shared by forks
@@ -195,14 +105,8 @@ class RegistryClient:
     def fork(self) -> RegistryClient:
         """A client of its own connection for another thread, starting with this one's
         authorization (no new login round trip) and the manifests it has read."""
-        twin = RegistryClient(
-            self.repository,
-            self._username,
-            self._token,
-            transport=self._transport.fork(),
-            identity_token=self._identity,
-        )
-        twin._authorization, twin._bearer = self._authorization, self._bearer
+        twin = RegistryClient(self.repository, None, None, transport=self._transport.fork())
+        twin._auth = self._auth.copy()
         twin._manifests = dict(self._manifests)
         twin._configs = self._configs
         return twin
@@ -215,10 +119,6 @@ class RegistryClient:
 
     def close(self) -> None:
         self._transport.close()
-
-    def _basic(self) -> str:
-        raw = f"{self._username or ''}:{self._token or ''}".encode()
-        return "Basic " + base64.b64encode(raw).decode("ascii")
 
     def _send(
         self,
@@ -236,8 +136,8 @@ class RegistryClient:
                 request.add_header(name, value)
             request.add_header("User-Agent", user_agent())
             own = urllib.parse.urlsplit(url).netloc == self._netloc
-            if self._authorization and own:
-                request.add_unredirected_header("Authorization", self._authorization)
+            if self._auth.authorization and own:
+                request.add_unredirected_header("Authorization", self._auth.authorization)
             response = self._transport.open(request)
             location = response.headers.get("Location")
             if response.status not in _REDIRECTS or method not in ("GET", "HEAD") or not location:
@@ -264,97 +164,23 @@ class RegistryClient:
         rejected."""
         url = path if "://" in path else f"{self.base_url}{path}"
         headers = {k: v for k, v in (("Accept", accept), ("Content-Type", content_type)) if v}
-        sent = self._authorization
+        sent = self._auth.authorization
         response = self._send(method, url, headers, body)
         if response.status == 401 and not (sent or "").startswith("Basic "):
             # No credentials yet, or a token that may have expired or lack this scope.
-            self._authenticate(response.headers.get("WWW-Authenticate") or "", also=scope)
+            self._answer(response.headers.get("WWW-Authenticate") or "", also=scope)
             response = self._send(method, url, headers, body)
         if response.status == 401:
             raise rejected_credentials(
-                f"registry {self.repository.registry}", self._username, 401, CREDENTIALS_HINT
+                f"registry {self.repository.registry}", self._auth.username, 401, CREDENTIALS_HINT
             )
         return response
 
+    def _answer(self, challenge: str, also: str | None = None) -> None:
+        default = f"repository:{self.repository.path}:pull"
+        self._auth.answer(self._transport, challenge, default_scope=default, also=also)
+
     # --- authentication --------------------------------------------------------------------
-
-    def _authenticate(self, challenge: str, also: str | None = None) -> None:
-        scheme, params = parse_challenge(challenge)
-        if (scheme == "basic" or not scheme) and self._identity:
-            raise AuthError(
-                f"registry {self.repository.registry} asks for a user and password; the Docker "
-                "credentials hubtasks found are an identity token, which only its token "
-                "service takes: set HUB_USERNAME and HUB_TOKEN",
-                status=401,
-            )
-        if scheme == "basic" or not scheme:
-            self._authorization = self._basic()
-            return
-        if scheme != "bearer" or "realm" not in params:
-            raise RegistryError(
-                f"registry {self.repository.registry} asked for unsupported authentication "
-                f"'{challenge[:60]}'"
-            )
-        self._bearer = params
-        # One `scope` parameter per scope, as the Docker CLI asks (a challenge may name
-        # several, space separated).
-        scopes = (params.get("scope") or f"repository:{self.repository.path}:pull").split()
-        if also and also not in scopes:
-            scopes.append(also)
-        self._authorization = f"Bearer {self._fetch_token(params, *scopes)}"
-
-    def _token_request(self, params: Mapping[str, str], scopes: tuple[str, ...]) -> Any:
-        """The realm's token request: a GET with our credentials (Basic), or, for an identity
-        token, the OAuth2 refresh-token POST docker sends (the token in the form only)."""
-        query = [("service", params.get("service", "")), *(("scope", s) for s in scopes)]
-        if self._identity:
-            form = [
-                ("grant_type", "refresh_token"),
-                ("refresh_token", self._token or ""),
-                ("client_id", "hubtasks"),
-                *query,
-            ]
-            request = urllib.request.Request(
-                params["realm"], data=urllib.parse.urlencode(form).encode(), method="POST"
-            )
-            request.add_header("Content-Type", "application/x-www-form-urlencoded")
-        else:
-            request = urllib.request.Request(f"{params['realm']}?{urllib.parse.urlencode(query)}")
-            if self._username and self._token:
-                request.add_unredirected_header("Authorization", self._basic())
-        request.add_header("User-Agent", user_agent())
-        return request
-
-    def _fetch_token(self, params: Mapping[str, str], *scopes: str) -> str:
-        """A token for `scopes` from the Bearer realm, asked with our credentials."""
-        response = self._transport.open(self._token_request(params, scopes))
-        if response.status in (400, 401, 403) and self._identity:
-            raise AuthError(
-                f"the token service of {self.repository.registry} rejected the identity token "
-                f"(HTTP {response.status}); `docker login` again, or set HUB_USERNAME and "
-                "HUB_TOKEN",
-                status=401,
-            )
-        if response.status in (401, 403):
-            raise rejected_credentials(
-                f"the token service of {self.repository.registry}",
-                self._username,
-                response.status,
-                CREDENTIALS_HINT,
-            )
-        try:
-            body = json.loads(response.body)
-            token = body.get("token") or body.get("access_token")
-        except (ValueError, AttributeError):
-            token = None
-        if response.status != 200 or not token:
-            raise RegistryError(
-                f"the token service of {self.repository.registry} answered {response.status} "
-                "without a token",
-                status=response.status,
-                transient=response.status == 429 or response.status >= 500,
-            )
-        return str(token)
 
     def check_credentials(self) -> None:
         """Log in for real, as `docker login` does: `GET /v2/` and answer its challenge
@@ -364,7 +190,7 @@ class RegistryClient:
         self._check(self._request("GET", "/v2/"), "log in to")
 
     def _require_credentials(self) -> None:
-        if not (self._token and (self._username or self._identity)):
+        if not self._auth.has_credentials:
             raise AuthError("HUB_USERNAME and HUB_TOKEN are needed to log in")
 
     def login_listing_tags(self) -> list[str]:
@@ -387,19 +213,20 @@ class RegistryClient:
         nobody needs to wait for it); by default it runs here. Not logged in yet, the client
         answers the upload request's own challenge (one round trip less than a login first)."""
         path = f"/v2/{self.repository.path}/blobs/uploads/"
-        opened = self._challenge("POST", path) if self._authorization is None else None
-        if self._bearer is not None:
-            token = (self._authorization or "").removeprefix("Bearer ")
-            if "push" not in (_granted_actions(token, self.repository.path) or ()):
+        auth = self._auth
+        opened = self._challenge("POST", path) if auth.authorization is None else None
+        if auth.bearer is not None:
+            token = (auth.authorization or "").removeprefix("Bearer ")
+            if "push" not in (granted_actions(token, self.repository.path) or ()):
                 # The token in hand (the challenge's scope) does not say push: ask for it.
                 scope = f"repository:{self.repository.path}:pull,push"
-                token = self._fetch_token(self._bearer, scope)
-            granted = _granted_actions(token, self.repository.path)
+                token = auth.fetch_token(self._transport, auth.bearer, scope)
+            granted = granted_actions(token, self.repository.path)
             if granted is not None and "push" not in granted:
                 actions = ",".join(sorted(granted)) or "nothing"
                 raise self._may_not_push(f"the token service granted {actions}")
             if granted is not None:
-                self._authorization = f"Bearer {token}"
+                auth.authorization = f"Bearer {token}"
                 return
         try:
             opened = opened or self._request("POST", path)
@@ -424,23 +251,23 @@ class RegistryClient:
         first = self._send(method, f"{self.base_url}{path}", {}, None)
         if first.status != 401:
             return first
-        self._authenticate(first.headers.get("WWW-Authenticate") or "")
+        self._answer(first.headers.get("WWW-Authenticate") or "")
         return None
 
     def share_login(self, other: object) -> None:
         """Take the authorization of `other`, a fork that was granted more (a token for
         pull,push after `check_push_access`), so that this client's writes need no new token."""
         if isinstance(other, RegistryClient) and other.login_state[0] is not None:
-            self._authorization, self._bearer = other.login_state
+            self._auth.authorization, self._auth.bearer = other.login_state
 
     @property
     def login_state(self) -> tuple[str | None, dict[str, str] | None]:
         """The Authorization this client sends and the Bearer challenge it answered."""
-        return self._authorization, self._bearer
+        return self._auth.authorization, self._auth.bearer
 
     def _may_not_push(self, why: str) -> AuthError:
         return AuthError(
-            f"the token of '{self._username}' may not push to {self.repository} ({why}); "
+            f"the token of '{self._auth.username}' may not push to {self.repository} ({why}); "
             "use a token with write access to that repository",
             status=403,
         )
@@ -534,34 +361,17 @@ class RegistryClient:
             # again by digest, which the registry answers only if it holds exactly those.
             self._manifests.setdefault(digest, (response.body, media_type))
         size = len(response.body)
-        if isinstance(document.get("manifests"), list):
-            children = tuple(
-                (str(entry.get("digest")), platform_text(entry.get("platform") or {}))
-                for entry in document["manifests"]
-                if isinstance(entry, dict)
-            )
-            return ImageRecord(digest, media_type, None, {}, children=children, size=size)
-        config = document.get("config")
-        if not isinstance(config, dict) or not config.get("digest"):
-            return ImageRecord(digest, media_type, None, {}, size=size)
-        config_digest = str(config["digest"])
+        record = index_or_bare(digest, media_type, document, size)
+        if record is not None:
+            return record
+        config_digest = str(document["config"]["digest"])
         if config_digest not in self._configs:
             try:
                 image = json.loads(self.blob(config_digest))
             except ValueError:
                 raise RegistryError(f"{self.named(reference)} has an unreadable config") from None
             self._configs[config_digest] = image if isinstance(image, dict) else {}
-        image = self._configs[config_digest]
-        labels = (image.get("config") or {}).get("Labels") or {}
-        return ImageRecord(
-            digest,
-            media_type,
-            config_digest,
-            dict(labels),
-            platform_text(image),
-            size=size,
-            created=image.get("created"),
-        )
+        return image_of(digest, media_type, config_digest, self._configs[config_digest], size)
 
     def digest(self, tag: str, *, after_push: bool = False) -> str | None:
         """The digest of the manifest under `tag` (read whole and hashed), or None."""
@@ -731,29 +541,6 @@ class RegistryClient:
                 "hubtasks only uploads to the registry itself"
             )
         return target.path + (f"?{target.query}" if target.query else "")
-
-
-def _granted_actions(token: str, path: str) -> set[str] | None:
-    """The actions a JWT's `access` claim grants on repository `path`; None when the token is
-    not a JWT with such a claim (an opaque token tells us nothing)."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (ValueError, binascii.Error):
-        return None
-    access = payload.get("access") if isinstance(payload, dict) else None
-    if not isinstance(access, list):
-        return None
-    return {
-        str(action)
-        for entry in access
-        if isinstance(entry, dict)
-        and entry.get("type") == "repository"
-        and entry.get("name") == path
-        for action in entry.get("actions") or ()
-    }
 
 
 def _next_link(header: str | None) -> str | None:

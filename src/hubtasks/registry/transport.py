@@ -19,6 +19,7 @@ retry-after); `rejected_credentials` the one place "rejected the credentials" is
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import select
 import socket
 import ssl
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from hubtasks.errors import AuthError, HubError, RegistryError, ReleaseRefused
+from hubtasks.references import DOCKER_HUB
 from hubtasks.retry import retry_after_seconds
 
 # A request never waits less than this, even when the budget is nearly spent.
@@ -375,3 +377,29 @@ def rate_limit_wait(status: int, headers: Headers) -> float | None:
             seconds = float(value)
             return max(0.0, seconds - time.time()) if seconds > 1e9 else seconds
     return None
+
+
+def registry_base_url(registry: str, *, insecure: bool = False) -> str:
+    """Docker Hub's API lives at registry-1.docker.io; loopback registries, and those the
+    daemon reaches over plain HTTP (`insecure`), speak plain HTTP."""
+    if registry == DOCKER_HUB:
+        return "https://registry-1.docker.io"
+    if insecure or _loopback(registry):
+        return f"http://{registry}"
+    return f"https://{registry}"
+
+
+def asks_no_trust(registry: str) -> bool:
+    """Docker Hub (always TLS) and loopback registries (always plain HTTP, as dockerd's
+    default 127.0.0.0/8 insecure range has it): nobody need be asked how to reach them."""
+    return registry == DOCKER_HUB or _loopback(registry)
+
+
+def _loopback(registry: str) -> bool:
+    host = registry.rsplit(":", 1)[0].strip("[]") if registry.count(":") <= 1 else registry
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
