@@ -20,12 +20,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from hubtasks.errors import AuthError, RegistryError
+from hubtasks.references import Repository
 from hubtasks.registry.transport import (
     CREDENTIALS_HINT,
+    Response,
     Transport,
     rejected_credentials,
     user_agent,
 )
+
+_REDIRECTS = (301, 302, 303, 307, 308)
+_MAX_REDIRECTS = 3
 
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
@@ -166,3 +171,72 @@ def granted_actions(token: str, path: str) -> set[str] | None:
         and entry.get("name") == path
         for action in entry.get("actions") or ()
     }
+
+
+class AuthenticatedRequests:
+    """A registry's requests as one login sends them: redirects followed for reads (our
+    credentials only ever to the registry's own address), a 401 answered once through the
+    `RegistryAuth` flow, a 401 to credentials already sent final. Under `RegistryClient`."""
+
+    def __init__(self, transport: Transport, auth: RegistryAuth, repository: Repository) -> None:
+        self.transport, self.auth, self.repository = transport, auth, repository
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+    ) -> Response:
+        """One request, following redirects for reads; our credentials go only to the
+        registry's own address."""
+        redirects = 0
+        while True:
+            request = urllib.request.Request(url, data=body, method=method)
+            for name, value in headers.items():
+                request.add_header(name, value)
+            request.add_header("User-Agent", user_agent())
+            own = urllib.parse.urlsplit(url).netloc == self.transport.netloc
+            if self.auth.authorization and own:
+                request.add_unredirected_header("Authorization", self.auth.authorization)
+            response = self.transport.open(request)
+            location = response.headers.get("Location")
+            if response.status not in _REDIRECTS or method not in ("GET", "HEAD") or not location:
+                return response
+            if redirects == _MAX_REDIRECTS:  # the last redirect is the answer
+                return response
+            redirects += 1
+            url = urllib.parse.urljoin(url, location)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        accept: str | None = None,
+        body: bytes | None = None,
+        content_type: str | None = None,
+        scope: str | None = None,
+    ) -> Response:
+        """A request to the registry (`path`, or a full URL it gave us), answering its
+        authentication challenge once; `scope` is a token scope asked for on top of the
+        challenge's (pull on the repository a blob is mounted from). Raises
+        `AuthError(status=401)` when the credentials (or a freshly fetched token) are
+        rejected."""
+        url = path if "://" in path else f"{self.transport.base_url}{path}"
+        headers = {k: v for k, v in (("Accept", accept), ("Content-Type", content_type)) if v}
+        sent = self.auth.authorization
+        response = self.send(method, url, headers, body)
+        if response.status == 401 and not (sent or "").startswith("Basic "):
+            # No credentials yet, or a token that may have expired or lack this scope.
+            self.answer(response.headers.get("WWW-Authenticate") or "", also=scope)
+            response = self.send(method, url, headers, body)
+        if response.status == 401:
+            raise rejected_credentials(
+                f"registry {self.repository.registry}", self.auth.username, 401, CREDENTIALS_HINT
+            )
+        return response
+
+    def answer(self, challenge: str, also: str | None = None) -> None:
+        default = f"repository:{self.repository.path}:pull"
+        self.auth.answer(self.transport, challenge, default_scope=default, also=also)

@@ -24,12 +24,12 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from hubtasks.errors import AuthError, DigestMismatchError, HubError, RegistryError, VerifyError
 from hubtasks.references import Repository
-from hubtasks.registry.auth import RegistryAuth, granted_actions
+from hubtasks.registry.auth import AuthenticatedRequests, RegistryAuth, granted_actions
 from hubtasks.registry.manifests import (
     MANIFEST_TYPES,
     ImageRecord,
@@ -39,16 +39,14 @@ from hubtasks.registry.manifests import (
 )
 from hubtasks.registry.ratelimit import RateLimit, parse_rate_limit, too_many_requests
 from hubtasks.registry.transport import (
-    CREDENTIALS_HINT,
     Response,
     Transport,
     Trust,
     immutable_refusal,
+    next_link,
     registry_base_url,
-    rejected_credentials,
     says_immutable,
     status_error,
-    user_agent,
 )
 from hubtasks.registry.transport import (  # re-exported: dockerhub.prune reads it here
     rate_limit_wait as rate_limit_wait,
@@ -56,8 +54,6 @@ from hubtasks.registry.transport import (  # re-exported: dockerhub.prune reads 
 
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _PAGE_SIZE = 1000
-_REDIRECTS = (301, 302, 303, 307, 308)
-_MAX_REDIRECTS = 3
 # A manifest copy the registry cannot do (it takes no manifest PUTs, or not of this media
 # type): the caller may push the tag through the daemon instead. 401/403 are never this.
 COPY_UNSUPPORTED = frozenset({405, 415})
@@ -87,17 +83,19 @@ class RegistryClient:
         identity_token: bool = False,
     ) -> None:
         self.repository = repository
-        self._auth = RegistryAuth(repository.registry, username, token, identity=identity_token)
         trust = trust or Trust()
-        self._transport = transport or Transport(
+        transport = transport or Transport(
             base_url or registry_base_url(repository.registry, insecure=trust.insecure),
             what=f"registry {repository.registry}",
             timeout=timeout,
             deadline=deadline,
             trust=trust,
         )
-        self.base_url = self._transport.base_url
-        self._netloc = self._transport.netloc
+        auth = RegistryAuth(repository.registry, username, token, identity=identity_token)
+        self._http = AuthenticatedRequests(transport, auth, repository)
+        self._transport, self._auth = transport, auth
+        self._request, self._send = self._http.request, self._http.send
+        self.base_url = transport.base_url
         # raw_manifest's cache: digest → (body, media type); what a digest names never changes
         self._manifests: dict[str, tuple[bytes, str]] = {}
         self._configs: dict[str, dict[str, Any]] = {}  # config blobs by digest, shared by forks
@@ -106,7 +104,7 @@ class RegistryClient:
         """A client of its own connection for another thread, starting with this one's
         authorization (no new login round trip) and the manifests it has read."""
         twin = RegistryClient(self.repository, None, None, transport=self._transport.fork())
-        twin._auth = self._auth.copy()
+        twin._http.auth = twin._auth = self._auth.copy()
         twin._manifests = dict(self._manifests)
         twin._configs = self._configs
         return twin
@@ -119,66 +117,6 @@ class RegistryClient:
 
     def close(self) -> None:
         self._transport.close()
-
-    def _send(
-        self,
-        method: str,
-        url: str,
-        headers: Mapping[str, str],
-        body: bytes | None,
-    ) -> Response:
-        """One request, following redirects for reads; our credentials go only to the
-        registry's own address."""
-        redirects = 0
-        while True:
-            request = urllib.request.Request(url, data=body, method=method)
-            for name, value in headers.items():
-                request.add_header(name, value)
-            request.add_header("User-Agent", user_agent())
-            own = urllib.parse.urlsplit(url).netloc == self._netloc
-            if self._auth.authorization and own:
-                request.add_unredirected_header("Authorization", self._auth.authorization)
-            response = self._transport.open(request)
-            location = response.headers.get("Location")
-            if response.status not in _REDIRECTS or method not in ("GET", "HEAD") or not location:
-                return response
-            if redirects == _MAX_REDIRECTS:  # the last redirect is the answer
-                return response
-            redirects += 1
-            url = urllib.parse.urljoin(url, location)
-
-    def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        accept: str | None = None,
-        body: bytes | None = None,
-        content_type: str | None = None,
-        scope: str | None = None,
-    ) -> Response:
-        """A request to the registry (`path`, or a full URL it gave us), answering its
-        authentication challenge once; `scope` is a token scope asked for on top of the
-        challenge's (pull on the repository a blob is mounted from). Raises
-        `AuthError(status=401)` when the credentials (or a freshly fetched token) are
-        rejected."""
-        url = path if "://" in path else f"{self.base_url}{path}"
-        headers = {k: v for k, v in (("Accept", accept), ("Content-Type", content_type)) if v}
-        sent = self._auth.authorization
-        response = self._send(method, url, headers, body)
-        if response.status == 401 and not (sent or "").startswith("Basic "):
-            # No credentials yet, or a token that may have expired or lack this scope.
-            self._answer(response.headers.get("WWW-Authenticate") or "", also=scope)
-            response = self._send(method, url, headers, body)
-        if response.status == 401:
-            raise rejected_credentials(
-                f"registry {self.repository.registry}", self._auth.username, 401, CREDENTIALS_HINT
-            )
-        return response
-
-    def _answer(self, challenge: str, also: str | None = None) -> None:
-        default = f"repository:{self.repository.path}:pull"
-        self._auth.answer(self._transport, challenge, default_scope=default, also=also)
 
     # --- authentication --------------------------------------------------------------------
 
@@ -251,7 +189,7 @@ class RegistryClient:
         first = self._send(method, f"{self.base_url}{path}", {}, None)
         if first.status != 401:
             return first
-        self._answer(first.headers.get("WWW-Authenticate") or "")
+        self._http.answer(first.headers.get("WWW-Authenticate") or "")
         return None
 
     def share_login(self, other: object) -> None:
@@ -293,7 +231,7 @@ class RegistryClient:
                 raise RegistryError(
                     f"registry {self.repository.registry} sent an unreadable tag list"
                 ) from None
-            path = _next_link(response.headers.get("Link"))
+            path = next_link(response.headers.get("Link"))
         return found
 
     def named(self, reference: str) -> str:
@@ -541,17 +479,6 @@ class RegistryClient:
                 "hubtasks only uploads to the registry itself"
             )
         return target.path + (f"?{target.query}" if target.query else "")
-
-
-def _next_link(header: str | None) -> str | None:
-    """The path of a `Link: </v2/…?last=x&n=…>; rel="next"` header, if any."""
-    if not header:
-        return None
-    match = re.search(r'<([^>]+)>\s*;\s*rel="?next"?', header)
-    if not match:
-        return None
-    parsed = urllib.parse.urlsplit(match.group(1))
-    return parsed.path + (f"?{parsed.query}" if parsed.query else "")
 
 
 def read_rate_limit(client: RegistryClient, reference: str = "latest") -> RateLimit | None:

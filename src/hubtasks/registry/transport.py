@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import http.client
 import ipaddress
+import re
 import select
 import socket
 import ssl
@@ -403,3 +404,14 @@ def _loopback(registry: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def next_link(header: str | None) -> str | None:
+    """The path of a `Link: </v2/…?last=x&n=…>; rel="next"` header, if any."""
+    if not header:
+        return None
+    match = re.search(r'<([^>]+)>\s*;\s*rel="?next"?', header)
+    if not match:
+        return None
+    parsed = urllib.parse.urlsplit(match.group(1))
+    return parsed.path + (f"?{parsed.query}" if parsed.query else "")
