@@ -290,13 +290,11 @@ def promote(
     bring = functools.partial(promotion.transfer, session, origin.registry, target, digest)
     image_ids = dict.fromkeys(tags, origin.record.config_digest)
     with mirror.first_of(found):
-        executor = Executor(settings, session, watch)
-        published = executor.push(
-            plan, tags, image_ids, prepare=None if origin.registry is target else bring
-        ).published
+        prepare = None if origin.registry is target else bring
+        published = Executor(settings, session, watch).push(plan, tags, image_ids, prepare=prepare)
     mirrors = mirror.publish(
-        session, watch, settings, published, found, tags=tags, force=force, mark=mark
+        session, watch, settings, published.published, found, tags=tags, force=force, mark=mark
     )
-    done = Release(repository, plan, published=published, timings=watch.timings)
+    done = Release(repository, plan, published=published.published, timings=watch.timings)
     done.platforms, done.mirrors = {p: d for d, p in origin.record.children}, mirrors
     return done
