@@ -8,7 +8,7 @@ import tarfile
 from dataclasses import replace
 
 from hubtasks.build.context import BuildContext, PendingInputs
-from hubtasks.daemon.engine import context_paths
+from hubtasks.daemon.dockerignore import context_paths
 
 
 def _context(root, dockerfile, labels=None, mtime=None):

@@ -18,7 +18,8 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from hubtasks.daemon.engine import Engine, read_daemon_message
+from hubtasks.daemon.engine import Engine
+from hubtasks.daemon.messages import read_daemon_message
 from hubtasks.errors import AuthError, PushError, RegistryError
 from hubtasks.references import Repository
 

@@ -1,191 +1,49 @@
-"""The only module that imports `docker`: build (per platform), tag, push, pull, inspect and
-list images, the `.dockerignore` matcher (`context_paths`, `context_includes`). The Docker
-config's credentials are `daemon.credentials`'s. It does no login: hubtasks
-checks credentials over the registry API (`registry.py`) and hands them to each push.
-
-It turns the Docker SDK's many failure shapes (exceptions, HTTP 500s carrying a registry's 401,
-error lines inside a 200 stream) into the `HubError` subclasses the rest of hubtasks speaks,
-with their fields set: a daemon's error message is read once, by `read_daemon_message`.
-`docker` is imported on first use so that `inv --list` stays fast.
+"""The Docker daemon, through the Docker SDK: build (per platform), tag, push, pull, inspect and
+list images. It does no login: hubtasks checks credentials over the registry API and hands them
+to each push. The Docker config's credentials are `daemon.credentials`'s; what the daemon says
+is read by `daemon.messages`, its streams by `daemon.streams`; `.dockerignore` is
+`daemon.dockerignore`'s. The `daemon` package is the only one that imports `docker` (on first
+use, `daemon.sdk`, so that `inv --list` stays fast).
 """
 
 from __future__ import annotations
 
 import re
 import sys
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from hubtasks.build.context import BuildContext, base_images, ignore_patterns
+from hubtasks.build.context import BuildContext, base_images
 from hubtasks.daemon.credentials import docker_config_path
+from hubtasks.daemon.messages import (
+    causes,
+    push_failure,
+    read_daemon_message,
+    short_error,
+    stream_error,
+)
+from hubtasks.daemon.sdk import import_docker
+from hubtasks.daemon.streams import (
+    BUILDKIT_HINT,
+    OutputHandler,
+    ProgressHandler,
+    PushWatch,
+    follow_build,
+    open_push_stream,
+    pull_lines,
+    read_timeouts,
+)
 from hubtasks.errors import AuthError, BuildError, ConfigError, DaemonError, HubError, PushError
 from hubtasks.platforms import same_platform
 from hubtasks.references import Repository
-from hubtasks.registry.transport import immutable_refusal, says_immutable
 
 # Pushes of large layers can keep a single read waiting for minutes.
 DEFAULT_TIMEOUT = 600
 _DEFAULT_HOST = "unix:///var/run/docker.sock"
 # How the daemon says a pulled tag or repository does not exist (Distribution and Docker Hub).
 _MISSING_MARKERS = ("not found", "manifest unknown", "name unknown", "does not exist")
-_BUILDKIT_HINT = (
-    "; hubtasks builds through the Docker API's classic builder, which has no BuildKit "
-    "features (RUN --mount, # syntax=)"
-)
-# The daemon prints a registry's error as "<code, lower case, spaces for _>: <message>"
-# (distribution's errcode); the HTTP status each code stands for.
-_REGISTRY_CODES = {
-    "unauthorized": 401,
-    "denied": 403,
-    "name unknown": 404,
-    "manifest unknown": 404,
-    "blob unknown": 404,
-    "blob upload unknown": 404,
-    "unsupported": 405,
-    "toomanyrequests": 429,
-    "unknown": 500,
-    "unavailable": 503,
-}
-_UNEXPECTED_STATUS = re.compile(r"unexpected http status: (\d{3})", re.IGNORECASE)
-# What Go's net/http and the daemon say when the network, not the registry, failed.
-_NETWORK_TROUBLE = (
-    "connection refused",
-    "connection reset",
-    "broken pipe",
-    "eof",
-    "i/o timeout",
-    "timeout",
-    "no route to host",
-    "network is unreachable",
-    "temporarily unavailable",
-    "tls handshake",
-)
-
-OutputHandler = Callable[[str], None]
-ProgressHandler = Callable[[Mapping[str, Any]], None]
-
-
-def _short(error: BaseException) -> str:
-    """The most useful single line of a Docker SDK or requests error."""
-    explanation = getattr(error, "explanation", None)
-    text = str(explanation or error).strip()
-    return " ".join(text.split())
-
-
-def _stream_error(line: Mapping[str, Any]) -> str | None:
-    """The message of an error line in a daemon's JSON stream (build, pull, push, load), on
-    one line; None for any other line."""
-    if "error" not in line and "errorDetail" not in line:
-        return None
-    detail = line.get("errorDetail") or {}
-    return " ".join(str(detail.get("message") or line.get("error") or "").split())
-
-
-def _causes(error: BaseException) -> Iterator[BaseException]:
-    """`error` and every exception it wraps: requests and urllib3 keep the OSError that
-    started it in `__cause__`, `__context__`, `reason` or `args`."""
-    seen: set[int] = set()
-    todo = [error]
-    while todo:
-        current = todo.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        nested = (current.__cause__, current.__context__, getattr(current, "reason", None))
-        todo.extend(x for x in (*nested, *current.args) if isinstance(x, BaseException))
-
-
-@dataclass(frozen=True)
-class DaemonMessage:
-    """What a daemon's error message says, as fields: the registry's HTTP status when it names
-    one, and whether trying again may help."""
-
-    status: int | None
-    transient: bool
-    immutable: bool = False  # the registry's tag immutability refused the write
-
-
-def read_daemon_message(message: str) -> DaemonMessage:
-    """Read a daemon's push (or login) error message once: a registry error code prefix
-    (`denied: …`, `toomanyrequests: …`), an "unexpected HTTP status: 503", or a network
-    failure (connection refused or reset, EOF, timeouts)."""
-    lowered = message.strip().lower()
-    if says_immutable(lowered):
-        return DaemonMessage(None, False, immutable=True)
-    code = lowered.split(":", 1)[0].strip() if ":" in lowered else ""
-    status = _REGISTRY_CODES.get(code)
-    match = _UNEXPECTED_STATUS.search(lowered)
-    if status is None and match:
-        status = int(match.group(1))
-    if status is not None:
-        return DaemonMessage(status, status in (408, 429) or status >= 500)
-    return DaemonMessage(None, any(marker in lowered for marker in _NETWORK_TROUBLE))
-
-
-def _import_docker(host: str) -> Any:
-    """`import docker`, without paramiko unless the daemon is reached over ssh://: the SDK
-    imports it whenever it is installed, which costs ~30 ms and ~13 MB for nothing."""
-    if "docker" in sys.modules or host.startswith("ssh://") or "paramiko" in sys.modules:
-        import docker
-
-        return docker
-    sys.modules["paramiko"] = None  # type: ignore[assignment]  # makes `import paramiko` fail
-    try:
-        import docker
-    finally:
-        del sys.modules["paramiko"]
-    return docker
-
-
-def import_sdk(host: str) -> None:
-    """Import the Docker SDK now (on a worker thread while another does other work)."""
-    _import_docker(host)
-
-
-def context_includes(context: Path, path: Path, docker_host: str = "") -> bool:
-    """Whether `path` would be sent in the build context, honouring `.dockerignore`."""
-    _import_docker(docker_host)
-    try:
-        relative = path.resolve().relative_to(context.resolve())
-    except ValueError:
-        return False
-    return not _matcher(ignore_patterns(context)).matches(str(relative))
-
-
-def context_paths(context: Path, docker_host: str = "") -> tuple[str, ...]:
-    """What `.dockerignore` lets through, as the CLI decides it: relative paths, sorted. The
-    Dockerfile is not forced in: hubtasks sends a generated copy."""
-    _import_docker(docker_host)
-    root = context.resolve()
-    try:
-        return tuple(sorted(_matcher(ignore_patterns(context)).walk(str(root))))
-    except OSError as error:  # a folder that cannot be listed: the CLI refuses too
-        where = error.filename or root
-        raise ConfigError(
-            f"cannot read {where} in the build context ({error.strerror or error}); fix its "
-            "permissions or list it in .dockerignore"
-        ) from None
-
-
-def _matcher(patterns: list[str]) -> Any:
-    """The SDK's `.dockerignore` matcher, matching case-sensitively as the Docker CLI does on
-    Linux (the SDK lower-cases names and patterns: `build` also dropped `Build/`)."""
-    from docker.utils import build
-    from docker.utils.fnmatch import fnmatchcase
-
-    class CasePattern(build.Pattern):
-        def match(self, filepath: str) -> bool:
-            return bool(fnmatchcase(build.normalize_slashes(filepath), self.cleaned_pattern))
-
-    matcher = build.PatternMatcher([])
-    matcher.patterns = [p for p in map(CasePattern, patterns) if p.dirs]
-    matcher.patterns.append(CasePattern("!.dockerignore"))  # as the SDK: always sent
-    return matcher
 
 
 @dataclass(frozen=True)
@@ -203,7 +61,7 @@ class Engine:
         self.host = environment.get("DOCKER_HOST") or _DEFAULT_HOST
         self.environment = dict(environment)
         with self._daemon_errors("connect to"):
-            docker = _import_docker(self.host)
+            docker = import_docker(self.host)
             self._docker = docker
             options = docker.utils.kwargs_from_env(environment=dict(environment))
             if str(options.get("base_url", "")).startswith("ssh://"):
@@ -255,18 +113,18 @@ class Engine:
             raise
 
     def _unreachable(self, action: str, error: BaseException) -> str:
-        detail = _short(error)
+        detail = short_error(error)
         if "paramiko" in detail:
             return (
                 f"DOCKER_HOST={self.host} needs the paramiko package for ssh:// daemons: "
                 "pip install 'hubtasks[ssh]'"
             )
-        causes = list(_causes(error))
-        if any(isinstance(cause, FileNotFoundError) for cause in causes):
+        found = list(causes(error))
+        if any(isinstance(cause, FileNotFoundError) for cause in found):
             reason = "no daemon is listening there"
-        elif any(isinstance(cause, ConnectionRefusedError) for cause in causes):
+        elif any(isinstance(cause, ConnectionRefusedError) for cause in found):
             reason = "connection refused"
-        elif any(isinstance(cause, PermissionError) for cause in causes):
+        elif any(isinstance(cause, PermissionError) for cause in found):
             reason = "permission denied on the socket (add your user to the docker group)"
         else:
             reason = detail
@@ -276,7 +134,7 @@ class Engine:
         )
 
     def _credential_store_error(self, error: BaseException) -> str:
-        detail = _short(error).removeprefix("Credentials store error: ")
+        detail = short_error(error).removeprefix("Credentials store error: ")
         detail = re.sub(r"^StoreError\((['\"])(.*)\1\)$", r"\2", detail)
         return (
             f"the Docker credential helper failed: {detail}; fix or remove 'credsStore'/"
@@ -355,12 +213,12 @@ class Engine:
                     decode=True,
                 )
                 foreign = platform is not None and not self.platform().startswith(platform)
-                image_id = _follow_build(lines, what, names, on_output, platform, foreign)
+                image_id = follow_build(lines, what, names, on_output, platform, foreign)
             except StoreError as error:
                 raise DaemonError(self._credential_store_error(error)) from None
             except errors.APIError as error:
-                message = _short(error).replace(*names)
-                hint = _BUILDKIT_HINT if "buildkit" in message.lower() else ""
+                message = short_error(error).replace(*names)
+                hint = BUILDKIT_HINT if "buildkit" in message.lower() else ""
                 raise BuildError(f"build of {what} failed: {message}{hint}") from None
         if image_id is None:
             raise BuildError(f"build of {what} ended without producing an image")
@@ -389,13 +247,13 @@ class Engine:
                     platform=platform,
                 )
                 for line in lines:
-                    message = _stream_error(line)
+                    message = stream_error(line)
                     if message is not None:
                         self._pull_failure(ref, message, None)
                         return None
                     on_progress(line)
             except errors.APIError as error:
-                self._pull_failure(ref, _short(error), error.status_code)
+                self._pull_failure(ref, short_error(error), error.status_code)
                 return None
         return self.image_id(ref)
 
@@ -406,7 +264,7 @@ class Engine:
         platform: the builder would build that platform instead, and the base is what is
         missing."""
         try:
-            found = self.pull(base, None, on_progress=_pull_lines(on_output), platform=platform)
+            found = self.pull(base, None, on_progress=pull_lines(on_output), platform=platform)
         except HubError as error:
             found, why = None, str(error)
         else:
@@ -451,7 +309,7 @@ class Engine:
             except errors.APIError as error:
                 if error.status_code == 404:
                     return None
-                raise DaemonError(f"cannot inspect image {ref}: {_short(error)}") from None
+                raise DaemonError(f"cannot inspect image {ref}: {short_error(error)}") from None
         labels = (data.get("Config") or {}).get("Labels") or {}
         platform = "/".join(
             str(part)
@@ -493,11 +351,11 @@ class Engine:
         with self._daemon_errors("load images into"):
             try:
                 for line in self.client.api.load_image(archive.getvalue()):
-                    message = _stream_error(line)
+                    message = stream_error(line)
                     if message is not None:
                         raise DaemonError(self._load_failure(platform, message))
             except errors.APIError as error:
-                raise DaemonError(self._load_failure(platform, _short(error))) from None
+                raise DaemonError(self._load_failure(platform, short_error(error))) from None
 
     def _load_failure(self, platform: str, message: str) -> str:
         return f"the Docker daemon at {self.host} cannot load an image for {platform}: {message}"
@@ -514,7 +372,7 @@ class Engine:
             try:
                 images = self.client.api.images(name=repository.local_name)
             except errors.APIError as error:
-                raise DaemonError(f"cannot list images: {_short(error)}") from None
+                raise DaemonError(f"cannot list images: {short_error(error)}") from None
         rows = []
         prefix = repository.local_name + ":"
         for image in images:
@@ -538,7 +396,7 @@ class Engine:
                 self.client.api.tag(image, repository.local_name, tag)
             except errors.APIError as error:
                 raise DaemonError(
-                    f"cannot tag {image} as {repository.ref(tag)}: {_short(error)}"
+                    f"cannot tag {image} as {repository.ref(tag)}: {short_error(error)}"
                 ) from None
 
     def push(
@@ -562,22 +420,24 @@ class Engine:
         errors = self._docker.errors
         ref = repository.ref(tag)
         digest, response = None, None
-        watch = _PushWatch(repository.canonical(tag), stall_timeout)
+        watch = PushWatch(repository.canonical(tag), stall_timeout)
         with self._daemon_errors("push with"):
             try:
-                response, lines = self._push_stream(repository, tag, auth_config, stall_timeout)
+                response, lines = open_push_stream(
+                    self._docker, self.client.api, repository, tag, auth_config, stall_timeout
+                )
                 for line in lines:
-                    message = _stream_error(line)
+                    message = stream_error(line)
                     if message is not None:
-                        raise self._push_failure(repository, tag, message, rate_limit_wait)
+                        raise push_failure(repository, tag, message, rate_limit_wait)
                     aux = line.get("aux")
                     if isinstance(aux, Mapping) and aux.get("Digest"):
                         digest = str(aux["Digest"])
                     on_progress(line)
                     watch.check(line)
             except errors.APIError as error:
-                raise self._push_failure(repository, tag, _short(error), rate_limit_wait) from None
-            except _read_timeouts() as error:
+                raise push_failure(repository, tag, short_error(error), rate_limit_wait) from None
+            except read_timeouts() as error:
                 if stall_timeout is None:
                     raise
                 raise PushError(
@@ -591,180 +451,3 @@ class Engine:
         if digest is None:
             raise PushError(f"push of {ref} ended without a digest from the registry", stage="push")
         return digest
-
-    def _push_stream(
-        self,
-        repository: Repository,
-        tag: str,
-        auth_config: Mapping[str, str],
-        stall_timeout: float | None,
-    ) -> tuple[Any, Iterator[Mapping[str, Any]]]:
-        """The daemon's push response and its stream of JSON lines, each read of which waits
-        at most `stall_timeout` (a read that times out closes the connection: urllib3 does on
-        any read error). The request `APIClient.push(stream=True)` sends, made here so that
-        the response is ours to close: a push past its budget is hung up on."""
-        from urllib.parse import quote
-
-        from docker.utils.json_stream import json_stream
-
-        api = self.client.api
-        url = f"{api.base_url}/v{api.api_version}/images/{quote(repository.local_name, '/:')}/push"
-        response = api.post(
-            url,
-            headers={"X-Registry-Auth": self._docker.auth.encode_header(dict(auth_config))},
-            params={"tag": tag},
-            stream=True,
-            timeout=api.timeout if stall_timeout is None else max(stall_timeout, 1.0),
-        )
-        try:
-            response.raise_for_status()
-        except self._requests_http_error() as error:
-            failure = self._docker.errors.create_api_error_from_http_exception(error)
-            response.close()
-            raise failure from None
-        # urllib3's own stream: each HTTP chunk as it arrives, and a read timeout as itself
-        # (requests' iter_content would turn it into a ConnectionError).
-        lines: Iterator[Any] = json_stream(response.raw.stream(None))
-        return response, lines
-
-    @staticmethod
-    def _requests_http_error() -> type[Exception]:
-        import requests
-
-        return requests.HTTPError
-
-    def _push_failure(
-        self,
-        repository: Repository,
-        tag: str,
-        message: str,
-        rate_limit_wait: Callable[[], float | None] | None,
-    ) -> Exception:
-        target = repository.canonical(tag)
-        said = read_daemon_message(message)
-        if said.immutable:
-            return immutable_refusal(repository.registry, target, message)
-        if said.status in (401, 403):
-            return AuthError(
-                f"registry {repository.registry} refused the push of {target}: {message}; "
-                "check HUB_USERNAME, HUB_TOKEN and that the token may push to this repository",
-                status=said.status,
-                stage="push",
-            )
-        wait = None
-        if said.status == 429 and rate_limit_wait is not None:
-            try:
-                wait = rate_limit_wait()
-            except HubError:
-                wait = None  # the registry did not say; the usual backoff applies
-        if said.status == 429:
-            from hubtasks.registry.ratelimit import too_many_requests
-
-            message = f"{message} ({too_many_requests(repository.registry)})"
-        return PushError(
-            f"push of {target} failed: {message}",
-            status=said.status,
-            transient=said.transient,
-            retry_after=wait,
-            stage="push",
-        )
-
-
-class _PushWatch:
-    """The time a push may take in all, and what its stream said meanwhile: layer uploads the
-    registry refused (the daemon's "Retrying in N seconds") and layers it took."""
-
-    def __init__(self, target: str, budget: float | None) -> None:
-        self.target, self.budget = target, budget
-        self.deadline = None if budget is None else time.monotonic() + budget
-        self.retries = self.accepted = 0
-
-    def check(self, line: Mapping[str, Any]) -> None:
-        status = str(line.get("status") or "")
-        if status.startswith("Retrying in"):
-            self.retries += 1
-        elif status == "Pushed":
-            self.accepted += 1
-        if self.deadline is None or time.monotonic() < self.deadline:
-            return
-        if self.retries and not self.accepted:
-            why = "the registry refused every upload (the daemon kept retrying the layers)"
-        elif self.retries:
-            why = "the registry kept refusing uploads (the daemon kept retrying the layers)"
-        else:
-            why = "it was still going"
-        raise PushError(
-            f"push of {self.target} aborted after {self.budget:.0f}s (HUB_TIMEOUT): {why}",
-            stage="push",
-        )
-
-
-def _read_timeouts() -> tuple[type[BaseException], ...]:
-    """What reading a daemon stream raises when a read waited longer than its timeout."""
-    import requests
-    import urllib3
-
-    return (urllib3.exceptions.ReadTimeoutError, requests.exceptions.ReadTimeout, TimeoutError)
-
-
-def _pull_lines(on_output: OutputHandler) -> ProgressHandler:
-    """A pull's progress as build output: only its digest and status lines."""
-
-    def show(line: Mapping[str, Any]) -> None:
-        status = str(line.get("status") or "")
-        if status.startswith(("Digest", "Status")):
-            on_output(f"{status}\n")
-
-    return show
-
-
-def _follow_build(
-    lines: Iterator[Mapping[str, Any]],
-    what: str,
-    names: tuple[str, str],
-    on_output: OutputHandler,
-    platform: str | None = None,
-    foreign: bool = False,
-) -> str | None:
-    """Read the build stream to its end: output to `on_output`, an error line raised as a
-    `BuildError` naming the step, the image ID from the `aux` line (or "Successfully built")."""
-    step = None
-    image_id = None
-    said = ""  # what the current step printed
-    for line in lines:
-        text = line.get("stream")
-        message = _stream_error(line)
-        if text:
-            text = text.replace(*names)
-            said += text
-            if text.startswith("Step "):
-                step, said = text.strip(), ""
-            elif text.startswith("Successfully built ") and image_id is None:
-                image_id = text.split()[-1]
-            on_output(text)
-        elif message is not None:
-            message = message.replace(*names)
-            where = f" at {step}" if step else ""
-            hint = _BUILDKIT_HINT if "buildkit" in message.lower() else ""
-            cannot_run = "exec format error" in (message + said).lower()
-            if cannot_run or (foreign and step and " : RUN " in step):
-                hint = _emulation_hint(platform, certain=cannot_run)
-            raise BuildError(f"build of {what} failed{where}: {message}{hint}")
-        elif line.get("status"):
-            on_output(f"{line['status']} {line.get('progress', '')}".rstrip() + "\n")
-        aux = line.get("aux")
-        if isinstance(aux, Mapping) and aux.get("ID"):
-            image_id = str(aux["ID"])
-    return image_id
-
-
-def _emulation_hint(platform: str | None, *, certain: bool) -> str:
-    """What to do when a RUN step for another platform cannot run on the daemon."""
-    arch = (platform or "/").split("/")[1] or "arm64"
-    cause = "cannot run" if certain else "may not be able to run"
-    return (
-        f"; the daemon {cause} {platform or 'that platform'}'s programs: a RUN step for another "
-        "platform needs binfmt emulation on the daemon's host (apt-get install "
-        "qemu-user-static binfmt-support, or docker run --privileged --rm tonistiigi/binfmt "
-        f"--install {arch}); `inv doctor --platform {platform}` checks it"
-    )

@@ -21,7 +21,7 @@ from hubtasks.build.context import (
     scratch_image,
 )
 from hubtasks.build.gitinfo import GitState, read_git
-from hubtasks.daemon.engine import context_paths
+from hubtasks.daemon.dockerignore import context_paths
 from hubtasks.errors import ConfigError, HubError
 from hubtasks.pipeline.plan import INPUTS_LABEL, Remote
 from hubtasks.pipeline.preflight import labels_for, resolve_tags

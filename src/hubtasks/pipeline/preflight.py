@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from hubtasks.build.gitinfo import GitState, read_git, why_no_git
-from hubtasks.daemon.engine import context_includes
+from hubtasks.daemon.dockerignore import context_includes
 from hubtasks.errors import (
     ConfigError,
     ContextLeakError,

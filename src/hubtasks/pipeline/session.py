@@ -309,7 +309,7 @@ def holds_token(path: Path) -> bool:
 
 
 def _import_sdk(environment: Mapping[str, str]) -> None:
-    from hubtasks.daemon.engine import import_sdk
+    from hubtasks.daemon.sdk import import_sdk
 
     import_sdk(environment.get("DOCKER_HOST", ""))
 
