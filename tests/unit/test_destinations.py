@@ -263,3 +263,24 @@ def test_a_blob_is_streamed_across_credentials_stay_home_and_a_second_copy_sends
     [(path, body)] = seen["target"]
     assert body == BLOB
     assert path == f"/v2/bob/app/blobs/uploads/u1?_state=x&digest={DIGEST.replace(':', '%3A')}"
+
+
+def test_a_further_registry_does_not_inherit_the_first_ones_identity_token(tmp_path):
+    from dataclasses import replace
+
+    from hubtasks.pipeline.mirror import destinations
+
+    first = replace(
+        resolve({"HUB_REPOSITORY": "app ghcr.io/alice/app", "DOCKER_CONFIG": str(tmp_path)}),
+        identity_token=True,
+        sources={"token": "docker-credential-desktop (credsStore)"},
+        registry_credentials={
+            "HUB_REGISTRY_GHCR_IO_USERNAME": "alice-gh",
+            "HUB_REGISTRY_GHCR_IO_TOKEN": "ghcr-secret",
+        },
+    )
+    (ghcr,) = destinations(first)
+    assert (ghcr.token, ghcr.identity_token) == ("ghcr-secret", False)
+    # `-v` and doctor say where a further registry's credentials came from: its own settings.
+    assert ghcr.source_of("token") == "HUB_REGISTRY_GHCR_IO_TOKEN"
+    assert ghcr.auth_config["password"] == "ghcr-secret"

@@ -265,3 +265,28 @@ def test_inv_promote_bad_input_is_one_line_before_any_request(tmp_path, args, fr
     nothing here may reach) as the registry: these fail before any connection."""
     line = assert_one_line_error(invoke(make_project(tmp_path), "promote", *args), code=2)
     assert fragment in line
+
+
+def test_a_source_in_another_registry_is_read_with_what_docker_login_left(tmp_path):
+    import base64
+    import json
+
+    from hubtasks.pipeline import promotion
+
+    auth = base64.b64encode(b"bob:bob-secret").decode()
+    (tmp_path / "config.json").write_text(json.dumps({"auths": {"quay.io": {"auth": auth}}}))
+    settings = _settings("v1", docker_env={"DOCKER_CONFIG": str(tmp_path), "PATH": "/usr/bin"})
+    asked: list[Settings] = []
+
+    def factory(each: Settings) -> FakeRegistry:
+        asked.append(each)
+        return FakeRegistry(each.require_repository(), Store())
+
+    session = NoDaemonSession(
+        console=make_console("plain"), context=object(), registry_factory=factory
+    )
+    image = promotion.resolve_source(settings, "quay.io/bob/app:v1")
+    with pytest.raises(RegistryError, match="is not in the registry"):  # the fake holds none
+        promotion.read_source(settings, session, image)
+    (source,) = asked
+    assert (source.registry, source.username, source.token) == ("quay.io", "bob", "bob-secret")

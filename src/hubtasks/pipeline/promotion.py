@@ -20,6 +20,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Any
 
+from hubtasks.daemon.credentials import with_docker_credentials
 from hubtasks.errors import RegistryError
 from hubtasks.pipeline.gather import RegistryState, each_tag_or_raise
 from hubtasks.pipeline.plan import (
@@ -67,8 +68,12 @@ def read_source(settings: Settings, session: Session, image: ImageReference) -> 
     """What the registry holds under the source reference (one manifest and one config
     read), through a client of the source's repository with the same credentials."""
     own = image.repository == settings.require_repository()
+    # Another registry's credentials: HUB_REGISTRY_<HOST>_…, else Docker's (`docker login`),
+    # else none (a public image).
     client = session.registry_for(
-        settings if own else destination_settings(settings, image.repository)
+        settings
+        if own
+        else with_docker_credentials(destination_settings(settings, image.repository))
     )
     record = session.retrying(f"reading {image}", lambda: client.image_record(image.reference))
     if record is None:  # the registry's state, not a setting: exit 1

@@ -70,14 +70,29 @@ def destination_settings(settings: Settings, repository: Repository) -> Settings
     """The settings of one more destination: its repository and its registry's credentials,
     no further mirrors."""
     username, token = credentials_for(settings, repository.registry)
+    if settings.repository is not None and repository.registry == settings.repository.registry:
+        return replace(settings, repository=repository, mirrors=())
+    # Another registry: its own credentials, never the first one's identity-token mark or the
+    # sources that say where the first one's came from.
     return replace(
         settings,
         registry=repository.registry,
         repository=repository,
         username=username,
         token=token,
+        identity_token=False,
+        sources={**settings.sources, **_sources(repository.registry, username, token)},
         mirrors=(),
     )
+
+
+def _sources(host: str, username: str | None, token: str | None) -> dict[str, str]:
+    user_key, token_key = registry_variables(host)
+    return {
+        name: key
+        for name, key, value in (("username", user_key, username), ("token", token_key, token))
+        if value
+    }
 
 
 def mirror_settings(settings: Settings) -> Iterator[Settings]:
