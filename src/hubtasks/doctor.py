@@ -81,10 +81,12 @@ def run_checks(
 
     def required() -> str:
         found.require("login", "push")  # the Dockerfile and context have their own check
-        return (
-            f"{found.repository} as {found.username} ({found.source_of('username')}), "
-            f"token from {found.source_of('token')}"
+        user = (
+            f"as {found.username} ({found.source_of('username')})"
+            if found.username
+            else "with Docker's identity token"
         )
+        return f"{found.repository} {user}, token from {found.source_of('token')}"
 
     checks.append(_guard("required settings", required, ""))  # the message names them
     for unknown in settings.unknown_names:  # ignored by a release: a typo that changes it
@@ -143,14 +145,24 @@ def _registry_checks(settings: Settings) -> list[Check]:
     """Reachable, then the credentials (which also lists the repository's tags)."""
     from hubtasks.registry.client import RegistryClient
 
-    if not (settings.repository and settings.username and settings.token):
+    if not (settings.repository and settings.token):
+        return []
+    if not (settings.username or settings.identity_token):
         return []
     repository, username, token = settings.repository, settings.username, settings.token
     try:
         base_url, trust = _trust(settings)
     except HubError as error:  # a certs.d folder with a key but no certificate
         return [Check("registry", False, str(error))]
-    client = RegistryClient(repository, username, token, timeout=15, base_url=base_url, trust=trust)
+    client = RegistryClient(
+        repository,
+        username,
+        token,
+        timeout=15,
+        base_url=base_url,
+        trust=trust,
+        identity_token=settings.identity_token,
+    )
 
     def reachable() -> str:
         return f"{client.base_url}/v2/ answers (HTTP {client.ping()})"
@@ -163,7 +175,7 @@ def _registry_checks(settings: Settings) -> list[Check]:
         client.check_credentials()
         found = client.tags()
         return (
-            f"{repository.registry} accepts {username}'s token; {repository.path} "
+            f"{repository.registry} accepts {_whose(settings)} token; {repository.path} "
             f"has {len(found)} tag(s)"
         )
 
@@ -173,6 +185,11 @@ def _registry_checks(settings: Settings) -> list[Check]:
     if found is not None:
         checks.append(found)
     return checks
+
+
+def _whose(settings: Settings) -> str:
+    """Whose token, for people: the user's, or Docker's identity token (it names none)."""
+    return f"{settings.username}'s" if settings.username else "Docker's identity"
 
 
 def _rate_limit_check(settings: Settings) -> Check | None:

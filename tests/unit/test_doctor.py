@@ -96,3 +96,21 @@ def test_platform_checks_say_which_platforms_the_daemon_can_run(tmp_path):
     assert windows.ok is False and windows.detail == "the daemon runs linux: it cannot build " + (
         "windows/amd64"
     )
+
+
+def test_an_identity_token_is_checked_with_the_registry_too(tmp_path):
+    # Docker's identity token names no user: the registry and credential rows still run (a
+    # closed port on this machine: the registry row fails), and no row reads "as None".
+    from dataclasses import replace
+
+    from hubtasks.doctor import _registry_checks
+
+    found = replace(
+        settings(tmp_path, HUB_REGISTRY="127.0.0.1:9", HUB_RETRIES="1"),
+        username=None,
+        token="refresh-token",
+        identity_token=True,
+    )
+    checks = _registry_checks(found)
+    assert [check.name for check in checks] == ["registry"]
+    assert checks[0].ok is False
