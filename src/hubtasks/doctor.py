@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hubtasks.daemon.credentials import with_docker_credentials
+from hubtasks.daemon.credentials import from_docker_store, with_docker_credentials
 from hubtasks.errors import ContextLeakError, HubError
 from hubtasks.references import DOCKER_HUB, Repository
 from hubtasks.settings.envfile import ENV_FILE_NAME, docker_env, read_env_file
@@ -179,7 +179,11 @@ def _registry_checks(settings: Settings) -> list[Check]:
             f"has {len(found)} tag(s)"
         )
 
-    fix = "set HUB_TOKEN to a valid password or access token"
+    fix = (
+        f"docker login {repository.registry} again, or set HUB_TOKEN"
+        if from_docker_store(settings)  # Docker's stored credentials: HUB_TOKEN is empty
+        else "set HUB_TOKEN to a valid password or access token"
+    )
     checks = [registry, _guard("credentials", credentials, fix)]
     found = _rate_limit_check(settings)  # Docker Hub only (or HUB_API_URL set)
     if found is not None:

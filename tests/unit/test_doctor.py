@@ -12,6 +12,8 @@ from hubtasks.doctor import _build_input_check, _git_check, _tags_check
 from hubtasks.settings.resolve import resolve_settings
 from tests.helpers.cli import GOOD_ENV, invoke, make_project
 
+from .httpfakes import QuietHandler, serving
+
 GIT = GitState(revision="a" * 40, exact_tag=None, dirty=False, commit_time=0, remote_url=None)
 
 
@@ -114,3 +116,28 @@ def test_an_identity_token_is_checked_with_the_registry_too(tmp_path):
     checks = _registry_checks(found)
     assert [check.name for check in checks] == ["registry"]
     assert checks[0].ok is False
+
+
+class _Refusing(QuietHandler):
+    """A registry that refuses every credential (HTTP 401 with a Basic challenge)."""
+
+    def do_GET(self):
+        self._send(401, b"{}", [("WWW-Authenticate", 'Basic realm="test"')])
+
+
+def test_credentials_docker_holds_that_are_refused_get_docker_login_as_the_fix(tmp_path):
+    from dataclasses import replace
+
+    from hubtasks.doctor import _registry_checks
+
+    with serving(_Refusing) as httpd:
+        registry = f"127.0.0.1:{httpd.server_address[1]}"
+        stale = replace(
+            settings(tmp_path, HUB_REGISTRY=registry, HUB_RETRIES="1"),
+            sources={"token": f"{tmp_path}/config.json (auths['{registry}'])"},
+        )
+        own = settings(tmp_path, HUB_REGISTRY=registry, HUB_RETRIES="1")
+        stale_row, own_row = _registry_checks(stale)[1], _registry_checks(own)[1]
+    assert stale_row.ok is False and own_row.ok is False
+    assert stale_row.fix == f"docker login {registry} again, or set HUB_TOKEN"
+    assert own_row.fix == "set HUB_TOKEN to a valid password or access token"
