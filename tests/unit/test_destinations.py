@@ -10,13 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from hubtasks.errors import ConfigError, RegistryError
+from hubtasks.errors import AuthError, ConfigError, RegistryError
 from hubtasks.pipeline import mirror
 from hubtasks.pipeline.plan import CREATE, SKIP, Plan, TagDecision
 from hubtasks.pipeline.results import PushedTag, Release
+from hubtasks.pipeline.session import Session
 from hubtasks.references import Repository
 from hubtasks.registry.client import RegistryClient
 from hubtasks.registry.copy import copy_blob
+from hubtasks.registry.transport import CREDENTIALS_HINT, rejected_credentials
 from hubtasks.settings.destinations import (
     credentials_for,
     mirror_settings,
@@ -25,7 +27,10 @@ from hubtasks.settings.destinations import (
 )
 from hubtasks.settings.envfile import token_candidates
 from hubtasks.settings.resolve import resolve_settings
+from tests.helpers.consoles import make_console
 
+from .fakes import FakeRegistry
+from .fakes import Store as FakeStore
 from .httpfakes import serving
 
 CWD = Path("/project")
@@ -284,3 +289,33 @@ def test_a_further_registry_does_not_inherit_the_first_ones_identity_token(tmp_p
     # `-v` and doctor say where a further registry's credentials came from: its own settings.
     assert ghcr.source_of("token") == "HUB_REGISTRY_GHCR_IO_TOKEN"
     assert ghcr.auth_config["password"] == "ghcr-secret"
+
+
+class _Refusing(FakeRegistry):
+    def check_credentials(self) -> None:
+        raise rejected_credentials(
+            f"registry {self.repository.registry}", "alice-gh", 401, CREDENTIALS_HINT
+        )
+
+
+def test_a_further_registry_refusing_its_credentials_names_its_own_settings():
+    from hubtasks import api
+
+    settings = resolve(
+        {
+            "HUB_REPOSITORY": "app ghcr.io/alice/app",
+            "HUB_REGISTRY_GHCR_IO_USERNAME": "alice-gh",
+            "HUB_REGISTRY_GHCR_IO_TOKEN": "wrong",
+        }
+    )
+    (ghcr,) = mirror_settings(settings)
+    session = Session(
+        console=make_console("plain"),
+        context=object(),
+        registry_factory=lambda s: _Refusing(s.require_repository(), FakeStore()),
+    )
+    with pytest.raises(AuthError) as caught:
+        api.login(ghcr, session=session)
+    message = str(caught.value)
+    assert "check HUB_REGISTRY_GHCR_IO_USERNAME and HUB_REGISTRY_GHCR_IO_TOKEN" in message
+    assert "HUB_USERNAME" not in message

@@ -11,6 +11,7 @@ from hubtasks.daemon.credentials import (
 )
 from hubtasks.errors import HubError
 from hubtasks.pipeline.execute import facts_for
+from hubtasks.pipeline.mirror import own_hint
 from hubtasks.pipeline.session import Session, session_for
 from hubtasks.settings.resolve import Settings
 
@@ -41,8 +42,8 @@ def login(
     ):
         try:
             session.retrying(f"login to {repository.registry}", session.credential_check(settings))
-        except HubError as error:
-            raise error.evolve(stage=error.stage or "login") from None
+        except HubError as error:  # a further registry's refusal names its own settings
+            raise own_hint(error, settings).evolve(stage=error.stage or "login") from None
     session.logged_in.add(key)
     console.stage("login", f"logged in to {repository.registry} as {_who(settings)}")
     if console.verbose:

@@ -31,7 +31,12 @@ from hubtasks.pipeline.results import PushedTag, Release
 from hubtasks.pipeline.session import Session
 from hubtasks.pipeline.stopwatch import Stopwatch
 from hubtasks.references import DOCKER_HUB, ImageReference, Repository
-from hubtasks.settings.destinations import mirror_settings, require_mirror_credentials
+from hubtasks.registry.transport import CREDENTIALS_HINT
+from hubtasks.settings.destinations import (
+    mirror_settings,
+    registry_variables,
+    require_mirror_credentials,
+)
 from hubtasks.settings.resolve import Settings
 
 
@@ -56,6 +61,19 @@ def destinations(settings: Settings) -> list[Settings]:
     others = [with_docker_credentials(each) for each in mirror_settings(settings)]
     require_mirror_credentials(others)
     return others
+
+
+def own_hint(error: HubError, settings: Settings) -> HubError:
+    """A further registry's refusal of its `HUB_REGISTRY_<HOST>_…` credentials names those
+    settings, not HUB_USERNAME / HUB_TOKEN (the first registry's)."""
+    if CREDENTIALS_HINT not in error.message:
+        return error
+    if not settings.source_of("token").startswith("HUB_REGISTRY_"):
+        return error
+    user_key, token_key = registry_variables(settings.registry)
+    return error.evolve(
+        error.message.replace(CREDENTIALS_HINT, f"check {user_key} and {token_key}")
+    )
 
 
 def start_checks(session: Session, others: Iterable[Settings], *, push: bool) -> None:
