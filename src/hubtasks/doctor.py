@@ -100,7 +100,21 @@ def run_checks(
     checks.append(_build_input_check(settings))
     checks.append(_git_check(git, settings.cwd))
 
-    return checks + _registry_checks(settings)
+    return checks + _registry_checks(settings) + _destination_checks(settings)
+
+
+def _destination_checks(settings: Settings) -> list[Check]:
+    """Each further destination in HUB_REPOSITORY: its credentials found (its settings, else
+    Docker's), its registry reachable and accepting them, as a release checks them."""
+    from hubtasks.pipeline.mirror import destinations
+
+    if not settings.mirrors:
+        return []
+    try:
+        others = destinations(settings)
+    except HubError as error:  # the credentials of a further registry are missing
+        return [Check("destinations", False, str(error))]
+    return [check for each in others for check in _registry_checks(each)]
 
 
 def _daemon_checks(settings: Settings | None) -> list[Check]:
@@ -143,6 +157,7 @@ def _trust(settings: Settings) -> tuple[str | None, Trust]:
 
 def _registry_checks(settings: Settings) -> list[Check]:
     """Reachable, then the credentials (which also lists the repository's tags)."""
+    from hubtasks.pipeline.mirror import own_hint
     from hubtasks.registry.client import RegistryClient
 
     if not (settings.repository and settings.token):
@@ -172,23 +187,31 @@ def _registry_checks(settings: Settings) -> list[Check]:
         return [registry]
 
     def credentials() -> str:
-        client.check_credentials()
+        try:
+            client.check_credentials()
+        except HubError as error:  # a further registry's names its own settings
+            raise own_hint(error, settings) from None
         found = client.tags()
         return (
             f"{repository.registry} accepts {_whose(settings)} token; {repository.path} "
             f"has {len(found)} tag(s)"
         )
 
-    fix = (
-        f"docker login {repository.registry} again, or set HUB_TOKEN"
-        if from_docker_store(settings)  # Docker's stored credentials: HUB_TOKEN is empty
-        else "set HUB_TOKEN to a valid password or access token"
-    )
-    checks = [registry, _guard("credentials", credentials, fix)]
+    checks = [registry, _guard("credentials", credentials, _credentials_fix(settings))]
     found = _rate_limit_check(settings)  # Docker Hub only (or HUB_API_URL set)
     if found is not None:
         checks.append(found)
     return checks
+
+
+def _credentials_fix(settings: Settings) -> str:
+    """The fix of refused credentials: the setting they came from, or `docker login`."""
+    source = settings.source_of("token")
+    if source.startswith("HUB_REGISTRY_"):  # a further registry's own settings
+        return f"set {source} to a valid password or access token"
+    if from_docker_store(settings):  # Docker's stored credentials: HUB_TOKEN is empty
+        return f"docker login {settings.registry} again, or set HUB_TOKEN"
+    return "set HUB_TOKEN to a valid password or access token"
 
 
 def _whose(settings: Settings) -> str:

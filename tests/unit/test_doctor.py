@@ -9,6 +9,7 @@ import pytest
 
 from hubtasks.build.gitinfo import GitState
 from hubtasks.doctor import _build_input_check, _git_check, _tags_check
+from hubtasks.settings.destinations import registry_variables
 from hubtasks.settings.resolve import resolve_settings
 from tests.helpers.cli import GOOD_ENV, invoke, make_project
 
@@ -141,3 +142,41 @@ def test_credentials_docker_holds_that_are_refused_get_docker_login_as_the_fix(t
     assert stale_row.ok is False and own_row.ok is False
     assert stale_row.fix == f"docker login {registry} again, or set HUB_TOKEN"
     assert own_row.fix == "set HUB_TOKEN to a valid password or access token"
+
+
+def test_every_destination_is_checked(tmp_path, monkeypatch):
+    # A further registry without credentials: doctor says so, as the release would.
+    from hubtasks.doctor import run_checks
+
+    (tmp_path / "docker").mkdir()
+    for name, value in {
+        "HUB_USERNAME": "alice",
+        "HUB_TOKEN": "secret-token",
+        "HUB_REGISTRY": "127.0.0.1:9",
+        "HUB_REPOSITORY": "alice/app quay.io/alice/app",
+        "HUB_RETRIES": "1",
+        "DOCKER_CONFIG": str(tmp_path / "docker"),
+        "DOCKER_HOST": f"unix://{tmp_path}/no.sock",
+    }.items():
+        monkeypatch.setenv(name, value)
+    checks = run_checks(cwd=tmp_path, env_file=tmp_path / ".env")
+    failed = " | ".join(check.detail for check in checks if check.ok is False)
+    assert "HUB_REGISTRY_QUAY_IO_USERNAME, HUB_REGISTRY_QUAY_IO_TOKEN" in failed
+
+
+def test_a_further_registry_refusing_its_token_names_its_own_setting(tmp_path):
+    from dataclasses import replace
+
+    from hubtasks.doctor import _registry_checks
+
+    with serving(_Refusing) as httpd:
+        registry = f"127.0.0.1:{httpd.server_address[1]}"
+        user_key, token_key = registry_variables(registry)
+        further = replace(
+            settings(tmp_path, HUB_REGISTRY=registry, HUB_RETRIES="1"),
+            sources={"username": user_key, "token": token_key},
+        )
+        row = _registry_checks(further)[1]
+    assert row.ok is False
+    assert f"check {user_key} and {token_key}" in row.detail
+    assert row.fix == f"set {token_key} to a valid password or access token"
