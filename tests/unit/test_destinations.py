@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hubtasks.errors import AuthError, ConfigError, RegistryError
+from hubtasks.errors import AuthError, ConfigError, RegistryError, ReleaseRefused
 from hubtasks.pipeline import mirror
 from hubtasks.pipeline.plan import CREATE, SKIP, Plan, TagDecision
 from hubtasks.pipeline.results import PushedTag, Release
@@ -319,3 +319,11 @@ def test_a_further_registry_refusing_its_credentials_names_its_own_settings():
     message = str(caught.value)
     assert "check HUB_REGISTRY_GHCR_IO_USERNAME and HUB_REGISTRY_GHCR_IO_TOKEN" in message
     assert "HUB_USERNAME" not in message
+
+
+def test_a_refusal_does_not_say_that_running_again_finishes():
+    # Another run's image under the version tag: a re-run is refused again, it finishes nothing.
+    refused = ReleaseRefused("refusing to release, nothing was pushed: …", stage="plan")
+    error = mirror.still_to_do(refused, ["ghcr.io/alice/app"])
+    assert isinstance(error, ReleaseRefused) and "ghcr.io/alice/app" in str(error)
+    assert "run the release again" not in str(error)

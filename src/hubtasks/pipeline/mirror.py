@@ -236,6 +236,8 @@ def still_to_do(error: HubError, left: list[str]) -> HubError:
     """`error`, saying which destinations are not (or not wholly) published yet."""
     if not left:
         return error
+    if isinstance(error, ReleaseRefused):  # a run again is refused again: it finishes nothing
+        return error.evolve(f"{error}; not published to {', '.join(left)} either")
     return error.evolve(
         f"{error}; not (wholly) published yet: {', '.join(left)} (run the release again to "
         "finish: what is there is not copied twice)"
