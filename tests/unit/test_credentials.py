@@ -262,3 +262,30 @@ def test_an_identity_token_is_marked_as_one(tmp_path: Path) -> None:
         "identitytoken": "refresh",
         "serveraddress": "registry.test:5000",
     }
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process runs (a zombie, killed and not yet reaped, does not count)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+def test_a_hanging_helper_is_stopped_with_the_programs_it_started(tmp_path, monkeypatch) -> None:
+    import time
+
+    from hubtasks.daemon import credentials
+
+    monkeypatch.setattr(credentials, "_HELPER_TIMEOUT", 0.5)
+    # The helper waits on a program of its own, as `pass` waits on gpg's pinentry.
+    _helper(tmp_path / "bin", "hang", f'sleep 30 & echo $! > "{tmp_path}/child"; wait')
+    env = _env(tmp_path, {"credsStore": "hang"})
+    with pytest.raises(ConfigError, match="did not answer within"):
+        credentials_for("registry.test", env)
+    child = int((tmp_path / "child").read_text())
+    deadline = time.monotonic() + 2
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child), "the helper's own child outlived it"

@@ -23,6 +23,7 @@ import ipaddress
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -30,6 +31,7 @@ import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from subprocess import PIPE
 from typing import Any
 
 from hubtasks.errors import ConfigError
@@ -306,25 +308,25 @@ def run_helper(
             "install it, or remove it from the Docker config, or set HUB_TOKEN"
         )
     env = {k: v for k, v in environment.items() if k not in _WITHHELD}
-    try:
-        done = subprocess.run(
-            [program, action],
-            input=stdin,
-            capture_output=True,
-            env=env,
-            timeout=_HELPER_TIMEOUT,
-            check=False,
+    try:  # a session of its own: a hanging helper is stopped with what it started (pinentry)
+        process = subprocess.Popen(
+            [program, action], stdin=PIPE, stdout=PIPE, stderr=PIPE, env=env, start_new_session=True
         )
-    except subprocess.TimeoutExpired:
-        raise ConfigError(
-            f"the credential helper {name} ({where}) did not answer within "
-            f"{_HELPER_TIMEOUT:.0f}s; unlock its store or set HUB_TOKEN"
-        ) from None
     except OSError as error:
         raise ConfigError(
             f"cannot run the credential helper {name} ({where}): {_short(error)}"
         ) from None
-    return done.returncode, done.stdout if done.returncode == 0 else done.stdout + done.stderr
+    with process:  # pipes closed, the helper waited for
+        try:
+            stdout, stderr = process.communicate(stdin, timeout=_HELPER_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            raise ConfigError(
+                f"the credential helper {name} ({where}) did not answer within "
+                f"{_HELPER_TIMEOUT:.0f}s; unlock its store or set HUB_TOKEN"
+            ) from None
+    return process.returncode, stdout if process.returncode == 0 else stdout + stderr
 
 
 def _from_helper(
