@@ -85,3 +85,24 @@ def test_a_basic_registry_cannot_take_an_identity_token() -> None:
         _client(httpd.server_address[1]).check_credentials()
     assert "asks for a user and password" in str(caught.value)
     assert all("refresh-1" not in entry[3] for entry in seen)  # never sent as a password
+
+
+@pytest.mark.parametrize("status", [404, 405, 501])
+def test_a_token_service_without_the_refresh_token_post_is_one_line_not_retried(status) -> None:
+    # A token service that takes only the GET (an older or home-made one) cannot trade an
+    # identity token: that is a setting to change, not a failure to retry.
+    class Handler(QuietHandler):
+        def do_GET(self):
+            port = self.server.server_address[1]
+            realm = f'Bearer realm="http://127.0.0.1:{port}/token",service="registry.test"'
+            self._send(401, b"{}", [("WWW-Authenticate", realm)])
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self._send(status, b"not here")
+
+    with serving(Handler) as httpd, pytest.raises(AuthError) as caught:
+        _client(httpd.server_address[1]).check_credentials()
+    message = str(caught.value)
+    assert "does not take identity tokens" in message and "HUB_TOKEN" in message
+    assert not caught.value.transient

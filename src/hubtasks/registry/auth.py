@@ -129,6 +129,12 @@ class RegistryAuth:
                 "HUB_TOKEN",
                 status=401,
             )
+        if response.status in (404, 405, 501) and self.identity:  # no refresh-token POST
+            raise AuthError(
+                f"the token service of {self.registry} does not take identity tokens (HTTP "
+                f"{response.status} to the refresh-token POST); set HUB_USERNAME and HUB_TOKEN",
+                status=response.status,
+            )
         if response.status in (401, 403):
             raise rejected_credentials(
                 f"the token service of {self.registry}",
