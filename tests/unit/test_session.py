@@ -416,3 +416,32 @@ def test_an_upload_the_registry_places_on_another_host_is_not_cancelled_there(re
         elsewhere.shutdown()
         elsewhere.server_close()
     assert elsewhere.requests == [] and "DELETE" not in " ".join(registry.requests)
+
+
+def test_hooks_never_get_a_token_from_dockers_store(tmp_path):
+    """A token `docker login` left (keychain, credential helper) is not put in a hook's
+    environment; a HUB_TOKEN setting is, as the README says (printed as <hidden>)."""
+    import dataclasses
+
+    from hubtasks.pipeline.session import Session
+    from hubtasks.settings.resolve import resolve_settings
+
+    base = resolve_settings(
+        flags={},
+        environ={"HUB_REPOSITORY": "alice/app", "HUB_USERNAME": "alice"},
+        dotenv={},
+        config={},
+        cwd=tmp_path,
+    )
+    store = dataclasses.replace(
+        base, token="keychain-pw", sources={**base.sources, "token": "credsStore in config.json"}
+    )
+    session = Session(context=object())
+    session.warned = True
+    session.adopt(store)
+    assert session.hooks.token is None
+    setting = dataclasses.replace(
+        base, token="hub-pw", sources={**base.sources, "token": "HUB_TOKEN in .env"}
+    )
+    session.adopt(setting)
+    assert session.hooks.token == "hub-pw"

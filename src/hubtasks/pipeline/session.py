@@ -12,6 +12,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from hubtasks.build.gitinfo import is_tracked
+from hubtasks.daemon.credentials import from_docker_store
 from hubtasks.pipeline.hooks import Hooks
 from hubtasks.pipeline.ledger import Ledger
 from hubtasks.retry import RetryPolicy
@@ -93,7 +94,8 @@ class Session:
             raw = f"{settings.username}:{settings.token}".encode()
             self.console.add_secret(base64.b64encode(raw).decode("ascii"))
         self.hooks.update_commands(settings.hooks)
-        self.hooks.token = self.hooks.token or settings.token
+        if not from_docker_store(settings):  # Docker's keychain secret is not the hooks' to read
+            self.hooks.token = self.hooks.token or settings.token
         if self.policy is None:
             # One budget for the whole command line: a registry that is gone fails it in time.
             self.policy = RetryPolicy(
