@@ -289,3 +289,26 @@ def test_a_hanging_helper_is_stopped_with_the_programs_it_started(tmp_path, monk
     while _alive(child) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(child), "the helper's own child outlived it"
+
+
+def test_logout_without_a_username_leaves_a_docker_login_alone(tmp_path):
+    """`inv logout` removes only what `inv login --save` stored; without HUB_USERNAME it
+    cannot tell, so a `docker login`'s entry stays (found by a tester)."""
+    import base64
+    import json
+
+    from hubtasks import api
+    from hubtasks.settings.resolve import resolve_settings
+
+    config = tmp_path / "config.json"
+    auth = base64.b64encode(b"alice:pw").decode()
+    config.write_text(json.dumps({"auths": {"127.0.0.1:5000": {"auth": auth}}}))
+    settings = resolve_settings(
+        flags={},
+        environ={"HUB_REGISTRY": "127.0.0.1:5000", "DOCKER_CONFIG": str(tmp_path)},
+        dotenv={},
+        config={},
+        cwd=tmp_path,
+    )
+    assert api.logout(settings) is None
+    assert json.loads(config.read_text())["auths"]["127.0.0.1:5000"]["auth"] == auth

@@ -69,8 +69,17 @@ def _who(settings: Settings) -> str:
 
 
 def logout(settings: Settings, *, session: Session | None = None) -> str | None:
-    """Remove what `login(save=True)` stored for this registry, and nothing else."""
+    """Remove what `login(save=True)` stored for this registry, and nothing else: without
+    HUB_USERNAME nobody can tell a `docker login`'s entry from ours, so nothing is removed."""
     session = session_for(settings, session)
+    if not settings.username:
+        session.console.stage(
+            "logout",
+            f"HUB_USERNAME is not set: the credentials saved for {settings.registry} (if any) "
+            f"may be a `docker login`'s, left as they are (docker logout {settings.registry} "
+            "removes them)",
+        )
+        return None
     where, other = remove_credentials(settings.registry, settings.docker_env, settings.username)
     if where:
         session.console.stage(
