@@ -130,7 +130,8 @@ class Settings:
             missing = [self._typo_of(item) for item in missing]
             raise ConfigError(
                 f"missing setting{'s' if len(missing) > 1 else ''}: {', '.join(missing)}; "
-                f"set them in {self._env_file_words()} or in the environment"
+                f"set {'them' if len(missing) > 1 else 'it'} in {self._env_file_words()} or in "
+                "the environment"
                 + (
                     f", or log in with `docker login {self.registry}` (hubtasks uses Docker's "
                     "credentials when HUB_TOKEN is empty)"
