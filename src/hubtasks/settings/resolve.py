@@ -406,7 +406,8 @@ def _refuse_empty_flag_values(flags: Mapping[str, object]) -> None:
     their own words when their values are read.)"""
     for key in KEYS:
         value = flags.get(key.name)
-        if key.kind != "list" or key.name == "tags" or not isinstance(value, list | tuple):
+        repeatable = key.kind in ("list", "repositories") and key.name != "tags"
+        if not repeatable or not isinstance(value, list | tuple):
             continue
         if any(not str(item).strip() for item in value):
             raise ConfigError(
