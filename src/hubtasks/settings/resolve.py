@@ -395,7 +395,9 @@ def resolve_settings(
         docker_env=docker_env(dotenv, environ),
         sources=parsed.sources,
         registry_credentials=read_registry_credentials(environ, dotenv),
-        unknown_names=tuple(map(str, unknown_names([k.env for k in KEYS], environ, dotenv))),
+        unknown_names=tuple(
+            map(str, unknown_names([k.env for k in KEYS], environ, dotenv, config))
+        ),
         token_warning=spaced_token(fields["token"], parsed.sources["token"]),
     )
 
