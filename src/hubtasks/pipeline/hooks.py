@@ -16,11 +16,15 @@ invocation.
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from invoke.runners import Local
 
 from hubtasks.errors import ConfigError, HookError
 from hubtasks.settings.keys import HOOK_NAMES
@@ -160,6 +164,20 @@ def summarize(error: BaseException) -> str:
     return first or type(error).__name__
 
 
+class _Interruptible(Local):
+    """Invoke's local runner, but for an interrupt while the hook runs (Ctrl-C, or SIGTERM and
+    SIGHUP, which the command line raises as one): Invoke's own writes ^C to the hook's stdin
+    and waits on, so the hook ran to its end and the command went on as if nothing happened.
+    Here the hook's process is sent SIGTERM, and the interrupt is raised again once it ended."""
+
+    interrupted: KeyboardInterrupt | None = None
+
+    def send_interrupt(self, interrupt: KeyboardInterrupt) -> None:
+        self.interrupted = interrupt
+        with contextlib.suppress(OSError, AttributeError):
+            os.kill(self.process.pid, signal.SIGTERM)
+
+
 class Hooks:
     """Runs the hooks of one invocation, each at most once.
 
@@ -236,8 +254,9 @@ class Hooks:
         self.say("hook", f"{name}: {' '.join(command.split())}")
         start = time.monotonic()
         with self._captured() as (out, err):
+            runner = _Interruptible(self.context)
             try:
-                result = self.context.run(
+                result = runner.run(
                     command,
                     env={
                         **facts.environment(),
@@ -252,10 +271,11 @@ class Hooks:
             except Exception as error:  # noqa: BLE001 - Invoke's for a missing shell, a bad command…
                 what = f"'{command}' could not run: {summarize(error)}"
                 raise self._failure(name, what, facts) from None
+        if runner.interrupted is not None:
+            raise runner.interrupted
         facts.timings[name] = time.monotonic() - start
-        if result is None or result.exited != 0:
-            code = "?" if result is None else result.exited
-            raise self._failure(name, f"'{command}' failed with exit code {code}", facts)
+        if result.exited != 0:
+            raise self._failure(name, f"'{command}' failed with exit code {result.exited}", facts)
 
     def _python(self, name: str, fn: HookFunction, facts: Facts) -> None:
         label = _describe(fn)
