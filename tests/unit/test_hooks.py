@@ -206,3 +206,25 @@ def test_an_interrupt_while_a_shell_hook_runs_stops_the_hook_and_is_raised_again
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
     assert time.monotonic() - start < 4  # the hook was stopped, not waited for
+
+
+def test_an_interrupt_while_a_python_hooks_c_run_runs_is_raised_again():
+    """The README's recipe, `hook("pre_release", lambda c, facts: test(c))` with a
+    `c.run("pytest -q")`: an interrupt there was swallowed by Invoke as well."""
+
+    def interrupt(_signum, _frame):
+        raise KeyboardInterrupt
+
+    hooks = Hooks({}, context(), lambda *_: None, lambda _line: None)
+    hooks.functions = {"pre_release": [lambda c, _facts: c.run("sleep 5")]}
+    facts = Facts(stage="release", image="reg/u/app", tags=["v1"])
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    start = time.monotonic()
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.5)
+        with pytest.raises(KeyboardInterrupt):
+            hooks.run("pre", facts)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert time.monotonic() - start < 4

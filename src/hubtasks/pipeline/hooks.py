@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from invoke.runners import Local
+from invoke.runners import Local, Result
 
 from hubtasks.errors import ConfigError, HookError
 from hubtasks.settings.keys import HOOK_NAMES
@@ -172,10 +172,32 @@ class _Interruptible(Local):
 
     interrupted: KeyboardInterrupt | None = None
 
+    def run(self, command: str, **kwargs: Any) -> Result:
+        try:
+            return super().run(command, **kwargs)
+        finally:
+            if self.interrupted is not None:  # before the failure of a hook we stopped
+                raise self.interrupted
+
     def send_interrupt(self, interrupt: KeyboardInterrupt) -> None:
         self.interrupted = interrupt
         with contextlib.suppress(OSError, AttributeError):
             os.kill(self.process.pid, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def _interruptible(context: Any) -> Iterator[None]:
+    """A Python hook's `c.run` goes through `_Interruptible` too (Invoke's `runners.local`)."""
+    runners = getattr(getattr(context, "config", None), "runners", None)
+    if runners is None:
+        yield
+        return
+    before = runners.local
+    runners.local = _Interruptible
+    try:
+        yield
+    finally:
+        runners.local = before
 
 
 class Hooks:
@@ -254,9 +276,8 @@ class Hooks:
         self.say("hook", f"{name}: {' '.join(command.split())}")
         start = time.monotonic()
         with self._captured() as (out, err):
-            runner = _Interruptible(self.context)
             try:
-                result = runner.run(
+                result = _Interruptible(self.context).run(
                     command,
                     env={
                         **facts.environment(),
@@ -271,8 +292,6 @@ class Hooks:
             except Exception as error:  # noqa: BLE001 - Invoke's for a missing shell, a bad command…
                 what = f"'{command}' could not run: {summarize(error)}"
                 raise self._failure(name, what, facts) from None
-        if runner.interrupted is not None:
-            raise runner.interrupted
         facts.timings[name] = time.monotonic() - start
         if result.exited != 0:
             raise self._failure(name, f"'{command}' failed with exit code {result.exited}", facts)
@@ -280,7 +299,7 @@ class Hooks:
     def _python(self, name: str, fn: HookFunction, facts: Facts) -> None:
         label = _describe(fn)
         self.say("hook", f"{name}: {label}()")
-        with self._captured():
+        with self._captured(), _interruptible(self.context):
             try:
                 fn(self.context, facts)
             except HookError:
