@@ -103,3 +103,7 @@ class ReleaseRefused(HubError):
 
 class HookError(HubError):
     """A hook failed; the message says whether its stage ran."""
+
+
+class OutputClosed(HubError):
+    """stdout's reader went away (`inv release | head -1`) before every result was written."""

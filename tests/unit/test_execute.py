@@ -261,6 +261,22 @@ def test_multi_platform_release_pushes_each_platform_and_one_index(tmp_path):
         run_release(settings, store)
 
 
+def test_a_new_tag_for_a_multi_platform_image_the_registry_holds_copies_its_index(tmp_path):
+    """The registry holds the release's list: a new tag (`v1.0`, `stable`) is a copy of that
+    list, never a new list built from no platform at all."""
+    root = multi_platform_project(tmp_path)
+    store = Store()
+    platforms = ("linux/amd64", "linux/arm64")
+    run_release(release_settings(root, "v1.0.0", platforms=platforms), store)
+    result, daemon, _ = run_release(
+        release_settings(root, "v1.0.0", "stable", platforms=platforms), store
+    )
+    assert daemon.calls == {}
+    assert _actions(result) == {"v1.0.0": SKIP, "stable": CREATE}
+    assert store.tags["stable"] == store.tags["v1.0.0"]
+    assert len(json.loads(store.manifests[store.tags["stable"]])["manifests"]) == 2
+
+
 class _CopyFails(FakeRegistry):
     """A registry that takes every manifest copy but the one to `latest`."""
 

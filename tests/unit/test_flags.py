@@ -270,7 +270,7 @@ def test_release_with_an_empty_tag_is_refused(tmp_path, argv):
     assert "--tag: a tag cannot be empty" in line, line
 
 
-@pytest.mark.parametrize("flag", ["--platform", "--cache-from"])
+@pytest.mark.parametrize("flag", ["--platform", "--cache-from", "--repository"])
 def test_other_repeatable_flags_without_a_value_are_refused(tmp_path, flag):
     project = make_project(tmp_path, GOOD_ENV)
     line = assert_one_line_error(invoke(project, "release", flag, "-n"), 2)

@@ -5,7 +5,9 @@ Shell hooks run through a real Invoke context and /bin/sh; Python hooks are plai
 
 from __future__ import annotations
 
+import signal
 import sys
+import time
 
 import pytest
 from invoke import Config, Context
@@ -182,3 +184,47 @@ def test_a_shell_hook_sees_the_token_from_env_file_too_redacted(tmp_path):
     result = invoke(root, "login", HUB_RETRIES="1")  # 127.0.0.1:9 is closed
     assert f"token={HIDDEN}" in result.stderr, result.stderr
     assert TOKEN not in result.stdout + result.stderr
+
+
+def test_an_interrupt_while_a_shell_hook_runs_stops_the_hook_and_is_raised_again():
+    """SIGTERM (raised as a KeyboardInterrupt by the command line) while `HUB_PRE_RELEASE`
+    runs: Invoke's runner swallowed it (it writes ^C to the hook's stdin and waits on), so the
+    hook ran to its end and the release went on to publish, exit 0."""
+
+    def interrupt(_signum, _frame):
+        raise KeyboardInterrupt
+
+    hooks = Hooks({"pre_release": "sleep 5"}, context(), lambda *_: None, lambda _line: None)
+    facts = Facts(stage="release", image="reg/u/app", tags=["v1"])
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    start = time.monotonic()
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.5)
+        with pytest.raises(KeyboardInterrupt):
+            hooks.run("pre", facts)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert time.monotonic() - start < 4  # the hook was stopped, not waited for
+
+
+def test_an_interrupt_while_a_python_hooks_c_run_runs_is_raised_again():
+    """The README's recipe, `hook("pre_release", lambda c, facts: test(c))` with a
+    `c.run("pytest -q")`: an interrupt there was swallowed by Invoke as well."""
+
+    def interrupt(_signum, _frame):
+        raise KeyboardInterrupt
+
+    hooks = Hooks({}, context(), lambda *_: None, lambda _line: None)
+    hooks.functions = {"pre_release": [lambda c, _facts: c.run("sleep 5")]}
+    facts = Facts(stage="release", image="reg/u/app", tags=["v1"])
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    start = time.monotonic()
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.5)
+        with pytest.raises(KeyboardInterrupt):
+            hooks.run("pre", facts)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert time.monotonic() - start < 4

@@ -76,3 +76,17 @@ def test_one_vocabulary_words_for_people_values_for_scripts():
         "refuse": "REFUSE",
         "check": "check after the build",
     }
+
+
+def test_a_tag_holding_another_image_beside_a_multi_platform_source_is_decided_now():
+    """The registry holds the release's list (no image ID: an index) under v1.0.0, nothing
+    is built; a tag holding an image without the inputs label cannot wait for a build that
+    does not happen (it was left as CHECK: never written, never reported, exit 0)."""
+    inputs = "sha256:" + "c" * 64
+    index = Remote("sha256:" + "e" * 64, None, inputs=inputs)
+    remote = {"v1.0.0": index, "edge": FOREIGN, "v1.0.1": FOREIGN}
+    plan = planning.decide(
+        ["v1.0.0", "edge", "v1.0.1"], remote=remote, published=list(remote), inputs=inputs
+    )
+    assert [d.action for d in plan.decisions] == [SKIP, MOVE, REFUSE]
+    assert not plan.build and plan.source == index

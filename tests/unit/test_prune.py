@@ -408,3 +408,28 @@ def test_a_429_to_a_delete_carries_the_registrys_wait():
     with pytest.raises(RegistryError) as caught:
         RegistryTags(Busy(), session).delete([tag], frozenset({tag.name}), [tag])
     assert caught.value.transient and caught.value.retry_after == 7
+
+
+class _InterruptedDelete(DeletingRegistry):
+    """The DELETE is sent and the command interrupted before its answer (SIGTERM)."""
+
+    def send(self, method: str, path: str, *, accept=None):
+        super().send(method, path, accept=accept)
+        raise KeyboardInterrupt
+
+
+def test_a_delete_under_way_at_an_interrupt_is_named_as_one_that_may_have_happened():
+    """`kill -TERM` while a DELETE is in flight: the line said only 'interrupted (SIGTERM)';
+    the registry took the delete. The session's ledger lists it as a write under way."""
+    registry = DeletingRegistry(APP, sha_store(3))
+    registry.__class__ = _InterruptedDelete
+    console = make_console("plain")
+    settings = Settings(
+        registry=REGISTRY, username="alice", token="s3cret", repository=APP, retry_delay=0.0
+    )
+    session = Session(console=console, context=object(), registry_factory=lambda s: registry)
+    with pytest.raises(KeyboardInterrupt):
+        prune(settings, "sha-*", 2, session=session, now=NOW, yes=True)
+    (digest,) = registry.deleted
+    (gone,) = [n for n in ("sha-1", "sha-2", "sha-3") if n not in registry.store.tags]
+    assert session.ledger.in_flight() == [f"the deletion of {APP}:{gone}@{digest}"]

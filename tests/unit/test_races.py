@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 from pathlib import Path
 
 import pytest
 
 from hubtasks import api
-from hubtasks.errors import ReleaseRefused
+from hubtasks.errors import PushError, ReleaseRefused
 from hubtasks.pipeline.plan import INPUTS_LABEL
+from hubtasks.pipeline.publish import confirm_built
+from hubtasks.pipeline.results import PushedTag
 from hubtasks.pipeline.session import Session
 from hubtasks.references import Repository
 from hubtasks.settings.resolve import Settings
@@ -124,3 +127,21 @@ def test_a_version_overwritten_after_its_copies_fails_the_run(tmp_path):
     assert f"v1.0.1 was taken by another run: it holds {store.winner}" in message
     assert "already pushed: 127.0.0.1:5000/alice/app:latest@" in message  # latest did land
     assert "app:v1.0.1@" not in message
+
+
+# --- the image pushed is not the image built (issue 26 item 1) ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("tag", "force"), [("v1.0.0", True), ("sha-1a2b3c4", True), ("edge", False)]
+)
+def test_a_pushed_image_that_is_not_the_built_one_says_how_to_release_again(tag, force):
+    """A version tag the daemon pushed with another image is refused by a plain re-run (it
+    holds another image now): the line says --force; a tag that moves needs no --force."""
+    other = "sha256:" + "b" * 64
+    manifest = json.dumps({"config": {"digest": other}}).encode()
+    with pytest.raises(PushError) as raised:
+        confirm_built(
+            PushedTag(REPOSITORY, tag, "sha256:" + "c" * 64), manifest, "sha256:" + "a" * 64
+        )
+    assert ("--force" in str(raised.value)) is force, str(raised.value)

@@ -44,6 +44,21 @@ def test_in_the_environment_only_names_close_to_a_setting_are_named():
     )  # HUB_PROTOCOL is GitHub's `hub`'s
 
 
+def test_unknown_names_in_invoke_config_are_named_with_the_closest_setting():
+    """`hub.semvr: true` in invoke.yaml was ignored without a word (doctor: every value valid)."""
+    settings = resolve_settings(
+        flags={},
+        environ=BASE,
+        dotenv={},
+        config={"semvr": True, "tag": "v9", "pre_release": "true", "repository": "app"},
+        cwd=Path("/work"),
+    )
+    assert settings.unknown_names == (
+        "hub.semvr in Invoke config is not a hubtasks setting; did you mean hub.semver?",
+        "hub.tag in Invoke config is not a hubtasks setting; did you mean hub.tags?",
+    )
+
+
 def test_every_known_name_passes():
     known = {key.env: "x" for key in KEYS} | dict.fromkeys(OTHER_NAMES, "x")
     assert unknown_names([key.env for key in KEYS], known, known) == []

@@ -7,8 +7,10 @@ The subprocess tests run `python -m invoke` in a throwaway project whose tasks.p
 from __future__ import annotations
 
 import inspect
+import io
 import re
 import subprocess
+import types
 
 import pytest
 from invoke import Exit
@@ -341,3 +343,26 @@ def test_a_missing_setting_names_the_env_file_looked_for(tmp_path):
     (root / ".env").unlink()
     line = assert_one_line_error(invoke(root, "release"), 2)
     assert f"set them in {root / '.env'} (there is none" in line, line
+
+
+class _ClosedPipe(io.StringIO):
+    """stdout whose reader went away (`inv release | head -1`)."""
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_results_to_a_closed_stdout_are_one_line_not_a_traceback(monkeypatch, as_json):
+    monkeypatch.delenv("GITHUB_OUTPUT", raising=False)
+    console = make_console("plain", out=_ClosedPipe())
+    session = types.SimpleNamespace(console=console)
+    result = types.SimpleNamespace(
+        dry_run=False,
+        everywhere=[types.SimpleNamespace(reference="127.0.0.1:5000/a/b:v1@sha256:" + "a" * 64)],
+        to_dict=lambda: {"digest": "sha256:" + "a" * 64},
+    )
+    with pytest.raises(Exit) as stopped:
+        run.publish(result, session, "release", as_json)
+    assert stopped.value.code == 1
+    assert str(stopped.value.message).startswith("hubtasks: stdout was closed"), stopped.value

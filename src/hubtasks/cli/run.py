@@ -4,6 +4,7 @@ stdout (JSON, one reference per line, or the plan of a dry run)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from invoke import Context, Exit
 
 from hubtasks.cli.interrupts import handle_termination, how_interrupted
-from hubtasks.errors import HubError
+from hubtasks.errors import HubError, OutputClosed
 from hubtasks.settings.envfile import ENV_FILE_NAME, token_candidates
 from hubtasks.settings.resolve import Settings, load_settings
 from hubtasks.ui.redaction import add_secret, redact
@@ -70,7 +71,8 @@ def _fail(message: str, code: int, stage: str, pushed: tuple[str, ...], json_to:
     message = " ".join(redact(message).split())  # one line, whatever the error text held
     if json_to is not None:
         document = {"message": message, "exit_code": code, "stage": stage, "pushed": list(pushed)}
-        json_to.json_result({"error": document})
+        with contextlib.suppress(OutputClosed):  # the line below says what failed
+            json_to.json_result({"error": document})
     raise Exit(f"hubtasks: {message}", code=code)
 
 
@@ -143,10 +145,14 @@ def publish(result: api.Release, session: api.Session, stage: str, as_json: bool
 
         json_to = session.console if as_json else None
         run_stage(lambda: write_github_output(github_output, result), stage, json_to)
+    run_stage(lambda: _print_result(result, session.console, as_json), stage)
+
+
+def _print_result(result: api.Release, console: Console, as_json: bool) -> None:
     if as_json:
-        session.console.json_result(result.to_dict())
+        console.json_result(result.to_dict())
     elif result.dry_run:
-        session.console.render_plan(result)
+        console.render_plan(result)
     else:
         for item in result.everywhere:  # every destination's tags
-            session.console.result(item.reference)
+            console.result(item.reference)

@@ -233,8 +233,8 @@ def describe(c: Context, flags: Flags, strict: bool = False, quiet: bool = False
 
     settings, session = prepare(c, "describe", flags, quiet=quiet)
     result = run_stage(lambda: describe_page(settings, strict=strict, session=session), "describe")
-    if result.url:
-        session.console.result(result.url)
+    if url := result.url:
+        run_stage(lambda: session.console.result(url), "describe")
 
 
 @hub_task

@@ -30,6 +30,7 @@ stops every delete, and the tags are read again right before each DELETE.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import fnmatch
 import functools
@@ -400,7 +401,11 @@ def _delete(
     try:
         for group in _by_digest(tags, by_tag=isinstance(source, HubTags)):
             delete = functools.partial(source.delete, group, doomed, every)
-            holder = session.retrying(f"deleting {group[0].name}", delete)
+            with contextlib.ExitStack() as under_way:  # an interrupt: "may have landed"
+                for tag in group:
+                    ref = repository.canonical(tag.name, tag.digest)
+                    under_way.enter_context(session.ledger.writing(f"the deletion of {ref}"))
+                holder = session.retrying(f"deleting {group[0].name}", delete)
             for tag in group if holder else ():
                 session.console.stage(
                     "prune",

@@ -483,9 +483,10 @@ def release(
             raise raced(plan, changed, repository)
         if not builds.multi:
             executor.tag_locally(images[0].image_id, planning.approved_locally(plan))
-    done = executor.push(
-        plan, tags, dict.fromkeys(tags, image_id), images if builds.multi else None, held=held
-    )
+    # A list to make only when this run builds (or holds) its platforms' images; else the
+    # registry holds the release's list, and new tags are copies of it.
+    children = images if builds.multi and plan.build else None
+    done = executor.push(plan, tags, dict.fromkeys(tags, image_id), children, held=held)
     platforms = done.platforms
     if not platforms and done.published:
         platforms = dict(state.indexes.get(done.published[0].digest, {}))

@@ -16,11 +16,15 @@ invocation.
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from invoke.runners import Local, Result
 
 from hubtasks.errors import ConfigError, HookError
 from hubtasks.settings.keys import HOOK_NAMES
@@ -160,6 +164,42 @@ def summarize(error: BaseException) -> str:
     return first or type(error).__name__
 
 
+class _Interruptible(Local):
+    """Invoke's local runner, but for an interrupt while the hook runs (Ctrl-C, or SIGTERM and
+    SIGHUP, which the command line raises as one): Invoke's own writes ^C to the hook's stdin
+    and waits on, so the hook ran to its end and the command went on as if nothing happened.
+    Here the hook's process is sent SIGTERM, and the interrupt is raised again once it ended."""
+
+    interrupted: KeyboardInterrupt | None = None
+
+    def run(self, command: str, **kwargs: Any) -> Result:
+        try:
+            return super().run(command, **kwargs)
+        finally:
+            if self.interrupted is not None:  # before the failure of a hook we stopped
+                raise self.interrupted
+
+    def send_interrupt(self, interrupt: KeyboardInterrupt) -> None:
+        self.interrupted = interrupt
+        with contextlib.suppress(OSError, AttributeError):
+            os.kill(self.process.pid, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def _interruptible(context: Any) -> Iterator[None]:
+    """A Python hook's `c.run` goes through `_Interruptible` too (Invoke's `runners.local`)."""
+    runners = getattr(getattr(context, "config", None), "runners", None)
+    if runners is None:
+        yield
+        return
+    before = runners.local
+    runners.local = _Interruptible
+    try:
+        yield
+    finally:
+        runners.local = before
+
+
 class Hooks:
     """Runs the hooks of one invocation, each at most once.
 
@@ -237,7 +277,7 @@ class Hooks:
         start = time.monotonic()
         with self._captured() as (out, err):
             try:
-                result = self.context.run(
+                result = _Interruptible(self.context).run(
                     command,
                     env={
                         **facts.environment(),
@@ -253,14 +293,13 @@ class Hooks:
                 what = f"'{command}' could not run: {summarize(error)}"
                 raise self._failure(name, what, facts) from None
         facts.timings[name] = time.monotonic() - start
-        if result is None or result.exited != 0:
-            code = "?" if result is None else result.exited
-            raise self._failure(name, f"'{command}' failed with exit code {code}", facts)
+        if result.exited != 0:
+            raise self._failure(name, f"'{command}' failed with exit code {result.exited}", facts)
 
     def _python(self, name: str, fn: HookFunction, facts: Facts) -> None:
         label = _describe(fn)
         self.say("hook", f"{name}: {label}()")
-        with self._captured():
+        with self._captured(), _interruptible(self.context):
             try:
                 fn(self.context, facts)
             except HookError:

@@ -165,6 +165,9 @@ def decide(
     source = next((r for r in remote.values() if r and inputs and r.inputs == inputs), None)
     if image_id is None and source is not None:
         image_id = source.config_digest
+    # With a source nothing is built, so nothing is left to check after a build: a tag
+    # holding an image without our label holds another image (a list has no image ID).
+    built = built or source is not None
     version = release_version(tags)
     decisions = tuple(
         _decide_tag(tag, remote.get(tag), inputs, image_id, version, published, force, built)

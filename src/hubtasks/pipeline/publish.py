@@ -102,12 +102,14 @@ def confirm_built(item: PushedTag, manifest: bytes, image_id: str) -> None:
     if config is None or config == image_id:
         return
     target = item.repository.canonical(item.tag)
+    # A plain re-run refuses a version tag that holds another image: it needs --force.
+    again = "release again with --force" if is_immutable(item.tag) else "release again"
     raise PushError(
         f"the daemon pushed image {config[:19]} as {target}, not the image this run built, "
         f"{image_id[:19]}: the local tag {item.repository.ref(item.tag)} was moved to "
         f"{config[:19]} while the daemon pushed it (another release or a 'docker tag' on "
         f"the same daemon); the registry's {item.tag} now holds {config[:19]}, "
-        "so release again once nothing else moves that tag",
+        f"so {again} once nothing else moves that tag",
         stage="push",
     )
 

@@ -1,5 +1,6 @@
 """What people mistype in their settings: a `HUB_*` name that is no setting (`HUB_SEMVR`,
-`HUB_TAG`), a token with spaces around it. Pure: the caller hands in the names and values.
+`HUB_TAG`) or a `hub.*` key that is none (`hub.semvr` in invoke.yaml), a token with spaces
+around it. Pure: the caller hands in the names and values.
 
 An unknown name in `.env` is always reported (that file is ours); one in the environment only
 when it is close to a setting's name, since other programs have `HUB_*` variables of their own
@@ -48,9 +49,11 @@ def unknown_names(
     known: Iterable[str],
     environ: Mapping[str, str],
     dotenv: Mapping[str, str | None],
+    config: Mapping[str, object] | None = None,
 ) -> list[UnknownName]:
-    """Every `HUB_*` name in `.env` that is not in `known` (nor one of `OTHER_NAMES`), and every
-    one in the environment that is close to a known name, each with the closest known name."""
+    """Every `HUB_*` name in `.env` that is not in `known` (nor one of `OTHER_NAMES`), every
+    one in the environment that is close to a known name, and every key of our Invoke config
+    (`hub.*`: the section is ours) that is no setting's, each with the closest known name."""
     names = set(known) | OTHER_NAMES
     dotenv = {
         name: value for name, value in dotenv.items() if not _REGISTRY_CREDENTIAL.fullmatch(name)
@@ -66,6 +69,10 @@ def unknown_names(
             closest = _closest(name, names, _CLOSE_IN_ENVIRONMENT)
             if closest is not None:  # else another program's variable, most likely
                 found.append(UnknownName(name, "in the environment", closest))
+    keys = {f"hub.{name[4:].lower()}" for name in set(known)}  # HUB_SEMVER → hub.semver
+    for key in sorted(f"hub.{key}" for key in config or {}):
+        if key not in keys:
+            found.append(UnknownName(key, "in Invoke config", _closest(key, keys, 0.6)))
     return found
 
 

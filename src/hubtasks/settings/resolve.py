@@ -237,7 +237,9 @@ def resolve_settings(
         docker_env=docker_env(dotenv, environ),
         sources=parsed.sources,
         registry_credentials=read_registry_credentials(environ, dotenv),
-        unknown_names=tuple(map(str, unknown_names([k.env for k in KEYS], environ, dotenv))),
+        unknown_names=tuple(
+            map(str, unknown_names([k.env for k in KEYS], environ, dotenv, config))
+        ),
         token_warning=spaced_token(fields["token"], parsed.sources["token"]),
     )
 
@@ -248,7 +250,8 @@ def _refuse_empty_flag_values(flags: Mapping[str, object]) -> None:
     their own words when their values are read.)"""
     for key in KEYS:
         value = flags.get(key.name)
-        if key.kind != "list" or key.name == "tags" or not isinstance(value, list | tuple):
+        repeatable = key.kind in ("list", "repositories") and key.name != "tags"
+        if not repeatable or not isinstance(value, list | tuple):
             continue
         if any(not str(item).strip() for item in value):
             raise ConfigError(

@@ -15,6 +15,7 @@ hook's output or a build log is replaced by `<hidden>` before it reaches the ter
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -24,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
+from hubtasks.errors import OutputClosed
 from hubtasks.ui import redaction
 from hubtasks.ui.progress import BuildView, PushView, clean
 from hubtasks.ui.progress import human_size as human_size  # also for the pipeline
@@ -141,10 +143,21 @@ class Console:
                 self._last_output = now
 
     def result(self, line: str) -> None:
-        """A final result, on stdout so that scripts can capture it."""
+        """A final result, on stdout so that scripts can capture it. A reader that went away
+        (`| head -1`) is one error, and stdout then points at /dev/null: nothing else (Python's
+        flush at exit included) writes to the closed pipe."""
         with self._lock:
-            self.out.write(self.redact(line) + "\n")
-            self.out.flush()
+            try:
+                self.out.write(self.redact(line) + "\n")
+                self.out.flush()
+            except BrokenPipeError:
+                with contextlib.suppress(OSError, ValueError):
+                    os.dup2(os.open(os.devnull, os.O_WRONLY), self.out.fileno())
+                raise OutputClosed(
+                    "stdout was closed before every result was written (its reader went "
+                    "away), and nothing was done after that; run the command again to see "
+                    "where it stands"
+                ) from None
 
     def json_result(self, document: Mapping[str, Any]) -> None:
         import json
