@@ -181,6 +181,8 @@ class Server:
                 for event in self._conn.receive_data(data):
                     self._on(event)
                 self._flush()
+        except (ConnectionResetError, BrokenPipeError):
+            self._note_end("the daemon closed it")
         except (OSError, h2.exceptions.ProtocolError) as error:
             self._note_end(str(error) or type(error).__name__)
 
