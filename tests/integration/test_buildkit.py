@@ -184,3 +184,19 @@ def test_an_interrupt_cancels_the_build_and_the_session_ends_cleanly(api):
     assert build.session.server.ended is None
     with _Build(api) as again:  # the daemon builds again at once
         assert again.run("FROM busybox:local\nRUN true\n", no_cache=True).startswith("sha256:")
+
+
+def test_a_session_that_dies_is_named_in_the_one_line(api):
+    def kill_session(update: trace.Update) -> None:
+        if any("sleep 2" in step.name and step.started for step in update.steps):
+            build.session.server.socket.close()  # as if the connection broke
+
+    with _Build(api, secrets={"late": b"x"}) as build, pytest.raises(BuildError) as failure:
+        build.run(
+            "FROM busybox:local\nRUN sleep 2\nRUN --mount=type=secret,id=late,required=true true\n",
+            on_trace=kill_session,
+            no_cache=True,
+        )
+    message = str(failure.value)
+    assert message.startswith("the BuildKit session with the Docker daemon ended")
+    assert "\n" not in message

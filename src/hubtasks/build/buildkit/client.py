@@ -195,7 +195,7 @@ def build(
         image_id = None
         for message in _json_lines(response):
             if message.get("error"):
-                raise BuildError(str(message["error"]))
+                raise BuildError(_failure(str(message["error"]), session))
             image_id = _image_id(message, on_trace) or image_id
     except BaseException:
         _cancel(http, api_root, build_id)
@@ -205,6 +205,13 @@ def build(
     if image_id is None:
         raise BuildError("the build ended without producing an image")
     return image_id
+
+
+def _failure(message: str, session: Session) -> str:
+    ended = session.server.ended
+    if ended:  # what failed first: the build's message is only a consequence
+        return f"the BuildKit session with the Docker daemon ended ({ended}): {message}"
+    return message
 
 
 def _cancel(http: DaemonHttp, api_root: str, build_id: str) -> None:

@@ -1,0 +1,83 @@
+"""Which builder, and the BuildKit path's --secret / --ssh, as `docker build` spells them."""
+
+from __future__ import annotations
+
+import pytest
+
+from hubtasks.build.buildkit import options
+from hubtasks.errors import ConfigError
+
+
+@pytest.mark.parametrize(
+    ("setting", "os", "api", "chosen"),
+    [
+        ("auto", "linux", "1.41", "buildkit"),
+        ("auto", "linux", "1.39", "buildkit"),
+        ("auto", "linux", "1.38", "classic"),
+        ("auto", "windows", "1.41", "classic"),
+        ("classic", "linux", "1.41", "classic"),
+        ("buildkit", "linux", "1.41", "buildkit"),
+    ],
+)
+def test_auto_is_buildkit_on_linux_with_api_1_39(setting, os, api, chosen):
+    name, why = options.choose_builder(setting, os, api)
+    assert name == chosen
+    assert why
+
+
+def test_an_unknown_builder_is_one_line():
+    with pytest.raises(ConfigError, match="HUB_BUILDER='kaniko' is not a builder"):
+        options.choose_builder("kaniko", "linux", "1.41")
+
+
+@pytest.mark.parametrize(
+    ("spec", "secret"),
+    [
+        ("id=tok", options.Secret("tok", env="tok")),
+        ("id=tok,env=API_TOKEN", options.Secret("tok", env="API_TOKEN")),
+        ("id=tok,src=./t.txt", options.Secret("tok", src="./t.txt")),
+        ("id=tok,source=t.txt", options.Secret("tok", src="t.txt")),
+        ("type=env,id=tok,src=API", options.Secret("tok", env="API")),
+        ("type=file,id=tok", options.Secret("tok", src="tok")),
+    ],
+)
+def test_parse_secret_as_buildx_does(spec, secret):
+    assert options.parse_secret(spec) == secret
+
+
+@pytest.mark.parametrize(
+    ("spec", "says"),
+    [
+        ("tok", "is not id=NAME"),
+        ("src=x", "needs id=NAME"),
+        ("id=a b", "needs id=NAME"),
+        ("id=t,src=a,env=B", "not both"),
+        ("id=t,value=hunter2", "id=t,…"),
+    ],
+)
+def test_a_bad_secret_spec_is_one_line_without_a_value(spec, says):
+    with pytest.raises(ConfigError) as failure:
+        options.parse_secret(spec)
+    assert says in str(failure.value)
+    assert "hunter2" not in str(failure.value)
+
+
+def test_secrets_are_read_from_files_and_variables(tmp_path):
+    (tmp_path / "t").write_bytes(b"from-file")
+    secrets = options.parse_secrets([f"id=a,src={tmp_path / 't'}", "id=b,env=B", ""])
+    assert options.read_secrets(secrets, {"B": "from-env"}) == {
+        "a": b"from-file",
+        "b": b"from-env",
+    }
+    with pytest.raises(ConfigError, match="the environment variable B is not set"):
+        options.read_secrets(secrets, {})
+    with pytest.raises(ConfigError, match="id=c: cannot read /nonexistent"):
+        options.read_secrets([options.Secret("c", src="/nonexistent")], {})
+    with pytest.raises(ConfigError, match="id=a is given twice"):
+        options.parse_secrets(["id=a", "id=a,env=X"])
+
+
+def test_ssh_is_refused_with_its_name():
+    options.refuse_ssh([])
+    with pytest.raises(ConfigError, match="--ssh default: SSH agent forwarding"):
+        options.refuse_ssh(["default"])
