@@ -56,3 +56,39 @@ def test_trace_keeps_each_steps_last_lines_across_messages_and_finds_the_failure
 def test_a_message_that_is_not_a_status_response_is_an_error(aux):
     with pytest.raises(messages.MessageError):
         trace.decode(aux)
+
+
+def _vertex(digest: bytes, name: bytes, *more: bytes) -> bytes:
+    return _field(1, _field(1, digest) + _field(3, name) + b"".join(more))
+
+
+def test_plain_lines_read_like_docker_builds_progress_plain():
+    lines = trace.PlainLines(trace.Trace())
+    out = lines.lines(trace.decode(_aux(_vertex(b"d1", b"[1/2] FROM busybox"))))
+    out += lines.lines(trace.decode(_aux(_vertex(b"d1", b"[1/2] FROM busybox", b"\x20\x01"))))
+    started, done = _field(5, b"\x08\x05"), _field(6, b"\x08\x07")
+    out += lines.lines(trace.decode(_aux(_vertex(b"d2", b"[2/2] RUN echo hi", started))))
+    out += lines.lines(trace.decode(_aux(_field(3, _field(1, b"d2") + _field(4, b"hi\n")))))
+    out += lines.lines(trace.decode(_aux(_vertex(b"d2", b"[2/2] RUN echo hi", started, done))))
+    out += lines.lines(trace.decode(_aux(_field(4, _WARNING))))
+    assert out == [
+        "#1 [1/2] FROM busybox",
+        "#1 CACHED",
+        "#2 [2/2] RUN echo hi",
+        "#2 hi",
+        "#2 DONE 2.0s",
+        "WARNING: FromAsCasing (line 3)",
+    ]
+
+
+def test_a_failure_names_the_step_its_dockerfile_line_and_last_output():
+    followed = trace.Trace()
+    dockerfile = "FROM busybox:local\nRUN echo ok\nRUN echo one && \\\n    false\n"
+    name = b"[stage-0 3/3] RUN echo one &&     false"
+    followed.add(trace.decode(_aux(_vertex(b"d", name, _field(7, b"exit code: 1")))))
+    followed.add(trace.decode(_aux(_field(3, _field(1, b"d") + _field(4, b"one\n")))))
+    assert trace.failure(followed, dockerfile, "failed to solve") == (
+        "at [stage-0 3/3] RUN echo one &&     false (Dockerfile line 3): exit code: 1; "
+        "its last output: one"
+    )
+    assert trace.failure(trace.Trace(), dockerfile, "failed to solve") == "failed to solve"

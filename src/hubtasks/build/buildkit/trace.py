@@ -154,3 +154,81 @@ class Trace:
 
     def last_lines(self, state: StepState) -> list[str]:
         return [*state.tail, *([state.partial] if state.partial else [])]
+
+
+def _elapsed(step: Step) -> str:
+    if step.started is None or step.completed is None:
+        return ""
+    return f" {max(step.completed - step.started, 0.0):.1f}s"
+
+
+class PlainLines:
+    """The trace as `docker build --progress=plain` prints it: `#N name`, `#N <output>`,
+    `#N CACHED`, `#N DONE 0.3s`, `#N ERROR: …`, and BuildKit's warnings."""
+
+    def __init__(self, followed: Trace) -> None:
+        self.followed = followed
+        self._said: dict[str, str] = {}  # digest → the last state announced
+
+    def lines(self, update: Update) -> list[str]:
+        """Add `update` to the trace; the lines it adds to the output."""
+        before = {digest: state.step for digest, state in self.followed.steps.items()}
+        self.followed.add(update)
+        out: list[str] = []
+        for step in update.steps:
+            out.extend(self._step_lines(step, before.get(step.digest)))
+        for log in update.logs:
+            state = self.followed.steps.get(log.vertex)
+            if state is None:
+                continue
+            for line in log.data.decode("utf-8", "replace").splitlines():
+                out.append(f"#{state.number} {line}")
+        for warning in update.warnings:
+            where = f" (line {warning.line})" if warning.line else ""
+            out.append(f"WARNING: {warning.text}{where}")
+        return out
+
+    def _step_lines(self, step: Step, before: Step | None) -> list[str]:
+        number = self.followed.steps[step.digest].number
+        out = []
+        if before is None or self._said.get(step.digest) is None:
+            out.append(f"#{number} {step.name}")
+            self._said[step.digest] = "named"
+        if step.cached and self._said[step.digest] != "cached":
+            out.append(f"#{number} CACHED")
+            self._said[step.digest] = "cached"
+        elif step.error and self._said[step.digest] != "error":
+            out.append(f"#{number} ERROR: {step.error}")
+            self._said[step.digest] = "error"
+        elif step.completed is not None and self._said[step.digest] == "named":
+            out.append(f"#{number} DONE{_elapsed(step)}")
+            self._said[step.digest] = "done"
+        return out
+
+
+def dockerfile_line(dockerfile: str, step_name: str) -> int | None:
+    """The line of the Dockerfile a step's name (`[stage-0 2/3] RUN false`) comes from: the
+    first instruction line its command starts."""
+    command = step_name.split("] ", 1)[-1].strip()
+    if not command:
+        return None
+    head = " ".join(command.split())[:60]
+    for number, line in enumerate(dockerfile.splitlines(), start=1):
+        text = " ".join(line.split())
+        continued = text.removesuffix("\\").strip()
+        if text.startswith(head) or (len(continued) > 4 and head.startswith(continued)):
+            return number
+    return None
+
+
+def failure(followed: Trace, dockerfile: str, message: str) -> str:
+    """The daemon's error, with the failing step, its Dockerfile line and its last output."""
+    state = followed.failed()
+    if state is None:
+        return message
+    name = state.step.name
+    line = dockerfile_line(dockerfile, name)
+    where = f" (Dockerfile line {line})" if line else ""
+    said = [line for line in followed.last_lines(state) if line.strip()][-3:]
+    output = f"; its last output: {' | '.join(said)}" if said else ""
+    return f"at {name}{where}: {state.step.error or message}{output}"
