@@ -200,3 +200,28 @@ def test_a_session_that_dies_is_named_in_the_one_line(api):
     message = str(failure.value)
     assert message.startswith("the BuildKit session with the Docker daemon ended")
     assert "\n" not in message
+
+
+def test_a_failing_step_names_its_line_command_and_last_output(api):
+    from hubtasks.build.buildkit import builder
+
+    http, root = api
+    dockerfile = "FROM busybox:local\nRUN echo fine\nRUN echo first; echo last words; false\n"
+    shown: list[str] = []
+    with pytest.raises(BuildError) as failure:
+        builder.build_image(
+            http,
+            root,
+            request=bk.BuildRequest(network="none", no_cache=True),
+            body=[_context({"Dockerfile": dockerfile})],
+            credentials=lambda _: None,
+            secrets={},
+            dockerfile_text=dockerfile,
+            on_output=shown.append,
+        )
+    message = str(failure.value)
+    assert "RUN echo first; echo last words; false (Dockerfile line 3)" in message
+    assert "its last output: first | last words" in message
+    assert "\n" not in message
+    assert any(line.startswith("#") and " ERROR: " in line for line in shown)
+    assert "#3 last words\n" in shown or any(line.endswith(" last words\n") for line in shown)

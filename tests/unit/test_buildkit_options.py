@@ -81,3 +81,21 @@ def test_ssh_is_refused_with_its_name():
     options.refuse_ssh([])
     with pytest.raises(ConfigError, match="--ssh default: SSH agent forwarding"):
         options.refuse_ssh(["default"])
+
+
+def test_the_equivalent_buildx_command_names_ids_and_sources_never_values():
+    command = options.buildx_command(
+        dockerfile="Dockerfile",
+        context=".",
+        ref="r/app:1",
+        labels={"a": "b c"},
+        build_args={"X": "1"},
+        target="final",
+        secrets=[options.Secret("tok", env="API_TOKEN")],
+        network="none",
+        no_cache=True,
+    )
+    assert command == (
+        "docker buildx build --load -f Dockerfile -t r/app:1 --target final --network none "
+        "--secret id=tok,env=API_TOKEN --no-cache --build-arg X=1 --label 'a=b c' ."
+    )

@@ -127,3 +127,37 @@ def refuse_ssh(specs: Iterable[str]) -> None:
             f"--ssh {given[0]}: SSH agent forwarding (RUN --mount=type=ssh) is not supported "
             "by hubtasks yet; build such a Dockerfile with docker buildx"
         )
+
+
+def buildx_command(
+    *,
+    dockerfile: str,
+    context: str,
+    ref: str,
+    labels: Mapping[str, str],
+    build_args: Mapping[str, str],
+    platform: str | None = None,
+    target: str = "",
+    secrets: Iterable[Secret] = (),
+    network: str = "",
+    no_cache: bool = False,
+    pull: bool = False,
+) -> str:
+    """The `docker buildx build …` that builds what hubtasks' BuildKit build does."""
+    import shlex
+
+    words = ["docker", "buildx", "build", "--load", "-f", dockerfile, "-t", ref]
+    if platform:
+        words += ["--platform", platform]
+    if target:
+        words += ["--target", target]
+    if network:
+        words += ["--network", network]
+    words += [word for secret in secrets for word in ("--secret", secret.spec)]
+    words += ["--no-cache"] * no_cache + ["--pull"] * pull
+    for name, value in build_args.items():
+        words += ["--build-arg", f"{name}={value}"]
+    for name, value in labels.items():
+        words += ["--label", f"{name}={value}"]
+    words.append(context)
+    return shlex.join(words)
