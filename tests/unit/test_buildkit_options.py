@@ -99,3 +99,24 @@ def test_the_equivalent_buildx_command_names_ids_and_sources_never_values():
         "docker buildx build --load -f Dockerfile -t r/app:1 --target final --network none "
         "--secret id=tok,env=API_TOKEN --no-cache --build-arg X=1 --label 'a=b c' ."
     )
+
+
+def test_the_inputs_digest_covers_target_and_secret_ids_never_values(tmp_path):
+    from hubtasks.build.context import BuildContext
+    from hubtasks.pipeline.gather import digest_options
+    from hubtasks.settings.resolve import Settings
+
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    context = BuildContext(tmp_path, ("Dockerfile",), tmp_path / "Dockerfile")
+
+    def digest(**settings) -> str:
+        options_ = digest_options(Settings(**settings))
+        return context.inputs_digest(build_args={}, platform="linux/amd64", options=options_)
+
+    plain = digest()
+    assert plain == context.inputs_digest(build_args={}, platform="linux/amd64")  # as before
+    assert digest(target="final") != plain
+    with_secret = digest(secret_specs=("id=tok,env=A",))
+    assert with_secret != plain
+    assert digest(secret_specs=("id=tok,src=/elsewhere",)) == with_secret  # the id, not the source
+    assert digest(ssh=("default",)) != plain

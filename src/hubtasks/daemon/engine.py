@@ -16,10 +16,11 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from hubtasks.build.buildkit.options import BuildKitRun, choose_builder
 from hubtasks.build.context import BuildContext, base_images, ignore_patterns
 from hubtasks.daemon.credentials import docker_config_path
 from hubtasks.errors import AuthError, BuildError, ConfigError, DaemonError, HubError, PushError
@@ -220,6 +221,8 @@ class Engine:
             finally:
                 probe.close()
             server_version = info["ApiVersion"]
+            self._api_version = str(server_version)
+            self._network: str | None = None
             # The daemon's own platform comes with the same answer: no second request.
             self._platform = f"{info.get('Os', 'linux')}/{info.get('Arch', 'amd64')}"
             self.client = docker.DockerClient(version=server_version, timeout=timeout, **options)
@@ -301,6 +304,42 @@ class Engine:
         what it builds when none is asked for."""
         return self._platform
 
+    def builder(self, setting: str) -> tuple[str, str]:
+        """`buildkit` or `classic` for this daemon (HUB_BUILDER), and why."""
+        return choose_builder(setting, self._platform.split("/")[0], self._api_version)
+
+    @contextmanager
+    def _foreign_hints(self, platform: str | None, bases: Iterable[str]) -> Iterator[None]:
+        """A BuildKit build for another platform than the daemon's that fails: a base image
+        held only for another platform, or a `RUN` the daemon cannot execute, said so."""
+        try:
+            yield
+        except BuildError as error:
+            if platform is None or self.platform().startswith(platform):
+                raise
+            text = error.message
+            for base in bases if "load metadata for" in text else ():
+                local = self.inspect(base)
+                if local and local.platform and not same_platform(platform, local.platform):
+                    raise error.evolve(
+                        f"the base image {base} has no {platform} image here: the daemon holds "
+                        f"it for {local.platform} only; push a {platform} version of {base}, or "
+                        f"leave {platform} out of --platform (HUB_PLATFORMS)"
+                    ) from None
+            cannot_run = "exec format error" in text.lower()
+            if cannot_run or "] RUN " in text:
+                raise error.evolve(text + _emulation_hint(platform, certain=cannot_run)) from None
+            raise
+
+    def _default_network(self) -> str:
+        """ "" (the daemon's default), or "none" on a daemon without a `bridge` network
+        (`dockerd --bridge=none`), where BuildKit's RUN fails with "network bridge not found"."""
+        if self._network is None:
+            with self._daemon_errors("query"):
+                names = {n.name for n in self.client.networks.list(names=["bridge"])}
+            self._network = "" if "bridge" in names else "none"
+        return self._network
+
     def check_platforms(self, platforms: Iterable[str]) -> None:
         """Refuse platforms of another OS than the daemon's before anything is built: a linux
         daemon cannot even load a windows image, and the classic builder, handed one, looks
@@ -323,6 +362,7 @@ class Engine:
         on_output: OutputHandler,
         platform: str | None = None,
         cache_from: tuple[str, ...] | list[str] = (),
+        buildkit: BuildKitRun | None = None,
     ) -> str:
         """Build from the streamed context (its generated Dockerfile carries the labels),
         showing the daemon's output as it comes; tag it `ref` when given; return the image ID.
@@ -330,6 +370,28 @@ class Engine:
         then takes a local cache hit only from their ancestors). Messages name the user's
         Dockerfile, not the generated copy."""
         what = (ref or str(context.dockerfile)) + (f" for {platform}" if platform else "")
+        if buildkit is not None:
+            if platform:
+                self.check_platforms((platform,))
+            run = replace(buildkit, network=buildkit.network or self._default_network())
+            api = self.client.api
+            # Imported here: h2, protobuf and requests cost ~140 ms, for builds only.
+            from hubtasks.build.buildkit import builder as buildkit_builder
+
+            hints = self._foreign_hints(platform, base_images(context.dockerfile_bytes))
+            with self._daemon_errors("build with"), hints:
+                return buildkit_builder.build_context(
+                    api,
+                    f"{api.base_url}/v{api.api_version}",
+                    context=context,
+                    ref=ref,
+                    build_args=build_args,
+                    platform=platform,
+                    cache_from=tuple(cache_from),
+                    run=run,
+                    on_output=on_output,
+                    what=what,
+                )
         names = (context.dockerfile_name, context.dockerfile.name)
         if platform:
             self.check_platforms((platform,))

@@ -7,7 +7,9 @@ push check; the execution in the first destination and the copies to the others
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+from hubtasks.build.buildkit.options import parse_secrets
 from hubtasks.build.context import dockerfile_warnings
 from hubtasks.build.gitinfo import GitState
 from hubtasks.pipeline import mirror
@@ -237,6 +239,20 @@ def release_plan(
     return plan
 
 
+def _buildx_options(settings: Settings) -> dict[str, Any] | None:
+    """The dry run's `docker buildx build` words (auto: BuildKit, as on every Linux daemon
+    with API ≥ 1.39); None for HUB_BUILDER=classic."""
+    if settings.builder == "classic":
+        return None
+    return {
+        "target": settings.target or "",
+        "secrets": parse_secrets(settings.secret_specs),
+        "network": settings.network or "",
+        "no_cache": settings.no_cache,
+        "pull": settings.pull,
+    }
+
+
 def dry_run_commands(
     settings: Settings, plan: Plan, builds: BuildSet, cache: list[str]
 ) -> list[str]:
@@ -250,7 +266,10 @@ def dry_run_commands(
         context=relative(settings.context, settings.cwd),
         builds=[
             planning.BuildCommand(
-                i.platform if i.requested else None, i.context.labels, i.build_args
+                i.platform if i.requested else None,
+                i.context.labels,
+                i.build_args,
+                buildkit=_buildx_options(settings),
             )
             for i in builds.platforms
         ],

@@ -67,28 +67,33 @@ class BuildRequest:
 
 
 class _Upgraded:
-    """The socket of a `101 Switching Protocols` answer, read through the response's own
-    buffer: bytes the daemon sent right after the 101 may already sit there."""
+    """The connection of a `101 Switching Protocols` answer: read through the response's own
+    reader (bytes the daemon sent right after the 101 may already sit in its buffer), written
+    through the connection's socket (a unix or TCP socket, TLS, or the SDK's ssh process)."""
 
     def __init__(self, response: Any) -> None:
         self.response = response
-        # urllib3's HTTPResponse keeps http.client's response as `_fp`; its `fp` is the
-        # buffered reader over the socket (how the Docker SDK reaches an attach socket too).
-        self._reader = response.raw._fp.fp  # noqa: SLF001 - no public way to the socket
-        self._socket = self._reader.raw._sock  # noqa: SLF001 - ditto
-        self._socket.settimeout(None)  # the daemon may call nothing for minutes
+        # urllib3's HTTPResponse keeps http.client's response as `_fp`; its `fp` is the reader
+        # over the connection (how the Docker SDK reaches an attach socket too).
+        self._reader = response.raw._fp.fp  # noqa: SLF001 - no public way to it
+        self._socket = response.raw.connection.sock
+        with contextlib.suppress(AttributeError, OSError):
+            self._socket.settimeout(None)  # the daemon may call nothing for minutes
+        self._read = getattr(self._reader, "read1", None) or self._reader.read
 
     def recv(self) -> bytes:
-        data: bytes = self._reader.read1(65536)
-        return data
+        data: bytes | None = self._read(65536)
+        return data or b""
 
     def sendall(self, data: bytes) -> None:
         self._socket.sendall(data)
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(AttributeError, OSError):
             self._socket.shutdown(socket.SHUT_RDWR)
-        self.response.close()
+        with contextlib.suppress(OSError):  # the ssh transport's close writes to its process
+            self._socket.close()
+            self.response.close()
 
 
 @dataclass

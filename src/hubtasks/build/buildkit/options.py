@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 
 from hubtasks.errors import ConfigError
+from hubtasks.settings.resolve import Settings
 
 BUILDERS = ("auto", "buildkit", "classic")
 # The Engine API that serves `POST /build?version=2` and `POST /session` (Docker 18.09).
@@ -34,6 +35,26 @@ def choose_builder(setting: str, daemon_os: str, api_version: str) -> tuple[str,
     if version < BUILDKIT_API:
         return "classic", f"the daemon's API {api_version} is older than 1.39 (BuildKit)"
     return "buildkit", f"the daemon runs Linux with API {api_version} (≥ 1.39)"
+
+
+def _anonymous(_: str) -> tuple[str, str] | None:
+    return None
+
+
+@dataclass(frozen=True)
+class BuildKitRun:
+    """What a build on the BuildKit path takes besides the classic builder's arguments."""
+
+    target: str = ""
+    secrets: Mapping[str, bytes] = field(default_factory=dict, repr=False)
+    network: str = ""  # "": the daemon's default (none when it has no bridge network)
+    no_cache: bool = False
+    pull: bool = False
+    # SOURCE_DATE_EPOCH given to hubtasks: passed on as a build argument (BuildKit ≥ 0.11
+    # stamps image timestamps with it; Engine 20.10's BuildKit only hands it to an `ARG`).
+    source_date_epoch: int | None = None
+    # registry host → (user, secret), asked by the daemon through the session
+    credentials: Callable[[str], tuple[str, str] | None] = field(default=_anonymous, repr=False)
 
 
 @dataclass(frozen=True)
@@ -77,6 +98,15 @@ def parse_secret(spec: str) -> Secret:
     if "src" in fields or kind == "file":
         return Secret(secret_id, src=fields.get("src", secret_id))
     return Secret(secret_id, env=fields.get("env", secret_id))
+
+
+def spec_id(spec: str) -> str:
+    """A `--secret` spec's id, as written (what the inputs digest covers)."""
+    for part in spec.split(","):
+        key, _, value = part.strip().partition("=")
+        if key == "id":
+            return value
+    return ""
 
 
 def _shown(spec: str) -> str:
@@ -142,6 +172,7 @@ def buildx_command(
     network: str = "",
     no_cache: bool = False,
     pull: bool = False,
+    cache_from: Iterable[str] = (),
 ) -> str:
     """The `docker buildx build …` that builds what hubtasks' BuildKit build does."""
     import shlex
@@ -155,9 +186,61 @@ def buildx_command(
         words += ["--network", network]
     words += [word for secret in secrets for word in ("--secret", secret.spec)]
     words += ["--no-cache"] * no_cache + ["--pull"] * pull
+    words += [word for image in cache_from for word in ("--cache-from", image)]
     for name, value in build_args.items():
         words += ["--build-arg", f"{name}={value}"]
     for name, value in labels.items():
         words += ["--label", f"{name}={value}"]
     words.append(context)
     return shlex.join(words)
+
+
+_HUB_HOSTS = ("docker.io", "index.docker.io", "registry-1.docker.io")
+
+
+def run_for(
+    settings: Settings, environ: Mapping[str, str], hide: Callable[[str], None]
+) -> BuildKitRun:
+    """A BuildKit build's options from the settings: secrets read now (each value handed to
+    `hide`, the redaction set, first) and the registry login answered through the session."""
+    refuse_ssh(settings.ssh)
+    values = read_secrets(parse_secrets(settings.secret_specs), environ)
+    for value in values.values():
+        hide(value.decode("utf-8", "replace"))
+    username, token, registry = settings.username, settings.token, settings.registry
+    hosts = _HUB_HOSTS if registry in _HUB_HOSTS else (registry,)
+
+    def credentials(host: str) -> tuple[str, str] | None:
+        if username and token and host in hosts:
+            return username, token
+        return None
+
+    return BuildKitRun(
+        target=settings.target or "",
+        secrets=values,
+        network=settings.network or "",
+        no_cache=settings.no_cache,
+        pull=settings.pull,
+        source_date_epoch=settings.source_date_epoch,
+        credentials=credentials,
+    )
+
+
+def refuse_on_classic(settings: Settings, why: str) -> None:
+    """What only BuildKit does, asked of the classic builder: one line that says so."""
+    asked = [
+        flag
+        for flag, given in (
+            ("--target", settings.target),
+            ("--secret", settings.secret_specs),
+            ("--ssh", settings.ssh),
+            ("--network", settings.network),
+            ("--no-cache", settings.no_cache),
+            ("--pull", settings.pull),
+        )
+        if given
+    ]
+    if asked:
+        raise ConfigError(
+            f"{asked[0]} needs the BuildKit builder, and the classic builder is used: {why}"
+        )

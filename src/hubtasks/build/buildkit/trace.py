@@ -190,7 +190,9 @@ class PlainLines:
 
     def _step_lines(self, step: Step, before: Step | None) -> list[str]:
         number = self.followed.steps[step.digest].number
-        out = []
+        out: list[str] = []
+        if step.started is None and not (step.cached or step.error or step.completed):
+            return out  # named when it starts, as --progress=plain does
         if before is None or self._said.get(step.digest) is None:
             out.append(f"#{number} {step.name}")
             self._said[step.digest] = "named"
