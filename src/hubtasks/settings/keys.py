@@ -197,8 +197,9 @@ KEYS: tuple[Key, ...] = (
         kind="list",
         flag="--cache-from",
         metavar="REF",
-        help="Image whose layers the build may reuse, pulled first: a reference or a tag of "
-        "the repository; auto (the newest release when the daemon lacks it) or none",
+        help="Image whose layers the build may reuse (the classic builder pulls it first, "
+        "BuildKit reads its inline cache in the registry): a reference or a tag of the "
+        "repository; auto (the newest release when the daemon lacks it) or none",
         tasks=_BUILDING,
         item="image",
     ),
@@ -235,7 +236,7 @@ KEYS: tuple[Key, ...] = (
         kind="list",
         flag="--ssh",
         metavar="default|ID=PATH",
-        help="SSH agent forwarding for RUN --mount=type=ssh (not supported yet: refused)",
+        help="The SSH agent forwarded to RUN --mount=type=ssh (not supported yet: refused)",
         tasks=_BUILDING,
         item="ssh",
     ),
