@@ -109,6 +109,7 @@ def test_a_fresh_runner_builds_each_platform_from_its_own_platforms_image(projec
     """Pulled without a platform, the list gave the daemon's own image, and the classic
     builder matched the arm64 build's steps on `FROM scratch` against it: the build failed
     with 'does not match the specified platform'."""
+    project.builder = "classic"  # the classic builder's pull per platform (BuildKit pulls none)
     project.write("Dockerfile", MULTI)
     project.write("app-amd64", "x86\n")
     project.write("app-arm64", "arm\n")
