@@ -17,7 +17,7 @@ from hubtasks.errors import ConfigError
 from hubtasks.pipeline import mirror, promotion
 from hubtasks.pipeline import plan as planning
 from hubtasks.pipeline.cache import cache_refs
-from hubtasks.pipeline.execute import Executor, plan_platform_tags
+from hubtasks.pipeline.execute import Executor
 from hubtasks.pipeline.gather import (
     read_registry,
 )
@@ -32,6 +32,7 @@ from hubtasks.pipeline.release import (
     dry_run_commands,
     execute_everywhere,
     gather_release,
+    plan_platform_tags,
     release_plan,
 )
 from hubtasks.pipeline.results import BuiltImage, PushedTag, Release

@@ -131,6 +131,8 @@ def _daemon_checks(settings: Settings | None) -> list[Check]:
         if settings is not None and settings.platforms:
             local = engine.host.startswith("unix://")
             platform_results.extend(platform_checks(settings.platforms, engine.platform(), local))
+        builder, why = engine.builder(settings.builder if settings else "auto")
+        platform_results.insert(0, Check("builder", True, f"{builder}: {why}"))
         return (
             f"Docker Engine {info.get('Version', '?')} (API {info.get('ApiVersion', '?')}) "
             f"at {engine.host}"

@@ -47,6 +47,7 @@ class Project:
     stack: Stack
     repository: str  # namespace/name in the registry
     docker_config: Path
+    builder: str | None = None  # a test about one builder's behaviour sets it
 
     @property
     def token(self) -> str:
@@ -58,6 +59,9 @@ class Project:
         }
         env.update(self.stack.env())
         env["DOCKER_CONFIG"] = str(self.docker_config)
+        # The builder the suite runs on: HUB_TEST_BUILDER=buildkit runs it all on BuildKit
+        # (auto picks BuildKit on this daemon); tests that are about one builder say so.
+        env["HUB_BUILDER"] = self.builder or os.environ.get("HUB_TEST_BUILDER", "classic")
         env.update(extra)
         return env
 

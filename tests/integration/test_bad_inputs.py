@@ -133,15 +133,30 @@ CASES = [
         "buildkit-only",
         _dockerfile("FROM busybox:local\nRUN --mount=type=cache,target=/c true\n"),
         ["--tag", "v1"],
-        {},
+        {"HUB_BUILDER": "classic"},  # BuildKit builds it
         "BuildKit",
     ),
     (
         "failing-run",
         _dockerfile("FROM busybox:local\nRUN exit 9\n"),
         ["--tag", "v1"],
-        {},
+        {"HUB_BUILDER": "classic"},
         "non-zero code: 9",
+    ),
+    (
+        "failing-run-buildkit",
+        _dockerfile("FROM busybox:local\nRUN exit 9\n"),
+        ["--tag", "v1"],
+        {"HUB_BUILDER": "buildkit"},
+        "at [2/2] RUN exit 9 (Dockerfile line 2): executor failed running [/bin/sh -c exit 9]: "
+        "exit code: 9",
+    ),
+    (
+        "secret-file-missing",
+        NOTHING,
+        ["--tag", "v1", "--secret", "id=tok,src=/nonexistent/tok"],
+        {"HUB_BUILDER": "buildkit"},
+        "--secret id=tok: cannot read /nonexistent/tok",
     ),
     ("env-in-context", _no_dockerignore, ["--tag", "v1"], {}, ".dockerignore"),
     # credentials
@@ -190,10 +205,18 @@ CASES = [
         "missing-creds-store",
         _docker_config({"credsStore": "not-installed"}),
         ["--tag", "v1"],
-        {},
+        # The classic build reads the Docker config for its base images; BuildKit asks the
+        # session, which answers from hubtasks' own login.
+        {"HUB_BUILDER": "classic"},
         "docker-credential-not-installed",
     ),
-    ("missing-cred-helper", NOTHING, ["--tag", "v1"], {}, "docker-credential-gone"),
+    (
+        "missing-cred-helper",
+        NOTHING,
+        ["--tag", "v1"],
+        {"HUB_BUILDER": "classic"},
+        "docker-credential-gone",
+    ),
     (
         "registry-closed",
         _env(HUB_TIMEOUT="1", HUB_RETRY_DELAY="0.1"),

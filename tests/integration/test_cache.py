@@ -29,6 +29,9 @@ def _release(project, *args: str):
 
 
 def test_a_fresh_runner_takes_the_slow_step_from_the_pulled_release(project, client, stack):
+    # The classic builder's pull-then-cache_from (BuildKit's inline cache, resolved through
+    # the session: test_buildkit_release).
+    project.builder = "classic"
     project.write("Dockerfile", DOCKERFILE)
     project.write("app.txt", "one\n")
     first, _ = _release(project, "--tag", "v1")
@@ -51,6 +54,9 @@ def test_a_fresh_runner_takes_the_slow_step_from_the_pulled_release(project, cli
 
 
 def test_auto_pulls_the_newest_release_and_a_missing_image_is_a_note(project, client, stack):
+    # The classic builder's pull-then-cache_from (BuildKit's inline cache, resolved through
+    # the session: test_buildkit_release).
+    project.builder = "classic"
     project.write("Dockerfile", DOCKERFILE)
     project.write("app.txt", "one\n")
     assert project.inv("release", "--tag", "v1.0.0").returncode == 0
@@ -103,6 +109,7 @@ def test_a_fresh_runner_builds_each_platform_from_its_own_platforms_image(projec
     """Pulled without a platform, the list gave the daemon's own image, and the classic
     builder matched the arm64 build's steps on `FROM scratch` against it: the build failed
     with 'does not match the specified platform'."""
+    project.builder = "classic"  # the classic builder's pull per platform (BuildKit pulls none)
     project.write("Dockerfile", MULTI)
     project.write("app-amd64", "x86\n")
     project.write("app-arm64", "arm\n")

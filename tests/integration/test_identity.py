@@ -157,6 +157,7 @@ def test_one_commit_on_two_daemons_gives_the_same_layers(project, stack, second_
 
 
 def test_labels_are_one_step_and_nothing_extra_reaches_the_image(project, client):
+    project.builder = "classic"  # about the classic builder's output
     project.write("Dockerfile", 'FROM busybox:local\nCOPY . /src\nCMD ["ls", "-A", "/src"]\n')
     project.write(".dockerignore", ".env\n")
     project.write("hello.txt", "hi")

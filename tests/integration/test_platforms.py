@@ -184,6 +184,7 @@ def test_from_a_multi_platform_base_and_a_run_the_daemon_cannot_execute(project,
 
 
 def test_classic_builder_directives_are_warned_about(project):
+    project.builder = "classic"  # about the classic builder's output
     project.write(
         "Dockerfile",
         "# syntax=docker/dockerfile:1\nFROM --platform=linux/arm64 scratch\nCOPY tasks.py /\n",

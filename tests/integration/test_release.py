@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import subprocess
 import time
@@ -84,11 +85,18 @@ def test_build_streams_output_live(project):
     assert ended_at - seen_at > 2.0, "build output was buffered until the end"
 
 
-def test_failing_build_names_the_step_and_pushes_nothing(project):
+@pytest.mark.parametrize(
+    ("builder", "says"),
+    [
+        ("classic", ("at Step 3/", ": RUN exit 3", "non-zero code: 3")),
+        ("buildkit", ("at [3/3] RUN exit 3 (Dockerfile line 3)", "exit code: 3")),
+    ],
+)
+def test_failing_build_names_the_step_and_pushes_nothing(project, builder, says):
     project.write("Dockerfile", "FROM busybox:local\nRUN echo ok\nRUN exit 3\n")
-    result = project.inv("release", "--tag", "v1")
-    last = assert_clean_failure(result, project, mentions=": RUN exit 3")
-    assert "Step 3/" in last and "non-zero code: 3" in last
+    result = project.inv("release", "--tag", "v1", HUB_BUILDER=builder)
+    last = assert_clean_failure(result, project)
+    assert all(part in last for part in says), last
     assert project.tags() == []
 
 
@@ -231,6 +239,8 @@ def test_build_context_is_streamed_as_docker_would_send_it(project, client, stac
     )
     result = project.inv("build", "--tag", "ctx", "--dockerfile", str(outside))
     assert result.returncode == 0, result.stderr
-    assert "nested\nnested\n3145735\n" in result.stderr
+    said = re.sub(r"^#\d+ ", "", result.stderr, flags=re.M)  # BuildKit's plain prefix
+    assert "nested\nnested\n3145735\n" in said
     again = project.inv("build", "--tag", "ctx", "--dockerfile", str(outside))
-    assert again.returncode == 0 and again.stderr.count("Using cache") >= 2  # COPY . cached
+    assert again.returncode == 0
+    assert again.stderr.count("Using cache") >= 2 or again.stderr.count(" CACHED") >= 2  # COPY .

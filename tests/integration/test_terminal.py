@@ -25,12 +25,13 @@ def slow_build(project) -> str:
     )
 
 
-def test_terminal_shows_live_steps_progress_and_summary(project, stack):
+@pytest.mark.parametrize(("builder", "step"), [("classic", "Step 2/"), ("buildkit", "[2/3] RUN")])
+def test_terminal_shows_live_steps_progress_and_summary(project, stack, builder, step):
     project.write("Dockerfile", slow_build(project))
-    code, output = run_in_pty(project, "release", "--tag", "v1")
+    code, output = run_in_pty(project, "release", "--tag", "v1", HUB_BUILDER=builder)
     assert code == 0, output
     assert ESCAPE.search(output), "a terminal gets live rendering"
-    assert "Step 2/" in output and "RUN for i in" in output
+    assert step in output and "RUN for i in" in output
     assert "published" in output  # the summary table's title
     digest = stack.registry_server.manifest_digest(project.repository, "v1")
     assert f"{stack.registry}/{project.repository}:v1@{digest}" in output
@@ -38,10 +39,11 @@ def test_terminal_shows_live_steps_progress_and_summary(project, stack):
     assert "-line-10" in output  # the tail of the step's output was shown live
 
 
-def test_terminal_build_failure_shows_the_whole_log(project):
+@pytest.mark.parametrize("builder", ["classic", "buildkit"])
+def test_terminal_build_failure_shows_the_whole_log(project, builder):
     name = project.repository.split("/")[1]
     project.write("Dockerfile", f"FROM busybox:local\nRUN echo first-line-{name} && exit 4\n")
-    code, output = run_in_pty(project, "build", "--tag", "x")
+    code, output = run_in_pty(project, "build", "--tag", "x", HUB_BUILDER=builder)
     assert code != 0
     assert "the build log" in output and f"first-line-{name}" in output
     assert "Traceback" not in output
@@ -101,6 +103,19 @@ def test_doctor_healthy(project, stack):
     assert "Docker Engine" in out and "API 1." in out
     assert "✗" not in out
     assert project.token not in out + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("setting", "says"),
+    [
+        ("auto", "buildkit: the daemon runs Linux with API 1.41"),
+        ("classic", "classic: asked for (HUB_BUILDER=classic)"),
+    ],
+)
+def test_doctor_says_which_builder_and_why(project, setting, says):
+    result = _doctor(project, "--tag", "v1", HUB_BUILDER=setting)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(rf"^✓ builder +{re.escape(says)}", result.stdout, re.M), result.stdout
 
 
 @pytest.mark.parametrize(

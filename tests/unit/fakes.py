@@ -263,6 +263,9 @@ class FakeDaemon:
         if other:
             raise ConfigError(f"the Docker daemon runs linux; it cannot build {', '.join(other)}")
 
+    def builder(self, setting: str) -> tuple[str, str]:
+        return ("buildkit" if setting == "buildkit" else "classic"), "the fake daemon"
+
     def build(self, *, context, ref, build_args, on_output, platform=None, cache_from=()) -> str:
         self.calls["build"] += 1
         self.build_args.append(dict(build_args))

@@ -97,6 +97,20 @@ def test_rich_mode_dumps_the_whole_log_on_failure_only(streams):
     assert "build log (2 lines)" in failing[1].getvalue()
 
 
+def test_rich_mode_shows_buildkit_steps_and_their_end_not_internal_ones(streams):
+    c = make(streams, mode="rich")
+    _build(
+        c,
+        "#1 [internal] load build definition\n#1 DONE 0.0s\n",
+        "#5 [stage-0 2/3] RUN make\n#5 compiling\n#5 DONE 1.2s\n",
+        "#6 [stage-0 3/3] COPY . /app\n#6 CACHED\n",
+    )
+    shown = streams[1].getvalue()
+    assert "[stage-0 2/3] RUN make" in shown and "DONE 1.2s" in shown
+    assert "[stage-0 3/3] COPY . /app" in shown and "CACHED" in shown
+    assert "[internal]" not in shown and "compiling" not in shown  # the tail, not the log
+
+
 def test_quiet_prints_only_results(streams):
     c = make(streams, mode="quiet")
     c.stage("login", "ok")

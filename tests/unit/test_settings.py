@@ -117,6 +117,33 @@ PRECEDENCE = {
         (True, True, True, True, False),
         lambda s: s.describe_after_release,
     ),
+    "builder": (
+        ("classic", "BUILDKIT", "classic", "buildkit"),
+        ("classic", "buildkit", "classic", "buildkit", "auto"),
+        lambda s: s.builder,
+    ),
+    "target": (("f", "e", "d", "c"), ("f", "e", "d", "c", None), lambda s: s.target),
+    "secrets": (
+        (["id=f,src=a b"], "id=e,env=E id=e2", "id=d", ["id=c"]),
+        (("id=f,src=a b",), ("id=e,env=E", "id=e2"), ("id=d",), ("id=c",), ()),
+        lambda s: s.secret_specs,
+    ),
+    "ssh": (
+        (["default"], "e=/k", "d", ["c"]),
+        (("default",), ("e=/k",), ("d",), ("c",), ()),
+        lambda s: s.ssh,
+    ),
+    "network": (
+        ("none", "host", "default", "none"),
+        ("none", "host", "default", "none", None),
+        lambda s: s.network,
+    ),
+    "no_cache": (
+        (True, "true", "yes", "on"),
+        (True, True, True, True, False),
+        lambda s: s.no_cache,
+    ),
+    "pull": ((True, "true", "yes", "on"), (True, True, True, True, False), lambda s: s.pull),
 }
 
 SOURCE_NAMES = {
@@ -135,6 +162,13 @@ SOURCE_NAMES = {
     "description": ("--description", "HUB_DESCRIPTION"),
     "visibility": ("--visibility", "HUB_VISIBILITY"),
     "describe": ("--describe", "HUB_DESCRIBE"),
+    "builder": ("--builder", "HUB_BUILDER"),
+    "target": ("--target", "HUB_TARGET"),
+    "secrets": ("--secret", "HUB_SECRETS"),
+    "ssh": ("--ssh", "HUB_SSH"),
+    "network": ("--network", "HUB_NETWORK"),
+    "no_cache": ("--no-cache", "HUB_NO_CACHE"),
+    "pull": ("--pull", "HUB_PULL"),
 }
 
 

@@ -62,8 +62,14 @@ def test_every_task_has_a_docstring(name):
 @pytest.mark.parametrize(
     "name, iterable",
     [
-        ("build", {"tag", "repository", "build_arg", "label", "platform", "cache_from"}),
-        ("release", {"tag", "repository", "build_arg", "label", "platform", "cache_from"}),
+        (
+            "build",
+            {"tag", "repository", "build_arg", "label", "platform", "cache_from", "secret", "ssh"},
+        ),
+        (
+            "release",
+            {"tag", "repository", "build_arg", "label", "platform", "cache_from", "secret", "ssh"},
+        ),
         ("tag", {"tag", "repository"}),
         ("push", {"tag", "repository"}),
         ("login", {"repository"}),

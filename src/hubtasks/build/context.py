@@ -89,6 +89,11 @@ class BuildContext:
     # The inputs digest to compute while streaming, and to add to the labels (None: known
     # before, already among `labels`).
     pending: PendingInputs | None = None
+    # mtimes to the nearest second, as the docker CLI sends them (Go's tar writer rounds
+    # them): no PAX header for them. BuildKit's Dockerfile frontend tells a tar from a
+    # Dockerfile by reading its first entry from the first 1024 bytes, which a PAX header
+    # before it fills (frontend/dockerui/context.go isArchive).
+    whole_seconds: bool = False
 
     @property
     def dockerfile_bytes(self) -> bytes:
@@ -181,6 +186,8 @@ class BuildContext:
         info.uname = info.gname = ""
         if self.mtime is not None:
             info.mtime = self.mtime
+        elif self.whole_seconds:
+            info.mtime = round(info.mtime)
 
     def _extra(self, name: str, data: bytes) -> Iterator[bytes]:
         info = tarfile.TarInfo(name)
@@ -190,7 +197,12 @@ class BuildContext:
         yield data + _padding(len(data))
 
     def inputs_digest(
-        self, *, build_args: Mapping[str, str], platform: str, files: bytes | None = None
+        self,
+        *,
+        build_args: Mapping[str, str],
+        platform: str,
+        files: bytes | None = None,
+        options: Mapping[str, str] | None = None,
     ) -> str:
         """sha256 of what goes into the build: every entry as sent (`files_digest`), the
         Dockerfile, the build arguments, the target platform and the labels the user chose.
@@ -204,6 +216,11 @@ class BuildContext:
             put(b"arg", name, value)
         for name, value in sorted(self.labels.items()):
             put(b"label", name, value)
+        # What else decides the image (BuildKit: the target stage, secret and ssh ids — never
+        # a secret's value); none given, the digest is what it was before they existed.
+        for name, value in sorted((options or {}).items()):
+            if value:
+                put(b"option", name, value)
         put(b"files", files if files is not None else self.files_digest())
         return "sha256:" + h.hexdigest()
 

@@ -12,17 +12,18 @@ import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from hubtasks.build.buildkit.options import BuildKitRun, choose_builder
 from hubtasks.build.context import BuildContext, base_images
 from hubtasks.daemon.credentials import docker_config_path
 from hubtasks.daemon.messages import (
-    causes,
     push_failure,
     read_daemon_message,
     short_error,
     stream_error,
+    unreachable,
 )
 from hubtasks.daemon.sdk import import_docker
 from hubtasks.daemon.streams import (
@@ -31,6 +32,7 @@ from hubtasks.daemon.streams import (
     ProgressHandler,
     PushWatch,
     follow_build,
+    foreign_hints,
     open_push_stream,
     pull_lines,
     read_timeouts,
@@ -78,6 +80,8 @@ class Engine:
             finally:
                 probe.close()
             server_version = info["ApiVersion"]
+            self._api_version = str(server_version)
+            self._network: str | None = None
             # The daemon's own platform comes with the same answer: no second request.
             self._platform = f"{info.get('Os', 'linux')}/{info.get('Arch', 'amd64')}"
             self.client = docker.DockerClient(version=server_version, timeout=timeout, **options)
@@ -97,7 +101,7 @@ class Engine:
                 warnings.simplefilter("ignore")
                 yield
         except requests.exceptions.RequestException as error:
-            raise DaemonError(self._unreachable(action, error)) from None
+            raise DaemonError(unreachable(self.host, action, error)) from None
         except Exception as error:
             docker = sys.modules.get("docker")
             if docker is None:
@@ -109,29 +113,8 @@ class Engine:
             if isinstance(error, StoreError) or isinstance(error.__context__, StoreError):
                 raise DaemonError(self._credential_store_error(error)) from None
             if type(error) in (docker.errors.DockerException, docker.errors.TLSParameterError):
-                raise DaemonError(self._unreachable(action, error)) from None
+                raise DaemonError(unreachable(self.host, action, error)) from None
             raise
-
-    def _unreachable(self, action: str, error: BaseException) -> str:
-        detail = short_error(error)
-        if "paramiko" in detail:
-            return (
-                f"DOCKER_HOST={self.host} needs the paramiko package for ssh:// daemons: "
-                "pip install 'hubtasks[ssh]'"
-            )
-        found = list(causes(error))
-        if any(isinstance(cause, FileNotFoundError) for cause in found):
-            reason = "no daemon is listening there"
-        elif any(isinstance(cause, ConnectionRefusedError) for cause in found):
-            reason = "connection refused"
-        elif any(isinstance(cause, PermissionError) for cause in found):
-            reason = "permission denied on the socket (add your user to the docker group)"
-        else:
-            reason = detail
-        return (
-            f"cannot {action} the Docker daemon at {self.host}: {reason}; "
-            "start Docker or point DOCKER_HOST at a running daemon"
-        )
 
     def _credential_store_error(self, error: BaseException) -> str:
         detail = short_error(error).removeprefix("Credentials store error: ")
@@ -159,6 +142,66 @@ class Engine:
         what it builds when none is asked for."""
         return self._platform
 
+    def builder(self, setting: str) -> tuple[str, str]:
+        """`buildkit` or `classic` for this daemon (HUB_BUILDER), and why."""
+        return choose_builder(setting, self._platform.split("/")[0], self._api_version)
+
+    def _default_network(self) -> str:
+        """ "" (the daemon's default), or "none" on a daemon without a `bridge` network
+        (`dockerd --bridge=none`), where BuildKit's RUN fails with "network bridge not found"."""
+        if self._network is None:
+            with self._daemon_errors("query"):
+                names = {n.name for n in self.client.networks.list(names=["bridge"])}
+            self._network = "" if "bridge" in names else "none"
+        return self._network
+
+    def _prepare_foreign(
+        self, context: BuildContext, platform: str, on_output: OutputHandler
+    ) -> None:
+        """A classic build for `platform`: refused for another OS; its scratch stand-in and
+        base images for that platform pulled first."""
+        self.check_platforms((platform,))
+        if context.scratch:
+            self.ensure_scratch(context.scratch, platform)
+        for base in base_images(context.dockerfile_bytes):
+            self._pull_base(base, platform, on_output)
+
+    def _build_with_buildkit(
+        self,
+        context: BuildContext,
+        buildkit: BuildKitRun,
+        on_output: OutputHandler,
+        what: str,
+        *,
+        ref: str | None,
+        build_args: Mapping[str, str],
+        platform: str | None,
+        cache_from: tuple[str, ...],
+    ) -> str:
+        """The build on BuildKit, through our own session (`build.buildkit`)."""
+        if platform:
+            self.check_platforms((platform,))
+        run = replace(buildkit, network=buildkit.network or self._default_network())
+        api = self.client.api
+        # Imported here: h2, protobuf and requests cost ~140 ms, for builds only.
+        from hubtasks.build.buildkit import builder as buildkit_builder
+
+        bases = base_images(context.dockerfile_bytes)
+        hints = foreign_hints(platform, self.platform(), bases, self.inspect)
+        with self._daemon_errors("build with"), hints:
+            return buildkit_builder.build_context(
+                api,
+                f"{api.base_url}/v{api.api_version}",
+                context=context,
+                ref=ref,
+                build_args=build_args,
+                platform=platform,
+                cache_from=cache_from,
+                run=run,
+                on_output=on_output,
+                what=what,
+            )
+
     def check_platforms(self, platforms: Iterable[str]) -> None:
         """Refuse platforms of another OS than the daemon's before anything is built: a linux
         daemon cannot even load a windows image, and the classic builder, handed one, looks
@@ -181,6 +224,7 @@ class Engine:
         on_output: OutputHandler,
         platform: str | None = None,
         cache_from: tuple[str, ...] | list[str] = (),
+        buildkit: BuildKitRun | None = None,
     ) -> str:
         """Build from the streamed context (its generated Dockerfile carries the labels),
         showing the daemon's output as it comes; tag it `ref` when given; return the image ID.
@@ -188,13 +232,14 @@ class Engine:
         then takes a local cache hit only from their ancestors). Messages name the user's
         Dockerfile, not the generated copy."""
         what = (ref or str(context.dockerfile)) + (f" for {platform}" if platform else "")
+        if buildkit is not None:
+            return self._build_with_buildkit(
+                context, buildkit, on_output, what,
+                ref=ref, build_args=build_args, platform=platform, cache_from=tuple(cache_from),
+            )  # fmt: skip
         names = (context.dockerfile_name, context.dockerfile.name)
         if platform:
-            self.check_platforms((platform,))
-            if context.scratch:
-                self.ensure_scratch(context.scratch, platform)
-            for base in base_images(context.dockerfile_bytes):
-                self._pull_base(base, platform, on_output)
+            self._prepare_foreign(context, platform, on_output)
         errors = self._docker.errors
         from docker.credentials.errors import StoreError
 

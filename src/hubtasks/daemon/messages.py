@@ -135,3 +135,26 @@ def push_failure(
         retry_after=wait,
         stage="push",
     )
+
+
+def unreachable(host: str, action: str, error: BaseException) -> str:
+    """Why the daemon at `host` cannot be reached, and what to do about it."""
+    detail = short_error(error)
+    if "paramiko" in detail:
+        return (
+            f"DOCKER_HOST={host} needs the paramiko package for ssh:// daemons: "
+            "pip install 'hubtasks[ssh]'"
+        )
+    found = list(causes(error))
+    if any(isinstance(cause, FileNotFoundError) for cause in found):
+        reason = "no daemon is listening there"
+    elif any(isinstance(cause, ConnectionRefusedError) for cause in found):
+        reason = "connection refused"
+    elif any(isinstance(cause, PermissionError) for cause in found):
+        reason = "permission denied on the socket (add your user to the docker group)"
+    else:
+        reason = detail
+    return (
+        f"cannot {action} the Docker daemon at {host}: {reason}; "
+        "start Docker or point DOCKER_HOST at a running daemon"
+    )

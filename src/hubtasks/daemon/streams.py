@@ -5,11 +5,13 @@ step, and what to say when a foreign platform's RUN cannot run."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from hubtasks.daemon.messages import stream_error
 from hubtasks.errors import BuildError, PushError
+from hubtasks.platforms import same_platform
 from hubtasks.references import Repository
 
 OutputHandler = Callable[[str], None]
@@ -160,3 +162,33 @@ def _requests_http_error() -> type[Exception]:
     import requests
 
     return requests.HTTPError
+
+
+@contextmanager
+def foreign_hints(
+    platform: str | None,
+    native: str,
+    bases: Iterable[str],
+    inspect: Callable[[str], Any],
+) -> Iterator[None]:
+    """A BuildKit build for another platform than the daemon's (`native`) that fails: a base
+    image held only for another platform (`inspect` reads the local image), or a `RUN` the
+    daemon cannot execute, said so."""
+    try:
+        yield
+    except BuildError as error:
+        if platform is None or native.startswith(platform):
+            raise
+        text = error.message
+        for base in bases if "load metadata for" in text else ():
+            local = inspect(base)
+            if local and local.platform and not same_platform(platform, local.platform):
+                raise error.evolve(
+                    f"the base image {base} has no {platform} image here: the daemon holds "
+                    f"it for {local.platform} only; push a {platform} version of {base}, or "
+                    f"leave {platform} out of --platform (HUB_PLATFORMS)"
+                ) from None
+        cannot_run = "exec format error" in text.lower()
+        if cannot_run or "] RUN " in text:
+            raise error.evolve(text + emulation_hint(platform, certain=cannot_run)) from None
+        raise

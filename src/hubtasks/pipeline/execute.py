@@ -10,10 +10,12 @@ computed from the manifest bytes. Hooks run around each stage that runs. `releas
 from __future__ import annotations
 
 import functools
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from hubtasks.build.buildkit.options import BuildKitRun, refuse_on_classic, run_for
 from hubtasks.errors import BuildError, HubError, ReleaseRefused, VerifyError
 from hubtasks.pipeline import plan as planning
 from hubtasks.pipeline.cache import pull_sources
@@ -22,7 +24,6 @@ from hubtasks.pipeline.gather import (
     Inputs,
     RegistryState,
     each_tag_or_raise,
-    read_registry,
 )
 from hubtasks.pipeline.hooks import Facts
 from hubtasks.pipeline.plan import Plan, Remote, platform_tag
@@ -90,7 +91,12 @@ class Executor:
         session.hooks.run("pre", facts)
         start = time.monotonic()
         cache_from: dict[str, list[str]] = {}  # platform → what its build names
-        if cache:
+        buildkit = self._buildkit()
+        if cache and buildkit:
+            # BuildKit resolves them in the registry through the session (their inline cache
+            # says which steps they hold): nothing is pulled first.
+            cache_from = {inputs.platform: list(cache) for inputs in builds.platforms}
+        elif cache:
             with self.watch.time("pull"):
                 for inputs in builds.platforms:
                     # Any platform asked for (one foreign platform too): its own cache image.
@@ -99,7 +105,9 @@ class Executor:
                         self.settings, session, cache, platform
                     )
         images = [
-            self._build_one(inputs, tags, builds.multi, cache_from.get(inputs.platform, []))
+            self._build_one(
+                inputs, tags, builds.multi, cache_from.get(inputs.platform, []), buildkit
+            )
             for inputs in builds.platforms
         ]
         if tag_now:
@@ -116,7 +124,12 @@ class Executor:
         return images
 
     def _build_one(
-        self, inputs: Inputs, tags: tuple[str, ...], multi: bool, cache_from: list[str]
+        self,
+        inputs: Inputs,
+        tags: tuple[str, ...],
+        multi: bool,
+        cache_from: list[str],
+        buildkit: dict[str, BuildKitRun],
     ) -> BuiltImage:
         settings, session, repository = self.settings, self.session, self.repository
         console, engine = session.console, session.engine_for(settings)
@@ -136,6 +149,7 @@ class Executor:
                     on_output=console.build_output,
                     platform=inputs.platform if inputs.requested else None,
                     cache_from=cache_from,
+                    **buildkit,
                 )
         except HubError as error:
             raise error.evolve(stage=error.stage or "build") from None
@@ -155,6 +169,15 @@ class Executor:
         return BuiltImage(
             repository, image_id, tags, labels=labels, size=size, platform=inputs.platform
         )
+
+    def _buildkit(self) -> dict[str, BuildKitRun]:
+        """`buildkit=` for the engine's build when the builder is BuildKit (HUB_BUILDER)."""
+        settings, session = self.settings, self.session
+        builder, why = session.engine_for(settings).builder(settings.builder)
+        if builder != "buildkit":
+            refuse_on_classic(settings, why)
+            return {}
+        return {"buildkit": run_for(settings, os.environ, session.console.add_secret)}
 
     def tag_locally(self, image_id: str, tags: list[str], *, stage: str = "tag") -> None:
         """Give the local image the tags (hooks around it when `stage` is "tag")."""
@@ -370,35 +393,6 @@ def _held_record(
         found = record.platform if record else "nothing"
         raise VerifyError(f"{digest} should be {platform}, the registry holds {found}")
     return record
-
-
-def plan_platform_tags(
-    executor: Executor,
-    tags: tuple[str, ...],
-    builds: BuildSet,
-    state: RegistryState,
-    *,
-    force: bool,
-) -> dict[str, str]:
-    """A multi-platform release's per-platform tags, planned like any tag before anything is
-    built (`planning.decide_platform_tags`): each decision is reported, a refusal raised.
-    Returns the platforms whose tag already holds their inputs (platform → digest): those
-    are not built again, their images go into the list as they are."""
-    settings, session, repository = executor.settings, executor.session, executor.repository
-    names = [platform_tag(tags[0], i.platform) for i in builds.platforms]
-    registry = session.registry_for(settings)
-    remote = read_registry(registry, names, session, state.published).remote
-    inputs = {i.platform: i.digest for i in builds.platforms}
-    decisions = planning.decide_platform_tags(tags[0], inputs, remote, force=force)
-    children = Plan(tuple(decisions.values()))
-    session.console.plan_lines(children, repository)
-    if children.refused:
-        raise planning.refusal(children, repository)
-    return {
-        platform: d.remote.digest
-        for platform, d in decisions.items()
-        if d.action == planning.SKIP and d.remote is not None
-    }
 
 
 def fresh_remote(

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
+from hubtasks.build.buildkit.options import spec_id
 from hubtasks.build.context import (
     BuildContext,
     PendingInputs,
@@ -144,6 +145,15 @@ def read_dockerfile(settings: Settings) -> bytes:
         ) from None
 
 
+def digest_options(settings: Settings) -> dict[str, str]:
+    """What the inputs digest covers besides files, arguments and labels: the target stage,
+    the ids of secrets and of ssh sockets (never a secret's value)."""
+    secret_ids = sorted(spec_id(spec) for spec in settings.secret_specs)
+    ssh_ids = sorted(spec.partition("=")[0] for spec in settings.ssh)
+    target = settings.target or ""
+    return {"target": target, "secrets": ",".join(secret_ids), "ssh": ",".join(ssh_ids)}
+
+
 def build_inputs(
     settings: Settings,
     draft: BuildContext,
@@ -161,7 +171,12 @@ def build_inputs(
     (`preflight.check_context`)."""
 
     def digest_of(files: bytes) -> str:
-        return draft.inputs_digest(build_args=settings.build_args, platform=platform, files=files)
+        return draft.inputs_digest(
+            build_args=settings.build_args,
+            platform=platform,
+            files=files,
+            options=digest_options(settings),
+        )
 
     foreign = requested and platform != native
     scratch = scratch_image(platform) if foreign else None

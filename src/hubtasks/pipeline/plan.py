@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
+from hubtasks.build.buildkit.options import buildx_command
 from hubtasks.errors import ReleaseRefused
 from hubtasks.pipeline.versions import (
     LATEST,
@@ -359,6 +361,9 @@ class BuildCommand:
     platform: str | None
     labels: Mapping[str, str]
     build_args: Mapping[str, str]
+    # The BuildKit path: `docker buildx build` with these (target, secrets, network, no_cache,
+    # pull; `options.buildx_command`'s keywords); None: the classic `docker build`.
+    buildkit: Mapping[str, Any] | None = None
 
 
 def equivalent_commands(
@@ -420,6 +425,17 @@ def _build_command(
 ) -> str:
     import shlex
 
+    if build.buildkit is not None:
+        return buildx_command(
+            dockerfile=dockerfile,
+            context=context,
+            ref=ref,
+            labels=build.labels,
+            build_args=build.build_args,
+            platform=build.platform,
+            cache_from=cache_from,
+            **build.buildkit,
+        )
     words = ["docker", "build", "-f", dockerfile, "-t", ref]
     if build.platform:
         words += ["--platform", build.platform]

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from hubtasks.build.buildkit.options import BuildKitRun
     from hubtasks.build.context import BuildContext
     from hubtasks.daemon.engine import LocalImage
     from hubtasks.references import Repository
@@ -26,7 +27,12 @@ class Daemon(Protocol):
         on_output: Callable[[str], None],
         platform: str | None = None,
         cache_from: tuple[str, ...] | list[str] = (),
+        buildkit: BuildKitRun | None = None,
     ) -> str: ...
+
+    def builder(self, setting: str) -> tuple[str, str]:
+        """`buildkit` or `classic` for HUB_BUILDER on this daemon, and why."""
+        ...
 
     def pull(
         self,

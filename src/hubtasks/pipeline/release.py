@@ -7,7 +7,9 @@ push check; the execution in the first destination and the copies to the others
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+from hubtasks.build.buildkit.options import parse_secrets
 from hubtasks.build.context import dockerfile_warnings
 from hubtasks.build.gitinfo import GitState
 from hubtasks.pipeline import mirror
@@ -237,6 +239,20 @@ def release_plan(
     return plan
 
 
+def _buildx_options(settings: Settings) -> dict[str, Any] | None:
+    """The dry run's `docker buildx build` words (auto: BuildKit, as on every Linux daemon
+    with API ≥ 1.39); None for HUB_BUILDER=classic."""
+    if settings.builder == "classic":
+        return None
+    return {
+        "target": settings.target or "",
+        "secrets": parse_secrets(settings.secret_specs),
+        "network": settings.network or "",
+        "no_cache": settings.no_cache,
+        "pull": settings.pull,
+    }
+
+
 def dry_run_commands(
     settings: Settings, plan: Plan, builds: BuildSet, cache: list[str]
 ) -> list[str]:
@@ -250,9 +266,41 @@ def dry_run_commands(
         context=relative(settings.context, settings.cwd),
         builds=[
             planning.BuildCommand(
-                i.platform if i.requested else None, i.context.labels, i.build_args
+                i.platform if i.requested else None,
+                i.context.labels,
+                i.build_args,
+                buildkit=_buildx_options(settings),
             )
             for i in builds.platforms
         ],
         cache_from=cache,
     )
+
+
+def plan_platform_tags(
+    executor: Executor,
+    tags: tuple[str, ...],
+    builds: BuildSet,
+    state: RegistryState,
+    *,
+    force: bool,
+) -> dict[str, str]:
+    """A multi-platform release's per-platform tags, planned like any tag before anything is
+    built (`planning.decide_platform_tags`): each decision is reported, a refusal raised.
+    Returns the platforms whose tag already holds their inputs (platform → digest): those
+    are not built again, their images go into the list as they are."""
+    settings, session, repository = executor.settings, executor.session, executor.repository
+    names = [planning.platform_tag(tags[0], i.platform) for i in builds.platforms]
+    registry = session.registry_for(settings)
+    remote = read_registry(registry, names, session, state.published).remote
+    inputs = {i.platform: i.digest for i in builds.platforms}
+    decisions = planning.decide_platform_tags(tags[0], inputs, remote, force=force)
+    children = Plan(tuple(decisions.values()))
+    session.console.plan_lines(children, repository)
+    if children.refused:
+        raise planning.refusal(children, repository)
+    return {
+        platform: d.remote.digest
+        for platform, d in decisions.items()
+        if d.action == planning.SKIP and d.remote is not None
+    }

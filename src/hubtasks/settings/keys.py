@@ -197,10 +197,71 @@ KEYS: tuple[Key, ...] = (
         kind="list",
         flag="--cache-from",
         metavar="REF",
-        help="Image whose layers the build may reuse, pulled first: a reference or a tag of "
-        "the repository; auto (the newest release when the daemon lacks it) or none",
+        help="Image whose layers the build may reuse (the classic builder pulls it first, "
+        "BuildKit reads its inline cache in the registry): a reference or a tag of the "
+        "repository; auto (the newest release when the daemon lacks it) or none",
         tasks=_BUILDING,
         item="image",
+    ),
+    # The BuildKit path (build/buildkit): which builder, and the flags docker build has for it.
+    Key(
+        name="builder",
+        default="auto",
+        kind="choice",
+        choices=("auto", "buildkit", "classic"),
+        flag="--builder",
+        help="auto (BuildKit when the daemon runs Linux with API 1.39 or newer, else the "
+        "classic builder), buildkit or classic",
+        tasks=(*_BUILDING, "doctor"),
+    ),
+    Key(
+        name="target",
+        flag="--target",
+        help="Build only up to this stage (BuildKit)",
+        tasks=_BUILDING,
+    ),
+    Key(
+        name="secrets",
+        kind="list",
+        flag="--secret",
+        metavar="id=NAME[,src=PATH|,env=VAR]",
+        help="A build secret for RUN --mount=type=secret (BuildKit); never in the image, the "
+        "output or the inputs digest (its id is)",
+        tasks=_BUILDING,
+        item="secret",
+        field="secret_specs",  # the specs as given: values are read at build time
+    ),
+    Key(
+        name="ssh",
+        kind="list",
+        flag="--ssh",
+        metavar="default|ID=PATH",
+        help="The SSH agent forwarded to RUN --mount=type=ssh (not supported yet: refused)",
+        tasks=_BUILDING,
+        item="ssh",
+    ),
+    Key(
+        name="network",
+        flag="--network",
+        help="Network of RUN steps (BuildKit): default, none or host",
+        shown_default="the daemon's default; none when it has no bridge network",
+        tasks=_BUILDING,
+    ),
+    Key(
+        name="no_cache",
+        default=False,
+        kind="bool",
+        flag="--no-cache",
+        help="Build every step again (BuildKit)",
+        tasks=_BUILDING,
+    ),
+    Key(
+        name="pull",
+        default=False,
+        kind="bool",
+        flag="--pull",
+        help="Resolve the base images in the registry again (BuildKit)",
+        tasks=_BUILDING,
     ),
     Key(name="retries", default=5, kind="int", minimum=1),
     Key(name="timeout", default=120, kind="number", minimum=1),

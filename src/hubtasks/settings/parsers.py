@@ -302,6 +302,9 @@ _LIST_ITEMS: dict[str, Callable[[Key, object, str], tuple[str, ...]]] = {
     "tag": _tags,
     "platform": _platforms,
     "image": lambda key, value, source: _parse_cache_from(value, source),
+    # --secret specs hold commas (id=NAME,src=PATH): a setting lists them as shell words.
+    "secret": lambda key, value, source: tuple(_as_list(value, split="shell", source=source)),
+    "ssh": lambda key, value, source: tuple(_as_list(value, split="words", source=source)),
 }
 
 

@@ -72,6 +72,13 @@ class Settings:
     # and a token with spaces around it. A command line warns once; doctor reports them.
     unknown_names: tuple[str, ...] = ()
     token_warning: str | None = None
+    builder: str = "auto"
+    target: str | None = None
+    secret_specs: tuple[str, ...] = ()  # --secret as given; values are read at build time
+    ssh: tuple[str, ...] = ()
+    network: str | None = None
+    no_cache: bool = False
+    pull: bool = False
 
     def require_repository(self) -> Repository:
         if self.repository is None:

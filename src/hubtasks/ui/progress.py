@@ -16,6 +16,10 @@ if TYPE_CHECKING:
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
+# BuildKit's plain progress (build/buildkit/trace.PlainLines): "#5 [stage-0 2/3] RUN …" starts
+# a Dockerfile step; "#5 CACHED", "#5 DONE 0.2s" end one; other "#5 …" lines are its output.
+_BUILDKIT_STEP = re.compile(r"^#\d+ (\[(?:[^\]]*\s)?\d+/\d+\] .*)$")
+_BUILDKIT_END = re.compile(r"^#\d+ (CACHED|DONE \S+|ERROR: .*)$")
 _FAILURE_LOG_LINES = 10_000  # kept for the failure dump; bounded so a huge log stays cheap
 PROGRESS_INTERVAL = 5.0  # seconds between progress lines in plain mode
 
@@ -69,7 +73,7 @@ class BuildView:
         if not line:
             return
         self.log.append(line)
-        step = _STEP.match(line)
+        step = _STEP.match(line) or _BUILDKIT_STEP.match(line)
         console = self.console
         if console.mode == "plain":
             console.line(line)
@@ -80,6 +84,8 @@ class BuildView:
                 console.stage("build", line)
             elif console.verbose:
                 console.line(line)
+            elif _BUILDKIT_END.match(line) and self.step and line.startswith(self.step.split()[0]):
+                console.stage("build", f"  {line.split(' ', 1)[1]}")
             else:
                 self.tail.append(line)
 

@@ -1,0 +1,246 @@
+"""What the BuildKit path takes from the command line: which builder, the build secrets
+(`--secret`, as `docker build` spells them) and `--ssh`. Pure, apart from reading the secrets'
+files and variables at the moment of the build."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from hubtasks.errors import ConfigError
+from hubtasks.settings.resolve import Settings
+
+BUILDERS = ("auto", "buildkit", "classic")
+# The Engine API that serves `POST /build?version=2` and `POST /session` (Docker 18.09).
+BUILDKIT_API = (1, 39)
+_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def choose_builder(setting: str, daemon_os: str, api_version: str) -> tuple[str, str]:
+    """`buildkit` or `classic`, and why (what `inv doctor` says)."""
+    if setting not in BUILDERS:
+        raise ConfigError(
+            f"HUB_BUILDER={setting!r} is not a builder: use one of {', '.join(BUILDERS)}"
+        )
+    if setting != "auto":
+        return setting, f"asked for (HUB_BUILDER={setting})"
+    try:
+        version = tuple(int(part) for part in api_version.split(".")[:2])
+    except ValueError:
+        version = (0, 0)
+    if daemon_os != "linux":
+        return "classic", f"the daemon runs {daemon_os or 'an unknown OS'} (BuildKit: Linux only)"
+    if version < BUILDKIT_API:
+        return "classic", f"the daemon's API {api_version} is older than 1.39 (BuildKit)"
+    return "buildkit", f"the daemon runs Linux with API {api_version} (≥ 1.39)"
+
+
+def _anonymous(_: str) -> tuple[str, str] | None:
+    return None
+
+
+@dataclass(frozen=True)
+class BuildKitRun:
+    """What a build on the BuildKit path takes besides the classic builder's arguments."""
+
+    target: str = ""
+    secrets: Mapping[str, bytes] = field(default_factory=dict, repr=False)
+    network: str = ""  # "": the daemon's default (none when it has no bridge network)
+    no_cache: bool = False
+    pull: bool = False
+    # SOURCE_DATE_EPOCH given to hubtasks: passed on as a build argument (BuildKit ≥ 0.11
+    # stamps image timestamps with it; Engine 20.10's BuildKit only hands it to an `ARG`).
+    source_date_epoch: int | None = None
+    # registry host → (user, secret), asked by the daemon through the session
+    credentials: Callable[[str], tuple[str, str] | None] = field(default=_anonymous, repr=False)
+
+
+@dataclass(frozen=True)
+class Secret:
+    """One `--secret`: its id (what `RUN --mount=type=secret,id=…` names) and where its
+    value comes from: a file (`src`) or an environment variable (`env`)."""
+
+    id: str
+    src: str = ""
+    env: str = ""
+
+    @property
+    def spec(self) -> str:
+        """As `docker buildx build --secret` takes it."""
+        source = f",src={self.src}" if self.src else f",env={self.env}" if self.env else ""
+        return f"id={self.id}{source}"
+
+
+def parse_secret(spec: str) -> Secret:
+    """`id=NAME[,src=PATH|,env=VAR]` (also `source=`, and `type=file|env`); only `id=NAME`:
+    the variable NAME, as buildx reads it."""
+    fields: dict[str, str] = {}
+    for part in spec.split(","):
+        key, sep, value = part.strip().partition("=")
+        key = "src" if key == "source" else key
+        if not sep or key not in ("id", "src", "env", "type") or not value:
+            raise ConfigError(
+                f"--secret {_shown(spec)} is not id=NAME[,src=PATH|,env=VAR] (HUB_SECRETS)"
+            )
+        fields[key] = value
+    secret_id = fields.get("id", "")
+    if not _ID.match(secret_id):
+        raise ConfigError(f"--secret {_shown(spec)} needs id=NAME (letters, digits, . _ -)")
+    if "src" in fields and "env" in fields:
+        raise ConfigError(f"--secret id={secret_id} takes src= or env=, not both")
+    kind = fields.get("type", "")
+    if kind not in ("", "file", "env"):
+        raise ConfigError(f"--secret id={secret_id}: type={kind} is not file or env")
+    if kind == "env" and "src" in fields:
+        return Secret(secret_id, env=fields["src"])
+    if "src" in fields or kind == "file":
+        return Secret(secret_id, src=fields.get("src", secret_id))
+    return Secret(secret_id, env=fields.get("env", secret_id))
+
+
+def spec_id(spec: str) -> str:
+    """A `--secret` spec's id, as written (what the inputs digest covers)."""
+    for part in spec.split(","):
+        key, _, value = part.strip().partition("=")
+        if key == "id":
+            return value
+    return ""
+
+
+def _shown(spec: str) -> str:
+    """A spec as an error may show it: ids and paths, never what follows an `=` we do not
+    know (a value pasted in by mistake)."""
+    return ",".join(
+        part if part.partition("=")[0] in ("id", "src", "source", "env", "type") else "…"
+        for part in spec.split(",")
+    )
+
+
+def parse_secrets(specs: Iterable[str]) -> tuple[Secret, ...]:
+    secrets = tuple(parse_secret(spec) for spec in specs if spec.strip())
+    ids = [secret.id for secret in secrets]
+    twice = sorted({name for name in ids if ids.count(name) > 1})
+    if twice:
+        raise ConfigError(f"--secret id={twice[0]} is given twice")
+    return secrets
+
+
+def read_secrets(secrets: Iterable[Secret], environ: Mapping[str, str]) -> dict[str, bytes]:
+    """Each secret's value, read now; a missing file or variable is one line naming it."""
+    values: dict[str, bytes] = {}
+    for secret in secrets:
+        if secret.src:
+            path = os.path.expanduser(secret.src)
+            try:
+                with open(path, "rb") as file:
+                    values[secret.id] = file.read()
+            except OSError as error:
+                raise ConfigError(
+                    f"--secret id={secret.id}: cannot read {secret.src}: {error.strerror or error}"
+                ) from None
+        elif secret.env in environ:
+            values[secret.id] = environ[secret.env].encode()
+        else:
+            raise ConfigError(
+                f"--secret id={secret.id}: the environment variable {secret.env} is not set"
+            )
+    return values
+
+
+def refuse_ssh(specs: Iterable[str]) -> None:
+    """`--ssh` is not served yet: say so before anything is built."""
+    given = [spec.partition("=")[0] for spec in specs if spec.strip()]
+    if given:
+        raise ConfigError(
+            f"--ssh {given[0]}: SSH agent forwarding (RUN --mount=type=ssh) is not supported "
+            "by hubtasks yet; build such a Dockerfile with docker buildx"
+        )
+
+
+def buildx_command(
+    *,
+    dockerfile: str,
+    context: str,
+    ref: str,
+    labels: Mapping[str, str],
+    build_args: Mapping[str, str],
+    platform: str | None = None,
+    target: str = "",
+    secrets: Iterable[Secret] = (),
+    network: str = "",
+    no_cache: bool = False,
+    pull: bool = False,
+    cache_from: Iterable[str] = (),
+) -> str:
+    """The `docker buildx build …` that builds what hubtasks' BuildKit build does."""
+    import shlex
+
+    words = ["docker", "buildx", "build", "--load", "-f", dockerfile, "-t", ref]
+    if platform:
+        words += ["--platform", platform]
+    if target:
+        words += ["--target", target]
+    if network:
+        words += ["--network", network]
+    words += [word for secret in secrets for word in ("--secret", secret.spec)]
+    words += ["--no-cache"] * no_cache + ["--pull"] * pull
+    words += [word for image in cache_from for word in ("--cache-from", image)]
+    for name, value in build_args.items():
+        words += ["--build-arg", f"{name}={value}"]
+    for name, value in labels.items():
+        words += ["--label", f"{name}={value}"]
+    words.append(context)
+    return shlex.join(words)
+
+
+_HUB_HOSTS = ("docker.io", "index.docker.io", "registry-1.docker.io")
+
+
+def run_for(
+    settings: Settings, environ: Mapping[str, str], hide: Callable[[str], None]
+) -> BuildKitRun:
+    """A BuildKit build's options from the settings: secrets read now (each value handed to
+    `hide`, the redaction set, first) and the registry login answered through the session."""
+    refuse_ssh(settings.ssh)
+    values = read_secrets(parse_secrets(settings.secret_specs), environ)
+    for value in values.values():
+        hide(value.decode("utf-8", "replace"))
+    username, token, registry = settings.username, settings.token, settings.registry
+    hosts = _HUB_HOSTS if registry in _HUB_HOSTS else (registry,)
+
+    def credentials(host: str) -> tuple[str, str] | None:
+        if username and token and host in hosts:
+            return username, token
+        return None
+
+    return BuildKitRun(
+        target=settings.target or "",
+        secrets=values,
+        network=settings.network or "",
+        no_cache=settings.no_cache,
+        pull=settings.pull,
+        source_date_epoch=settings.source_date_epoch,
+        credentials=credentials,
+    )
+
+
+def refuse_on_classic(settings: Settings, why: str) -> None:
+    """What only BuildKit does, asked of the classic builder: one line that says so."""
+    asked = [
+        flag
+        for flag, given in (
+            ("--target", settings.target),
+            ("--secret", settings.secret_specs),
+            ("--ssh", settings.ssh),
+            ("--network", settings.network),
+            ("--no-cache", settings.no_cache),
+            ("--pull", settings.pull),
+        )
+        if given
+    ]
+    if asked:
+        raise ConfigError(
+            f"{asked[0]} needs the BuildKit builder, and the classic builder is used: {why}"
+        )
