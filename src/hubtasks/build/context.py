@@ -94,6 +94,10 @@ class BuildContext:
     # Dockerfile by reading its first entry from the first 1024 bytes, which a PAX header
     # before it fills (frontend/dockerui/context.go isArchive).
     whole_seconds: bool = False
+    # The context as the docker CLI sends it (BuildKit: a daemon reading an uploaded tar
+    # applies no `.dockerignore`, so nothing may be added): `.dockerignore` as written, the
+    # Dockerfile at its own path when the context holds it, no generated copy.
+    verbatim: bool = False
 
     @property
     def dockerfile_bytes(self) -> bytes:
@@ -127,6 +131,16 @@ class BuildContext:
         return text + separator + f"LABEL {words}\n".encode()
 
     @property
+    def sent_dockerfile(self) -> str:
+        """The Dockerfile's name in the archive: in a `verbatim` context its own path when the
+        context sends it, else the generated copy's."""
+        try:
+            own = self.dockerfile.resolve().relative_to(self.root.resolve()).as_posix()
+        except ValueError:
+            own = ""
+        return own if self.verbatim and own in self.paths else self.dockerfile_name
+
+    @property
     def dockerfile_name(self) -> str:
         """The generated Dockerfile's name in the archive, named after its content (without
         a pending digest: the name goes into the streamed `.dockerignore` before the digest is
@@ -151,34 +165,22 @@ class BuildContext:
             if info is None:
                 continue
             self._normalise(info)
-            if relative == IGNORE_FILE and (info.isreg() or info.islnk()):
-                # Sent rewritten, as a file of its own: not a hard link to an earlier entry,
-                # and no later hard link to it may carry the rewritten bytes into the image.
-                # Not an input itself: it never reaches the image, and what it lets through
-                # is hashed file by file.
+            if relative == IGNORE_FILE and (info.isreg() or info.islnk()) and not self.verbatim:
                 ignore_sent = True
-                try:
-                    status = os.lstat(full)
-                    original = Path(full).read_bytes()
-                except OSError as error:
-                    raise _unreadable(full, error) from None
-                getattr(headers, "inodes", {}).pop((status.st_ino, status.st_dev), None)
-                data = _ignore_file_with(original, name)
-                info.type, info.linkname, info.size = tarfile.REGTYPE, "", len(data)
-                yield _header(info)
-                yield data + _padding(len(data))
+                yield from _rewritten_ignore(full, info, headers, name)
                 continue
             yield _header(info)
             if hashing and not is_git_metadata(relative):
                 yield from hashing.entry(full, relative, info)
             elif info.isreg() and info.size:
                 yield from _file_data(full, info.size)
-        if not ignore_sent:
+        if not ignore_sent and not self.verbatim:
             yield from self._extra(IGNORE_FILE, _ignore_file_with(None, name))
         if hashing and self.pending is not None:
             self.pending.files = hashing.digest()
             self.pending.digest = self.pending.digest_of(self.pending.files)
-        yield from self._extra(name, self.generated_dockerfile())
+        if self.sent_dockerfile == name:
+            yield from self._extra(name, self.generated_dockerfile())
         yield b"\0" * (2 * _BLOCK)
 
     def _normalise(self, info: tarfile.TarInfo) -> None:
@@ -414,6 +416,25 @@ def _quote(value: str, escape: str) -> str:
         else:
             out.append(char)
     return '"' + "".join(out) + '"'
+
+
+def _rewritten_ignore(
+    full: str, info: tarfile.TarInfo, headers: tarfile.TarFile, dockerfile_name: str
+) -> Iterator[bytes]:
+    """`.dockerignore` sent rewritten, as a file of its own: not a hard link to an earlier
+    entry, and no later hard link to it may carry the rewritten bytes into the image. Not an
+    input itself: it never reaches the image, and what it lets through is hashed file by
+    file."""
+    try:
+        status = os.lstat(full)
+        original = Path(full).read_bytes()
+    except OSError as error:
+        raise _unreadable(full, error) from None
+    getattr(headers, "inodes", {}).pop((status.st_ino, status.st_dev), None)
+    data = _ignore_file_with(original, dockerfile_name)
+    info.type, info.linkname, info.size = tarfile.REGTYPE, "", len(data)
+    yield _header(info)
+    yield data + _padding(len(data))
 
 
 def _ignore_file_with(existing: bytes | None, dockerfile_name: str) -> bytes:

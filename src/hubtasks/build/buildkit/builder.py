@@ -62,9 +62,11 @@ def build_context(
     if pending is not None and pending.digest is None:
         pending.files = context.files_digest()
         pending.digest = pending.digest_of(pending.files)
-    sent = replace(context, labels={}, pending=None, scratch=None, whole_seconds=True)
+    sent = replace(
+        context, labels={}, pending=None, scratch=None, whole_seconds=True, verbatim=True
+    )
     request = client.BuildRequest(
-        dockerfile=sent.dockerfile_name,
+        dockerfile=sent.sent_dockerfile,
         tags=(ref,) if ref else (),
         labels=context.final_labels,
         build_args=_with_epoch(build_args, run.source_date_epoch),
@@ -75,7 +77,7 @@ def build_context(
         pull=run.pull,
         cache_from=cache_from,
     )
-    names = (sent.dockerfile_name, context.dockerfile.name)
+    names = (sent.sent_dockerfile, context.dockerfile.name)
     try:
         return build_image(
             http,
