@@ -24,7 +24,16 @@ PUSH_COUNTS = (1, 5, 20)
 LOG_LINES = 100_000
 GNU_TIME = "/usr/bin/time"
 RSS_CEILING_MB = 45
-SECTIONS = ("release", "runner", "startup", "push", "memory", "promote", "platforms")
+SECTIONS = (
+    "release",
+    "runner",
+    "startup",
+    "push",
+    "memory",
+    "promote",
+    "platforms",
+    "buildkit",
+)
 PLATFORM_MIB = 10  # per platform, new content every repetition
 PROMOTE_REPO = "bench-promote"
 PROMOTE_MIB = 200

@@ -55,6 +55,7 @@ if __package__ in (None, ""):  # `python bench/run.py`: import bench.* from the 
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from bench.base import BenchBase
+from bench.buildkit import BuildkitRows
 from bench.common import GNU_TIME, LATENCY_MS, SECTIONS, BenchError, note
 from bench.machine import machine_info
 from bench.memory import MemoryRows
@@ -70,7 +71,15 @@ from devtools.stack import Stack, missing_packages
 
 
 class Bench(
-    ReleaseRows, RunnerRows, StartupRows, PushRows, MemoryRows, PromoteRows, PlatformRows, BenchBase
+    BuildkitRows,
+    ReleaseRows,
+    RunnerRows,
+    StartupRows,
+    PushRows,
+    MemoryRows,
+    PromoteRows,
+    PlatformRows,
+    BenchBase,
 ):
     """Every section's rows (`<section>_section`, run in the order --only gives) on one stack."""
 
