@@ -27,6 +27,10 @@ Everything it creates lives in one temporary folder that is removed at the end, 
    run): re-releasing an unchanged commit against the CLI rebuilding and pushing it; a release
    whose slow `RUN` (dependency installation) is unchanged, with the registry as build cache
    (hubtasks' default) against without; and the same when the `RUN` changed too.
+6. BuildKit (`--only buildkit`, issue 22, bench/buildkit.py): the cold and warm release on
+   BuildKit against `DOCKER_BUILDKIT=1 /usr/bin/docker build --network none` + tag + 2 pushes,
+   a `RUN --mount=type=cache` step against the classic builder, the registry's inline cache
+   on an empty daemon, and peak RSS on the BuildKit path.
 
 Timings are wall-clock seconds of whole processes, as a person at a terminal sees them. Each
 command runs under GNU time (`/usr/bin/time`, Debian package `time`): its peak RSS is that of
