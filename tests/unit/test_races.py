@@ -18,30 +18,17 @@ from hubtasks.pipeline.plan import INPUTS_LABEL
 from hubtasks.pipeline.publish import confirm_built
 from hubtasks.pipeline.results import PushedTag
 from hubtasks.pipeline.session import Session
-from hubtasks.references import Repository
 from hubtasks.settings.resolve import Settings
 from hubtasks.ui.console import Console
+from tests.helpers.pipeline import REPOSITORY, release_settings
 
 from .fakes import FakeDaemon, FakeRegistry, Store
-
-REPOSITORY = Repository(registry="127.0.0.1:5000", path="alice/app")
 
 
 def _settings(root: Path, *tags: str) -> Settings:
     (root / "Dockerfile").write_text("FROM scratch\nCOPY app /app\n")
     (root / "app").write_text("mine")
-    return Settings(
-        registry=REPOSITORY.registry,
-        username="alice",
-        token="s3cret",
-        repository=REPOSITORY,
-        tags=tags,
-        dockerfile=root / "Dockerfile",
-        context=root,
-        cwd=root,
-        retries=2,
-        retry_delay=0.0,
-    )
+    return release_settings(root, *tags)
 
 
 def _release(settings: Settings, store: Store, daemon: FakeDaemon):
