@@ -202,18 +202,21 @@ def test_a_session_that_dies_is_named_in_the_one_line(api):
     assert "\n" not in message
 
 
-def test_a_failing_step_names_its_line_command_and_last_output(api):
-    from hubtasks.build.buildkit import builder
+def test_a_failing_step_names_its_line_command_and_last_output(api, tmp_path):
+    from hubtasks.build.buildkit import builder, filesync
 
     http, root = api
     dockerfile = "FROM busybox:local\nRUN echo fine\nRUN echo first; echo last words; false\n"
+    (tmp_path / "Dockerfile").write_text(dockerfile)
+    folder = filesync.Folder(str(tmp_path), ("Dockerfile",), None)
     shown: list[str] = []
     with pytest.raises(BuildError) as failure:
         builder.build_image(
             http,
             root,
             request=bk.BuildRequest(network="none", no_cache=True),
-            body=[_context({"Dockerfile": dockerfile})],
+            folders={"context": folder, "dockerfile": folder},
+            shared_key="",
             credentials=lambda _: None,
             secrets={},
             dockerfile_text=dockerfile,

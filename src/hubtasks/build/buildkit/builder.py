@@ -1,16 +1,17 @@
-"""One BuildKit build as the daemon engine runs it: a session for its length, the build
-request, the trace shown as `--progress=plain` lines, a failure told in one line."""
+"""One BuildKit build as the daemon engine runs it: a session for its length (serving the
+context's files), the build request, the trace shown as `--progress=plain` lines, a failure
+told in one line."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import replace
+import hashlib
+from collections.abc import Callable, Mapping
 
-from hubtasks.build.buildkit import client, trace
+from hubtasks.build.buildkit import client, filesync, trace
 from hubtasks.build.buildkit import session as grpc_session
 from hubtasks.build.buildkit.options import BuildKitRun
 from hubtasks.build.context import BuildContext
-from hubtasks.errors import BuildError
+from hubtasks.errors import BuildError, ConfigError
 
 
 def build_image(
@@ -18,25 +19,39 @@ def build_image(
     api_root: str,
     *,
     request: client.BuildRequest,
-    body: Iterable[bytes],
+    folders: Mapping[str, filesync.Folder],
+    shared_key: str,
     credentials: grpc_session.CredentialsLookup,
     secrets: Mapping[str, bytes],
     dockerfile_text: str,
     on_output: Callable[[str], None],
 ) -> str:
-    """Build with BuildKit; the image ID. A failure is a `BuildError` naming the failing
-    step, its Dockerfile line and its last output; Ctrl-C cancels the build and the session."""
+    """Build with BuildKit, the files sent through the session; the image ID. A failure is a
+    `BuildError` naming the failing step, its Dockerfile line and its last output (a context
+    file that cannot be read: a `ConfigError` naming it); Ctrl-C cancels the build and the
+    session."""
     followed = trace.Trace()
     plain = trace.PlainLines(followed)
+    unreadable: list[str] = []
 
     def show(update: trace.Update) -> None:
         for line in plain.lines(update):
             on_output(line + "\n")
 
-    session = client.open_session(http, api_root, grpc_session.handlers(credentials, secrets))
+    streams = dict.fromkeys(filesync.METHODS, filesync.opener(folders, unreadable.append))
+    session = client.open_session(
+        http,
+        api_root,
+        grpc_session.handlers(credentials, secrets),
+        streams,
+        shared_key=shared_key,
+    )
     try:
-        return client.build(http, api_root, request, body, session, show)
+        return client.build(http, api_root, request, None, session, show)
     except BuildError as error:
+        if unreadable:
+            hint = "; fix its permissions or list it in .dockerignore"
+            raise ConfigError(unreadable[0] + hint) from None
         raise error.evolve(trace.failure(followed, dockerfile_text, error.message)) from None
     finally:
         session.close()
@@ -56,17 +71,14 @@ def build_context(
     what: str,
 ) -> str:
     """Build `context` with BuildKit: the labels (with the inputs digest, hashed first when
-    pending) go as build metadata, the context as sent holds the user's Dockerfile as is
-    (no LABEL step, no `FROM scratch` stand-in: BuildKit builds it for any platform)."""
+    pending) go as build metadata, the user's Dockerfile as it was read (no LABEL step, no
+    `FROM scratch` stand-in: BuildKit builds it for any platform)."""
     pending = context.pending
     if pending is not None and pending.digest is None:
         pending.files = context.files_digest()
         pending.digest = pending.digest_of(pending.files)
-    sent = replace(
-        context, labels={}, pending=None, scratch=None, whole_seconds=True, verbatim=True
-    )
     request = client.BuildRequest(
-        dockerfile=sent.sent_dockerfile,
+        dockerfile=context.dockerfile.name,
         tags=(ref,) if ref else (),
         labels=context.final_labels,
         build_args=_with_epoch(build_args, run.source_date_epoch),
@@ -77,21 +89,40 @@ def build_context(
         pull=run.pull,
         cache_from=cache_from,
     )
-    names = (sent.sent_dockerfile, context.dockerfile.name)
     try:
         return build_image(
             http,
             api_root,
             request=request,
-            body=sent.stream(),
+            folders=folders_of(context),
+            shared_key=shared_key(context),
             credentials=run.credentials,
             secrets=run.secrets,
             dockerfile_text=context.dockerfile_bytes.decode("utf-8", "replace"),
-            on_output=lambda text: on_output(text.replace(*names)),
+            on_output=on_output,
         )
     except BuildError as error:
-        message = error.message.replace(*names)
-        raise error.evolve(f"build of {what} failed: {message}") from None
+        raise error.evolve(f"build of {what} failed: {error.message}") from None
+
+
+def folders_of(context: BuildContext) -> dict[str, filesync.Folder]:
+    """What the daemon may ask for: "context" (the files `.dockerignore` lets through) and
+    "dockerfile" (the Dockerfile's folder, the Dockerfile from the bytes read and hashed)."""
+    name = context.dockerfile.name
+    dockerfile = filesync.data_entry(name, context.dockerfile_bytes, 0o644, context.mtime)
+    return {
+        "context": filesync.Folder(str(context.root), context.paths, context.mtime),
+        "dockerfile": filesync.Folder(
+            str(context.dockerfile.parent), (), context.mtime, {name: dockerfile}
+        ),
+    }
+
+
+def shared_key(context: BuildContext) -> str:
+    """The name the daemon keeps this project's synced files under between builds (the CLI
+    names them after the folder too)."""
+    where = f"hubtasks\n{context.root.resolve()}\n{context.dockerfile.parent.resolve()}"
+    return hashlib.sha256(where.encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
 def _with_epoch(build_args: Mapping[str, str], epoch: int | None) -> dict[str, str]:

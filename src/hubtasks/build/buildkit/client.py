@@ -2,8 +2,10 @@
 
 The HTTP goes through the daemon connection hubtasks already has (a `requests.Session`
 at the daemon, as the Docker SDK's `APIClient` is one), so every transport the SDK speaks
-(unix socket, TCP with TLS, ssh) carries the session too. The context tar is the request
-body as the classic builder takes it: no file sync through the session is needed.
+(unix socket, TCP with TLS, ssh) carries the session too. The context goes through the
+session (`remote=client-session`, `filesync`), as the docker CLI sends it: the daemon asks for
+the files it needs and keeps its copy for the next build of the same folder (the session's
+shared key), so a warm build sends only what changed.
 """
 
 from __future__ import annotations
@@ -50,8 +52,13 @@ class BuildRequest:
     pull: bool = False
     cache_from: tuple[str, ...] = ()
 
-    def params(self, session_id: str, build_id: str) -> list[tuple[str, str]]:
+    def params(
+        self, session_id: str, build_id: str, *, synced: bool = False
+    ) -> list[tuple[str, str]]:
+        """The query; `synced`: the context comes through the session, not as the body."""
         query = [("version", "2"), ("session", session_id), ("buildid", build_id)]
+        if synced:
+            query.append(("remote", "client-session"))
         query += [("dockerfile", self.dockerfile), ("rm", "1"), ("forcerm", "1")]
         query += [("t", tag) for tag in self.tags]
         if self.labels:
@@ -110,9 +117,14 @@ class Session:
 
 
 def open_session(
-    http: DaemonHttp, api_root: str, served: Mapping[str, grpc_session.Handler]
+    http: DaemonHttp,
+    api_root: str,
+    served: Mapping[str, grpc_session.Handler],
+    streams: Mapping[str, grpc_session.StreamOpener] | None = None,
+    shared_key: str = "",
 ) -> Session:
-    """`POST /session`, upgraded to h2c, served on a daemon thread until closed."""
+    """`POST /session`, upgraded to h2c, served on a daemon thread until closed. The daemon
+    keeps the files synced under `shared_key` for the next session with the same key."""
     session_id = uuid.uuid4().hex
     prepared = http.prepare_request(requests.Request("POST", f"{api_root}/session"))
     headers = urllib3.HTTPHeaderDict(dict(prepared.headers))
@@ -122,12 +134,12 @@ def open_session(
             "Connection": "Upgrade",
             "X-Docker-Expose-Session-Uuid": session_id,
             "X-Docker-Expose-Session-Name": "hubtasks",
-            "X-Docker-Expose-Session-Sharedkey": session_id,
+            "X-Docker-Expose-Session-Sharedkey": shared_key or session_id,
         }
     )
     # One header line per method (joined with commas they name none): requests keeps one
     # value per name, urllib3's HTTPHeaderDict sends each value on its own line.
-    for method in [*served, *grpc_session.DECLINED]:
+    for method in [*served, *(streams or {}), *grpc_session.DECLINED]:
         headers.add("X-Docker-Expose-Session-Grpc-Method", method)
     prepared.headers = headers  # type: ignore[assignment]
     response = http.send(prepared, stream=True)
@@ -135,7 +147,7 @@ def open_session(
         detail = _error_text(response)
         response.close()
         raise DaemonError(f"the Docker daemon refused a BuildKit session: {detail}")
-    server = grpc_session.Server(_Upgraded(response), served)
+    server = grpc_session.Server(_Upgraded(response), served, streams)
     thread = threading.Thread(target=server.serve, name="buildkit-session", daemon=True)
     thread.start()
     return Session(session_id, server, thread)
@@ -180,17 +192,18 @@ def build(
     http: DaemonHttp,
     api_root: str,
     request: BuildRequest,
-    body: Iterable[bytes],
+    body: Iterable[bytes] | None,
     session: Session,
     on_trace: TraceHandler,
 ) -> str:
-    """Build with BuildKit from the context tar `body`; return the image ID. A failure is a
-    `BuildError` with the daemon's message; an interrupt (Ctrl-C) cancels the build."""
+    """Build with BuildKit from the session's files (or from the context tar `body`); return
+    the image ID. A failure is a `BuildError` with the daemon's message; an interrupt (Ctrl-C)
+    cancels the build."""
     build_id = uuid.uuid4().hex
     response = http.post(
         f"{api_root}/build",
-        params=request.params(session.id, build_id),
-        data=iter(body),
+        params=request.params(session.id, build_id, synced=body is None),
+        data=iter(body) if body is not None else None,
         headers={"Content-Type": "application/x-tar"},
         stream=True,
     )

@@ -3,7 +3,8 @@
 Only the fields hubtasks reads or writes are declared; protobuf skips the others. Sources of
 the numbers: moby/buildkit `api/services/control/control.proto` (the trace),
 `session/auth/auth.proto`, `session/secrets/secrets.proto`, `session/sshforward/ssh.proto`,
-`solver/pb/ops.proto` (source ranges of warnings) and grpc's `grpc/health/v1/health.proto`.
+`solver/pb/ops.proto` (source ranges of warnings), tonistiigi/fsutil `types/wire.proto` and
+`types/stat.proto` (the file sync) and grpc's `grpc/health/v1/health.proto`.
 The descriptors are built here (descriptor_pb2) into a pool of our own; no generated code.
 """
 
@@ -22,6 +23,7 @@ _SCALARS = {
     "bool": _F.TYPE_BOOL,
     "int64": _F.TYPE_INT64,
     "int32": _F.TYPE_INT32,
+    "uint32": _F.TYPE_UINT32,
 }
 _TIMESTAMP = "google.protobuf.Timestamp"
 
@@ -79,6 +81,28 @@ _PACKAGES: dict[str, dict[str, list[_Field]]] = {
     "moby.filesync.v1": {
         "CredentialsRequest": [("Host", 1, "string", False)],
         "CredentialsResponse": [("Username", 1, "string", False), ("Secret", 2, "string", False)],
+    },
+    # The file sync's packets (tonistiigi/fsutil `types/wire.proto`, `types/stat.proto`),
+    # carried by `moby.filesync.v1.FileSync/DiffCopy`. `type` is the enum PacketType and
+    # `mode` Go's os.FileMode bits; `xattrs` (10) is not sent.
+    "fsutil.types": {
+        "Packet": [
+            ("type", 1, "int32", False),
+            ("stat", 2, "fsutil.types.Stat", False),
+            ("ID", 3, "uint32", False),
+            ("data", 4, "bytes", False),
+        ],
+        "Stat": [
+            ("path", 1, "string", False),
+            ("mode", 2, "uint32", False),
+            ("uid", 3, "uint32", False),
+            ("gid", 4, "uint32", False),
+            ("size", 5, "int64", False),
+            ("modTime", 6, "int64", False),
+            ("linkname", 7, "string", False),
+            ("devmajor", 8, "int64", False),
+            ("devminor", 9, "int64", False),
+        ],
     },
     "moby.buildkit.secrets.v1": {
         "GetSecretRequest": [("ID", 1, "string", False)],

@@ -8,14 +8,20 @@ stream; the answer is `:status 200` + `content-type: application/grpc`, one mess
 trailers with `grpc-status` (or, for a failure, headers that carry `grpc-status` and end the
 stream at once).
 
+A streaming call (`Streaming`: the file sync) stays open instead: its messages are handed
+over as they arrive, and the messages it has ready go out as the daemon's flow-control window
+lets them — pulled one at a time, so a file is read while it is sent, never held whole.
+
 What is served (found by watching Engine 20.10's calls, and from moby/buildkit `session/`):
 health, registry credentials (`Auth/Credentials` with the registry host; the daemon asks
-`GetTokenAuthority` first and, answered UNIMPLEMENTED, exchanges tokens itself) and secrets
-(`Secrets/GetSecret`, NOT_FOUND for an id not given).
+`GetTokenAuthority` first and, answered UNIMPLEMENTED, exchanges tokens itself), secrets
+(`Secrets/GetSecret`, NOT_FOUND for an id not given) and the build context
+(`FileSync/DiffCopy`, `filesync`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import threading
 import urllib.parse
@@ -76,6 +82,26 @@ def unframe(data: bytes) -> list[bytes]:
 
 
 Handler = Callable[[bytes], bytes]
+
+
+class Streaming(Protocol):
+    """One open streaming call, driven by the server's thread (or by `wake`)."""
+
+    def received(self, message: bytes) -> None:
+        """A message from the daemon."""
+
+    def next_message(self) -> bytes | None:
+        """The next message to send, None when none is ready now."""
+
+    def outcome(self) -> tuple[Code, str] | None:
+        """How the call ends once every message is sent; None while it goes on."""
+
+    def closed(self) -> None:
+        """The daemon reset the call, or the session ended."""
+
+
+# A streaming call's opener: the call's metadata (header name → values) → the call.
+StreamOpener = Callable[[Mapping[str, list[str]]], Streaming]
 CredentialsLookup = Callable[[str], "tuple[str, str] | None"]
 
 
@@ -152,14 +178,37 @@ class _Call:
     body: bytearray = field(default_factory=bytearray)
     pending: bytes = b""  # reply bytes waiting for the flow-control window
     trailers: list[tuple[str, str]] = field(default_factory=list)
+    stream: Streaming | None = None
+    sent: int = 0  # how much of `pending` went out (a streaming call's buffer)
+
+
+_HEADERS = [(":status", "200"), ("content-type", "application/grpc")]
+_BUFFERED = 1 << 18  # a streaming call's bytes framed ahead of the window
+
+
+def _metadata(headers: object) -> dict[str, list[str]]:
+    """A call's gRPC metadata: its ordinary headers, each name with every value it came with."""
+    found: dict[str, list[str]] = {}
+    for name, value in headers or ():  # type: ignore[attr-defined]
+        key = str(name)
+        if not key.startswith(":") and key not in ("content-type", "te", "user-agent"):
+            found.setdefault(key, []).append(str(value))
+    return found
 
 
 class Server:
     """Answers the daemon's gRPC calls on one upgraded socket until it closes."""
 
-    def __init__(self, socket: Socket, served: Mapping[str, Handler]) -> None:
+    def __init__(
+        self,
+        socket: Socket,
+        served: Mapping[str, Handler],
+        streams: Mapping[str, StreamOpener] | None = None,
+    ) -> None:
         self.socket = socket
         self.served = dict(served)
+        self.streams = dict(streams or {})
+        self.lock = threading.Lock()  # h2's state, for `wake` from another thread
         self.calls: list[str] = []  # method paths in the order they came (what tests read)
         self.ended: str | None = None  # why the session ended, when not closed by us
         self.closing = threading.Event()
@@ -170,21 +219,34 @@ class Server:
 
     def serve(self) -> None:
         """Serve until the daemon or `close` ends the connection (run it on a thread)."""
-        self._conn.initiate_connection()
         try:
-            self._flush()
+            with self.lock:
+                self._conn.initiate_connection()
+                self._flush()
             while True:
                 data = self.socket.recv()
                 if not data:
                     self._note_end("the daemon closed it")
                     return
-                for event in self._conn.receive_data(data):
-                    self._on(event)
-                self._flush()
+                with self.lock:
+                    for event in self._conn.receive_data(data):
+                        self._on(event)
+                    self._pump_all()
+                    self._flush()
         except (ConnectionResetError, BrokenPipeError):
             self._note_end("the daemon closed it")
         except (OSError, h2.exceptions.ProtocolError) as error:
             self._note_end(str(error) or type(error).__name__)
+        finally:
+            for call in self._open.values():
+                if call.stream is not None:
+                    call.stream.closed()
+
+    def wake(self) -> None:
+        """Send what the streaming calls have ready (from a thread other than `serve`'s)."""
+        with contextlib.suppress(OSError, h2.exceptions.ProtocolError), self.lock:
+            self._pump_all()
+            self._flush()
 
     def close(self) -> None:
         self.closing.set()
@@ -202,28 +264,119 @@ class Server:
     def _on(self, event: h2.events.Event) -> None:
         if isinstance(event, h2.events.RequestReceived):
             path = next((str(v) for k, v in event.headers or () if k in (":path", b":path")), "")
-            self._open[event.stream_id or 0] = _Call(path)
+            call = self._open[event.stream_id or 0] = _Call(path)
+            if path in self.streams:
+                self._start(event.stream_id or 0, call, _metadata(event.headers))
         elif isinstance(event, h2.events.DataReceived):
             self._on_data(event)
-        elif isinstance(event, h2.events.StreamEnded):
-            call = self._open.get(event.stream_id)
-            if call is not None:
-                self._answer(event.stream_id, call)
-        elif isinstance(event, h2.events.StreamReset):
-            self._open.pop(event.stream_id, None)
+        elif isinstance(event, (h2.events.StreamEnded, h2.events.StreamReset)):
+            self._on_end(event)
         elif isinstance(event, h2.events.WindowUpdated):
             for stream_id, call in list(self._open.items()):
-                if call.pending:
+                if call.pending and call.stream is None:
                     self._send(stream_id, call)
         elif isinstance(event, h2.events.ConnectionTerminated):
             self._note_end(f"the daemon ended it (HTTP/2 error {event.error_code})")
+
+    def _on_end(self, event: h2.events.StreamEnded | h2.events.StreamReset) -> None:
+        """The daemon's side of a call ended: a unary call is answered, a reset one dropped."""
+        stream_id = event.stream_id or 0
+        call = self._open.get(stream_id)
+        if call is None:
+            return
+        if isinstance(event, h2.events.StreamReset):
+            self._open.pop(stream_id, None)
+            if call.stream is not None:
+                call.stream.closed()
+        elif call.stream is None:
+            self._answer(stream_id, call)
 
     def _on_data(self, event: h2.events.DataReceived) -> None:
         stream_id = event.stream_id or 0
         call = self._open.get(stream_id)
         if call is not None:
             call.body += event.data or b""
-        self._conn.acknowledge_received_data(event.flow_controlled_length or 0, stream_id)
+            if call.stream is not None:
+                self._deliver(stream_id, call)
+        with contextlib.suppress(h2.exceptions.StreamClosedError):  # ended while delivering
+            self._conn.acknowledge_received_data(event.flow_controlled_length or 0, stream_id)
+
+    def _start(self, stream_id: int, call: _Call, metadata: Mapping[str, list[str]]) -> None:
+        self.calls.append(call.path)
+        try:
+            call.stream = self.streams[call.path](metadata)
+        except GrpcFailure as failure:
+            self._fail(stream_id, failure)
+            return
+        self._conn.send_headers(stream_id, _HEADERS)
+
+    def _deliver(self, stream_id: int, call: _Call) -> None:
+        """Hand the complete messages received so far to the streaming call."""
+        stream, body = call.stream, call.body
+        at = 0
+        try:
+            while len(body) - at >= _PREFIX:
+                size = int.from_bytes(body[at + 1 : at + _PREFIX], "big")
+                if len(body) - at - _PREFIX < size:
+                    break
+                (message,) = unframe(bytes(body[at : at + _PREFIX + size]))
+                at += _PREFIX + size
+                if stream is not None:
+                    stream.received(message)
+        except GrpcFailure as failure:
+            self._end(stream_id, call, failure.code, failure.message)
+        del body[:at]
+
+    def _pump_all(self) -> None:
+        for stream_id, call in list(self._open.items()):
+            if call.stream is not None:
+                self._pump(stream_id, call)
+
+    def _pump(self, stream_id: int, call: _Call) -> None:
+        """Send a streaming call's messages while the window lets them; end it when done."""
+        stream = call.stream
+        if stream is None:
+            return
+        while True:
+            if len(call.pending) - call.sent < _BUFFERED:
+                self._refill(call, stream)
+            room = min(
+                self._conn.local_flow_control_window(stream_id), self._conn.max_outbound_frame_size
+            )
+            left = len(call.pending) - call.sent
+            if left and room > 0:
+                self._conn.send_data(stream_id, call.pending[call.sent : call.sent + room])
+                call.sent += min(room, left)
+                continue
+            if left:
+                return  # the rest when the daemon opens the window
+            outcome = stream.outcome()
+            if outcome is not None:
+                self._end(stream_id, call, *outcome)
+            return
+
+    @staticmethod
+    def _refill(call: _Call, stream: Streaming) -> None:
+        """Frame the call's next messages behind what is left to send (one join)."""
+        parts = [call.pending[call.sent :]]
+        size = len(parts[0])
+        while size < _BUFFERED:
+            message = stream.next_message()
+            if message is None:
+                break
+            parts.append(frame(message))
+            size += len(parts[-1])
+        if len(parts) > 1:
+            call.pending, call.sent = b"".join(parts), 0
+
+    def _end(self, stream_id: int, call: _Call, code: Code, message: str) -> None:
+        trailers = [("grpc-status", str(int(code)))]
+        if code != Code.OK:
+            trailers.append(("grpc-message", urllib.parse.quote(message, safe=" ")))
+        self._conn.send_headers(stream_id, trailers, end_stream=True)
+        self._open.pop(stream_id, None)
+        if call.stream is not None:
+            call.stream.closed()
 
     def _answer(self, stream_id: int, call: _Call) -> None:
         self.calls.append(call.path)
@@ -239,8 +392,7 @@ class Server:
         except ValueError:  # more than one message in a unary call
             self._fail(stream_id, GrpcFailure(Code.INTERNAL, "one message expected"))
             return
-        headers = [(":status", "200"), ("content-type", "application/grpc")]
-        self._conn.send_headers(stream_id, headers)
+        self._conn.send_headers(stream_id, _HEADERS)
         call.pending = frame(reply)
         call.trailers = [("grpc-status", str(int(Code.OK)))]
         self._send(stream_id, call)
