@@ -246,6 +246,9 @@ class DiffCopy:
     def outcome(self) -> tuple[Code, str] | None:
         return self._ended
 
+    def finished_sending(self) -> None:
+        """Nothing to do: the daemon's FIN, not its end of sending, ends the call."""
+
     def closed(self) -> None:
         if self._reading is not None:
             self._reading[2].close()

@@ -96,6 +96,9 @@ class Streaming(Protocol):
     def outcome(self) -> tuple[Code, str] | None:
         """How the call ends once every message is sent; None while it goes on."""
 
+    def finished_sending(self) -> None:
+        """The daemon sent its last message (it may still read ours)."""
+
     def closed(self) -> None:
         """The daemon reset the call, or the session ended."""
 
@@ -290,6 +293,8 @@ class Server:
                 call.stream.closed()
         elif call.stream is None:
             self._answer(stream_id, call)
+        else:
+            call.stream.finished_sending()
 
     def _on_data(self, event: h2.events.DataReceived) -> None:
         stream_id = event.stream_id or 0
