@@ -56,9 +56,7 @@ def _file_in(client, image: str, path: str) -> tuple[bytes, int]:
         container.remove()
 
 
-def test_a_warm_build_asks_only_for_what_changed_and_sees_a_same_size_edit(
-    api, client, tmp_path
-):
+def test_a_warm_build_asks_only_for_what_changed_and_sees_a_same_size_edit(api, client, tmp_path):
     (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY . /app/\n")
     (tmp_path / "data").mkdir()
     for index in range(5):
