@@ -184,3 +184,37 @@ def test_a_session_the_daemon_closes_says_so():
     theirs.close()
     thread.join(5)
     assert server.ended == "the daemon closed it"
+
+
+def test_a_fault_in_hubtasks_ends_the_session_instead_of_leaving_the_daemon_waiting():
+    class Broken:
+        def received(self, message: bytes) -> None:
+            raise RuntimeError("boom")
+
+        def next_message(self) -> bytes | None:
+            return None
+
+        def outcome(self):
+            return None
+
+        def finished_sending(self) -> None: ...
+
+        def closed(self) -> None: ...
+
+    ours, theirs = socket.socketpair()
+    server = grpc_session.Server(_Wire(ours), {}, {"/x.Y/Z": lambda _: Broken()})
+    thread = threading.Thread(target=server.serve, daemon=True)
+    thread.start()
+    daemon = _Daemon(theirs)
+    stream = daemon.conn.get_next_available_stream_id()
+    daemon.conn.send_headers(
+        stream, [(":method", "POST"), (":scheme", "http"), (":authority", "s"), (":path", "/x.Y/Z")]
+    )
+    daemon.conn.send_data(stream, grpc_session.frame(b"hi"))
+    theirs.sendall(daemon.conn.data_to_send())
+    thread.join(5)
+    assert not thread.is_alive()
+    assert server.ended == "hubtasks could not serve it: RuntimeError: boom"
+    theirs.settimeout(5)
+    while theirs.recv(65536):  # the daemon's side sees the connection end
+        pass

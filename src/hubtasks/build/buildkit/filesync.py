@@ -32,7 +32,7 @@ from hubtasks.build.buildkit import messages
 from hubtasks.build.buildkit.session import Code, GrpcFailure, StreamOpener
 
 STAT, REQ, DATA, FIN, ERR = range(5)  # fsutil's PacketType
-DATA_CHUNK = 1 << 18
+DATA_CHUNK = 1 << 16
 METHODS = ("/moby.filesync.v1.FileSync/DiffCopy",)
 _NANO = 10**9
 

@@ -186,7 +186,7 @@ class _Call:
 
 
 _HEADERS = [(":status", "200"), ("content-type", "application/grpc")]
-_BUFFERED = 1 << 18  # a streaming call's bytes framed ahead of the window
+_BUFFERED = 1 << 16  # a streaming call's bytes framed ahead of the window
 
 
 def _metadata(headers: object) -> dict[str, list[str]]:
@@ -240,6 +240,9 @@ class Server:
             self._note_end("the daemon closed it")
         except (OSError, h2.exceptions.ProtocolError) as error:
             self._note_end(str(error) or type(error).__name__)
+        except Exception as error:  # noqa: BLE001 - a daemon left waiting would hang the build
+            self._note_end(f"hubtasks could not serve it: {type(error).__name__}: {error}")
+            self.close()
         finally:
             for call in self._open.values():
                 if call.stream is not None:
