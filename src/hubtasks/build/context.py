@@ -89,16 +89,6 @@ class BuildContext:
     # The inputs digest to compute while streaming, and to add to the labels (None: known
     # before, already among `labels`).
     pending: PendingInputs | None = None
-    # mtimes to the nearest second, as the docker CLI sends them (Go's tar writer rounds
-    # them): no PAX header for them. BuildKit's Dockerfile frontend tells a tar from a
-    # Dockerfile by reading its first entry from the first 1024 bytes, which a PAX header
-    # before it fills (frontend/dockerui/context.go isArchive).
-    whole_seconds: bool = False
-    # The context as the docker CLI sends it (BuildKit: a daemon reading an uploaded tar
-    # applies no `.dockerignore`, so nothing may be added): `.dockerignore` as written, the
-    # Dockerfile at its own path when the context holds it, no generated copy.
-    verbatim: bool = False
-
     @property
     def dockerfile_bytes(self) -> bytes:
         if self.dockerfile_data is not None:
@@ -131,16 +121,6 @@ class BuildContext:
         return text + separator + f"LABEL {words}\n".encode()
 
     @property
-    def sent_dockerfile(self) -> str:
-        """The Dockerfile's name in the archive: in a `verbatim` context its own path when the
-        context sends it, else the generated copy's."""
-        try:
-            own = self.dockerfile.resolve().relative_to(self.root.resolve()).as_posix()
-        except ValueError:
-            own = ""
-        return own if self.verbatim and own in self.paths else self.dockerfile_name
-
-    @property
     def dockerfile_name(self) -> str:
         """The generated Dockerfile's name in the archive, named after its content (without
         a pending digest: the name goes into the streamed `.dockerignore` before the digest is
@@ -165,7 +145,7 @@ class BuildContext:
             if info is None:
                 continue
             self._normalise(info)
-            if relative == IGNORE_FILE and (info.isreg() or info.islnk()) and not self.verbatim:
+            if relative == IGNORE_FILE and (info.isreg() or info.islnk()):
                 ignore_sent = True
                 yield from _rewritten_ignore(full, info, headers, name)
                 continue
@@ -174,13 +154,12 @@ class BuildContext:
                 yield from hashing.entry(full, relative, info)
             elif info.isreg() and info.size:
                 yield from _file_data(full, info.size)
-        if not ignore_sent and not self.verbatim:
+        if not ignore_sent:
             yield from self._extra(IGNORE_FILE, _ignore_file_with(None, name))
         if hashing and self.pending is not None:
             self.pending.files = hashing.digest()
             self.pending.digest = self.pending.digest_of(self.pending.files)
-        if self.sent_dockerfile == name:
-            yield from self._extra(name, self.generated_dockerfile())
+        yield from self._extra(name, self.generated_dockerfile())
         yield b"\0" * (2 * _BLOCK)
 
     def _normalise(self, info: tarfile.TarInfo) -> None:
@@ -188,8 +167,6 @@ class BuildContext:
         info.uname = info.gname = ""
         if self.mtime is not None:
             info.mtime = self.mtime
-        elif self.whole_seconds:
-            info.mtime = round(info.mtime)
 
     def _extra(self, name: str, data: bytes) -> Iterator[bytes]:
         info = tarfile.TarInfo(name)
