@@ -81,6 +81,18 @@ def test_plain_lines_read_like_docker_builds_progress_plain():
     ]
 
 
+def test_plain_lines_say_what_a_step_moved_once_it_is_done():
+    lines = trace.PlainLines(trace.Trace())
+    out = lines.lines(trace.decode(_aux(_vertex(b"d1", b"[internal] load build context"))))
+    named = _field(1, b"transferring context:") + _field(2, b"d1")
+    moving = named + b"\x20\x80\x10"  # current (4, a varint): 2048
+    done = named + b"\x20\xc0\x84\x3d" + _field(8, b"\x08\x07")  # 1000000, completed
+    out += lines.lines(trace.decode(_aux(_field(2, moving))))  # under way: nothing yet
+    out += lines.lines(trace.decode(_aux(_field(2, done))))
+    out += lines.lines(trace.decode(_aux(_field(2, done))))  # said once
+    assert out == ["#1 transferring context: 1.00MB done"]
+
+
 def test_a_failure_names_the_step_its_dockerfile_line_and_last_output():
     followed = trace.Trace()
     dockerfile = "FROM busybox:local\nRUN echo ok\nRUN echo one && \\\n    false\n"

@@ -89,6 +89,7 @@ class BuildContext:
     # The inputs digest to compute while streaming, and to add to the labels (None: known
     # before, already among `labels`).
     pending: PendingInputs | None = None
+
     @property
     def dockerfile_bytes(self) -> bytes:
         if self.dockerfile_data is not None:

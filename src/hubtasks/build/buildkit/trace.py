@@ -183,9 +183,22 @@ class PlainLines:
                 continue
             for line in log.data.decode("utf-8", "replace").splitlines():
                 out.append(f"#{state.number} {line}")
+        out.extend(self._progress_lines(update.progress))
         for warning in update.warnings:
             where = f" (line {warning.line})" if warning.line else ""
             out.append(f"WARNING: {warning.text}{where}")
+        return out
+
+    def _progress_lines(self, progress: tuple[Progress, ...]) -> list[str]:
+        """`#N transferring context: 31.46MB done`: what a step moved, once it is done."""
+        out = []
+        for item in progress:
+            state = self.followed.steps.get(item.vertex)
+            key = f"{item.vertex} {item.id}"
+            if state is None or not item.done or key in self._said:
+                continue
+            self._said[key] = "done"
+            out.append(f"#{state.number} {item.id} {_size(item.current)} done")
         return out
 
     def _step_lines(self, step: Step, before: Step | None) -> list[str]:
@@ -206,6 +219,14 @@ class PlainLines:
             out.append(f"#{number} DONE{_elapsed(step)}")
             self._said[step.digest] = "done"
         return out
+
+
+def _size(count: int) -> str:
+    """Bytes as docker's progress writes them (decimal units)."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if count >= scale:
+            return f"{count / scale:.2f}{unit}"
+    return f"{count}B"
 
 
 def dockerfile_line(dockerfile: str, step_name: str) -> int | None:
