@@ -2,7 +2,7 @@
 (`DOCKER_BUILDKIT=1 docker build --network none`): the two images must have the same config
 and the same files (labels aside: hubtasks adds its own).
 
-The projects are in tests/integration/dockerfiles/: the Python, Node and Go Dockerfiles
+The projects are in tests/integration/dockerfiles/: the Python, Node, Go and Rust Dockerfiles
 `docker init` writes (cache and bind mounts, `ARG UID`, a user; the Go one cross-compiles
 with `FROM --platform=$BUILDPLATFORM` and `TARGETOS`/`TARGETARCH`), a multi-stage file built
 with `--target`, and one with `COPY --chmod`, a secret mount, `HEALTHCHECK`, `ONBUILD` and a
@@ -123,6 +123,12 @@ def test_docker_init_go_cross_compiles_from_the_build_platform(client, project):
     ours = _same_image(client, project, "go")
     native = client.version()["Arch"]
     assert _file(client, ours, "/bin/server") == f"echo server for linux/{native}\n"
+
+
+def test_docker_init_rust(client, project):
+    ours = _same_image(client, project, "rust")
+    assert _file(client, ours, "/bin/server").startswith("fn main() {")
+    assert client.images.get(ours).attrs["Config"]["User"] == "appuser"
 
 
 def test_target_builds_only_what_the_stage_needs(client, project):
