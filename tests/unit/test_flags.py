@@ -147,6 +147,15 @@ def test_help_shows_the_no_forms(tmp_path):
     rows = help_lines(make_project(tmp_path), "release")
     assert "-s, --[no-]semver" in rows and "--[no-]latest" in rows
     assert "HUB_SEMVER" in rows["-s, --[no-]semver"]
+    # A flag named `--no-…` (docker's `--no-cache`) reads as docker writes it: no `--no-no-`.
+    assert "--no-cache" in rows and "--[no-]no-cache" not in rows
+
+
+def test_a_no_flag_is_on_when_given_and_unset_otherwise():
+    assert parse("build", "--no-cache")["no_cache"] is True
+    assert parse("build")["no_cache"] is None  # HUB_NO_CACHE (or off) decides
+    with pytest.raises(Exception, match="No idea what '--no-no-cache' is"):
+        parse("build", "--no-no-cache")
 
 
 # --- --json: every outcome is one JSON document ---------------------------------------------

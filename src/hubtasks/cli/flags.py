@@ -32,8 +32,10 @@ class YesNo(Argument):
     is declared that way and reports None unless one of the two forms was given.
     """
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(kind=bool, default=True, **kwargs)
+    def __init__(self, *, inverse: bool = True, **kwargs: Any) -> None:
+        # Without `inverse` (a flag already named `--no-x`, as docker's `--no-cache`), no
+        # `--no-no-x`: the flag turns it on, HUB_NO_X=0 (or its absence) leaves it off.
+        super().__init__(kind=bool, default=inverse, **kwargs)
 
     @property
     def value(self) -> bool | None:
@@ -84,7 +86,8 @@ class Flag:
         """The Invoke argument for the task parameter `parameter` (`json_`, `build_arg`)."""
         attr_name = parameter if parameter != self.names[0] else None
         if self.kind is bool and self.setting:
-            return YesNo(names=self.names, help=self.help, attr_name=attr_name)
+            inverse = not self.names[0].startswith("no-")
+            return YesNo(names=self.names, help=self.help, attr_name=attr_name, inverse=inverse)
         if self.kind is list:
             return Repeatable(names=self.names, help=self.help, attr_name=attr_name)
         default = {list: [], bool: False}.get(self.kind)
