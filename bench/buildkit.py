@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import secrets
 import subprocess
+import sys
 from pathlib import Path
 
 from bench.common import (
@@ -62,6 +63,11 @@ MOUNT_DOCKERFILE = (
 CLASSIC_DOCKERFILE = (
     f"FROM {BASE_IMAGE}\nCOPY app.txt /app.txt\n"
     f"RUN sh -c '{_DL.format('/dl.bin')}; ls -l /dl.bin > /installed.txt'\n"
+)
+# `inv` with the libraries of BuildKit's session imported first (the floor of K5).
+WITH_LIBS = (
+    "import sys, runpy, h2.connection, google.protobuf.descriptor_pool; "
+    "sys.argv[0] = 'inv'; runpy.run_module('invoke', run_name='__main__', alter_sys=True)"
 )
 HUB_BK = "`inv release --builder buildkit`"
 CLI_BK = "`DOCKER_BUILDKIT=1 docker build --network none` + tag + push ×2, same labels"
@@ -139,9 +145,7 @@ class BuildkitRows(RunnerRows):
         what = "BuildKit release, warm (only a small file changed, 2 new tags)"
         row = self.add(Row("K2", what, HUB_BK, CLI_BK, "wall", goal=0.95))
 
-        start = Row(
-            "K2f", "floor of K2: Invoke's start-up alone", "a bare `inv` task", CLI_BK, "wall"
-        )
+        start = Row("K2s", "Invoke's start-up alone", "a bare `inv` task", CLI_BK, "wall")
 
         def warm(side: str, i: int) -> Sample:
             if side == "C":
@@ -156,6 +160,19 @@ class BuildkitRows(RunnerRows):
         self.paired(row, warm, others={"C": start})
         start.a, start.b = list(start.b), list(row.b)
         self.add(start)
+        # The floor: any Invoke task that does the CLI's own work (the same daemon build, the
+        # same pushes) costs at least Invoke's start-up on top of it, measured in the same
+        # repetitions: C + B, against B.
+        floor = Row(
+            "K2f",
+            "floor of K2: Invoke's start-up + the CLI sequence's own work",
+            "a bare `inv` task + the CLI sequence (C + B of the same repetition)",
+            CLI_BK,
+            "wall",
+            a=[_plus(c, b) for c, b in zip(start.a, row.b, strict=True)],
+            b=list(row.b),
+        )
+        self.add(floor)
 
     def bk_mount_rows(self) -> None:
         mount = self.project("bk-mount", BK_DL_REPO, MOUNT_DOCKERFILE)
@@ -220,13 +237,20 @@ class BuildkitRows(RunnerRows):
     def rss_runs(
         self, project: Path, dockerfile: str, case: str, builder: str, reps: int
     ) -> list[Sample]:
-        """`inv build --builder BUILDER` of `project` `reps` times, a new last step each time."""
+        """`inv build --builder BUILDER` of `project` `reps` times, a new last step each time
+        (`classic+libs`: the classic path with h2 and protobuf loaded first)."""
         got = []
         for i in range(reps):
             (project / "Dockerfile").write_text(dockerfile.format(secrets.token_hex(4)))
-            tag = self.tag_name("K5", case, builder, i)
-            name = f"K5-{case}-{builder}-{i}"
-            got.append(self.hub_build_bk(project, tag, name, "--builder", builder))
+            tag = self.tag_name("K5", case, builder.replace("+", "-"), i)
+            name = f"K5-{case}-{builder.replace('+', '-')}-{i}"
+            if builder == "classic+libs":
+                argv = [sys.executable, "-c", WITH_LIBS, "build", "--tag", tag]
+                argv += ["--builder", "classic"]
+                sample, _ = self.runner.run(argv, cwd=project, env=self.hub_env, name=name)
+                got.append(sample)
+            else:
+                got.append(self.hub_build_bk(project, tag, name, "--builder", builder))
             note(f"buildkit: peak RSS {case} {builder} {i + 1}/{reps}: {got[-1].rss_mb:.1f} MB")
         return got
 
@@ -236,6 +260,7 @@ class BuildkitRows(RunnerRows):
         rows: dict[str, list[Sample]] = {"10m": [], "1g": []}
         reps = min(self.args.reps, 3)
         classic: list[Sample] = []
+        with_libs: list[Sample] = []
         for case, files in cases.items():
             project = self.project(f"bk-rss-{case}", BK_RSS_REPO, dockerfile.format(0))
             (project / "small.txt").write_text("the big files are sent, not copied\n")
@@ -247,6 +272,7 @@ class BuildkitRows(RunnerRows):
             rows[case] = self.rss_runs(project, dockerfile, case, "buildkit", reps)
             if case == "10m":  # the floor: the same build on the classic path
                 classic = self.rss_runs(project, dockerfile, case, "classic", reps)
+                with_libs = self.rss_runs(project, dockerfile, case, "classic+libs", reps)
             subprocess.run(["rm", "-rf", str(project / "data")], check=False)
         hub = "`inv build --builder buildkit`"
         refs = {"10m": ("`inv build --builder classic` (the floor)", classic)}
@@ -269,6 +295,19 @@ class BuildkitRows(RunnerRows):
             )
         self.add(
             Row(
+                "K5f",
+                "floor of K5a/b: the classic path with the two libraries the BuildKit session "
+                "must use (h2, protobuf) loaded",
+                "`inv build --builder classic`, h2 + protobuf imported first",
+                "`inv build --builder classic`",
+                "rss",
+                kind="max",
+                a=with_libs,
+                b=classic,
+            )
+        )
+        self.add(
+            Row(
                 "K5c",
                 "peak RSS flatness, BuildKit path",
                 "1 GiB context",
@@ -281,3 +320,10 @@ class BuildkitRows(RunnerRows):
         )
         if not rows["1g"]:
             raise BenchError("no 1 GiB run")
+
+
+def _plus(first: Sample, second: Sample) -> Sample:
+    """Two runs one after the other: their times added, the larger peak RSS."""
+    return Sample(
+        first.wall + second.wall, first.cpu + second.cpu, max(first.rss_kb, second.rss_kb)
+    )
