@@ -4,6 +4,7 @@ registry: secrets, --target, a private base image through the session, the dry r
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import re
@@ -119,6 +120,34 @@ def test_a_private_base_image_builds_through_the_session(project, client, stack)
     project.write("Dockerfile", f"FROM {base}:1\nRUN cat /base.txt\n")
     result = project.inv("release", "--tag", "v1", HUB_BUILDER="auto")
     assert result.returncode == 0, result.stderr
+    assert project.tags() == ["v1"]
+
+
+def test_a_base_image_in_another_registry_uses_what_docker_login_left(project, client, stack):
+    # The same registry under another name (localhost, not HUB_REGISTRY's 127.0.0.1): only
+    # the Docker config's entry for that name, as `docker login localhost:PORT` writes it,
+    # lets the daemon pull the base image through the session.
+    other = stack.registry.replace("127.0.0.1", "localhost")
+    pushed = f"{stack.registry}/{stack.username}/otherbase"
+    client.images.build(
+        fileobj=io.BytesIO(b"FROM busybox:local\nRUN echo other > /other.txt\n"), tag=f"{pushed}:1"
+    )
+    client.images.push(
+        pushed, "1", auth_config={"username": stack.username, "password": stack.password}
+    )
+    client.images.remove(f"{pushed}:1")
+    project.write("Dockerfile", f"FROM {other}/{stack.username}/otherbase:1\nRUN cat /other.txt\n")
+    refused = project.inv("release", "--tag", "v1", HUB_BUILDER="auto")
+    assert refused.returncode == 1  # no login for `localhost:PORT` yet
+    login = base64.b64encode(f"{stack.username}:{stack.password}".encode()).decode()
+    config_file = project.docker_config / "config.json"
+    config = json.loads(config_file.read_text()) if config_file.exists() else {}
+    config.setdefault("auths", {})[other] = {"auth": login}
+    config_file.parent.mkdir(parents=True, exist_ok=True)
+    config_file.write_text(json.dumps(config))
+    result = project.inv("release", "--tag", "v1", "--verbose", HUB_BUILDER="auto")
+    assert result.returncode == 0, result.stderr
+    assert stack.password not in result.stdout + result.stderr
     assert project.tags() == ["v1"]
 
 

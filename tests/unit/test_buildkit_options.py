@@ -120,3 +120,50 @@ def test_the_inputs_digest_covers_target_and_secret_ids_never_values(tmp_path):
     assert with_secret != plain
     assert digest(secret_specs=("id=tok,src=/elsewhere",)) == with_secret  # the id, not the source
     assert digest(ssh=("default",)) != plain
+
+
+class _Stored:
+    def __init__(self, username, secret, identity_token=False):
+        self.username, self.secret, self.identity_token = username, secret, identity_token
+
+
+def test_the_session_answers_each_registry_with_its_own_login_as_the_docker_cli(tmp_path):
+    from tests.helpers.pipeline import release_settings
+
+    settings = release_settings(
+        tmp_path,
+        registry_credentials={
+            "HUB_REGISTRY_GHCR_IO_USERNAME": "octo",
+            "HUB_REGISTRY_GHCR_IO_TOKEN": "ghp-token",
+        },
+    )
+    asked: list[str] = []
+    hidden: list[str] = []
+
+    def stored(registry: str):
+        asked.append(registry)
+        return {
+            "docker.io": _Stored(None, "identity-tok", identity_token=True),
+            "quay.io": _Stored("q", "quay-pw"),
+        }.get(registry)
+
+    logins = options.session_logins(settings, hidden.append, stored)
+    assert logins("127.0.0.1:5000") == ("alice", "s3cret")  # HUB_REGISTRY: HUB_USERNAME/TOKEN
+    assert logins("ghcr.io") == ("octo", "ghp-token")  # HUB_REGISTRY_<HOST>_…
+    assert logins("quay.io") == ("q", "quay-pw")  # what `docker login quay.io` left
+    assert logins("registry-1.docker.io") == ("", "identity-tok")  # a token without a user
+    assert logins("elsewhere.example") is None  # anonymous
+    assert logins("quay.io") == ("q", "quay-pw")
+    assert asked == ["quay.io", "docker.io", "elsewhere.example"]  # each host once
+    assert hidden == ["quay-pw", "identity-tok"]  # redacted before being handed over
+
+
+def test_a_failing_credential_helper_leaves_the_daemon_anonymous(tmp_path):
+    from hubtasks.errors import ConfigError
+    from tests.helpers.pipeline import release_settings
+
+    def stored(registry: str):
+        raise ConfigError("docker-credential-pass failed")
+
+    logins = options.session_logins(release_settings(tmp_path), lambda _: None, stored)
+    assert logins("quay.io") is None

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from hubtasks.build.buildkit.options import BuildKitRun, refuse_on_classic, run_for
+from hubtasks.daemon.credentials import credentials_for
 from hubtasks.errors import BuildError, HubError, ReleaseRefused, VerifyError
 from hubtasks.pipeline import plan as planning
 from hubtasks.pipeline.cache import pull_sources
@@ -177,7 +178,8 @@ class Executor:
         if builder != "buildkit":
             refuse_on_classic(settings, why)
             return {}
-        return {"buildkit": run_for(settings, os.environ, session.console.add_secret)}
+        stored = functools.partial(credentials_for, environment=settings.docker_env)
+        return {"buildkit": run_for(settings, os.environ, session.console.add_secret, stored)}
 
     def tag_locally(self, image_id: str, tags: list[str], *, stage: str = "tag") -> None:
         """Give the local image the tags (hooks around it when `stage` is "tag")."""

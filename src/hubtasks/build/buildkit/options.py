@@ -8,8 +8,10 @@ import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from hubtasks.errors import ConfigError
+from hubtasks.errors import ConfigError, HubError
+from hubtasks.settings import destinations
 from hubtasks.settings.resolve import Settings
 
 BUILDERS = ("auto", "buildkit", "classic")
@@ -198,23 +200,69 @@ def buildx_command(
 _HUB_HOSTS = ("docker.io", "index.docker.io", "registry-1.docker.io")
 
 
+class StoredLogin(Protocol):
+    """What `docker login` left for a registry (`daemon.credentials.DockerCredentials`)."""
+
+    @property
+    def username(self) -> str | None: ...
+
+    @property
+    def secret(self) -> str: ...
+
+    @property
+    def identity_token(self) -> bool: ...
+
+
+def session_logins(
+    settings: Settings,
+    hide: Callable[[str], None],
+    stored: Callable[[str], StoredLogin | None] | None = None,
+) -> Callable[[str], tuple[str, str] | None]:
+    """The login the session answers the daemon with for a registry host, as the docker CLI
+    does: HUB_USERNAME/HUB_TOKEN for HUB_REGISTRY, HUB_REGISTRY_<HOST>_USERNAME/_TOKEN for
+    another, else what `docker login` left (`stored`; an identity token goes without a user
+    name). Each host is looked up once; a secret found is added to the redaction set first."""
+    username, token, registry = settings.username, settings.token, settings.registry
+    hosts = _HUB_HOSTS if registry in _HUB_HOSTS else (registry,)
+    found: dict[str, tuple[str, str] | None] = {}
+
+    def lookup(host: str) -> tuple[str, str] | None:
+        if username and token and host in hosts:
+            return username, token
+        user, secret = destinations.credentials_for(settings, host)
+        if user and secret:
+            return user, secret
+        try:
+            login = stored("docker.io" if host in _HUB_HOSTS else host) if stored else None
+        except HubError:  # a helper that fails: the daemon goes on anonymously
+            return None
+        if login is None or not login.secret:
+            return None
+        hide(login.secret)
+        return ("" if login.identity_token else login.username or ""), login.secret
+
+    def credentials(host: str) -> tuple[str, str] | None:
+        if host not in found:
+            found[host] = lookup(host)
+        return found[host]
+
+    return credentials
+
+
 def run_for(
-    settings: Settings, environ: Mapping[str, str], hide: Callable[[str], None]
+    settings: Settings,
+    environ: Mapping[str, str],
+    hide: Callable[[str], None],
+    stored: Callable[[str], StoredLogin | None] | None = None,
 ) -> BuildKitRun:
     """A BuildKit build's options from the settings: secrets read now (each value handed to
-    `hide`, the redaction set, first) and the registry login answered through the session."""
+    `hide`, the redaction set, first) and the registry logins answered through the session
+    (`session_logins`)."""
     refuse_ssh(settings.ssh)
     values = read_secrets(parse_secrets(settings.secret_specs), environ)
     for value in values.values():
         hide(value.decode("utf-8", "replace"))
-    username, token, registry = settings.username, settings.token, settings.registry
-    hosts = _HUB_HOSTS if registry in _HUB_HOSTS else (registry,)
-
-    def credentials(host: str) -> tuple[str, str] | None:
-        if username and token and host in hosts:
-            return username, token
-        return None
-
+    credentials = session_logins(settings, hide, stored)
     return BuildKitRun(
         target=settings.target or "",
         secrets=values,
