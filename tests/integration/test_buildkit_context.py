@@ -5,6 +5,7 @@ an edit that keeps the size and the one mtime hubtasks gives every file."""
 from __future__ import annotations
 
 import io
+import os
 import tarfile
 
 import docker
@@ -81,3 +82,18 @@ def test_a_warm_build_asks_only_for_what_changed_and_sees_a_same_size_edit(api, 
 
     _, sent = _build(api, tmp_path, key + "-other")  # another project's key: all of it
     assert len(sent.requested) == 7
+
+
+def test_a_file_name_that_is_not_utf8_reaches_the_image(api, client, tmp_path):
+    (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY . /app/\n")
+    name = os.fsdecode(b"caf\xe9.txt")  # Latin-1: the docker CLI sends such names as bytes
+    (tmp_path / name).write_text("latin")
+    image, _ = _build(api, tmp_path, f"test-{tmp_path.name}")
+    container = client.containers.create(image, command=["x"])
+    try:
+        stream, _ = container.get_archive("/app")
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream)), encoding="utf-8") as tar:
+            names = {os.fsencode(member.name) for member in tar.getmembers()}
+    finally:
+        container.remove()
+    assert b"app/caf\xe9.txt" in names

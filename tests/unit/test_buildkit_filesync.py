@@ -91,9 +91,9 @@ def test_one_call_lists_then_sends_what_is_asked_then_ends(tmp_path):
     call = filesync.DiffCopy(_project(tmp_path).entries(None), errors.append)
     listed = _drain(call)
     assert [p.type for p in listed] == [filesync.STAT] * 5
-    assert [p.stat.path for p in listed[:4]] == ["a", "a/big", "a.txt", "link"]
+    assert [p.stat.path for p in listed[:4]] == [b"a", b"a/big", b"a.txt", b"link"]
     assert not listed[4].HasField("stat")  # the end of the list
-    assert listed[3].stat.linkname == "a.txt"
+    assert listed[3].stat.linkname == b"a.txt"
     assert listed[0].stat.mode == (1 << 31) | 0o755
     # The receiver numbers every entry (folders too): "a/big" is 1, "a.txt" is 2.
     call.received(_packet(type=filesync.REQ, ID=2))
@@ -186,7 +186,7 @@ def test_a_call_over_the_session_brings_a_file_larger_than_the_window(tmp_path):
 
     def on_message(packet) -> None:
         if packet.type == filesync.STAT and packet.HasField("stat"):
-            numbers[packet.stat.path] = len(numbers)
+            numbers[packet.stat.path.decode()] = len(numbers)
         elif packet.type == filesync.STAT:  # the list ended: ask for the big file
             ask = _packet(type=filesync.REQ, ID=numbers["a/big"])
             conn.send_data(stream, grpc_session.frame(ask))
@@ -217,3 +217,13 @@ class _Wire:
 
     def close(self) -> None:
         self.end.shutdown(socket.SHUT_RDWR)
+
+
+def test_a_name_that_is_not_utf8_goes_as_its_bytes(tmp_path):
+    name = os.fsdecode(b"caf\xe9.txt")  # Latin-1 bytes: not UTF-8
+    (tmp_path / name).write_text("x")
+    folder = filesync.Folder(str(tmp_path), (name,), None)
+    call = filesync.DiffCopy(folder.entries(None), lambda _: None)
+    (stat_packet, end) = _drain(call)
+    assert stat_packet.stat.path == b"caf\xe9.txt"
+    assert stat_packet.stat.SerializeToString().startswith(b"\x0a\x08caf\xe9.txt")

@@ -71,14 +71,19 @@ class Entry:
     def stat_message(self) -> object:
         return messages.make(
             "fsutil.types.Stat",
-            path=self.path,
+            path=_raw(self.path),
             mode=self.mode,
             size=self.size,
             modTime=self.mtime_ns,
-            linkname=self.linkname,
+            linkname=_raw(self.linkname),
             devmajor=self.devmajor,
             devminor=self.devminor,
         )
+
+
+def _raw(name: str) -> bytes:
+    """A name as the file system holds it (Python lists undecodable bytes as surrogates)."""
+    return name.encode("utf-8", "surrogateescape")
 
 
 def go_mode(st_mode: int) -> int | None:

@@ -92,14 +92,16 @@ _PACKAGES: dict[str, dict[str, list[_Field]]] = {
             ("ID", 3, "uint32", False),
             ("data", 4, "bytes", False),
         ],
+        # `path` and `linkname` are proto3 strings, declared as bytes (the same wire type):
+        # a file name that is not UTF-8 goes as its bytes, as the docker CLI sends it.
         "Stat": [
-            ("path", 1, "string", False),
+            ("path", 1, "bytes", False),
             ("mode", 2, "uint32", False),
             ("uid", 3, "uint32", False),
             ("gid", 4, "uint32", False),
             ("size", 5, "int64", False),
             ("modTime", 6, "int64", False),
-            ("linkname", 7, "string", False),
+            ("linkname", 7, "bytes", False),
             ("devmajor", 8, "int64", False),
             ("devminor", 9, "int64", False),
         ],
