@@ -224,6 +224,6 @@ def test_a_name_that_is_not_utf8_goes_as_its_bytes(tmp_path):
     (tmp_path / name).write_text("x")
     folder = filesync.Folder(str(tmp_path), (name,), None)
     call = filesync.DiffCopy(folder.entries(None), lambda _: None)
-    (stat_packet, end) = _drain(call)
+    stat_packet, _ = _drain(call)
     assert stat_packet.stat.path == b"caf\xe9.txt"
     assert stat_packet.stat.SerializeToString().startswith(b"\x0a\x08caf\xe9.txt")

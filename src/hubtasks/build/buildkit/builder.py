@@ -52,6 +52,8 @@ def build_image(
         if unreadable:
             hint = "; fix its permissions or list it in .dockerignore"
             raise ConfigError(unreadable[0] + hint) from None
+        if session.server.ended:  # the cause: the daemon's message is only a consequence
+            raise
         raise error.evolve(trace.failure(followed, dockerfile_text, error.message)) from None
     finally:
         session.close()
