@@ -5,6 +5,7 @@ an edit that keeps the size and the one mtime hubtasks gives every file."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import tarfile
 
@@ -97,3 +98,38 @@ def test_a_file_name_that_is_not_utf8_reaches_the_image(api, client, tmp_path):
     finally:
         container.remove()
     assert b"app/caf\xe9.txt" in names
+
+
+def _layer_entries(client, image: str) -> list[tuple]:
+    """The last layer's entries: name, type, mode, owner, size, mtime (folders: None)."""
+    saved = tarfile.open(fileobj=io.BytesIO(b"".join(client.images.get(image).save())))
+    manifest = json.load(saved.extractfile("manifest.json"))  # type: ignore[arg-type]
+    layer = saved.extractfile(manifest[0]["Layers"][-1])
+    assert layer is not None
+    with tarfile.open(fileobj=io.BytesIO(layer.read())) as tar:
+        return [
+            (m.name, m.type, m.mode & 0o7777, m.uid, m.gid, m.size, None if m.isdir() else m.mtime)
+            for m in tar.getmembers()
+        ]
+
+
+def test_two_checkouts_of_one_commit_give_the_same_files_with_the_commit_time(
+    api, client, tmp_path
+):
+    # Two daemons' copies (two shared keys), two checkouts with their own mtimes: the files
+    # in the layer are the same, each with the one mtime hubtasks sends (whole seconds).
+    # Folders a COPY writes are left out: Engine 20.10's receiver (fsutil before 2022) gives
+    # them the time it first wrote into them, as with `docker build`; BuildKit ≥ 0.11
+    # restores their times.
+    images = []
+    for name, when in (("one", 1_500_000_000), ("two", 1_600_000_000)):
+        root = tmp_path / name
+        (root / "rootfs" / "etc").mkdir(parents=True)
+        (root / "Dockerfile").write_text("FROM scratch\nCOPY rootfs/ /\n")
+        (root / "rootfs" / "etc" / "app.conf").write_text("a" * 1000)
+        for path in root.rglob("*"):
+            os.utime(path, (when, when))
+        image, _ = _build(api, root, f"test-{tmp_path.name}-{name}")
+        images.append(_layer_entries(client, image))
+    assert images[0] == images[1]
+    assert ("etc/app.conf", tarfile.REGTYPE, 0o644, 0, 0, 1000, MTIME) in images[0]
