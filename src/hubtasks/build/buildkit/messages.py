@@ -10,6 +10,7 @@ The descriptors are built here (descriptor_pb2) into a pool of our own; no gener
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, timestamp_pb2
@@ -157,6 +158,7 @@ def _pool() -> descriptor_pool.DescriptorPool:
 _POOL = _pool()
 
 
+@functools.cache
 def message_class(full_name: str) -> type[Message]:
     """The message class of `full_name` (e.g. "moby.buildkit.v1.StatusResponse")."""
     found: type[Message] = message_factory.GetMessageClass(_POOL.FindMessageTypeByName(full_name))
