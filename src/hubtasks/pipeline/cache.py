@@ -22,6 +22,18 @@ Several platforms: each build pulls the cache images for its own platform and na
 (by image ID: one list digest stands for an image per platform). The classic builder matches a
 step on an empty parent (`FROM scratch`) against any named image, whatever its platform, and
 would build an arm64 image on an amd64 layer.
+
+BuildKit (Engine 20.10, BuildKit v0.8) takes a step from the cache images' inline cache. Named
+in `cachefrom` as it is in the registry, an image gives its steps, but the image built from
+them carries no usable cache for the steps it took (moby/buildkit#1981: the daemon keys the
+imported layers by their compressed digests, the exported inline cache by the uncompressed
+ones, and drops the records whose layers it cannot match), so the next fresh runner misses them
+all: every second release paid the full build. An image the daemon holds under the name in
+`cachefrom` is read from its own store instead, keyed as the export keys it, and the image
+built from it carries the cache on. So BuildKit's cache images are pulled too (by digest) and
+named as pulled; BuildKit downloads the layers of the steps it takes anyway, so the pull adds
+only the layers above them. Several platforms on BuildKit: named as they are in the registry,
+as before (a digest pulled for two platforms names only the last one in the daemon's store).
 """
 
 from __future__ import annotations
@@ -39,6 +51,7 @@ from hubtasks.settings.keys import CACHE_AUTO, CACHE_NONE
 from hubtasks.settings.resolve import Settings
 
 if TYPE_CHECKING:
+    from hubtasks.pipeline.gather import BuildSet
     from hubtasks.pipeline.protocols import Daemon
 
 # Local images of the repository also named in `cache_from` (newest first).
@@ -92,14 +105,38 @@ def resolve(item: str, repository: Repository) -> str:
     return f"{image.local_name}{separator}{reference}"
 
 
+def build_sources(
+    settings: Settings, session: Session, refs: list[str], builds: BuildSet, buildkit: bool
+) -> dict[str, list[str]]:
+    """What each platform's build names in `cache_from` (platform → names), the `refs`
+    pulled first, except for BuildKit building several platforms (see the module's doc)."""
+    if not refs:
+        return {}
+    if buildkit and builds.multi:
+        return {inputs.platform: list(refs) for inputs in builds.platforms}
+    return {
+        # Any platform asked for (one foreign platform too): its own cache image.
+        inputs.platform: pull_sources(
+            settings, session, refs, inputs.platform if inputs.requested else None, buildkit
+        )
+        for inputs in builds.platforms
+    }
+
+
 def pull_sources(
-    settings: Settings, session: Session, refs: list[str], platform: str | None = None
+    settings: Settings,
+    session: Session,
+    refs: list[str],
+    platform: str | None = None,
+    buildkit: bool = False,
 ) -> list[str]:
     """Pull each of `refs` (progress shown like a push's) and return what the build names in
     `cache_from`: the images that arrived, then the repository's other local images. An image
     that cannot be pulled is a note, not an error: the build goes on without it. With
     `platform` (one build of several), each is pulled for that platform and only the images
-    that arrived are named, by ID."""
+    that arrived are named, by ID. With `buildkit`, only the images that arrived, by the
+    references they were pulled by (BuildKit looks a name up in the daemon's store, not an
+    ID)."""
     if not refs:
         return []
     for_platform = f" for {platform}" if platform else ""
@@ -136,6 +173,8 @@ def pull_sources(
         pulled.setdefault(image_id, exact or ref)
     if not pulled:
         return []
+    if buildkit:
+        return list(dict.fromkeys(pulled.values()))
     if platform is not None:
         return list(pulled)
     local = [row["id"] for row in engine.list_images(repository)]
