@@ -23,17 +23,19 @@ Several platforms: each build pulls the cache images for its own platform and na
 step on an empty parent (`FROM scratch`) against any named image, whatever its platform, and
 would build an arm64 image on an amd64 layer.
 
-BuildKit (Engine 20.10, BuildKit v0.8) takes a step from the cache images' inline cache. Named
-in `cachefrom` as it is in the registry, an image gives its steps, but the image built from
-them carries no usable cache for the steps it took (moby/buildkit#1981: the daemon keys the
-imported layers by their compressed digests, the exported inline cache by the uncompressed
-ones, and drops the records whose layers it cannot match), so the next fresh runner misses them
-all: every second release paid the full build. An image the daemon holds under the name in
-`cachefrom` is read from its own store instead, keyed as the export keys it, and the image
-built from it carries the cache on. So BuildKit's cache images are pulled too (by digest) and
-named as pulled; BuildKit downloads the layers of the steps it takes anyway, so the pull adds
-only the layers above them. Several platforms on BuildKit: named as they are in the registry,
-as before (a digest pulled for two platforms names only the last one in the daemon's store).
+BuildKit (Engine 20.10, BuildKit v0.8) takes a step from the cache images' inline cache. An
+image named in `cachefrom` as the registry holds it gives its steps, but the image built from
+them carries no usable cache for the steps it took (moby/buildkit#1981): the registry importer
+keys the layers it took by their compressed digests, the daemon's export keys the new image's
+layers by their diff IDs, and the inline cache keeps only records whose layers it matched; so
+the next fresh runner missed them all, every second release paid the full build. An image the
+daemon holds under the very name in `cachefrom` is read from its own store instead (moby's
+local inline-cache importer), keyed by diff IDs as the export is, and the image built from it
+carries the cache on. So BuildKit's cache images are pulled too, by digest, and named as
+pulled. BuildKit on this Engine downloads every layer of a step it takes anyway: the pull adds
+only the layers above those steps. Several platforms on BuildKit: named as the registry holds
+them, nothing pulled (a list digest pulled for two platforms names only the last one's image
+in the daemon's store).
 """
 
 from __future__ import annotations
