@@ -28,9 +28,9 @@ def _fresh_runner(client, project) -> None:
     client.api.prune_builds(all=True)
 
 
-def _release(project, tag: str, app: str):
-    project.write("app.txt", app)
-    result = project.inv("release", "--tag", tag, HUB_PROGRESS="plain")
+def _release(project, tag: str, app: str, name: str = "app.txt", *args: str):
+    project.write(name, app)
+    result = project.inv("release", "--tag", tag, *args, HUB_PROGRESS="plain")
     assert result.returncode == 0, result.stderr
     return result
 
@@ -52,3 +52,31 @@ def test_every_fresh_runner_release_takes_the_slow_step_from_the_inline_cache(
         assert "COPY app.txt /app.txt" not in cached, result.stderr
         output = client.containers.run(f"{name}:{tag}", remove=True, network_mode="none")
         assert output == f"deps\n{app}".encode()
+
+
+# No `RUN`: the arm64 build needs no emulator.
+MULTI = "FROM scratch\nARG TARGETARCH\nCOPY deps-${TARGETARCH} /deps\nCOPY app /app\n"
+_DEPS_STEP = re.compile(r"^#(\d+) \[\d+/\d+\] COPY deps-(\w+) /deps$", re.M)
+
+
+def test_every_fresh_runner_release_of_two_platforms_takes_each_platforms_steps(
+    project, client, stack
+):
+    """Each platform's build takes the unchanged step from its own platform's image of the
+    newest release (pulled by that image's digest), release after release."""
+    project.builder = "buildkit"
+    project.write("Dockerfile", MULTI)
+    project.write("deps-amd64", "x86 deps\n")
+    project.write("deps-arm64", "arm deps\n")
+    platforms = ("--platform", "linux/amd64,linux/arm64")
+    _release(project, "v1.0.0", "v1.0.0\n", "app", *platforms)
+    for tag in ("v1.0.1", "v1.0.2", "v1.0.3"):
+        _fresh_runner(client, project)
+        result = _release(project, tag, f"{tag}\n", "app", *platforms)
+        builds = result.stderr.split("[build] building ")[1:]  # each numbers its steps from 1
+        steps = [(_DEPS_STEP.search(build), build) for build in builds]
+        assert [found.group(2) for found, _ in steps if found] == ["amd64", "arm64"], result.stderr
+        missed = [
+            found.group(2) for found, build in steps if f"#{found.group(1)} CACHED\n" not in build
+        ]
+        assert not missed, f"{tag}: the unchanged step ran again for {missed}\n{result.stderr}"

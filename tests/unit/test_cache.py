@@ -296,15 +296,27 @@ def test_a_missing_cache_image_on_buildkit_is_a_note_and_names_nothing(tmp_path)
     assert [p.tag for p in result.published] == ["v1.1.0"]
 
 
-def test_several_platforms_on_buildkit_name_the_release_as_the_registry_holds_it(tmp_path):
+def test_several_platforms_on_buildkit_pull_and_name_each_platforms_image_by_its_digest(
+    tmp_path,
+):
     """A list digest pulled for two platforms would name only the last one's image in the
-    daemon's store: BuildKit resolves it in the registry per platform, nothing pulled."""
+    daemon's store; another repository's image (pulled by tag, as it would be) is named as
+    the registry holds it, unpulled."""
     root = multi_platform_project(tmp_path)
     store = Store()
     settings = release_settings(root, "v1.0.0", platforms=PLATFORMS, builder="buildkit")
     run_release(settings, store)
     (root / "app-amd64").write_text("x86, changed")
-    settings = release_settings(root, "v1.1.0", platforms=PLATFORMS, builder="buildkit")
-    _, daemon, _ = run_release(settings, store)
-    assert daemon.pulls == []
-    assert daemon.cache_from == [[REPOSITORY.ref("v1.0.0")]] * 2
+    other = "127.0.0.1:5000/someone/else:v1"
+    settings = release_settings(
+        root, "v1.1.0", platforms=PLATFORMS, builder="buildkit", cache_from=("v1.0.0", other)
+    )
+    _, daemon, session = run_release(settings, store)
+    children = [
+        f"{REPOSITORY.local_name}@{store.tags[platform_tag('v1.0.0', platform)]}"
+        for platform in PLATFORMS
+    ]
+    assert [ref for ref, _ in daemon.pulls] == children
+    assert daemon.pull_platforms == list(PLATFORMS)
+    assert daemon.cache_from == [[children[0], other], [children[1], other]]
+    assert f"pulling {REPOSITORY.ref('v1.0.0')} (sha256:" in session.console.err.getvalue()

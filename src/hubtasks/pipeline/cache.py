@@ -33,9 +33,10 @@ daemon holds under the very name in `cachefrom` is read from its own store inste
 local inline-cache importer), keyed by diff IDs as the export is, and the image built from it
 carries the cache on. So BuildKit's cache images are pulled too, by digest, and named as
 pulled. BuildKit on this Engine downloads every layer of a step it takes anyway: the pull adds
-only the layers above those steps. Several platforms on BuildKit: named as the registry holds
-them, nothing pulled (a list digest pulled for two platforms names only the last one's image
-in the daemon's store).
+only the layers above those steps. A name in the daemon's store stands for one image: a list
+digest pulled for two platforms names the last one's image, so for one platform BuildKit's
+cache image of a list is pulled and named by its own digest, and when several platforms are
+built another repository's image (pulled by tag) is named as the registry holds it, unpulled.
 """
 
 from __future__ import annotations
@@ -111,18 +112,28 @@ def build_sources(
     settings: Settings, session: Session, refs: list[str], builds: BuildSet, buildkit: bool
 ) -> dict[str, list[str]]:
     """What each platform's build names in `cache_from` (platform → names), the `refs`
-    pulled first, except for BuildKit building several platforms (see the module's doc)."""
+    pulled first (BuildKit building several platforms: only the repository's own)."""
     if not refs:
         return {}
+    repository = settings.require_repository()
+    pulled, named = list(refs), []
     if buildkit and builds.multi:
-        return {inputs.platform: list(refs) for inputs in builds.platforms}
+        # Another repository's image is pulled by tag, which would name only the last
+        # platform's image: BuildKit resolves it in the registry, for each platform.
+        pulled = [ref for ref in refs if _image(ref) == repository]
+        named = [ref for ref in refs if ref not in pulled]
     return {
         # Any platform asked for (one foreign platform too): its own cache image.
         inputs.platform: pull_sources(
-            settings, session, refs, inputs.platform if inputs.requested else None, buildkit
+            settings, session, pulled, inputs.platform if inputs.requested else None, buildkit
         )
+        + named
         for inputs in builds.platforms
     }
+
+
+def _image(ref: str) -> Repository:
+    return parse_pull_reference(ref, source="HUB_CACHE_FROM")[0]
 
 
 def pull_sources(
@@ -150,7 +161,7 @@ def pull_sources(
         same_registry = image.registry == repository.registry and settings.token
         auth = settings.auth_config if same_registry else None
         try:
-            exact = by_digest(settings, session, ref) if image == repository else ref
+            exact = _exact(settings, session, ref, platform if buildkit else None)
             image_id = None
             if exact is not None:
                 shown = ref if exact == ref else f"{ref} ({exact.rsplit('@', 1)[1][:19]})"
@@ -187,6 +198,23 @@ def pull_sources(
 def _serves(engine: Daemon, image_id: str, platform: str) -> bool:
     found = engine.inspect(image_id)
     return found is not None and same_platform(platform, found.platform)
+
+
+def _exact(settings: Settings, session: Session, ref: str, platform: str | None) -> str | None:
+    """What to pull `ref` by: another repository's image as named, the repository's by digest
+    (None: not there). With `platform` (BuildKit), an image of a list by its own digest: a list
+    digest pulled for two platforms names only the last one's image in the daemon's store."""
+    if _image(ref) != settings.require_repository():
+        return ref
+    exact = by_digest(settings, session, ref)
+    if exact is None or platform is None:
+        return exact
+    name, _, digest = exact.partition("@")
+    record = session.registry_for(settings).image_record(digest)
+    if record is None or not record.children:
+        return exact
+    found = (child for child, held in record.children if same_platform(platform, held))
+    return next((f"{name}@{child}" for child in found), None)
 
 
 def by_digest(settings: Settings, session: Session, ref: str) -> str | None:
