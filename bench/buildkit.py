@@ -15,7 +15,8 @@ K3 only the source changed, a `RUN --mount=type=cache` step that "downloads" 200
    cache when it is not there, against the same Dockerfile without the mount on the classic
    builder (the download goes into the layer every time); `inv build` on both sides.
 K4 fresh runner (images and build cache removed) re-releasing a changed source, with the
-   registry's inline cache (`--cache-from` auto) against `--cache-from none`.
+   registry's inline cache (`--cache-from` auto: the newest release, pulled by digest first)
+   against `--cache-from none`; from the second A run on, its source was built from the cache.
 K5 peak RSS of `inv build --builder buildkit`, 10 MiB and 1 GiB context, and their ratio.
 """
 
@@ -220,7 +221,7 @@ class BuildkitRows(RunnerRows):
             Row(
                 "K4",
                 f"fresh runner (empty daemon), {DEPS_SECONDS} s `RUN` unchanged, `COPY` changed",
-                "`inv release --builder buildkit` (inline cache, auto)",
+                "`inv release --builder buildkit` (inline cache, auto: pulled first)",
                 "`inv release --builder buildkit --cache-from none`",
                 "wall",
                 goal=0.4,

@@ -266,7 +266,9 @@ class FakeDaemon:
     def builder(self, setting: str) -> tuple[str, str]:
         return ("buildkit" if setting == "buildkit" else "classic"), "the fake daemon"
 
-    def build(self, *, context, ref, build_args, on_output, platform=None, cache_from=()) -> str:
+    def build(
+        self, *, context, ref, build_args, on_output, platform=None, cache_from=(), buildkit=None
+    ) -> str:
         self.calls["build"] += 1
         self.build_args.append(dict(build_args))
         self.cache_from.append(list(cache_from))

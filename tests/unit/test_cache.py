@@ -256,3 +256,67 @@ def test_one_foreign_platform_pulls_its_own_image_of_a_list(tmp_path):
     assert daemon.pull_platforms == ["linux/arm64"]
     child = json.loads(store.manifests[store.tags["v1.1.0-linux-arm64"]])
     assert daemon.cache_from == [[child["config"]["digest"]]]
+
+
+def test_a_fresh_buildkit_runner_names_the_release_as_it_pulled_it(tmp_path):
+    """BuildKit (moby/buildkit#1981): a cache image the daemon holds under the name in
+    `cachefrom` gives an image that carries the inline cache on; so it is pulled by digest
+    and named by that reference, not by image ID, and no other local image is named."""
+    root = release_project(tmp_path)
+    store = Store()
+    run_release(release_settings(root, "v1.0.0", builder="buildkit"), store)
+    daemon = FakeDaemon(store)  # another runner, which built `dev` but never saw v1.0.0
+    daemon.images[ID_A] = {}
+    daemon.local_tags[REPOSITORY.ref("dev")] = ID_A
+    (root / "app").write_text("v2")
+    settings = release_settings(root, "v1.1.0", builder="buildkit")
+    result, daemon, session = run_release(settings, store, daemon)
+    pulled = f"{REPOSITORY.local_name}@{store.tags['v1.0.0']}"
+    assert [ref for ref, _ in daemon.pulls] == [pulled]
+    assert daemon.cache_from == [[pulled]]
+    assert REPOSITORY.ref("v1.0.0") not in daemon.local_tags  # by digest: no tag moved
+    assert "[cache] pulling" in session.console.err.getvalue()
+    assert result.timings["pull"] >= 0
+
+
+def test_a_buildkit_runner_that_released_pulls_nothing(tmp_path):
+    root = release_project(tmp_path)
+    store = Store()
+    _, daemon, _ = run_release(release_settings(root, "v1.0.0", builder="buildkit"), store)
+    (root / "app").write_text("v2")
+    run_release(release_settings(root, "v1.1.0", builder="buildkit"), store, daemon)
+    assert daemon.pulls == [] and daemon.cache_from == [[], []]
+
+
+def test_a_missing_cache_image_on_buildkit_is_a_note_and_names_nothing(tmp_path):
+    result, daemon, session, _, _ = _release_twice(tmp_path, cache_from=("v9",), builder="buildkit")
+    assert daemon.cache_from == [[]]
+    err = session.console.err.getvalue()
+    assert f"[cache] note: the registry has no {REPOSITORY.ref('v9')}; building without it" in err
+    assert [p.tag for p in result.published] == ["v1.1.0"]
+
+
+def test_several_platforms_on_buildkit_pull_and_name_each_platforms_image_by_its_digest(
+    tmp_path,
+):
+    """A list digest pulled for two platforms would name only the last one's image in the
+    daemon's store; another repository's image (pulled by tag, as it would be) is named as
+    the registry holds it, unpulled."""
+    root = multi_platform_project(tmp_path)
+    store = Store()
+    settings = release_settings(root, "v1.0.0", platforms=PLATFORMS, builder="buildkit")
+    run_release(settings, store)
+    (root / "app-amd64").write_text("x86, changed")
+    other = "127.0.0.1:5000/someone/else:v1"
+    settings = release_settings(
+        root, "v1.1.0", platforms=PLATFORMS, builder="buildkit", cache_from=("v1.0.0", other)
+    )
+    _, daemon, session = run_release(settings, store)
+    children = [
+        f"{REPOSITORY.local_name}@{store.tags[platform_tag('v1.0.0', platform)]}"
+        for platform in PLATFORMS
+    ]
+    assert [ref for ref, _ in daemon.pulls] == children
+    assert daemon.pull_platforms == list(PLATFORMS)
+    assert daemon.cache_from == [[children[0], other], [children[1], other]]
+    assert f"pulling {REPOSITORY.ref('v1.0.0')} (sha256:" in session.console.err.getvalue()

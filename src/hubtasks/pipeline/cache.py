@@ -22,6 +22,21 @@ Several platforms: each build pulls the cache images for its own platform and na
 (by image ID: one list digest stands for an image per platform). The classic builder matches a
 step on an empty parent (`FROM scratch`) against any named image, whatever its platform, and
 would build an arm64 image on an amd64 layer.
+
+BuildKit (Engine 20.10, BuildKit v0.8) takes a step from the cache images' inline cache. An
+image named in `cachefrom` as the registry holds it gives its steps, but the image built from
+them carries no usable cache for the steps it took (moby/buildkit#1981): the registry importer
+keys the layers it took by their compressed digests, the daemon's export keys the new image's
+layers by their diff IDs, and the inline cache keeps only records whose layers it matched; so
+the next fresh runner missed them all, every second release paid the full build. An image the
+daemon holds under the very name in `cachefrom` is read from its own store instead (moby's
+local inline-cache importer), keyed by diff IDs as the export is, and the image built from it
+carries the cache on. So BuildKit's cache images are pulled too, by digest, and named as
+pulled. BuildKit on this Engine downloads every layer of a step it takes anyway: the pull adds
+only the layers above those steps. A name in the daemon's store stands for one image: a list
+digest pulled for two platforms names the last one's image, so for one platform BuildKit's
+cache image of a list is pulled and named by its own digest, and when several platforms are
+built another repository's image (pulled by tag) is named as the registry holds it, unpulled.
 """
 
 from __future__ import annotations
@@ -39,6 +54,7 @@ from hubtasks.settings.keys import CACHE_AUTO, CACHE_NONE
 from hubtasks.settings.resolve import Settings
 
 if TYPE_CHECKING:
+    from hubtasks.pipeline.gather import BuildSet
     from hubtasks.pipeline.protocols import Daemon
 
 # Local images of the repository also named in `cache_from` (newest first).
@@ -92,14 +108,48 @@ def resolve(item: str, repository: Repository) -> str:
     return f"{image.local_name}{separator}{reference}"
 
 
+def build_sources(
+    settings: Settings, session: Session, refs: list[str], builds: BuildSet, buildkit: bool
+) -> dict[str, list[str]]:
+    """What each platform's build names in `cache_from` (platform → names), the `refs`
+    pulled first (BuildKit building several platforms: only the repository's own)."""
+    if not refs:
+        return {}
+    repository = settings.require_repository()
+    pulled, named = list(refs), []
+    if buildkit and builds.multi:
+        # Another repository's image is pulled by tag, which would name only the last
+        # platform's image: BuildKit resolves it in the registry, for each platform.
+        pulled = [ref for ref in refs if _image(ref) == repository]
+        named = [ref for ref in refs if ref not in pulled]
+    return {
+        # Any platform asked for (one foreign platform too): its own cache image.
+        inputs.platform: pull_sources(
+            settings, session, pulled, inputs.platform if inputs.requested else None, buildkit
+        )
+        + named
+        for inputs in builds.platforms
+    }
+
+
+def _image(ref: str) -> Repository:
+    return parse_pull_reference(ref, source="HUB_CACHE_FROM")[0]
+
+
 def pull_sources(
-    settings: Settings, session: Session, refs: list[str], platform: str | None = None
+    settings: Settings,
+    session: Session,
+    refs: list[str],
+    platform: str | None = None,
+    buildkit: bool = False,
 ) -> list[str]:
     """Pull each of `refs` (progress shown like a push's) and return what the build names in
     `cache_from`: the images that arrived, then the repository's other local images. An image
     that cannot be pulled is a note, not an error: the build goes on without it. With
     `platform` (one build of several), each is pulled for that platform and only the images
-    that arrived are named, by ID."""
+    that arrived are named, by ID. With `buildkit`, only the images that arrived, by the
+    references they were pulled by (BuildKit looks a name up in the daemon's store, not an
+    ID)."""
     if not refs:
         return []
     for_platform = f" for {platform}" if platform else ""
@@ -111,7 +161,7 @@ def pull_sources(
         same_registry = image.registry == repository.registry and settings.token
         auth = settings.auth_config if same_registry else None
         try:
-            exact = by_digest(settings, session, ref) if image == repository else ref
+            exact = _exact(settings, session, ref, platform if buildkit else None)
             image_id = None
             if exact is not None:
                 shown = ref if exact == ref else f"{ref} ({exact.rsplit('@', 1)[1][:19]})"
@@ -136,6 +186,8 @@ def pull_sources(
         pulled.setdefault(image_id, exact or ref)
     if not pulled:
         return []
+    if buildkit:
+        return list(dict.fromkeys(pulled.values()))
     if platform is not None:
         return list(pulled)
     local = [row["id"] for row in engine.list_images(repository)]
@@ -146,6 +198,23 @@ def pull_sources(
 def _serves(engine: Daemon, image_id: str, platform: str) -> bool:
     found = engine.inspect(image_id)
     return found is not None and same_platform(platform, found.platform)
+
+
+def _exact(settings: Settings, session: Session, ref: str, platform: str | None) -> str | None:
+    """What to pull `ref` by: another repository's image as named, the repository's by digest
+    (None: not there). With `platform` (BuildKit), an image of a list by its own digest: a list
+    digest pulled for two platforms names only the last one's image in the daemon's store."""
+    if _image(ref) != settings.require_repository():
+        return ref
+    exact = by_digest(settings, session, ref)
+    if exact is None or platform is None:
+        return exact
+    name, _, digest = exact.partition("@")
+    record = session.registry_for(settings).image_record(digest)
+    if record is None or not record.children:
+        return exact
+    found = (child for child, held in record.children if same_platform(platform, held))
+    return next((f"{name}@{child}" for child in found), None)
 
 
 def by_digest(settings: Settings, session: Session, ref: str) -> str | None:

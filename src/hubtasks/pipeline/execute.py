@@ -19,7 +19,7 @@ from hubtasks.build.buildkit.options import BuildKitRun, refuse_on_classic, run_
 from hubtasks.daemon.credentials import credentials_for
 from hubtasks.errors import BuildError, HubError, ReleaseRefused, VerifyError
 from hubtasks.pipeline import plan as planning
-from hubtasks.pipeline.cache import pull_sources
+from hubtasks.pipeline.cache import build_sources
 from hubtasks.pipeline.gather import (
     BuildSet,
     Inputs,
@@ -93,18 +93,9 @@ class Executor:
         start = time.monotonic()
         cache_from: dict[str, list[str]] = {}  # platform → what its build names
         buildkit = self._buildkit()
-        if cache and buildkit:
-            # BuildKit resolves them in the registry through the session (their inline cache
-            # says which steps they hold): nothing is pulled first.
-            cache_from = {inputs.platform: list(cache) for inputs in builds.platforms}
-        elif cache:
+        if cache:
             with self.watch.time("pull"):
-                for inputs in builds.platforms:
-                    # Any platform asked for (one foreign platform too): its own cache image.
-                    platform = inputs.platform if inputs.requested else None
-                    cache_from[inputs.platform] = pull_sources(
-                        self.settings, session, cache, platform
-                    )
+                cache_from = build_sources(self.settings, session, cache, builds, bool(buildkit))
         images = [
             self._build_one(
                 inputs, tags, builds.multi, cache_from.get(inputs.platform, []), buildkit
