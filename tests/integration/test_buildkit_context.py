@@ -102,11 +102,12 @@ def test_a_file_name_that_is_not_utf8_reaches_the_image(api, client, tmp_path):
 
 def _layer_entries(client, image: str) -> list[tuple]:
     """The last layer's entries: name, type, mode, owner, size, mtime (folders: None)."""
-    saved = tarfile.open(fileobj=io.BytesIO(b"".join(client.images.get(image).save())))
-    manifest = json.load(saved.extractfile("manifest.json"))  # type: ignore[arg-type]
-    layer = saved.extractfile(manifest[0]["Layers"][-1])
-    assert layer is not None
-    with tarfile.open(fileobj=io.BytesIO(layer.read())) as tar:
+    with tarfile.open(fileobj=io.BytesIO(b"".join(client.images.get(image).save()))) as saved:
+        manifest = json.load(saved.extractfile("manifest.json"))  # type: ignore[arg-type]
+        layer = saved.extractfile(manifest[0]["Layers"][-1])
+        assert layer is not None
+        data = layer.read()
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         return [
             (m.name, m.type, m.mode & 0o7777, m.uid, m.gid, m.size, None if m.isdir() else m.mtime)
             for m in tar.getmembers()

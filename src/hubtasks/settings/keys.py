@@ -197,8 +197,8 @@ KEYS: tuple[Key, ...] = (
         kind="list",
         flag="--cache-from",
         metavar="REF",
-        help="Image whose layers the build may reuse (the classic builder pulls it first, "
-        "BuildKit reads its inline cache in the registry): a reference or a tag of the "
+        help="Image whose layers the build may reuse (pulled first; BuildKit takes the steps "
+        "its inline cache names): a reference or a tag of the "
         "repository; auto (the newest release when the daemon lacks it) or none",
         tasks=_BUILDING,
         item="image",

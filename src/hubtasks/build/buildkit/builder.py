@@ -130,8 +130,8 @@ def shared_key(context: BuildContext) -> str:
 def _with_epoch(build_args: Mapping[str, str], epoch: int | None) -> dict[str, str]:
     """The build arguments, with SOURCE_DATE_EPOCH when hubtasks was given one, and
     BUILDKIT_INLINE_CACHE=1: the image carries its cache metadata, so that a fresh runner's
-    build takes its steps from the published image (`cachefrom`, resolved through the session)
-    without pulling it first. The user's own --build-arg wins."""
+    build takes its steps from the published image (pulled by digest first and named so in
+    `cachefrom`: pipeline/cache.py, moby/buildkit#1981). The user's own --build-arg wins."""
     extra = {"BUILDKIT_INLINE_CACHE": "1"}
     if epoch is not None:
         extra["SOURCE_DATE_EPOCH"] = str(epoch)
