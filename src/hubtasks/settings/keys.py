@@ -236,7 +236,9 @@ KEYS: tuple[Key, ...] = (
         kind="list",
         flag="--ssh",
         metavar="default|ID=PATH",
-        help="The SSH agent forwarded to RUN --mount=type=ssh (not supported yet: refused)",
+        help="An SSH agent forwarded to RUN --mount=type=ssh (BuildKit): default (the agent "
+        "of SSH_AUTH_SOCK) or ID=SOCKET; read-only, keys stay in the agent; the inputs digest "
+        "covers its id, never the socket",
         tasks=_BUILDING,
         item="ssh",
     ),
