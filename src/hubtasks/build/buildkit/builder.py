@@ -55,7 +55,8 @@ def build_image(
         if unreadable:
             hint = "; fix its permissions or list it in .dockerignore"
             raise ConfigError(unreadable[0] + hint) from None
-        raise error.evolve(trace.failure(followed, dockerfile_text, error.message)) from None
+        failure = trace.failure(followed, dockerfile_text, error.message) + agents.hint()
+        raise error.evolve(failure) from None
     finally:
         session.close()
 

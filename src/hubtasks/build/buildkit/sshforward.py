@@ -167,11 +167,21 @@ class ForwardAgent:
 
 class Agents:
     """The agents a build may use (id → socket path), served to the daemon. `wake` is the
-    session server's, set once the session is open (calls arrive only after that)."""
+    session server's, set once the session is open (calls arrive only after that). `missing`:
+    the ids the daemon asked for and was refused — a Dockerfile's ssh mount is optional unless
+    it says `required=true`, so its step runs without an agent and fails on its own words."""
 
     def __init__(self, sockets: Mapping[str, str]) -> None:
         self.sockets = dict(sockets)
         self.wake: Callable[[], None] = lambda: None
+        self.missing: list[str] = []
+
+    def hint(self) -> str:
+        """What a failed build's line adds when the build asked for an agent not given."""
+        if not self.missing:
+            return ""
+        ssh_id = self.missing[0]
+        return f" (the build asked for the SSH agent {ssh_id!r}: give it with --ssh {ssh_id})"
 
     def handlers(self) -> dict[str, Handler]:
         return {CHECK: self._check}
@@ -194,6 +204,8 @@ class Agents:
     def _path(self, ssh_id: str) -> str:
         path = self.sockets.get(ssh_id)
         if path is None:
+            if ssh_id not in self.missing:
+                self.missing.append(ssh_id)
             raise GrpcFailure(
                 Code.NOT_FOUND,
                 f"the build asks for the SSH agent {ssh_id!r}: give it with --ssh {ssh_id} "
