@@ -19,13 +19,13 @@ import pytest
 
 from tests.integration.conftest import assert_clean_failure
 
-SSH_ADD = "/usr/bin/ssh-add"
+SSH_ADD, SSH_KEYGEN = "/usr/bin/ssh-add", "/usr/bin/ssh-keygen"
 
 
 @pytest.fixture(scope="module")
 def agent():
     """A running `ssh-agent -D -a SOCK` holding a fresh ed25519 key: (socket, fingerprint,
-    the private key's text). A short folder under /tmp: a socket's path has 108 bytes."""
+    the private key's text, the public key's). A short folder under /tmp: a socket's path has 108 bytes."""
     folder = Path(tempfile.mkdtemp(prefix="hub-ssh-"))
     sock = folder / "agent.sock"
     process = subprocess.Popen(
@@ -48,21 +48,25 @@ def agent():
         ).stdout
         fingerprint = listed.split()[1]
         assert fingerprint.startswith("SHA256:")
-        yield str(sock), fingerprint, key.read_text()
+        yield str(sock), fingerprint, key.read_text(), Path(f"{key}.pub").read_text()
     finally:
         os.kill(process.pid, signal.SIGTERM)
         process.wait(10)
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _with_ssh_add(project) -> None:
-    """The host's ssh-add and the shared libraries it loads, under `root/` in the context."""
-    listed = subprocess.run(["ldd", SSH_ADD], check=True, capture_output=True, text=True).stdout
-    needed = [SSH_ADD, *re.findall(r"(/\S+) \(0x", listed)]
-    for path in needed:
+def _with_ssh_tools(project, public_key: str = "") -> None:
+    """The host's ssh-add and ssh-keygen and the shared libraries they load, under `root/` in
+    the context; the public key as `root/key.pub`."""
+    needed = {SSH_ADD, SSH_KEYGEN}
+    for program in (SSH_ADD, SSH_KEYGEN):
+        listed = subprocess.run(["ldd", program], check=True, capture_output=True, text=True)
+        needed.update(re.findall(r"(/\S+) \(0x", listed.stdout))
+    for path in sorted(needed):
         target = project.path / "root" / path.lstrip("/")
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, target)  # a symlink's target, as a file where ldd named it
+    project.write("root/key.pub", public_key)
 
 
 def _file_in(client, image: str, path: str) -> str:
@@ -81,6 +85,10 @@ _DOCKERFILE = (
     "FROM busybox:local\n"
     "COPY root/ /\n"
     "RUN --mount=type=ssh{id} ssh-add -l > /listed\n"
+    # A signature by the agent (ssh-keygen finds the key's user in /etc/passwd first).
+    "RUN echo root:x:0:0:root:/root:/bin/sh > /etc/passwd && echo signed > /data\n"
+    "RUN --mount=type=ssh{id} if [ -s /key.pub ]; then ssh-keygen -Y sign -f /key.pub -n test "
+    "/data; fi\n"
     # Read-only: removing the keys is refused (ssh-add -D fails), the agent keeps them.
     "RUN --mount=type=ssh{id} if ssh-add -D; then echo removed; else echo refused; fi > /removal\n"
 )
@@ -94,9 +102,9 @@ def _assert_nothing_leaked(result, sock: str, private: str) -> None:
     assert body[:40] not in everything.replace("\n", "")
 
 
-def test_build_forwards_the_agent_of_ssh_auth_sock(project, client, stack, agent):
-    sock, fingerprint, private = agent
-    _with_ssh_add(project)
+def test_build_forwards_the_agent_of_ssh_auth_sock(project, client, stack, agent, tmp_path):
+    sock, fingerprint, private, public = agent
+    _with_ssh_tools(project, public)
     project.write("Dockerfile", _DOCKERFILE.format(id=""))
     result = project.inv(
         "build",
@@ -114,6 +122,15 @@ def test_build_forwards_the_agent_of_ssh_auth_sock(project, client, stack, agent
     assert fingerprint in _file_in(client, image, "/listed")
     assert "hubtasks-test" in _file_in(client, image, "/listed")
     assert _file_in(client, image, "/removal").strip() == "refused"
+    # The agent signed in the step (a sign request through the session): valid on the host.
+    (tmp_path / "data.sig").write_text(_file_in(client, image, "/data.sig"))
+    checked = subprocess.run(
+        [SSH_KEYGEN, "-Y", "check-novalidate", "-n", "test", "-s", str(tmp_path / "data.sig")],
+        input=_file_in(client, image, "/data"),
+        capture_output=True,
+        text=True,
+    )
+    assert checked.returncode == 0 and "Good" in checked.stdout, checked.stdout + checked.stderr
     still = subprocess.run(
         [SSH_ADD, "-l"], env={**os.environ, "SSH_AUTH_SOCK": sock}, capture_output=True, text=True
     )
@@ -124,8 +141,8 @@ def test_build_forwards_the_agent_of_ssh_auth_sock(project, client, stack, agent
 def test_an_agent_given_by_id_and_socket_and_its_id_in_the_inputs_digest(
     project, client, stack, agent
 ):
-    sock, fingerprint, private = agent
-    _with_ssh_add(project)
+    sock, fingerprint, private, _ = agent
+    _with_ssh_tools(project)
     project.write("Dockerfile", _DOCKERFILE.format(id=",id=git"))
     result = project.inv(
         "build", "--tag", "v1", "--ssh", f"git={sock}", HUB_BUILDER="buildkit", SSH_AUTH_SOCK=""
@@ -151,7 +168,7 @@ def test_an_agent_given_by_id_and_socket_and_its_id_in_the_inputs_digest(
 
 
 def test_a_build_that_needs_an_agent_given_none_fails_in_one_line(project, agent):
-    _with_ssh_add(project)
+    _with_ssh_tools(project)
     project.write("Dockerfile", _DOCKERFILE.format(id=""))
     result = project.inv(  # --no-cache: a step built before with the agent would be reused
         "build", "--tag", "v1", "--no-cache", HUB_BUILDER="buildkit", SSH_AUTH_SOCK=agent[0]
