@@ -25,7 +25,8 @@ SSH_ADD, SSH_KEYGEN = "/usr/bin/ssh-add", "/usr/bin/ssh-keygen"
 @pytest.fixture(scope="module")
 def agent():
     """A running `ssh-agent -D -a SOCK` holding a fresh ed25519 key: (socket, fingerprint,
-    the private key's text, the public key's). A short folder under /tmp: a socket's path has 108 bytes."""
+    the private key's text, the public key's). A short folder under /tmp: a socket's path
+    has at most 108 bytes."""
     folder = Path(tempfile.mkdtemp(prefix="hub-ssh-"))
     sock = folder / "agent.sock"
     process = subprocess.Popen(
@@ -157,9 +158,7 @@ def test_an_agent_given_by_id_and_socket_and_its_id_in_the_inputs_digest(
     other = Path(tempfile.mkdtemp(prefix="hub-ssh-")) / "link.sock"
     other.symlink_to(sock)
     try:
-        again = project.inv(
-            "build", "--tag", "v2", "--ssh", f"git={other}", HUB_BUILDER="buildkit"
-        )
+        again = project.inv("build", "--tag", "v2", "--ssh", f"git={other}", HUB_BUILDER="buildkit")
         assert again.returncode == 0, again.stderr
         second = client.images.get(f"{stack.registry}/{project.repository}:v2")
         assert second.attrs["Config"]["Labels"]["dev.hubtasks.inputs"] == inputs
@@ -177,7 +176,9 @@ def test_a_build_that_needs_an_agent_given_none_fails_in_one_line(project, agent
     last = assert_clean_failure(result, project, mentions="Error connecting to agent")
     assert "asked for the SSH agent 'default': give it with --ssh default" in last
     assert agent[0] not in result.stdout + result.stderr, last
-    project.write("Dockerfile", "FROM busybox:local\nRUN --mount=type=ssh,id=git,required=true true\n")
+    project.write(
+        "Dockerfile", "FROM busybox:local\nRUN --mount=type=ssh,id=git,required=true true\n"
+    )
     result = project.inv("build", "--tag", "v1", "--no-cache", HUB_BUILDER="buildkit")
     last = assert_clean_failure(result, project, mentions="give it with --ssh git")
 

@@ -152,7 +152,8 @@ def test_the_equivalent_buildx_command_names_ids_and_sources_never_values():
     )
     assert command == (
         "docker buildx build --load -f Dockerfile -t r/app:1 --target final --network none "
-        "--secret id=tok,env=API_TOKEN --ssh default --ssh git=/run/a.sock --no-cache --build-arg X=1 --label 'a=b c' ."
+        "--secret id=tok,env=API_TOKEN --ssh default --ssh git=/run/a.sock --no-cache "
+        "--build-arg X=1 --label 'a=b c' ."
     )
 
 

@@ -36,7 +36,10 @@ class FakeAgent:
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self) -> None:
-        connection, _ = self.listening.accept()
+        try:
+            connection, _ = self.listening.accept()
+        except OSError:  # closed by the fixture: nothing connected
+            return
         with connection:
             buffer = b""
             while data := connection.recv(4096):

@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 
 from hubtasks.build.buildkit import messages
-from hubtasks.build.buildkit.session import Code, GrpcFailure, Handler, StreamOpener, Streaming
+from hubtasks.build.buildkit.session import Code, GrpcFailure, Handler, Streaming, StreamOpener
 
 CHECK = "/moby.sshforward.v1.SSH/CheckAgent"
 FORWARD = "/moby.sshforward.v1.SSH/ForwardAgent"
@@ -84,7 +84,8 @@ class ForwardAgent:
 
     def received(self, message: bytes) -> None:
         try:
-            data = messages.parse("moby.sshforward.v1.BytesMessage", message).data
+            parsed = messages.parse("moby.sshforward.v1.BytesMessage", message)
+            data = bytes(getattr(parsed, "data", b""))
         except messages.MessageError as error:
             raise GrpcFailure(Code.INTERNAL, str(error)) from None
         with self._lock:
@@ -194,12 +195,15 @@ class Agents:
             request = messages.parse("moby.sshforward.v1.CheckAgentRequest", data)
         except messages.MessageError as error:
             raise GrpcFailure(Code.INTERNAL, str(error)) from None
-        self._path(str(request.ID) or DEFAULT_ID)
+        self._path(str(getattr(request, "ID", "")) or DEFAULT_ID)
         return bytes(messages.make("moby.sshforward.v1.CheckAgentResponse").SerializeToString())
 
     def _open(self, metadata: Mapping[str, list[str]]) -> Streaming:
         ssh_id = (metadata.get(ID_KEY) or [""])[0] or DEFAULT_ID
-        return ForwardAgent(ssh_id, self._path(ssh_id), lambda: self.wake())
+        return ForwardAgent(ssh_id, self._path(ssh_id), self._wake)
+
+    def _wake(self) -> None:
+        self.wake()  # looked up at each call: set after the session opened
 
     def _path(self, ssh_id: str) -> str:
         path = self.sockets.get(ssh_id)
