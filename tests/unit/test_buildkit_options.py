@@ -85,7 +85,7 @@ def test_ssh_specs_as_docker_build_takes_them():
     )
     with pytest.raises(ConfigError, match="--ssh github is given twice"):
         options.parse_ssh(["github", "github=/x"])
-    with pytest.raises(ConfigError, match="--ssh a b=… is not default or ID=PATH"):
+    with pytest.raises(ConfigError, match="--ssh a b=… is not default or ID=SOCKET"):
         options.parse_ssh(["a b=/secret/path"])
     with pytest.raises(ConfigError, match="--ssh x= needs the path"):
         options.parse_ssh(["x="])

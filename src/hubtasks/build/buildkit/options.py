@@ -177,7 +177,7 @@ def parse_ssh(specs: Iterable[str]) -> tuple[SshAgent, ...]:
         name, sep, rest = spec.strip().partition("=")
         if not _ID.match(name):
             raise ConfigError(
-                f"--ssh {_shown_ssh(spec)} is not default or ID=PATH (letters, digits, . _ -)"
+                f"--ssh {_shown_ssh(spec)} is not default or ID=SOCKET (letters, digits, . _ -)"
             )
         paths = tuple(path for path in rest.split(",") if path) if sep else ()
         if sep and not paths:
