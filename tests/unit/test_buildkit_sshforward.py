@@ -117,6 +117,30 @@ def test_forward_agent_for_an_unknown_id_or_a_dead_socket_is_refused(agent, tmp_
     opener({}).closed()  # no id: the default agent
 
 
+def test_an_agent_gone_ends_the_call_without_waking_the_server_from_its_own_thread(tmp_path):
+    path = str(tmp_path / "short.sock")
+    listening = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listening.bind(path)
+    listening.listen()
+    woken_from: list[str] = []
+    agents = sshforward.Agents({"default": path})
+    agents.wake = lambda: woken_from.append(threading.current_thread().name)
+    call = agents.streams()[sshforward.FORWARD]({})
+    accepted, _ = listening.accept()
+    accepted.close()  # the agent hangs up at once
+    listening.close()
+    for _ in range(100):
+        if call.outcome() is not None:
+            break
+        threading.Event().wait(0.05)
+    assert call.outcome() == (grpc_session.Code.OK, "")
+    before = list(woken_from)
+    call.received(_bytes(LIST))  # written to a closed agent: the server's own thread
+    assert woken_from == before  # Server.wake takes the lock this thread holds
+    assert threading.current_thread().name not in woken_from
+    call.closed()
+
+
 class _Wire:
     def __init__(self, end: socket.socket) -> None:
         self.end = end

@@ -102,8 +102,9 @@ class ForwardAgent:
         if forward:
             try:
                 self._agent.sendall(b"".join(forward))
-            except OSError:
-                self._finish()  # the agent went away: its end is the call's end
+            except OSError:  # the agent went away: its end is the call's end
+                with self._lock:  # (no wake: this is the server's thread, it pumps next)
+                    self._ended = self._ended or (Code.OK, "")
 
     def next_message(self) -> bytes | None:
         with self._lock:
@@ -119,12 +120,19 @@ class ForwardAgent:
             self._agent.shutdown(socket.SHUT_WR)
 
     def closed(self) -> None:
+        """The call is over: the reader wakes, sees the end and closes the connection (its
+        own thread closes it, so that no read starts on a closed descriptor)."""
         with contextlib.suppress(OSError):
-            self._agent.shutdown(socket.SHUT_RDWR)  # wakes the reader
-        self._agent.close()
+            self._agent.shutdown(socket.SHUT_RDWR)
 
     def _read(self) -> None:
         """The agent's answers, queued in request order, then the server woken to send them."""
+        try:
+            self._relay()
+        finally:
+            self._agent.close()
+
+    def _relay(self) -> None:
         while True:
             try:
                 data = self._agent.recv(_READ)
