@@ -180,7 +180,8 @@ def test_a_build_that_needs_an_agent_given_none_fails_in_one_line(project, agent
         "Dockerfile", "FROM busybox:local\nRUN --mount=type=ssh,id=git,required=true true\n"
     )
     result = project.inv("build", "--tag", "v1", "--no-cache", HUB_BUILDER="buildkit")
-    last = assert_clean_failure(result, project, mentions="give it with --ssh git")
+    last = assert_clean_failure(result, project, mentions="give it with --ssh git (HUB_SSH)")
+    assert last.count("--ssh git") == 1, last  # said once, by the daemon's own error
 
 
 def test_ssh_default_without_an_agent_is_one_line_before_building(project):

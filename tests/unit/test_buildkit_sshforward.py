@@ -68,7 +68,8 @@ def _data(message: bytes) -> bytes:
 
 
 def test_check_agent_knows_the_ids_given_and_empty_is_default(agent):
-    check = sshforward.Agents({"default": agent.path}).handlers()[sshforward.CHECK]
+    agents = sshforward.Agents({"default": agent.path})
+    check = agents.handlers()[sshforward.CHECK]
     request = messages.make("moby.sshforward.v1.CheckAgentRequest", ID="default")
     assert check(request.SerializeToString()) == b""
     assert check(b"") == b""  # no id: "default", as BuildKit's provider reads it
@@ -76,6 +77,13 @@ def test_check_agent_knows_the_ids_given_and_empty_is_default(agent):
         check(messages.make("moby.sshforward.v1.CheckAgentRequest", ID="git").SerializeToString())
     assert raised.value.code == grpc_session.Code.NOT_FOUND
     assert "--ssh git" in raised.value.message and agent.path not in raised.value.message
+    # A failed build's line names the agent asked for, unless the daemon's error did.
+    assert agents.missing == ["git"]
+    assert agents.hint("exit code: 2") == (
+        " (the build asked for the SSH agent 'git': give it with --ssh git)"
+    )
+    assert agents.hint(raised.value.message) == ""
+    assert sshforward.Agents({}).hint("exit code: 2") == ""
 
 
 def test_forward_agent_relays_reads_refuses_changes_in_order(agent):

@@ -55,8 +55,8 @@ def build_image(
         if unreadable:
             hint = "; fix its permissions or list it in .dockerignore"
             raise ConfigError(unreadable[0] + hint) from None
-        failure = trace.failure(followed, dockerfile_text, error.message) + agents.hint()
-        raise error.evolve(failure) from None
+        failure = trace.failure(followed, dockerfile_text, error.message)
+        raise error.evolve(failure + agents.hint(failure)) from None
     finally:
         session.close()
 

@@ -185,9 +185,10 @@ class Agents:
         self.wake: Callable[[], None] = lambda: None
         self.missing: list[str] = []
 
-    def hint(self) -> str:
-        """What a failed build's line adds when the build asked for an agent not given."""
-        if not self.missing:
+    def hint(self, failure: str) -> str:
+        """What a failed build's line adds when the build asked for an agent not given (and
+        the line does not say so already)."""
+        if not self.missing or f"--ssh {self.missing[0]}" in failure:
             return ""
         ssh_id = self.missing[0]
         return f" (the build asked for the SSH agent {ssh_id!r}: give it with --ssh {ssh_id})"
