@@ -1,6 +1,6 @@
 """`inv release` / `inv build` on the BuildKit path, end to end against the real daemon and
 registry: secrets, --target, a private base image through the session, the dry run's
-`docker buildx build`, --ssh refused, the plain progress."""
+`docker buildx build`, the plain progress (--ssh: test_buildkit_ssh)."""
 
 from __future__ import annotations
 
@@ -96,11 +96,6 @@ def test_dry_run_prints_docker_buildx_build_without_secret_values(project):
     assert "--target base" in command and "--secret id=apitoken,env=API_TOKEN" in command
     assert "--no-cache" in command
     assert SECRET not in result.stdout + result.stderr
-
-
-def test_ssh_is_refused_in_one_line(project):
-    result = project.inv("build", "--tag", "v1", "--ssh", "default", HUB_BUILDER="buildkit")
-    assert_clean_failure(result, project, mentions="--ssh default: SSH agent forwarding")
 
 
 def test_secret_flags_on_the_classic_builder_are_one_line(project):

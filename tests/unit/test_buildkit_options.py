@@ -77,10 +77,64 @@ def test_secrets_are_read_from_files_and_variables(tmp_path):
         options.parse_secrets(["id=a", "id=a,env=X"])
 
 
-def test_ssh_is_refused_with_its_name():
-    options.refuse_ssh([])
-    with pytest.raises(ConfigError, match="--ssh default: SSH agent forwarding"):
-        options.refuse_ssh(["default"])
+def test_ssh_specs_as_docker_build_takes_them():
+    assert options.parse_ssh(["default", "", "github=/run/a.sock", "work"]) == (
+        options.SshAgent("default"),
+        options.SshAgent("github", ("/run/a.sock",)),
+        options.SshAgent("work"),
+    )
+    with pytest.raises(ConfigError, match="--ssh github is given twice"):
+        options.parse_ssh(["github", "github=/x"])
+    with pytest.raises(ConfigError, match="--ssh a b=… is not default or ID=SOCKET"):
+        options.parse_ssh(["a b=/secret/path"])
+    with pytest.raises(ConfigError, match="--ssh x= needs the path"):
+        options.parse_ssh(["x="])
+
+
+@pytest.fixture
+def agent_socket(tmp_path):
+    import socket
+
+    path = tmp_path / "agent.sock"
+    listening = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listening.bind(str(path))
+    yield str(path)
+    listening.close()
+
+
+def test_ssh_default_is_the_agent_of_ssh_auth_sock(agent_socket):
+    agents = options.parse_ssh(["default", f"other={agent_socket}"])
+    sockets = options.ssh_sockets(agents, {"SSH_AUTH_SOCK": agent_socket})
+    assert sockets == {"default": agent_socket, "other": agent_socket}
+    with pytest.raises(ConfigError, match="--ssh default: SSH_AUTH_SOCK is not set") as raised:
+        options.ssh_sockets(agents, {})
+    assert "\n" not in str(raised.value)
+
+
+def test_ssh_refuses_a_key_file_and_points_at_ssh_add(tmp_path, agent_socket):
+    key = tmp_path / "id_ed25519"
+    key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nsecret\n")
+    with pytest.raises(ConfigError) as raised:
+        options.ssh_sockets(options.parse_ssh([f"git={key}"]), {})
+    line = str(raised.value)
+    assert "is a file, not an SSH agent's socket" in line and f"ssh-add {key}" in line
+    assert "secret" not in line.replace("socket", "")
+    with pytest.raises(ConfigError, match="is a file"):  # a key among sockets: refused too
+        options.ssh_sockets(options.parse_ssh([f"git={agent_socket},{key}"]), {})
+    with pytest.raises(ConfigError, match="one agent socket, not several"):
+        options.ssh_sockets(options.parse_ssh([f"git={agent_socket},{agent_socket}"]), {})
+    with pytest.raises(ConfigError, match="--ssh git: .*missing is not an SSH agent's socket"):
+        options.ssh_sockets(options.parse_ssh([f"git={tmp_path / 'missing'}"]), {})
+    with pytest.raises(ConfigError, match="--ssh git: .* is not an SSH agent's socket$"):
+        options.ssh_sockets(options.parse_ssh([f"git={tmp_path}"]), {})
+
+
+def test_ssh_needs_the_buildkit_builder():
+    from hubtasks.settings.resolve import Settings
+
+    options.refuse_on_classic(Settings(), "asked for (HUB_BUILDER=classic)")
+    with pytest.raises(ConfigError, match="--ssh needs the BuildKit builder"):
+        options.refuse_on_classic(Settings(ssh=("default",)), "asked for (HUB_BUILDER=classic)")
 
 
 def test_the_equivalent_buildx_command_names_ids_and_sources_never_values():
@@ -92,12 +146,14 @@ def test_the_equivalent_buildx_command_names_ids_and_sources_never_values():
         build_args={"X": "1"},
         target="final",
         secrets=[options.Secret("tok", env="API_TOKEN")],
+        ssh=options.parse_ssh(["default", "git=/run/a.sock"]),
         network="none",
         no_cache=True,
     )
     assert command == (
         "docker buildx build --load -f Dockerfile -t r/app:1 --target final --network none "
-        "--secret id=tok,env=API_TOKEN --no-cache --build-arg X=1 --label 'a=b c' ."
+        "--secret id=tok,env=API_TOKEN --ssh default --ssh git=/run/a.sock --no-cache "
+        "--build-arg X=1 --label 'a=b c' ."
     )
 
 
@@ -119,7 +175,10 @@ def test_the_inputs_digest_covers_target_and_secret_ids_never_values(tmp_path):
     with_secret = digest(secret_specs=("id=tok,env=A",))
     assert with_secret != plain
     assert digest(secret_specs=("id=tok,src=/elsewhere",)) == with_secret  # the id, not the source
-    assert digest(ssh=("default",)) != plain
+    with_ssh = digest(ssh=("default",))
+    assert with_ssh != plain
+    assert digest(ssh=("default=/run/other.sock",)) == with_ssh  # the id, not the socket
+    assert digest(ssh=("git",)) not in (with_ssh, plain)
 
 
 class _Stored:

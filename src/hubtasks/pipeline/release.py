@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hubtasks.build.buildkit.options import parse_secrets
+from hubtasks.build.buildkit.options import parse_secrets, parse_ssh
 from hubtasks.build.context import dockerfile_warnings
 from hubtasks.build.gitinfo import GitState
 from hubtasks.pipeline import mirror
@@ -247,6 +247,7 @@ def _buildx_options(settings: Settings) -> dict[str, Any] | None:
     return {
         "target": settings.target or "",
         "secrets": parse_secrets(settings.secret_specs),
+        "ssh": parse_ssh(settings.ssh),
         "network": settings.network or "",
         "no_cache": settings.no_cache,
         "pull": settings.pull,

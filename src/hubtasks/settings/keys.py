@@ -235,8 +235,10 @@ KEYS: tuple[Key, ...] = (
         name="ssh",
         kind="list",
         flag="--ssh",
-        metavar="default|ID=PATH",
-        help="The SSH agent forwarded to RUN --mount=type=ssh (not supported yet: refused)",
+        metavar="default|ID=SOCKET",
+        help="An SSH agent forwarded, read-only, to RUN --mount=type=ssh (BuildKit); default: "
+        "the agent of SSH_AUTH_SOCK. Keys stay in the agent; the inputs digest covers the id, "
+        "never the socket",
         tasks=_BUILDING,
         item="ssh",
     ),

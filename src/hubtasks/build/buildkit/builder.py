@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping
 
-from hubtasks.build.buildkit import client, filesync, trace
+from hubtasks.build.buildkit import client, filesync, sshforward, trace
 from hubtasks.build.buildkit import session as grpc_session
 from hubtasks.build.buildkit.options import BuildKitRun
 from hubtasks.build.context import BuildContext
@@ -25,6 +25,7 @@ def build_image(
     secrets: Mapping[str, bytes],
     dockerfile_text: str,
     on_output: Callable[[str], None],
+    ssh: Mapping[str, str] | None = None,
 ) -> str:
     """Build with BuildKit, the files sent through the session; the image ID. A failure is a
     `BuildError` naming the failing step, its Dockerfile line and its last output (a context
@@ -39,13 +40,15 @@ def build_image(
             on_output(line + "\n")
 
     streams = dict.fromkeys(filesync.METHODS, filesync.opener(folders, unreadable.append))
+    agents = sshforward.Agents(ssh or {})  # served without --ssh too: its refusal names it
     session = client.open_session(
         http,
         api_root,
-        grpc_session.handlers(credentials, secrets),
-        streams,
+        {**grpc_session.handlers(credentials, secrets), **agents.handlers()},
+        {**streams, **agents.streams()},
         shared_key=shared_key,
     )
+    agents.wake = session.server.wake
     try:
         return client.build(http, api_root, request, None, session, show)
     except BuildError as error:
@@ -54,7 +57,8 @@ def build_image(
             raise ConfigError(unreadable[0] + hint) from None
         if session.server.ended:  # the cause: the daemon's message is only a consequence
             raise
-        raise error.evolve(trace.failure(followed, dockerfile_text, error.message)) from None
+        failure = trace.failure(followed, dockerfile_text, error.message)
+        raise error.evolve(failure + agents.hint(failure)) from None
     finally:
         session.close()
 
@@ -100,6 +104,7 @@ def build_context(
             shared_key=shared_key(context),
             credentials=run.credentials,
             secrets=run.secrets,
+            ssh=run.ssh,
             dockerfile_text=context.dockerfile_bytes.decode("utf-8", "replace"),
             on_output=on_output,
         )

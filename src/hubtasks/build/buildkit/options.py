@@ -1,11 +1,14 @@
 """What the BuildKit path takes from the command line: which builder, the build secrets
-(`--secret`, as `docker build` spells them) and `--ssh`. Pure, apart from reading the secrets'
-files and variables at the moment of the build."""
+(`--secret`, as `docker build` spells them) and the SSH agents (`--ssh`). Pure, apart from
+reading the secrets' files and variables and finding the agents' sockets at the moment of the
+build."""
 
 from __future__ import annotations
 
 import os
 import re
+import shlex
+import stat
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -49,6 +52,7 @@ class BuildKitRun:
 
     target: str = ""
     secrets: Mapping[str, bytes] = field(default_factory=dict, repr=False)
+    ssh: Mapping[str, str] = field(default_factory=dict, repr=False)  # id → agent's socket
     network: str = ""  # "": the daemon's default (none when it has no bridge network)
     no_cache: bool = False
     pull: bool = False
@@ -151,14 +155,87 @@ def read_secrets(secrets: Iterable[Secret], environ: Mapping[str, str]) -> dict[
     return values
 
 
-def refuse_ssh(specs: Iterable[str]) -> None:
-    """`--ssh` is not served yet: say so before anything is built."""
-    given = [spec.partition("=")[0] for spec in specs if spec.strip()]
-    if given:
+@dataclass(frozen=True)
+class SshAgent:
+    """One `--ssh`: its id (what `RUN --mount=type=ssh,id=…` names; "default" when the mount
+    names none) and what was given for it: nothing (SSH_AUTH_SOCK) or paths."""
+
+    id: str
+    paths: tuple[str, ...] = ()
+
+    @property
+    def spec(self) -> str:
+        """As `docker buildx build --ssh` takes it."""
+        return f"{self.id}={','.join(self.paths)}" if self.paths else self.id
+
+
+def parse_ssh(specs: Iterable[str]) -> tuple[SshAgent, ...]:
+    """`default` or `ID` (the agent of SSH_AUTH_SOCK), `ID=PATH` (an agent's socket), as
+    `docker build --ssh` takes them; an id given twice is refused."""
+    agents = []
+    for spec in specs:
+        if not spec.strip():
+            continue
+        name, sep, rest = spec.strip().partition("=")
+        if not _ID.match(name):
+            raise ConfigError(
+                f"--ssh {_shown_ssh(spec)} is not default or ID=SOCKET (letters, digits, . _ -)"
+            )
+        paths = tuple(path for path in rest.split(",") if path) if sep else ()
+        if sep and not paths:
+            raise ConfigError(f"--ssh {name}= needs the path of an SSH agent's socket")
+        agents.append(SshAgent(name, paths))
+    ids = [agent.id for agent in agents]
+    twice = sorted({name for name in ids if ids.count(name) > 1})
+    if twice:
+        raise ConfigError(f"--ssh {twice[0]} is given twice")
+    return tuple(agents)
+
+
+def _shown_ssh(spec: str) -> str:
+    name = spec.strip().partition("=")[0]
+    return f"{name}=…" if "=" in spec else name
+
+
+def ssh_sockets(agents: Iterable[SshAgent], environ: Mapping[str, str]) -> dict[str, str]:
+    """Each agent's socket, checked now (id → path): a key file instead of a socket is
+    refused, the docker CLI's in-process agent is not something hubtasks makes."""
+    sockets = {}
+    for agent in agents:
+        if not agent.paths:
+            path = environ.get("SSH_AUTH_SOCK", "")
+            if not path:
+                raise ConfigError(
+                    f"--ssh {agent.id}: SSH_AUTH_SOCK is not set, no SSH agent to forward; "
+                    f"start one (eval $(ssh-agent); ssh-add) or give --ssh {agent.id}=SOCKET"
+                )
+            sockets[agent.id] = _agent_socket(agent.id, path, "SSH_AUTH_SOCK")
+            continue
+        for path in agent.paths:
+            _agent_socket(agent.id, path, path)
+        if len(agent.paths) > 1:
+            raise ConfigError(f"--ssh {agent.id}: give one agent socket, not several")
+        sockets[agent.id] = os.path.expanduser(agent.paths[0])
+    return sockets
+
+
+def _agent_socket(ssh_id: str, path: str, named: str) -> str:
+    """`path` when it is a socket; else one line: what it is, and what to do."""
+    try:
+        mode = os.stat(os.path.expanduser(path)).st_mode
+    except OSError as error:
         raise ConfigError(
-            f"--ssh {given[0]}: SSH agent forwarding (RUN --mount=type=ssh) is not supported "
-            "by hubtasks yet; build such a Dockerfile with docker buildx"
+            f"--ssh {ssh_id}: {named} is not an SSH agent's socket: {error.strerror or error}"
+        ) from None
+    if stat.S_ISSOCK(mode):
+        return os.path.expanduser(path)
+    if stat.S_ISREG(mode):
+        raise ConfigError(
+            f"--ssh {ssh_id}: {named} is a file, not an SSH agent's socket; hubtasks forwards "
+            f"an agent, never a key: load the key with ssh-add {shlex.quote(path)} and give "
+            f"--ssh {ssh_id} (the agent of SSH_AUTH_SOCK)"
         )
+    raise ConfigError(f"--ssh {ssh_id}: {named} is not an SSH agent's socket")
 
 
 def buildx_command(
@@ -171,14 +248,13 @@ def buildx_command(
     platform: str | None = None,
     target: str = "",
     secrets: Iterable[Secret] = (),
+    ssh: Iterable[SshAgent] = (),
     network: str = "",
     no_cache: bool = False,
     pull: bool = False,
     cache_from: Iterable[str] = (),
 ) -> str:
     """The `docker buildx build …` that builds what hubtasks' BuildKit build does."""
-    import shlex
-
     words = ["docker", "buildx", "build", "--load", "-f", dockerfile, "-t", ref]
     if platform:
         words += ["--platform", platform]
@@ -187,6 +263,7 @@ def buildx_command(
     if network:
         words += ["--network", network]
     words += [word for secret in secrets for word in ("--secret", secret.spec)]
+    words += [word for agent in ssh for word in ("--ssh", agent.spec)]
     words += ["--no-cache"] * no_cache + ["--pull"] * pull
     words += [word for image in cache_from for word in ("--cache-from", image)]
     for name, value in build_args.items():
@@ -258,7 +335,7 @@ def run_for(
     """A BuildKit build's options from the settings: secrets read now (each value handed to
     `hide`, the redaction set, first) and the registry logins answered through the session
     (`session_logins`)."""
-    refuse_ssh(settings.ssh)
+    sockets = ssh_sockets(parse_ssh(settings.ssh), environ)
     values = read_secrets(parse_secrets(settings.secret_specs), environ)
     for value in values.values():
         hide(value.decode("utf-8", "replace"))
@@ -266,6 +343,7 @@ def run_for(
     return BuildKitRun(
         target=settings.target or "",
         secrets=values,
+        ssh=sockets,
         network=settings.network or "",
         no_cache=settings.no_cache,
         pull=settings.pull,
