@@ -266,6 +266,11 @@ class FakeDaemon:
     def builder(self, setting: str) -> tuple[str, str]:
         return ("buildkit" if setting == "buildkit" else "classic"), "the fake daemon"
 
+    inline_cache_api = False  # Engine 20.10: BuildKit's cache images are pulled first
+
+    def inline_cache_from_registry(self) -> bool:
+        return self.inline_cache_api
+
     def build(
         self, *, context, ref, build_args, on_output, platform=None, cache_from=(), buildkit=None
     ) -> str:

@@ -93,9 +93,14 @@ def test_image_references(text, registry, path, reference):
     assert parse_pull_reference(text) == (Repository(registry, path), reference)
 
 
-def _release_twice(tmp_path: Path, **second):
+RUNS = "FROM scratch\nCOPY app /app\nRUN make\n"  # a step worth taking from a cache
+
+
+def _release_twice(tmp_path: Path, dockerfile: str | None = None, **second):
     """v1.0.0 released from one runner, then v1.1.0 (one file changed) from `second`'s."""
     root = release_project(tmp_path)
+    if dockerfile is not None:
+        (root / "Dockerfile").write_text(dockerfile)
     store = Store()
     _, first_daemon, _ = run_release(release_settings(root, "v1.0.0"), store)
     (root / "app").write_text("v2")
@@ -263,6 +268,7 @@ def test_a_fresh_buildkit_runner_names_the_release_as_it_pulled_it(tmp_path):
     `cachefrom` gives an image that carries the inline cache on; so it is pulled by digest
     and named by that reference, not by image ID, and no other local image is named."""
     root = release_project(tmp_path)
+    (root / "Dockerfile").write_text(RUNS)
     store = Store()
     run_release(release_settings(root, "v1.0.0", builder="buildkit"), store)
     daemon = FakeDaemon(store)  # another runner, which built `dev` but never saw v1.0.0
@@ -279,6 +285,22 @@ def test_a_fresh_buildkit_runner_names_the_release_as_it_pulled_it(tmp_path):
     assert result.timings["pull"] >= 0
 
 
+def test_a_fresh_runner_on_engine_23_names_the_release_in_the_registry_without_a_pull(tmp_path):
+    """BuildKit 0.11+ keeps the inline cache of steps taken from a registry image: the
+    release is named as the registry holds it and resolved through the session."""
+    root = release_project(tmp_path)
+    store = Store()
+    run_release(release_settings(root, "v1.0.0", builder="buildkit"), store)
+    daemon = FakeDaemon(store)  # another runner
+    daemon.inline_cache_api = True
+    (root / "app").write_text("v2")
+    settings = release_settings(root, "v1.1.0", builder="buildkit")
+    _, daemon, session = run_release(settings, store, daemon)
+    assert daemon.pulls == []
+    assert daemon.cache_from == [[REPOSITORY.ref("v1.0.0")]]
+    assert "[cache] pulling" not in session.console.err.getvalue()
+
+
 def test_a_buildkit_runner_that_released_pulls_nothing(tmp_path):
     root = release_project(tmp_path)
     store = Store()
@@ -289,7 +311,9 @@ def test_a_buildkit_runner_that_released_pulls_nothing(tmp_path):
 
 
 def test_a_missing_cache_image_on_buildkit_is_a_note_and_names_nothing(tmp_path):
-    result, daemon, session, _, _ = _release_twice(tmp_path, cache_from=("v9",), builder="buildkit")
+    result, daemon, session, _, _ = _release_twice(
+        tmp_path, RUNS, cache_from=("v9",), builder="buildkit"
+    )
     assert daemon.cache_from == [[]]
     err = session.console.err.getvalue()
     assert f"[cache] note: the registry has no {REPOSITORY.ref('v9')}; building without it" in err
@@ -303,6 +327,8 @@ def test_several_platforms_on_buildkit_pull_and_name_each_platforms_image_by_its
     daemon's store; another repository's image (pulled by tag, as it would be) is named as
     the registry holds it, unpulled."""
     root = multi_platform_project(tmp_path)
+    dockerfile = root / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text() + "RUN make\n")
     store = Store()
     settings = release_settings(root, "v1.0.0", platforms=PLATFORMS, builder="buildkit")
     run_release(settings, store)

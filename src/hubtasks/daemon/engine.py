@@ -15,7 +15,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
-from hubtasks.build.buildkit.options import BuildKitRun, choose_builder
+from hubtasks.build.buildkit.options import (
+    INLINE_CACHE_API,
+    BuildKitRun,
+    api_at_least,
+    choose_builder,
+)
 from hubtasks.build.context import BuildContext, base_images
 from hubtasks.daemon.credentials import docker_config_path
 from hubtasks.daemon.messages import (
@@ -25,6 +30,7 @@ from hubtasks.daemon.messages import (
     stream_error,
     unreachable,
 )
+from hubtasks.daemon.scratch import scratch_archive
 from hubtasks.daemon.sdk import import_docker
 from hubtasks.daemon.streams import (
     BUILDKIT_HINT,
@@ -138,13 +144,16 @@ class Engine:
         return config if isinstance(config, Mapping) else {}
 
     def platform(self) -> str:
-        """The daemon's own platform, `os/arch` (from the version query made on connecting):
-        what it builds when none is asked for."""
+        """The daemon's own platform, `os/arch`: what it builds when none is asked for."""
         return self._platform
 
     def builder(self, setting: str) -> tuple[str, str]:
         """`buildkit` or `classic` for this daemon (HUB_BUILDER), and why."""
         return choose_builder(setting, self._platform.split("/")[0], self._api_version)
+
+    def inline_cache_from_registry(self) -> bool:
+        """Whether BuildKit keeps the cache of steps taken from a registry image (#1981)."""
+        return api_at_least(self._api_version, INLINE_CACHE_API)
 
     def _default_network(self) -> str:
         """ "" (the daemon's default), or "none" on a daemon without a `bridge` network
@@ -372,30 +381,11 @@ class Engine:
         build would look for `name` on Docker Hub and fail with that instead."""
         if self.inspect(name) is not None:
             return
-        import hashlib
-        import io
-        import json
-        import tarfile
-
-        os_name, arch, *variant = platform.split("/")
-        config = {"architecture": arch, "os": os_name, "config": {}, "history": []}
-        if variant:
-            config["variant"] = variant[0]
-        config["rootfs"] = {"type": "layers", "diff_ids": []}
-        config_bytes = json.dumps(config).encode()
-        config_name = hashlib.sha256(config_bytes).hexdigest() + ".json"
-        manifest = [{"Config": config_name, "RepoTags": [name], "Layers": []}]
-        archive = io.BytesIO()
-        with tarfile.open(fileobj=archive, mode="w") as tar:
-            for member, data in ((config_name, config_bytes), ("manifest.json", manifest)):
-                raw = data if isinstance(data, bytes) else json.dumps(data).encode()
-                info = tarfile.TarInfo(member)
-                info.size = len(raw)
-                tar.addfile(info, io.BytesIO(raw))
+        archive = scratch_archive(name, platform)
         errors = self._docker.errors
         with self._daemon_errors("load images into"):
             try:
-                for line in self.client.api.load_image(archive.getvalue()):
+                for line in self.client.api.load_image(archive):
                     message = stream_error(line)
                     if message is not None:
                         raise DaemonError(self._load_failure(platform, message))

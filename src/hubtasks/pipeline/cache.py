@@ -115,6 +115,11 @@ def build_sources(
     pulled first (BuildKit building several platforms: only the repository's own)."""
     if not refs:
         return {}
+    if buildkit and session.engine_for(settings).inline_cache_from_registry():
+        # Engine 23+: BuildKit resolves them in the registry through the session, takes only
+        # the layers of the steps it reuses and keeps their cache on (on Engine 20.10 it
+        # drops it, moby/buildkit#1981: there they are pulled first).
+        return {inputs.platform: list(refs) for inputs in builds.platforms}
     repository = settings.require_repository()
     pulled, named = list(refs), []
     if buildkit and builds.multi:

@@ -34,6 +34,10 @@ class Daemon(Protocol):
         """`buildkit` or `classic` for HUB_BUILDER on this daemon, and why."""
         ...
 
+    def inline_cache_from_registry(self) -> bool:
+        """Whether BuildKit keeps the cache of steps it took from a registry image."""
+        ...
+
     def pull(
         self,
         ref: str,

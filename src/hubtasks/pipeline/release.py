@@ -54,12 +54,13 @@ def build_set_for(
     *,
     while_streaming: bool = False,
 ) -> BuildSet:
-    """Each platform's inputs (`gather.build_set`); the Dockerfile's directives the classic
-    builder ignores are said out loud first."""
+    """Each platform's inputs (`gather.build_set`); on the classic builder, the Dockerfile's
+    directives it ignores are said out loud first."""
     dockerfile = read_dockerfile(settings)
-    for warning in dockerfile_warnings(dockerfile, str(settings.dockerfile.name)):
-        session.console.warn(warning)
     engine = daemon_for(settings, session)
+    if engine.builder(settings.builder)[0] == "classic":
+        for warning in dockerfile_warnings(dockerfile, str(settings.dockerfile.name)):
+            session.console.warn(warning)
     return build_set(
         settings,
         git,

@@ -20,7 +20,20 @@ from hubtasks.settings.resolve import Settings
 BUILDERS = ("auto", "buildkit", "classic")
 # The Engine API that serves `POST /build?version=2` and `POST /session` (Docker 18.09).
 BUILDKIT_API = (1, 39)
+# The Engine API of Docker 23.0, whose BuildKit (0.11) keeps the inline cache of the steps it
+# took from an image named only in the registry; Engine 20.10's drops it (moby/buildkit#1981,
+# #2274), so there the cache image is pulled first (pipeline/cache.py).
+INLINE_CACHE_API = (1, 42)
 _ID = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def api_at_least(api_version: str, wanted: tuple[int, int]) -> bool:
+    """Whether the daemon's API version (`1.41`) is `wanted` or newer."""
+    try:
+        version = tuple(int(part) for part in api_version.split(".")[:2])
+    except ValueError:
+        return False
+    return version >= wanted
 
 
 def choose_builder(setting: str, daemon_os: str, api_version: str) -> tuple[str, str]:
@@ -31,13 +44,9 @@ def choose_builder(setting: str, daemon_os: str, api_version: str) -> tuple[str,
         )
     if setting != "auto":
         return setting, f"asked for (HUB_BUILDER={setting})"
-    try:
-        version = tuple(int(part) for part in api_version.split(".")[:2])
-    except ValueError:
-        version = (0, 0)
     if daemon_os != "linux":
         return "classic", f"the daemon runs {daemon_os or 'an unknown OS'} (BuildKit: Linux only)"
-    if version < BUILDKIT_API:
+    if not api_at_least(api_version, BUILDKIT_API):
         return "classic", f"the daemon's API {api_version} is older than 1.39 (BuildKit)"
     return "buildkit", f"the daemon runs Linux with API {api_version} (≥ 1.39)"
 
