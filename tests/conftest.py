@@ -28,6 +28,15 @@ def is_integration(path: Path, fixturenames: list[str]) -> bool:
     return path.is_relative_to(_INTEGRATION_DIR) or not DAEMON_FIXTURES.isdisjoint(fixturenames)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # tests/integration/conftest.py reads these two (what builder a test's `project` uses).
+    config.addinivalue_line(
+        "markers",
+        "builds: builds an image with hubtasks; runs once per builder (buildkit, classic)",
+    )
+    config.addinivalue_line("markers", "builder(name): a test about one builder; HUB_BUILDER=name")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # A `pytestmark` in a conftest.py is ignored by pytest (it only reads test modules), so the
     # marker is set here, where every collected test passes by.

@@ -1,6 +1,13 @@
 """Fixtures that start a real dockerd and a real htpasswd registry for the session.
 
 Everything listens on a private unix socket or 127.0.0.1 and is stopped at the end.
+
+The builder a test's `project` builds with:
+- a test marked `builds` (an image built by hubtasks, whose outcome the builder may change)
+  runs once per builder, `test_x[buildkit]` and `test_x[classic]`;
+- a test about one builder's behaviour is marked `builder("classic")` (or passes HUB_BUILDER);
+- every other test gets what a user gets: no HUB_BUILDER (auto, BuildKit on this daemon).
+HUB_TEST_BUILDER=classic (or buildkit, auto) runs all but the pinned tests on that one builder.
 """
 
 from __future__ import annotations
@@ -21,6 +28,21 @@ from devtools.stack import BASE_IMAGE, Stack, missing_packages
 # in a conftest.py).
 
 _names = itertools.count(1)
+
+BUILDERS = ("buildkit", "classic")
+
+
+def suite_builders() -> tuple[str, ...]:
+    """The builders a `builds` test runs on: both, or the one HUB_TEST_BUILDER names."""
+    chosen = os.environ.get("HUB_TEST_BUILDER")
+    return (chosen,) if chosen else BUILDERS
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # `project` takes the builder as its parameter, so the test id names it.
+    marked = metafunc.definition.get_closest_marker
+    if marked("builds") and not marked("builder") and "project" in metafunc.fixturenames:
+        metafunc.parametrize("project", suite_builders(), indirect=True)
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +69,7 @@ class Project:
     stack: Stack
     repository: str  # namespace/name in the registry
     docker_config: Path
-    builder: str | None = None  # a test about one builder's behaviour sets it
+    builder: str | None = None  # HUB_BUILDER for every command; None: the user's default
 
     @property
     def token(self) -> str:
@@ -59,9 +81,8 @@ class Project:
         }
         env.update(self.stack.env())
         env["DOCKER_CONFIG"] = str(self.docker_config)
-        # The builder the suite runs on: HUB_TEST_BUILDER=buildkit runs it all on BuildKit
-        # (auto picks BuildKit on this daemon); tests that are about one builder say so.
-        env["HUB_BUILDER"] = self.builder or os.environ.get("HUB_TEST_BUILDER", "classic")
+        if self.builder:
+            env["HUB_BUILDER"] = self.builder
         env.update(extra)
         return env
 
@@ -101,14 +122,22 @@ class Project:
         return self.stack.registry_server.tags(self.repository)
 
 
+def _builder(request: pytest.FixtureRequest) -> str | None:
+    """A `builder("…")` marker, else this run's parameter (`builds`), else HUB_TEST_BUILDER."""
+    pinned = request.node.get_closest_marker("builder")
+    if pinned:
+        return pinned.args[0]
+    return getattr(request, "param", None) or os.environ.get("HUB_TEST_BUILDER")
+
+
 @pytest.fixture
-def project(tmp_path, stack) -> Project:
+def project(request, tmp_path, stack) -> Project:
     """A fresh repository name per test, so tests never see each other's tags."""
     name = f"demo{next(_names)}"
     repository = f"{stack.username}/{name}"
     root = tmp_path / "project"
     root.mkdir()
-    proj = Project(root, stack, repository, tmp_path / "docker-config")
+    proj = Project(root, stack, repository, tmp_path / "docker-config", _builder(request))
     proj.write("tasks.py", "from hubtasks import ns\n")
     proj.write(
         "Dockerfile",

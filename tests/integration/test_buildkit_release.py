@@ -11,6 +11,8 @@ import re
 import tarfile
 import time
 
+import pytest
+
 from tests.integration.conftest import assert_clean_failure
 
 SECRET = "tok-" + "Zq9x" * 5
@@ -167,8 +169,8 @@ _CACHED_DOCKERFILE = (
 )
 
 
+@pytest.mark.builder("buildkit")
 def test_a_fresh_runner_takes_the_slow_step_from_the_releases_inline_cache(project, client, stack):
-    project.builder = "buildkit"
     project.write("Dockerfile", _CACHED_DOCKERFILE)
     project.write("app.txt", "one\n")
     assert project.inv("release", "--tag", "v1").returncode == 0

@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 import time
 
+import pytest
+
 from tests.helpers.images import forget_everything
 
 SLOW = 4  # seconds: the `RUN` that stands for installing dependencies
@@ -28,10 +30,10 @@ def _release(project, *args: str):
     return result, time.monotonic() - start
 
 
+@pytest.mark.builder("classic")
 def test_a_fresh_runner_takes_the_slow_step_from_the_pulled_release(project, client, stack):
     # The classic builder's pull-then-cache_from (BuildKit's inline cache, resolved through
     # the session: test_buildkit_release).
-    project.builder = "classic"
     project.write("Dockerfile", DOCKERFILE)
     project.write("app.txt", "one\n")
     first, _ = _release(project, "--tag", "v1")
@@ -53,10 +55,10 @@ def test_a_fresh_runner_takes_the_slow_step_from_the_pulled_release(project, cli
     assert tags == {f"{name}:v2"}  # pulled by digest: no local tag was made or moved
 
 
+@pytest.mark.builder("classic")
 def test_auto_pulls_the_newest_release_and_a_missing_image_is_a_note(project, client, stack):
     # The classic builder's pull-then-cache_from (BuildKit's inline cache, resolved through
     # the session: test_buildkit_release).
-    project.builder = "classic"
     project.write("Dockerfile", DOCKERFILE)
     project.write("app.txt", "one\n")
     assert project.inv("release", "--tag", "v1.0.0").returncode == 0
@@ -105,11 +107,11 @@ def _file_in(client, image_id: str, path: str) -> bytes:
         container.remove()
 
 
+@pytest.mark.builder("classic")  # the classic builder's pull per platform (BuildKit pulls none)
 def test_a_fresh_runner_builds_each_platform_from_its_own_platforms_image(project, client, stack):
     """Pulled without a platform, the list gave the daemon's own image, and the classic
     builder matched the arm64 build's steps on `FROM scratch` against it: the build failed
     with 'does not match the specified platform'."""
-    project.builder = "classic"  # the classic builder's pull per platform (BuildKit pulls none)
     project.write("Dockerfile", MULTI)
     project.write("app-amd64", "x86\n")
     project.write("app-arm64", "arm\n")

@@ -134,8 +134,8 @@ def test_python_hook_failure_in_pre_stops_the_stage(project):
     assert project.tags() == []
 
 
+@pytest.mark.builder("classic")  # about the classic builder's output
 def test_chained_tasks_share_one_login_one_build_and_the_tags(project, stack):
-    project.builder = "classic"  # about the classic builder's output
     _shell_hooks(project, "pre_login", "post_build")
     result = project.inv("login", "build", "--tag", "c1", "tag", "--tag", "c2", "push")
     assert result.returncode == 0, result.stderr
@@ -152,6 +152,7 @@ def test_chained_tasks_share_one_login_one_build_and_the_tags(project, stack):
     )
 
 
+@pytest.mark.builds
 def test_json_result_and_github_output(project, stack, tmp_path):
     output = tmp_path / "github_output"
     output.write_text("earlier=1\n")

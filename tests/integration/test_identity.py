@@ -16,6 +16,9 @@ from tests.helpers.images import forget_everything
 
 from .conftest import assert_clean_failure
 
+# What the image holds depends on the builder: every test runs on both.
+pytestmark = pytest.mark.builds
+
 
 def _git(project, *args: str) -> None:
     env = {
@@ -159,8 +162,8 @@ def test_one_commit_on_two_daemons_gives_the_same_layers(project, stack, second_
     assert one[2] != two[2]
 
 
+@pytest.mark.builder("classic")  # about the classic builder's output
 def test_labels_are_one_step_and_nothing_extra_reaches_the_image(project, client):
-    project.builder = "classic"  # about the classic builder's output
     project.write("Dockerfile", 'FROM busybox:local\nCOPY . /src\nCMD ["ls", "-A", "/src"]\n')
     project.write(".dockerignore", ".env\n")
     project.write("hello.txt", "hi")

@@ -8,10 +8,15 @@ import io
 import json
 import tarfile
 
+import pytest
+
 from devtools.httpfault import HttpFaultProxy, Rule
 from tests.helpers.pulls import assert_tags_pull
 
 from .conftest import assert_clean_failure
+
+# One build per platform on each builder: every test runs on both.
+pytestmark = pytest.mark.builds
 
 LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 SINGLE = "application/vnd.docker.distribution.manifest.v2+json"
@@ -183,8 +188,8 @@ def test_from_a_multi_platform_base_and_a_run_the_daemon_cannot_execute(project,
     assert "binfmt" in line and "qemu-user-static" in line
 
 
+@pytest.mark.builder("classic")  # about the classic builder's output
 def test_classic_builder_directives_are_warned_about(project):
-    project.builder = "classic"  # about the classic builder's output
     project.write(
         "Dockerfile",
         "# syntax=docker/dockerfile:1\nFROM --platform=linux/arm64 scratch\nCOPY tasks.py /\n",

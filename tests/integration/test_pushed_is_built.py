@@ -7,10 +7,15 @@ import json
 import threading
 import time
 
+import pytest
+
 from devtools.httpfault import HttpFaultProxy, Rule
 from devtools.stack import BASE_IMAGE
 
 from .conftest import assert_clean_failure
+
+# The image ID each builder gives is what is checked: both builders.
+pytestmark = pytest.mark.builds
 
 _ACCEPT = "application/vnd.docker.distribution.manifest.v2+json"
 

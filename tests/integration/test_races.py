@@ -8,9 +8,12 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 from tests.integration.conftest import Project
 
 
+@pytest.mark.builds
 def test_two_releases_of_one_version_the_slower_exits_1(project: Project, tmp_path) -> None:
     slow_root = tmp_path / "slow"
     shutil.copytree(project.path, slow_root)

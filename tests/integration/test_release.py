@@ -23,6 +23,7 @@ def _refs(stdout: str) -> dict[str, str]:
     return refs
 
 
+@pytest.mark.builds
 def test_release_pushes_verified_runnable_image(project, client, stack):
     result = project.inv("release", "--tag", "v1", "--tag", "latest")
     assert result.returncode == 0, result.stderr
@@ -49,6 +50,7 @@ def test_release_pushes_verified_runnable_image(project, client, stack):
     assert output.decode().strip() == f"hello from {project.repository.split('/')[1]}"
 
 
+@pytest.mark.builds
 def test_build_arg_flag_overrides_env_setting(project, client, stack):
     project.write(
         ".env", project.path.joinpath(".env").read_text() + "HUB_BUILD_ARGS=GREETING=env\n"
@@ -60,6 +62,7 @@ def test_build_arg_flag_overrides_env_setting(project, client, stack):
     assert output.decode().startswith("flag from")
 
 
+@pytest.mark.builds
 def test_build_streams_output_live(project):
     """The first RUN's output must reach us well before the build ends."""
     project.write(
@@ -100,6 +103,7 @@ def test_failing_build_names_the_step_and_pushes_nothing(project, builder, says)
     assert project.tags() == []
 
 
+@pytest.mark.builds
 def test_tag_adds_tags_without_rebuilding(project, client, stack):
     assert project.inv("build", "--tag", "v1").returncode == 0
     prefix = f"{stack.registry}/{project.repository}"
@@ -114,6 +118,7 @@ def test_tag_adds_tags_without_rebuilding(project, client, stack):
     assert_clean_failure(missing, project, mentions="no local image 'nope'")
 
 
+@pytest.mark.builds
 def test_push_reports_registry_digest_and_refuses_missing_tags(project, stack):
     assert project.inv("build", "--tag", "a", "--tag", "b").returncode == 0
     refused = project.inv("push", "--tag", "a", "--tag", "missing")
@@ -216,6 +221,7 @@ def test_missing_settings_are_listed_together(project):
         assert key in last
 
 
+@pytest.mark.builds
 def test_build_context_is_streamed_as_docker_would_send_it(project, client, stack):
     """Exclusions, nested folders, empty folders, symlinks, hard links, a large file and a
     Dockerfile outside the context all arrive as `docker build` would send them."""

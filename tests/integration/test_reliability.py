@@ -242,6 +242,7 @@ def own_daemon(tmp_path_factory):
     shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.mark.builds
 def test_stopped_daemon_fails_cleanly_and_a_rerun_completes(project, own_daemon, stack):
     own_daemon.stop()
     failed = project.inv("release", "--tag", "v1", DOCKER_HOST=own_daemon.host)
@@ -272,6 +273,7 @@ def tls_daemon():
     shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.mark.builds
 def test_release_through_a_tls_daemon(project, stack, tls_daemon, tmp_path):
     # REQUESTS_CA_BUNDLE must not override DOCKER_CERT_PATH's CA (docker/docker-py#2433).
     bogus_bundle = tmp_path / "bundle.pem"
@@ -290,6 +292,7 @@ def test_release_through_a_tls_daemon(project, stack, tls_daemon, tmp_path):
     assert_clean_failure(failed, project, mentions=tls_daemon.host)
 
 
+@pytest.mark.builds
 def test_two_releases_at_the_same_time(project, stack, tmp_path):
     import copy
 
@@ -339,6 +342,7 @@ def ssh_server(stack):
     shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.mark.builds
 def test_release_through_an_ssh_daemon(project, stack, ssh_server):
     pytest.importorskip("paramiko")  # docker-py needs it to import its ssh transport
     result = project.inv("release", "--tag", "v1", **ssh_server.env())

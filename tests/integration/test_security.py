@@ -40,6 +40,7 @@ def _assert_no_secret(text: str, forms: list[str], what: str) -> None:
         assert form not in text, f"{what} leaked {form[:4]}…"
 
 
+@pytest.mark.builds
 @pytest.mark.parametrize("debug", ["-d", None], ids=["inv-debug", "plain"])
 def test_no_task_prints_the_token_at_any_verbosity(project, debug):
     forms = _forms(project)
@@ -57,6 +58,7 @@ def test_no_task_prints_the_token_at_any_verbosity(project, debug):
     _assert_no_secret(gh_output.read_text() if gh_output.exists() else "", forms, "GITHUB_OUTPUT")
 
 
+@pytest.mark.builds
 def test_token_in_invoke_yaml_is_hidden_from_invoke_debug_output(project):
     project.drop_env("HUB_TOKEN")
     project.write("invoke.yaml", f"hub:\n  token: {project.token}\n")
@@ -66,6 +68,7 @@ def test_token_in_invoke_yaml_is_hidden_from_invoke_debug_output(project):
     _assert_no_secret(result.stdout + result.stderr, _forms(project), "inv -d with invoke.yaml")
 
 
+@pytest.mark.builds
 def test_standalone_cli_debug_output_hides_the_token(project):
     import shutil
     import subprocess

@@ -49,6 +49,7 @@ def test_terminal_build_failure_shows_the_whole_log(project, builder):
     assert "Traceback" not in output
 
 
+@pytest.mark.builds
 def test_no_color_on_a_terminal(project):
     code, output = run_in_pty(project, "release", "--tag", "v1", NO_COLOR="1")
     assert code == 0, output
@@ -58,6 +59,7 @@ def test_no_color_on_a_terminal(project):
     assert COLOR.search(colored), "without NO_COLOR the terminal output has colour"
 
 
+@pytest.mark.builds
 def test_pipes_get_plain_lines_only(project, stack):
     project.write("Dockerfile", slow_build(project))
     result = project.inv("release", "--tag", "v1")
@@ -71,6 +73,7 @@ def test_pipes_get_plain_lines_only(project, stack):
     assert result.stdout == f"{stack.registry}/{project.repository}:v1@{digest}\n"
 
 
+@pytest.mark.builds
 def test_quiet_prints_only_the_references(project, stack):
     result = project.inv("release", "--tag", "v1", "--tag", "v1-extra", "--quiet")
     assert result.returncode == 0, result.stderr
@@ -158,6 +161,7 @@ def test_doctor_catches_env_in_context(project):
     assert _doctor(project, "--tag", "v1").returncode == 0
 
 
+@pytest.mark.builds
 def test_images_after_build(project, client, stack):
     assert project.inv("build", "--tag", "one", "--tag", "two").returncode == 0
     result = project.inv("images")

@@ -8,6 +8,9 @@ import pytest
 
 from .conftest import assert_clean_failure
 
+# Tags and labels of what each builder built: every test runs on both.
+pytestmark = pytest.mark.builds
+
 
 def _published(result) -> dict[str, str]:
     refs = {}
@@ -93,8 +96,8 @@ def test_identical_rerelease_is_a_no_op(project):
     assert again.stderr.count(": unchanged (") == 4
 
 
+@pytest.mark.builder("classic")  # about the classic builder's output
 def test_dry_run_changes_nothing(project, client, stack):
-    project.builder = "classic"  # about the classic builder's output
     assert project.inv("release", "--tag", "v1.0.0", "--semver").returncode == 0
     before = _registry_state(project)
     images_before = sorted(i.id for i in client.images.list())
