@@ -135,10 +135,10 @@ def _layers(stack, repository: str, tag: str) -> list[str]:
         return [layer["digest"] for layer in json.load(response)["layers"]]
 
 
+# The classic builder's tar. On BuildKit the folders a COPY writes take Engine 20.10's time of
+# writing them (test_buildkit_context compares the files there).
+@pytest.mark.builder("classic")
 def test_one_commit_on_two_daemons_gives_the_same_layers(project, stack, second_daemon):
-    # The classic builder's tar. On BuildKit the folders a COPY writes take Engine 20.10's
-    # time of writing them (test_buildkit_context compares the files there).
-    project.builder = "classic"
     _copy_only(project)
     twin = f"{project.repository}-twin"
     assert project.inv("release", "--tag", "v1").returncode == 0
