@@ -301,6 +301,14 @@ def test_a_fresh_runner_on_engine_23_names_the_release_in_the_registry_without_a
     assert "[cache] pulling" not in session.console.err.getvalue()
 
 
+def test_a_copy_only_dockerfile_on_engine_20_names_the_release_in_the_registry(tmp_path):
+    """No slow step to keep: the registry's inline cache serves the `COPY` steps it still
+    matches, without a pull of every layer first."""
+    _, daemon, _, _, _ = _release_twice(tmp_path, builder="buildkit")
+    assert daemon.pulls == []
+    assert daemon.cache_from == [[REPOSITORY.ref("v1.0.0")]]
+
+
 def test_a_buildkit_runner_that_released_pulls_nothing(tmp_path):
     root = release_project(tmp_path)
     store = Store()

@@ -41,6 +41,7 @@ built another repository's image (pulled by tag) is named as the registry holds 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
@@ -115,10 +116,9 @@ def build_sources(
     pulled first (BuildKit building several platforms: only the repository's own)."""
     if not refs:
         return {}
-    if buildkit and session.engine_for(settings).inline_cache_from_registry():
-        # Engine 23+: BuildKit resolves them in the registry through the session, takes only
-        # the layers of the steps it reuses and keeps their cache on (on Engine 20.10 it
-        # drops it, moby/buildkit#1981: there they are pulled first).
+    if buildkit and not _pull_first(session.engine_for(settings), builds):
+        # BuildKit resolves them in the registry through the session and downloads only the
+        # layers of the steps it takes.
         return {inputs.platform: list(refs) for inputs in builds.platforms}
     repository = settings.require_repository()
     pulled, named = list(refs), []
@@ -135,6 +135,21 @@ def build_sources(
         + named
         for inputs in builds.platforms
     }
+
+
+_RUN = re.compile(rb"^\s*RUN\s", re.IGNORECASE | re.MULTILINE)
+
+
+def _pull_first(engine: Daemon, builds: BuildSet) -> bool:
+    """Whether BuildKit's cache images are pulled before the build. Engine 23+ keeps the
+    inline cache of the steps it took from an image named in the registry: no. Engine 20.10
+    (BuildKit 0.8) drops it (moby/buildkit#1981), so the next fresh runner would run those
+    steps again: pulled first when the Dockerfile runs something (a `RUN`). A Dockerfile of
+    `COPY` steps has no slow step to keep: a pull of every layer would cost more than the
+    steps it saves (those take the registry's layers as they are)."""
+    if engine.inline_cache_from_registry():
+        return False
+    return any(_RUN.search(inputs.context.dockerfile_bytes) for inputs in builds.platforms)
 
 
 def _image(ref: str) -> Repository:
