@@ -7,15 +7,12 @@ from __future__ import annotations
 import os
 import socket
 import stat
-import threading
 
-import h2.config
-import h2.connection
-import h2.events
 import pytest
 
 from hubtasks.build.buildkit import filesync, messages
 from hubtasks.build.buildkit import session as grpc_session
+from tests.helpers.grpcpeer import Daemon, Wire, serving
 
 
 def test_modes_are_gos_file_modes():
@@ -136,87 +133,36 @@ def test_an_unknown_folder_is_not_found(tmp_path):
     assert failure.value.code == grpc_session.Code.NOT_FOUND
 
 
-def _receive(end: socket.socket, conn: h2.connection.H2Connection, stream: int, on_message):
-    """Read the call's messages until its trailers; `on_message` may answer (and send)."""
-    body = b""
-    trailers: dict[str, str] = {}
-    while True:
-        data = end.recv(65536)
-        assert data, "the session closed before the call ended"
-        for event in conn.receive_data(data):
-            if isinstance(event, h2.events.DataReceived):
-                body += event.data
-                conn.acknowledge_received_data(event.flow_controlled_length, stream)
-                while len(body) >= 5 and len(body) >= 5 + int.from_bytes(body[1:5], "big"):
-                    size = int.from_bytes(body[1:5], "big")
-                    on_message(_parse(body[5 : 5 + size]))
-                    body = body[5 + size :]
-            elif isinstance(event, h2.events.TrailersReceived):
-                trailers = {k.decode(): v.decode() for k, v in event.headers}
-            elif isinstance(event, h2.events.StreamEnded):
-                end.sendall(conn.data_to_send())
-                return trailers
-        end.sendall(conn.data_to_send())
-
-
 def test_a_call_over_the_session_brings_a_file_larger_than_the_window(tmp_path):
     ours, theirs = socket.socketpair()
     folder = _project(tmp_path)
     opener = filesync.opener({"context": folder}, lambda _: None)
-    server = grpc_session.Server(ours_wire := _Wire(ours), {}, {filesync.METHODS[0]: opener})
-    thread = threading.Thread(target=server.serve, daemon=True)
-    thread.start()
-    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
-    conn.initiate_connection()
-    stream = conn.get_next_available_stream_id()
-    conn.send_headers(
-        stream,
-        [
-            (":method", "POST"),
-            (":scheme", "http"),
-            (":authority", "session"),
-            (":path", filesync.METHODS[0]),
-            ("content-type", "application/grpc"),
-            ("dir-name", "context"),
-        ],
-    )
-    theirs.sendall(conn.data_to_send())
+    server = grpc_session.Server(Wire(ours), {}, {filesync.METHODS[0]: opener})
+    thread = serving(server)
+    daemon = Daemon(theirs)
+    stream = daemon.open(filesync.METHODS[0], [("dir-name", "context")])
     received: dict[int, bytes] = {}
     numbers: dict[str, int] = {}
 
-    def on_message(packet) -> None:
+    def on_message(message: bytes) -> None:
+        packet = _parse(message)
         if packet.type == filesync.STAT and packet.HasField("stat"):
             numbers[packet.stat.path.decode()] = len(numbers)
         elif packet.type == filesync.STAT:  # the list ended: ask for the big file
-            ask = _packet(type=filesync.REQ, ID=numbers["a/big"])
-            conn.send_data(stream, grpc_session.frame(ask))
+            daemon.send(stream, _packet(type=filesync.REQ, ID=numbers["a/big"]))
         elif packet.type == filesync.DATA and packet.data:
             received[packet.ID] = received.get(packet.ID, b"") + packet.data
         elif packet.type == filesync.DATA:
-            conn.send_data(stream, grpc_session.frame(_packet(type=filesync.FIN)))
+            daemon.send(stream, _packet(type=filesync.FIN))
 
-    trailers = _receive(theirs, conn, stream, on_message)
+    trailers = daemon.receive(stream, on_message)
     assert trailers["grpc-status"] == "0"
     assert received == {numbers["a/big"]: (tmp_path / "a" / "big").read_bytes()}
     assert server.calls == [filesync.METHODS[0]]
     server.close()
     thread.join(5)
-    assert ours_wire and server.ended is None
+    assert server.ended is None
     theirs.close()
-
-
-class _Wire:
-    def __init__(self, end: socket.socket) -> None:
-        self.end = end
-
-    def recv(self) -> bytes:
-        return self.end.recv(65536)
-
-    def sendall(self, data: bytes) -> None:
-        self.end.sendall(data)
-
-    def close(self) -> None:
-        self.end.shutdown(socket.SHUT_RDWR)
 
 
 def test_a_name_that_is_not_utf8_goes_as_its_bytes(tmp_path):

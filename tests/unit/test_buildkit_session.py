@@ -4,15 +4,12 @@ HTTP/2 server answering calls (driven here by an h2 client, as the daemon's gRPC
 from __future__ import annotations
 
 import socket
-import threading
 
-import h2.config
-import h2.connection
-import h2.events
 import pytest
 
 from hubtasks.build.buildkit import messages
 from hubtasks.build.buildkit import session as grpc_session
+from tests.helpers.grpcpeer import Daemon, Wire, serving
 
 
 def test_frame_is_flag_then_big_endian_length_then_bytes():
@@ -49,61 +46,6 @@ def test_a_request_that_is_not_its_message_is_an_error():
         messages.parse("moby.filesync.v1.CredentialsRequest", b"\x0a\x09short")
 
 
-class _Wire:
-    """One end of a socket pair as the session's socket."""
-
-    def __init__(self, end: socket.socket) -> None:
-        self.end = end
-
-    def recv(self) -> bytes:
-        return self.end.recv(65536)
-
-    def sendall(self, data: bytes) -> None:
-        self.end.sendall(data)
-
-    def close(self) -> None:
-        self.end.shutdown(socket.SHUT_RDWR)
-
-
-class _Daemon:
-    """The daemon's side: an HTTP/2 client making unary gRPC calls."""
-
-    def __init__(self, end: socket.socket) -> None:
-        self.end = end
-        self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
-        self.conn.initiate_connection()
-        self.end.sendall(self.conn.data_to_send())
-
-    def call(self, path: str, payload: bytes) -> tuple[dict[str, str], bytes]:
-        stream = self.conn.get_next_available_stream_id()
-        self.conn.send_headers(
-            stream,
-            [
-                (":method", "POST"),
-                (":scheme", "http"),
-                (":authority", "session"),
-                (":path", path),
-                ("content-type", "application/grpc"),
-                ("te", "trailers"),
-            ],
-        )
-        self.conn.send_data(stream, grpc_session.frame(payload), end_stream=True)
-        self.end.sendall(self.conn.data_to_send())
-        headers: dict[str, str] = {}
-        body = b""
-        while True:
-            for event in self.conn.receive_data(self.end.recv(65536)):
-                if isinstance(event, (h2.events.ResponseReceived, h2.events.TrailersReceived)):
-                    headers.update((k.decode(), v.decode()) for k, v in event.headers)
-                elif isinstance(event, h2.events.DataReceived):
-                    body += event.data
-                    self.conn.acknowledge_received_data(len(event.data), stream)
-                elif isinstance(event, h2.events.StreamEnded):
-                    self.end.sendall(self.conn.data_to_send())
-                    return headers, body
-            self.end.sendall(self.conn.data_to_send())
-
-
 @pytest.fixture
 def served():
     ours, theirs = socket.socketpair()
@@ -114,11 +56,10 @@ def served():
         return ("hubuser", "hunter2") if host == "127.0.0.1:5000" else None
 
     server = grpc_session.Server(
-        _Wire(ours), grpc_session.handlers(credentials, {"tok": b"x" * 100_000})
+        Wire(ours), grpc_session.handlers(credentials, {"tok": b"x" * 100_000})
     )
-    thread = threading.Thread(target=server.serve, daemon=True)
-    thread.start()
-    daemon = _Daemon(theirs)
+    thread = serving(server)
+    daemon = Daemon(theirs)
     yield daemon, server, lookups
     server.close()
     thread.join(5)
@@ -178,9 +119,8 @@ def test_health_check_says_serving(served):
 
 def test_a_session_the_daemon_closes_says_so():
     ours, theirs = socket.socketpair()
-    server = grpc_session.Server(_Wire(ours), grpc_session.handlers(lambda _: None, {}))
-    thread = threading.Thread(target=server.serve, daemon=True)
-    thread.start()
+    server = grpc_session.Server(Wire(ours), grpc_session.handlers(lambda _: None, {}))
+    thread = serving(server)
     theirs.close()
     thread.join(5)
     assert server.ended == "the daemon closed it"
@@ -202,15 +142,10 @@ def test_a_fault_in_hubtasks_ends_the_session_instead_of_leaving_the_daemon_wait
         def closed(self) -> None: ...
 
     ours, theirs = socket.socketpair()
-    server = grpc_session.Server(_Wire(ours), {}, {"/x.Y/Z": lambda _: Broken()})
-    thread = threading.Thread(target=server.serve, daemon=True)
-    thread.start()
-    daemon = _Daemon(theirs)
-    stream = daemon.conn.get_next_available_stream_id()
-    daemon.conn.send_headers(
-        stream, [(":method", "POST"), (":scheme", "http"), (":authority", "s"), (":path", "/x.Y/Z")]
-    )
-    daemon.conn.send_data(stream, grpc_session.frame(b"hi"))
+    server = grpc_session.Server(Wire(ours), {}, {"/x.Y/Z": lambda _: Broken()})
+    thread = serving(server)
+    daemon = Daemon(theirs)
+    daemon.send(daemon.open("/x.Y/Z"), b"hi")
     theirs.sendall(daemon.conn.data_to_send())
     thread.join(5)
     assert not thread.is_alive()

@@ -8,13 +8,11 @@ from __future__ import annotations
 import socket
 import threading
 
-import h2.config
-import h2.connection
-import h2.events
 import pytest
 
 from hubtasks.build.buildkit import messages, sshforward
 from hubtasks.build.buildkit import session as grpc_session
+from tests.helpers.grpcpeer import Daemon, Wire, serving
 
 IDENTITIES_ANSWER = b"\x00\x00\x00\x05\x0c\x00\x00\x00\x00"  # SSH_AGENT_IDENTITIES_ANSWER, none
 LIST = b"\x00\x00\x00\x01\x0b"  # SSH_AGENTC_REQUEST_IDENTITIES
@@ -149,53 +147,25 @@ def test_an_agent_gone_ends_the_call_without_waking_the_server_from_its_own_thre
     call.closed()
 
 
-class _Wire:
-    def __init__(self, end: socket.socket) -> None:
-        self.end = end
-
-    def recv(self) -> bytes:
-        return self.end.recv(65536)
-
-    def sendall(self, data: bytes) -> None:
-        self.end.sendall(data)
-
-    def close(self) -> None:
-        self.end.shutdown(socket.SHUT_RDWR)
-
-
 def test_a_forwarded_connection_over_the_session_ends_when_the_agent_does(agent):
     ours, theirs = socket.socketpair()
     agents = sshforward.Agents({"default": agent.path})
-    server = grpc_session.Server(_Wire(ours), agents.handlers(), agents.streams())
+    server = grpc_session.Server(Wire(ours), agents.handlers(), agents.streams())
     agents.wake = server.wake
-    thread = threading.Thread(target=server.serve, daemon=True)
-    thread.start()
-    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
-    conn.initiate_connection()
-    stream = conn.get_next_available_stream_id()
-    headers = [(":method", "POST"), (":scheme", "http"), (":authority", "session")]
-    conn.send_headers(
-        stream,
-        [*headers, (":path", sshforward.FORWARD), ("content-type", "application/grpc")],
-    )
-    conn.send_data(stream, grpc_session.frame(_bytes(LIST + REMOVE_ALL)))
-    theirs.sendall(conn.data_to_send())
-    body, replies, trailers = b"", b"", {}
-    while not trailers:
-        data = theirs.recv(65536)
-        assert data, "the session closed before the call ended"
-        for event in conn.receive_data(data):
-            if isinstance(event, h2.events.DataReceived):
-                body += event.data
-                conn.acknowledge_received_data(event.flow_controlled_length, stream)
-                for message in grpc_session.unframe(body):
-                    replies += _data(message)
-                body = b""
-                if replies == IDENTITIES_ANSWER + sshforward.FAILURE_REPLY:
-                    conn.end_stream(stream)  # the daemon's half-close: the agent ends
-            elif isinstance(event, h2.events.TrailersReceived):
-                trailers = {k.decode(): v.decode() for k, v in event.headers}
-        theirs.sendall(conn.data_to_send())
+    thread = serving(server)
+    daemon = Daemon(theirs)
+    stream = daemon.open(sshforward.FORWARD)
+    daemon.send(stream, _bytes(LIST + REMOVE_ALL))
+    theirs.sendall(daemon.conn.data_to_send())
+    replies = b""
+
+    def on_message(message: bytes) -> None:
+        nonlocal replies
+        replies += _data(message)
+        if replies == IDENTITIES_ANSWER + sshforward.FAILURE_REPLY:
+            daemon.conn.end_stream(stream)  # the daemon's half-close: the agent ends
+
+    trailers = daemon.receive(stream, on_message)
     assert trailers["grpc-status"] == "0"
     assert replies == IDENTITIES_ANSWER + sshforward.FAILURE_REPLY
     assert agent.ended.wait(5) and bytes(agent.heard) == LIST
