@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import tarfile
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import docker
 import pytest
 
 from hubtasks.build.buildkit import client as bk
+from hubtasks.build.buildkit import filesync, trace
 from hubtasks.build.buildkit import session as grpc_session
-from hubtasks.build.buildkit import trace
 from hubtasks.errors import BuildError
+from tests.helpers.images import registry_only_image
 
 SECRET = "s3cr3t-" + "q7Zx" * 4  # nothing else in a build looks like it
 
@@ -27,16 +31,6 @@ def api(stack):
     http.close()
 
 
-def _context(files: dict[str, str]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for name, text in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(text.encode())
-            tar.addfile(info, io.BytesIO(text.encode()))
-    return buffer.getvalue()
-
-
 class _Build:
     """One session and its builds; every trace update kept."""
 
@@ -45,13 +39,17 @@ class _Build:
         self.served = grpc_session.handlers(credentials or (lambda _: None), secrets or {})
         self.trace = trace.Trace()
         self.updates: list[trace.Update] = []
+        self.project = Path(tempfile.mkdtemp(prefix="bk-session-"))
+        self.folders: dict[str, filesync.Folder] = {}  # what each build's files are
 
     def __enter__(self):
-        self.session = bk.open_session(self.http, self.root, self.served)
+        streams = dict.fromkeys(filesync.METHODS, filesync.opener(self.folders, print))
+        self.session = bk.open_session(self.http, self.root, self.served, streams)
         return self
 
     def __exit__(self, *exc):
         self.session.close()
+        shutil.rmtree(self.project, ignore_errors=True)
 
     def run(self, dockerfile: str, *, on_trace=None, **request) -> str:
         def follow(update: trace.Update) -> None:
@@ -60,11 +58,12 @@ class _Build:
             if on_trace:
                 on_trace(update)
 
-        body = _context({"Dockerfile": dockerfile, "data.txt": "data\n"})
+        (self.project / "Dockerfile").write_text(dockerfile)
+        (self.project / "data.txt").write_text("data\n")
+        folder = filesync.Folder(str(self.project), ("Dockerfile", "data.txt"), None)
+        self.folders.update(context=folder, dockerfile=folder)
         request.setdefault("network", "none")  # the test daemon has no bridge
-        return bk.build(
-            self.http, self.root, bk.BuildRequest(**request), [body], self.session, follow
-        )
+        return bk.build(self.http, self.root, bk.BuildRequest(**request), self.session, follow)
 
     def output(self) -> bytes:
         return b"".join(log.data for update in self.updates for log in update.logs)
@@ -76,16 +75,9 @@ class _Build:
 @pytest.fixture(scope="module")
 def private_base(stack, client):
     """An image only the htpasswd registry holds: pushed, then removed from the daemon."""
-    name = f"{stack.registry}/private/base"
-    image, _ = client.images.build(
-        fileobj=io.BytesIO(b"FROM busybox:local\nRUN echo private > /base.txt\n"), tag=f"{name}:1"
+    return registry_only_image(
+        client, stack, "private/base", "FROM busybox:local\nRUN echo private > /base.txt\n"
     )
-    auth = {"username": stack.username, "password": stack.password}
-    client.images.push(name, "1", auth_config=auth)
-    client.images.remove(f"{name}:1")
-    with pytest.raises(docker.errors.ImageNotFound):
-        client.images.get(image.id)
-    return f"{name}:1"
 
 
 def test_a_private_base_image_is_resolved_with_the_sessions_credentials(api, stack, private_base):

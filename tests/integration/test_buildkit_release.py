@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from tests.helpers.images import registry_only_image
 from tests.integration.conftest import assert_clean_failure
 
 SECRET = "tok-" + "Zq9x" * 5
@@ -106,15 +107,13 @@ def test_secret_flags_on_the_classic_builder_are_one_line(project):
 
 
 def test_a_private_base_image_builds_through_the_session(project, client, stack):
-    base = f"{stack.registry}/{stack.username}/privatebase"
-    client.images.build(
-        fileobj=io.BytesIO(b"FROM busybox:local\nRUN echo base > /base.txt\n"), tag=f"{base}:1"
+    base = registry_only_image(
+        client,
+        stack,
+        f"{stack.username}/privatebase",
+        "FROM busybox:local\nRUN echo base > /base.txt\n",
     )
-    client.images.push(
-        base, "1", auth_config={"username": stack.username, "password": stack.password}
-    )
-    client.images.remove(f"{base}:1")
-    project.write("Dockerfile", f"FROM {base}:1\nRUN cat /base.txt\n")
+    project.write("Dockerfile", f"FROM {base}\nRUN cat /base.txt\n")
     result = project.inv("release", "--tag", "v1", HUB_BUILDER="auto")
     assert result.returncode == 0, result.stderr
     assert project.tags() == ["v1"]
@@ -125,14 +124,12 @@ def test_a_base_image_in_another_registry_uses_what_docker_login_left(project, c
     # the Docker config's entry for that name, as `docker login localhost:PORT` writes it,
     # lets the daemon pull the base image through the session.
     other = stack.registry.replace("127.0.0.1", "localhost")
-    pushed = f"{stack.registry}/{stack.username}/otherbase"
-    client.images.build(
-        fileobj=io.BytesIO(b"FROM busybox:local\nRUN echo other > /other.txt\n"), tag=f"{pushed}:1"
+    registry_only_image(
+        client,
+        stack,
+        f"{stack.username}/otherbase",
+        "FROM busybox:local\nRUN echo other > /other.txt\n",
     )
-    client.images.push(
-        pushed, "1", auth_config={"username": stack.username, "password": stack.password}
-    )
-    client.images.remove(f"{pushed}:1")
     project.write("Dockerfile", f"FROM {other}/{stack.username}/otherbase:1\nRUN cat /other.txt\n")
     refused = project.inv("release", "--tag", "v1", HUB_BUILDER="auto")
     assert refused.returncode == 1  # no login for `localhost:PORT` yet

@@ -50,7 +50,7 @@ def build_image(
     )
     agents.wake = session.server.wake
     try:
-        return client.build(http, api_root, request, None, session, show)
+        return client.build(http, api_root, request, session, show)
     except BuildError as error:
         if unreadable:
             hint = "; fix its permissions or list it in .dockerignore"

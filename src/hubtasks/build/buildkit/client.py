@@ -15,7 +15,7 @@ import json
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -52,13 +52,10 @@ class BuildRequest:
     pull: bool = False
     cache_from: tuple[str, ...] = ()
 
-    def params(
-        self, session_id: str, build_id: str, *, synced: bool = False
-    ) -> list[tuple[str, str]]:
-        """The query; `synced`: the context comes through the session, not as the body."""
+    def params(self, session_id: str, build_id: str) -> list[tuple[str, str]]:
+        """The query: the context comes through the session (`remote=client-session`)."""
         query = [("version", "2"), ("session", session_id), ("buildid", build_id)]
-        if synced:
-            query.append(("remote", "client-session"))
+        query.append(("remote", "client-session"))
         query += [("dockerfile", self.dockerfile), ("rm", "1"), ("forcerm", "1")]
         query += [("t", tag) for tag in self.tags]
         if self.labels:
@@ -192,20 +189,14 @@ def build(
     http: DaemonHttp,
     api_root: str,
     request: BuildRequest,
-    body: Iterable[bytes] | None,
     session: Session,
     on_trace: TraceHandler,
 ) -> str:
-    """Build with BuildKit from the session's files (or from the context tar `body`); return
-    the image ID. A failure is a `BuildError` with the daemon's message; an interrupt (Ctrl-C)
-    cancels the build."""
+    """Build with BuildKit from the files the session serves; return the image ID. A failure
+    is a `BuildError` with the daemon's message; an interrupt (Ctrl-C) cancels the build."""
     build_id = uuid.uuid4().hex
     response = http.post(
-        f"{api_root}/build",
-        params=request.params(session.id, build_id, synced=body is None),
-        data=iter(body) if body is not None else None,
-        headers={"Content-Type": "application/x-tar"},
-        stream=True,
+        f"{api_root}/build", params=request.params(session.id, build_id), stream=True
     )
     try:
         if response.status_code != 200:
