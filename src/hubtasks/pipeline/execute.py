@@ -312,17 +312,22 @@ class Executor:
         mine = [item for item in pushed if planning.is_immutable(item.tag)]
         if not mine:
             return
-        registry = self.session.registry_for(self.settings)
-        found = each_tag_or_raise(
-            registry,
-            self.session,
-            [item.tag for item in mine],
-            lambda client, name: client.digest(name, after_push=True),
-            lambda name: f"reading {registry.repository.canonical(name)} again",
-        )
+        found = self._digests_now(mine, "reading {} again")
         for item, now in zip(mine, found, strict=True):
             if now != item.digest:
                 raise self._taken(item, now)
+
+    def _digests_now(self, pushed: list[PushedTag], what: str) -> list[str | None]:
+        """What the registry serves now under each pushed tag (the sha256 of the manifest
+        bytes), read side by side; `what` names a read in a failure ("verify of {}")."""
+        registry = self.session.registry_for(self.settings)
+        return each_tag_or_raise(
+            registry,
+            self.session,
+            [item.tag for item in pushed],
+            lambda client, name: client.digest(name, after_push=True),
+            lambda name: what.format(registry.repository.canonical(name)),
+        )
 
     def _taken(self, item: PushedTag, now: str | None) -> ReleaseRefused:
         """A version tag this run wrote that now holds another image: it landed, but is no
@@ -341,19 +346,12 @@ class Executor:
         way (before later writes), which are not read here."""
         if not pushed:
             return []
-        registry = self.session.registry_for(self.settings)
         unread = self.session.ledger.unverified(pushed)
         if unread:
             with self.session.console.activity(
                 "verify", f"asking the registry for {', '.join(p.tag for p in unread)}"
             ):
-                found = each_tag_or_raise(
-                    registry,
-                    self.session,
-                    [item.tag for item in unread],
-                    lambda client, name: client.digest(name, after_push=True),
-                    lambda name: f"verify of {registry.repository.canonical(name)}",
-                )
+                found = self._digests_now(unread, "verify of {}")
             for item, remote in zip(unread, found, strict=True):
                 if remote not in (None, item.digest) and planning.is_immutable(item.tag):
                     raise self._taken(item, remote)
