@@ -17,8 +17,9 @@ from hubtasks.references import Repository
 OutputHandler = Callable[[str], None]
 ProgressHandler = Callable[[Mapping[str, Any]], None]
 BUILDKIT_HINT = (
-    "; hubtasks builds through the Docker API's classic builder, which has no BuildKit "
-    "features (RUN --mount, # syntax=)"
+    "; this build ran on the classic builder, which has no BuildKit features (RUN --mount, "
+    "# syntax=): build with BuildKit (--builder buildkit, HUB_BUILDER; `inv doctor` says "
+    "which builder this daemon gets)"
 )
 
 
