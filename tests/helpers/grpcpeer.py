@@ -92,12 +92,11 @@ class Daemon:
                     if on_data is not None:
                         on_data(event.data)
                     body += event.data
-                    while on_message and len(body) >= 5:
-                        size = int.from_bytes(body[1:5], "big")
-                        if len(body) < 5 + size:
-                            break
-                        message, body = body[5 : 5 + size], body[5 + size :]
-                        on_message(message)
+                    if on_message is not None:
+                        found, used = grpc_session.complete_messages(body)
+                        body = body[used:]
+                        for message in found:
+                            on_message(message)
                 elif isinstance(event, h2.events.StreamEnded):
                     self.end.sendall(self.conn.data_to_send())
                     return headers

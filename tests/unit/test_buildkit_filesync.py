@@ -173,3 +173,21 @@ def test_a_name_that_is_not_utf8_goes_as_its_bytes(tmp_path):
     stat_packet, _ = _drain(call)
     assert stat_packet.stat.path == b"caf\xe9.txt"
     assert stat_packet.stat.SerializeToString().startswith(b"\x0a\x08caf\xe9.txt")
+
+
+def test_a_request_the_call_refuses_ends_that_call_not_the_session(tmp_path):
+    ours, theirs = socket.socketpair()
+    opener = filesync.opener({"context": _project(tmp_path)}, lambda _: None)
+    server = grpc_session.Server(Wire(ours), {}, {filesync.METHODS[0]: opener})
+    thread = serving(server)
+    daemon = Daemon(theirs)
+    stream = daemon.open(filesync.METHODS[0], [("dir-name", "context")])
+    daemon.send(stream, _packet(type=filesync.REQ, ID=99))  # no such file
+    theirs.sendall(daemon.conn.data_to_send())
+    trailers = daemon.receive(stream, lambda _: None)
+    assert trailers["grpc-status"] == str(int(grpc_session.Code.INTERNAL))
+    assert "invalid file request 99" in trailers["grpc-message"]
+    assert thread.is_alive() and server.ended is None  # the session goes on
+    server.close()
+    thread.join(5)
+    theirs.close()

@@ -63,21 +63,28 @@ def frame(payload: bytes) -> bytes:
     return b"\x00" + len(payload).to_bytes(4, "big") + payload
 
 
-def unframe(data: bytes) -> list[bytes]:
-    """The messages of a request's whole body; `GrpcFailure` for a compressed or cut one."""
+def complete_messages(data: bytes | bytearray) -> tuple[list[bytes], int]:
+    """The whole gRPC messages at the start of `data` and how many bytes they take (a message
+    still arriving is left); `GrpcFailure` for a compressed one."""
     found = []
     at = 0
-    while at < len(data):
-        if len(data) - at < _PREFIX:
-            raise GrpcFailure(Code.INTERNAL, "a gRPC message prefix was cut short")
+    while len(data) - at >= _PREFIX:
         if data[at] != 0:
             raise GrpcFailure(Code.UNIMPLEMENTED, "compressed gRPC messages are not accepted")
         size = int.from_bytes(data[at + 1 : at + _PREFIX], "big")
         start = at + _PREFIX
         if len(data) - start < size:
-            raise GrpcFailure(Code.INTERNAL, "a gRPC message was cut short")
-        found.append(data[start : start + size])
+            break
+        found.append(bytes(data[start : start + size]))
         at = start + size
+    return found, at
+
+
+def unframe(data: bytes) -> list[bytes]:
+    """The messages of a request's whole body; `GrpcFailure` for a compressed or cut one."""
+    found, used = complete_messages(data)
+    if used != len(data):
+        raise GrpcFailure(Code.INTERNAL, "a gRPC message was cut short")
     return found
 
 
@@ -320,20 +327,14 @@ class Server:
 
     def _deliver(self, stream_id: int, call: _Call) -> None:
         """Hand the complete messages received so far to the streaming call."""
-        stream, body = call.stream, call.body
-        at = 0
         try:
-            while len(body) - at >= _PREFIX:
-                size = int.from_bytes(body[at + 1 : at + _PREFIX], "big")
-                if len(body) - at - _PREFIX < size:
-                    break
-                (message,) = unframe(bytes(body[at : at + _PREFIX + size]))
-                at += _PREFIX + size
-                if stream is not None:
-                    stream.received(message)
-        except GrpcFailure as failure:
+            found, used = complete_messages(call.body)
+            del call.body[:used]
+            for message in found:
+                if call.stream is not None:
+                    call.stream.received(message)
+        except GrpcFailure as failure:  # a compressed message, or one the call refuses
             self._end(stream_id, call, failure.code, failure.message)
-        del body[:at]
 
     def _pump_all(self) -> None:
         for stream_id, call in list(self._open.items()):
